@@ -1,0 +1,48 @@
+# badia: two commands from a clean clone, `make demo` and `make test`.
+# Every target first creates/refreshes .venv (scripts/ensure-venv: finds a Python >= 3.12 itself,
+# reinstalls when pyproject.toml changes). Set PYTHON=/path/to/python3.12 to choose the interpreter.
+
+VENV := .venv
+PY := $(VENV)/bin/python
+BADIA := $(VENV)/bin/badia
+# Playwright must never download a browser: the browser tests drive Debian's /usr/bin/chromium.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+# Arguments for `make viz`, e.g. make viz VIZ_ARGS=scenarios/palmyra.yaml
+VIZ_ARGS ?=
+
+.PHONY: demo test lint bench viz venv assets clean
+
+## demo: validate the bundled scenarios and draw their maps into out/maps/
+demo: venv
+	$(BADIA) validate scenarios/*.yaml
+	mkdir -p out/maps
+	for f in scenarios/*.yaml; do $(BADIA) map "$$f" -o "out/maps/$$(basename "$$f" .yaml).png" || exit 1; done
+
+## test: the whole test suite on 2 workers, then ruff; fails if either fails
+test: venv
+	scripts/test-prereqs
+	rc=0; $(PY) -m pytest -n 2 || rc=$$?; $(VENV)/bin/ruff check . || rc=$$?; exit $$rc
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+## bench: run every benchmarks/bench_*.py script
+bench: venv
+	@set -e; found=0; for f in benchmarks/bench_*.py; do [ -e "$$f" ] || continue; found=1; \
+	  echo "== $$f"; $(PY) "$$f"; done; \
+	  [ $$found = 1 ] || { echo "make bench: no benchmarks/bench_*.py scripts" >&2; exit 1; }
+
+## viz: the SolaraViz browser app, with solara's front end served offline
+viz: venv assets
+	$(BADIA) viz $(VIZ_ARGS)
+
+venv:
+	@scripts/ensure-venv
+
+## assets: fill solara's offline CDN cache from npm (also done by `make test`)
+assets: venv
+	$(PY) -m sim.assets
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .badia-cache build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

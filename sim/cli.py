@@ -1,0 +1,155 @@
+"""The `badia` command line: validate, map, run, batch, report, viz.
+
+Each subcommand is a thin wrapper over one domain module. Expected user errors (a bad scenario,
+a missing file, a corrupt results folder) print one line and exit non-zero, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from sim import __version__
+
+
+class UserError(Exception):
+    """An error caused by the user's input: printed as one line, exit status 1."""
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from sim.scenario import main_validate
+
+    return main_validate(args.files, overrides=args.set)
+
+
+def _cmd_map(args: argparse.Namespace) -> int:
+    from sim.maps import render_map
+    from sim.scenario import load_scenario
+    from sim.terrain import build_terrain
+
+    scenario = load_scenario(args.file, overrides=args.set)
+    terrain = build_terrain(scenario.map, source=str(args.file))
+    out = Path(args.output or Path(args.file).with_suffix(".png").name)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    render_map(terrain, out, title=scenario.name)
+    print(f"wrote {out}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from sim.run import run_command
+
+    return run_command(args)
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from sim.batch import run_batch_command
+
+    return run_batch_command(args)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from sim.report import run_report_command
+
+    return run_report_command(args)
+
+
+def _cmd_viz(args: argparse.Namespace) -> int:
+    from sim.app import run_viz_command
+
+    return run_viz_command(args)
+
+
+def _add_set(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override a scenario field, e.g. units[0].strength=40 or map.cell_km=2 (repeatable)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for all subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="badia",
+        description="Insurgent groups against garrison coverage in a desert theatre (Mesa ABM).",
+    )
+    parser.add_argument("--version", action="version", version=f"badia {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="validate scenario files (one line per error)")
+    p.add_argument("files", nargs="+", type=Path)
+    _add_set(p)
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("map", help="render a scenario's terrain map to PNG")
+    p.add_argument("file", type=Path)
+    p.add_argument("-o", "--output", type=Path, help="output PNG (default: <scenario>.png)")
+    _add_set(p)
+    p.set_defaults(func=_cmd_map)
+
+    p = sub.add_parser("run", help="run one scenario and write its metrics, events and map")
+    p.add_argument("scenario", type=Path)
+    p.add_argument("--days", type=float, help="simulated days (default: the scenario's)")
+    p.add_argument("--seed", type=int, help="random seed (default: the scenario's)")
+    p.add_argument("--out", type=Path, help="output folder (default: out/<scenario name>)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_set(p)
+    p.set_defaults(func=_cmd_run)
+
+    try:
+        from sim.batch import add_batch_arguments
+    except ImportError:  # pragma: no cover - during development only
+        add_batch_arguments = None
+    if add_batch_arguments is not None:
+        p = sub.add_parser("batch", help="run an experiment (design x replicates) into a results folder")
+        add_batch_arguments(p)
+        p.set_defaults(func=_cmd_batch)
+
+    try:
+        from sim.report import add_report_arguments
+    except ImportError:  # pragma: no cover - during development only
+        add_report_arguments = None
+    if add_report_arguments is not None:
+        p = sub.add_parser("report", help="write an HTML report of a results folder")
+        add_report_arguments(p)
+        p.set_defaults(func=_cmd_report)
+
+    try:
+        from sim.app import add_viz_arguments
+    except ImportError:  # pragma: no cover - during development only
+        add_viz_arguments = None
+    if add_viz_arguments is not None:
+        p = sub.add_parser("viz", help="watch a scenario in the browser (Mesa SolaraViz)")
+        add_viz_arguments(p)
+        p.set_defaults(func=_cmd_viz)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `badia` console script."""
+    from sim.scenario import ScenarioError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ScenarioError as exc:
+        for line in exc.messages:
+            print(line, file=sys.stderr)
+        return 1
+    except UserError as exc:
+        print(f"badia {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except FileNotFoundError as exc:
+        print(f"badia {args.command}: {exc.filename}: file not found", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"badia {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

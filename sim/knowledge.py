@@ -1,0 +1,58 @@
+"""What each faction knows of its enemies: last-seen positions, shared after a delay.
+
+A detection is known at once to the unit that made it and to the rest of its faction only
+``comms_delay_hours`` later, because reports travel up and back down a chain of command.
+Stored as dense (faction x unit) arrays so a whole hour's detections update in one call.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+NEVER = -(10**9)
+
+
+class Knowledge:
+    """Last-seen cell and hour of every unit, per observing faction."""
+
+    def __init__(self, n_factions: int, capacity: int, comms_delay_hours: np.ndarray):
+        self.seen_hour = np.full((n_factions, capacity), NEVER, dtype=np.int64)
+        self.seen_cell = np.full((n_factions, capacity), -1, dtype=np.int64)
+        self.shared_hour = np.full((n_factions, capacity), NEVER, dtype=np.int64)
+        self.seen_by = np.full((n_factions, capacity), -1, dtype=np.int64)
+        self.delay = np.asarray(comms_delay_hours, dtype=np.int64)
+
+    def record(
+        self,
+        hour: int,
+        observer_faction: np.ndarray,
+        observer: np.ndarray,
+        target: np.ndarray,
+        target_cell: np.ndarray,
+    ) -> None:
+        """Record detections (parallel arrays, one entry per detection) made at ``hour``."""
+        if len(target) == 0:
+            return
+        self.seen_hour[observer_faction, target] = hour
+        self.seen_cell[observer_faction, target] = target_cell
+        self.seen_by[observer_faction, target] = observer
+        self.shared_hour[observer_faction, target] = hour + self.delay[observer_faction]
+
+    def known_to(self, faction: int, hour: int, unit: int | None = None, max_age_hours=48):
+        """Indices of enemy units the faction (or the observing ``unit`` itself) knows of.
+
+        Returns ``(targets, cells, ages_hours)`` for sightings at most ``max_age_hours`` old that
+        have reached the faction by ``hour`` (or were made by ``unit``).
+        """
+        seen = self.seen_hour[faction]
+        fresh = seen >= hour - max_age_hours
+        shared = self.shared_hour[faction] <= hour
+        if unit is not None:
+            shared |= self.seen_by[faction] == unit
+        idx = np.flatnonzero(fresh & shared)
+        return idx, self.seen_cell[faction, idx], hour - seen[idx]
+
+    def forget(self, target: int) -> None:
+        """Drop everything known of a unit (it was destroyed)."""
+        self.seen_hour[:, target] = NEVER
+        self.shared_hour[:, target] = NEVER

@@ -1,0 +1,620 @@
+"""DesertModel: one run of a scenario, one step per simulated hour.
+
+The hourly step, in order::
+
+    events -> light -> decide -> move -> detect -> engage -> supply -> record
+
+Decisions are per unit (its tactic, woken by its own timer or an alert); everything else is numpy
+over the force table. The model owns the only random generator (``self.rng``, seeded by ``rng=``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import mesa
+import numpy as np
+import pandas as pd
+
+from sim import combat, detection
+from sim.clock import Clock, LightLevel
+from sim.factions import resolved_unit
+from sim.knowledge import Knowledge
+from sim.metrics import Metrics
+from sim.paths import Router
+from sim.scenario import Scenario, ScenarioError, load_scenario
+from sim.supplies import SupplyConfig, consume, resupply_mask
+from sim.tactics import make_behaviour
+from sim.terrain import build_terrain, hours_per_cell
+from sim.units import MOBILITIES, MOVING_POSTURES, ForceTable, Posture, Unit
+
+DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "outpost_night_raid.yaml"
+
+#: Kinds whose crews fire on any hostile unit they see within weapon range.
+GARRISON_FIRE_KINDS = {"strongpoint", "patrol", "convoy", "escort", "qrf", "border_post", "zone_guard"}
+
+
+@dataclass
+class ModelConfig:
+    """Rule settings that are not part of a scenario file (kept in one place, with units)."""
+
+    detection: detection.DetectionConfig = field(default_factory=detection.DetectionConfig)
+    combat: combat.CombatConfig = field(default_factory=combat.CombatConfig)
+    supplies: SupplyConfig = field(default_factory=SupplyConfig)
+    knowledge_max_age_hours: int = 48
+    coverage_every_hours: int = 3
+    collect_every_hours: int = 24  # DataCollector cadence; the app sets 1
+
+
+class DesertModel(mesa.Model):
+    """A desert theatre: terrain, factions, units, clock; ``step()`` advances one hour.
+
+    Args:
+        scenario: a loaded :class:`~sim.scenario.Scenario` or a path to a scenario file.
+        rng: random seed; ``None`` takes the scenario's ``seed``.
+        overrides: ``PATH=VALUE`` strings applied to the scenario (as ``badia run --set``).
+        config: rule settings (detection, combat, supplies); defaults are documented there.
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario | str | Path = DEFAULT_SCENARIO,
+        rng: int | None = None,
+        overrides: tuple[str, ...] | list[str] = (),
+        config: ModelConfig | None = None,
+    ):
+        if not isinstance(scenario, Scenario):
+            scenario = load_scenario(scenario, overrides=list(overrides))
+        elif overrides:
+            scenario = load_scenario_from_model(scenario, overrides)
+        seed = scenario.seed if rng is None else int(rng)
+        super().__init__(rng=seed)
+        self.seed = seed
+        self.spec = scenario.model_copy(update={"seed": seed})
+        self.config = config or ModelConfig()
+        self.hour = 0  # hours simulated so far; the current step decides hour `self.hour`
+        self.events: list[dict] = []
+
+        self.terrain = build_terrain(scenario.map, source=scenario.name)
+        self.router = Router(self.terrain)
+        grid = self.terrain.grid
+        centre_lat, centre_lon = grid.latlon_of(grid.rows // 2, grid.cols // 2)
+        self.clock = Clock(
+            scenario.start,
+            float(centre_lat),
+            float(centre_lon),
+            utc_offset_hours=scenario.utc_offset_hours,
+            hours=scenario.hours + 48,
+        )
+        self.light_by_hour = self.clock.light_levels(scenario.hours + 48)
+
+        self.faction_names = list(scenario.factions)
+        self.faction_index = {name: i for i, name in enumerate(self.faction_names)}
+        nf = len(self.faction_names)
+        self.hostile = np.zeros((nf, nf), dtype=bool)
+        for name, fac in scenario.factions.items():
+            for other in fac.hostile:
+                self.hostile[self.faction_index[name], self.faction_index[other]] = True
+                self.hostile[self.faction_index[other], self.faction_index[name]] = True
+        self.insurgent_faction = np.array(
+            [scenario.factions[f].role == "insurgent" for f in self.faction_names]
+        )
+        self.border_security = np.array(
+            [scenario.factions[f].border_security for f in self.faction_names]
+        )
+        self.barred_zones = [
+            frozenset(
+                z for z, info in enumerate(self.terrain.zones) if name in info.barred
+            )
+            for name in self.faction_names
+        ]
+
+        capacity = sum(u.count for u in scenario.units) + sum(
+            u.count for u in scenario.units if getattr(u.tactic, "kind", None) == "escort"
+        )
+        self.force = ForceTable(max(capacity, 1))
+        self.units: list[Unit] = []
+        self._spawn_units()
+        self._prev_rc = np.zeros((max(capacity, 1), 2), dtype=np.int32)
+        self.knowledge = Knowledge(
+            nf,
+            max(capacity, 1),
+            np.array([round(scenario.factions[f].comms_delay_hours) for f in self.faction_names]),
+        )
+        self.metrics = Metrics(self)
+        self._seizures: list[dict] = []
+        self._pending_events = sorted(
+            ((round(e.at_hours), i, e) for i, e in enumerate(scenario.events)),
+            key=lambda t: (t[0], t[1]),
+        )
+        self.datacollector = mesa.DataCollector(model_reporters=self.metrics.reporters())
+        self.running = True
+
+    # ------------------------------------------------------------------ building the force
+    def _spawn_units(self) -> None:
+        t = self.terrain
+        for spec_index, spec in enumerate(self.spec.units):
+            ru = resolved_unit(spec)
+            cells = self._placement_cells(spec.at, spec.count, f"units[{spec_index}].at")
+            for k in range(spec.count):
+                r, c = divmod(int(cells[k]), t.cols)
+                base = spec.name or f"{spec.kind}-{spec_index}"
+                name = base if spec.count == 1 else f"{base}-{k + 1}"
+                unit = self._add_unit(name, spec.faction, spec.kind, ru, r, c, spec_index)
+                unit.behaviour = make_behaviour(self, unit, spec.tactic, spec)
+
+    def _add_unit(self, name, faction, kind, ru, r, c, spec_index=-1) -> Unit:
+        idx = self.force.add(
+            row=r,
+            col=c,
+            faction=self.faction_index[faction],
+            kind=0,
+            mobility=MOBILITIES.index(ru.mobility),
+            posture=int(Posture.RESTING),
+            strength=ru.strength,
+            strength0=ru.strength,
+            vehicles=ru.vehicles,
+            speed_kmh=ru.speed_kmh,
+            offroad_speed_kmh=ru.offroad_speed_kmh,
+            sensor_day_km=ru.sensor_range_km,
+            sensor_night_km=ru.night_sensor_range_km,
+            weapon_range_km=ru.weapon_range_km,
+            kill_rate_per_hour=ru.kill_rate_per_hour,
+            water_days=ru.water_days,
+            fuel_days=ru.fuel_days,
+            ammo_days=ru.ammo_days,
+            water_cap=max(ru.water_days, 1e-9),
+            fuel_cap=max(ru.fuel_days, 1e-9),
+            ammo_cap=max(ru.ammo_days, 1e-9),
+            breakoff=ru.breakoff_loss_fraction,
+            alive=True,
+            fortified=ru.fortified,
+            fires=kind in GARRISON_FIRE_KINDS,
+        )
+        unit = Unit(self, idx, name, faction, kind)
+        unit.spec_index = spec_index
+        unit.resolved = ru
+        unit.path = np.array([r * self.terrain.cols + c], dtype=np.int64)
+        unit.path_hours = np.zeros(1)
+        unit.home = int(unit.path[0])
+        self.units.append(unit)
+        return unit
+
+    def spawn_attached(self, leader: Unit, kind: str, strength: int) -> Unit:
+        """Create a unit that moves with ``leader`` (an escort with its convoy)."""
+        ru = resolved_unit_for_kind(kind, leader.faction, strength)
+        r, c = leader.rc
+        unit = self._add_unit(f"{leader.name}-escort", leader.faction, kind, ru, r, c)
+        unit.attached_to = leader
+        unit.behaviour = None
+        return unit
+
+    def _placement_cells(self, at, count: int, field_path: str) -> np.ndarray:
+        """Cells for ``count`` units placed ``at`` a place, an area or a [lat, lon] point."""
+        t = self.terrain
+        if isinstance(at, str) and at in t.places:
+            p = t.places[at]
+            return np.full(count, p.row * t.cols + p.col, dtype=np.int64)
+        if isinstance(at, str) and at in t.areas:
+            mask = t.areas[at]
+            if t.cave[mask].any():
+                mask = mask & t.cave
+            candidates = np.flatnonzero(mask & np.isfinite(t.move_cost["foot"]))
+            if len(candidates) == 0:
+                raise ScenarioError([f"{self.spec.name}: {field_path}: area '{at}' has no cells"])
+            return self.rng.choice(candidates, size=count, replace=len(candidates) < count)
+        lat, lon = at
+        r, c = t.grid.cell_of(lat, lon)
+        return np.full(count, int(r) * t.cols + int(c), dtype=np.int64)
+
+    # ------------------------------------------------------------------ orders (used by tactics)
+    def _hours_along(self, unit: Unit, cells: np.ndarray) -> np.ndarray:
+        """Cumulative hours to reach each cell of a path at the unit's speeds."""
+        f = self.force
+        i = unit.idx
+        mob = MOBILITIES[f.mobility[i]]
+        hpc = hours_per_cell(
+            self.terrain, mob, float(f.speed_kmh[i]), float(f.offroad_speed_kmh[i])
+        ).ravel()
+        if len(cells) < 2:
+            return np.zeros(len(cells))
+        r, c = np.divmod(cells, self.terrain.cols)
+        diag = (np.abs(np.diff(r)) + np.abs(np.diff(c))) == 2
+        step = hpc[cells[1:]] * np.where(diag, np.sqrt(2.0), 1.0)
+        return np.concatenate(([0.0], np.cumsum(step)))
+
+    def order_path(self, unit: Unit, cells: np.ndarray, posture: Posture) -> None:
+        """Follow ``cells`` (flat indices, starting at the unit's cell) with ``posture``."""
+        cells = np.asarray(cells, dtype=np.int64)
+        if len(cells) == 0 or cells[0] != unit.cell:
+            cells = np.concatenate(([unit.cell], cells))
+        hours = self._hours_along(unit, cells)
+        finite = np.isfinite(hours)
+        if not finite.all():  # cut the path where it becomes impassable for this unit
+            cut = int(np.argmin(finite))
+            cells, hours = cells[:cut], hours[:cut]
+        unit.path, unit.path_hours = cells, hours
+        self.force.path_pos[unit.idx] = 0
+        self.force.path_clock[unit.idx] = 0.0
+        self.force.posture[unit.idx] = int(posture)
+
+    def order_move(self, unit: Unit, target: int, posture: Posture, *, on_roads=None) -> bool:
+        """Route to ``target`` over the cost field of the unit's mobility, avoiding barred zones."""
+        f = self.force
+        mob = MOBILITIES[f.mobility[unit.idx]] if on_roads is None else (
+            "road" if on_roads else "offroad"
+        )
+        cells = self.router.path_cells(
+            unit.cell, int(target), mob, self.barred_zones[f.faction[unit.idx]]
+        )
+        if len(cells) == 0:
+            return False
+        flat = cells[:, 0].astype(np.int64) * self.terrain.cols + cells[:, 1]
+        self.order_path(unit, flat, posture)
+        return True
+
+    # ------------------------------------------------------------------ queries (used by tactics)
+    @property
+    def light(self) -> LightLevel:
+        """Light level this hour."""
+        return LightLevel(int(self.light_by_hour[self.hour]))
+
+    def cell_of_place(self, name: str) -> int:
+        p = self.terrain.places[name]
+        return p.row * self.terrain.cols + p.col
+
+    def distance_km(self, a: int, b: int) -> float:
+        """Straight-line distance between two flat cells on the grid."""
+        ra, ca = divmod(int(a), self.terrain.cols)
+        rb, cb = divmod(int(b), self.terrain.cols)
+        return float(np.hypot(ra - rb, ca - cb) * self.terrain.grid.cell_km)
+
+    def known_enemies(self, unit: Unit, max_age_hours: int | None = None):
+        """(unit indices, cells, ages in hours) of enemies the unit's faction knows of."""
+        age = self.config.knowledge_max_age_hours if max_age_hours is None else max_age_hours
+        fi = self.faction_index[unit.faction]
+        idx, cells, ages = self.knowledge.known_to(fi, self.hour, unit.idx, age)
+        keep = self.force.alive[idx] & self.hostile[fi, self.force.faction[idx]]
+        return idx[keep], cells[keep], ages[keep]
+
+    def log(self, event_type: str, cell: int, faction: str = "", **data) -> dict:
+        """Append an event to the run's event log and return it."""
+        r, c = divmod(int(cell), self.terrain.cols)
+        lat, lon = self.terrain.grid.latlon_of(r, c)
+        event = {
+            "hour": self.hour,
+            "day": self.hour // 24 + 1,
+            "type": event_type,
+            "row": r,
+            "col": c,
+            "lat": round(float(lat), 5),
+            "lon": round(float(lon), 5),
+            "faction": faction,
+            **data,
+        }
+        self.events.append(event)
+        self.metrics.on_event(event)
+        return event
+
+    # ------------------------------------------------------------------ the hourly step
+    def step(self) -> None:
+        """Advance one hour."""
+        self._apply_due_events()
+        self._decide()
+        self._move()
+        self._cordon_check()
+        detections = self._detect()
+        self._engage(detections)
+        self._supply()
+        if self._seizures:
+            self._check_relief()
+        self.metrics.record_hour(self, detections)
+        self.hour += 1
+        if self.hour % self.config.collect_every_hours == 0:
+            self.datacollector.collect(self)
+        if self.hour >= self.spec.hours:
+            self.running = False
+
+    def _apply_due_events(self) -> None:
+        while self._pending_events and self._pending_events[0][0] <= self.hour:
+            _, _, event = self._pending_events.pop(0)
+            from sim.events import apply_event
+
+            apply_event(self, event)
+
+    def _decide(self) -> None:
+        """Wake the units whose timer is due or that were alerted, and let them decide."""
+        light = self.light_by_hour[self.hour]
+        light_changed = self.hour > 0 and light != self.light_by_hour[self.hour - 1]
+        for unit in self.units:
+            b = unit.behaviour
+            if b is None or not self.force.alive[unit.idx]:
+                continue
+            if unit.alerts or unit.wake_hour <= self.hour or (light_changed and b.wakes_on_light):
+                b.decide()
+                unit.alerts.clear()
+
+    def _move(self) -> None:
+        """Advance every moving unit along its path by one hour of travel."""
+        f = self.force
+        self._prev_rc[: f.n, 0] = f.row[: f.n]
+        self._prev_rc[: f.n, 1] = f.col[: f.n]
+        cols = self.terrain.cols
+        for unit in self.units:
+            i = unit.idx
+            if not f.alive[i]:
+                continue
+            if unit.attached_to is not None:
+                leader = unit.attached_to
+                if leader.alive:
+                    f.row[i], f.col[i] = f.row[leader.idx], f.col[leader.idx]
+                    f.posture[i] = f.posture[leader.idx]
+                continue
+            last = len(unit.path) - 1
+            pos = f.path_pos[i]
+            if pos >= last:
+                continue
+            clock = f.path_clock[i] + 1.0
+            new = int(np.searchsorted(unit.path_hours, clock, side="right")) - 1
+            f.path_clock[i] = clock
+            if new != pos:
+                r0, c0 = int(f.row[i]), int(f.col[i])
+                r, c = divmod(int(unit.path[new]), cols)
+                f.path_pos[i] = new
+                f.row[i], f.col[i] = r, c
+                path = unit.path
+                self.metrics.on_move(unit, r0, c0, r, c)
+                if unit.path is not path:  # turned back at a border: new orders
+                    continue
+            if new >= last:
+                unit.alerts.append("arrived")
+
+    def _detect(self) -> Detections:
+        """All detections this hour, recorded into each observing faction's knowledge."""
+        f = self.force
+        n = f.n
+        t = self.terrain
+        light = int(self.light_by_hour[self.hour])
+        cell_km = t.grid.cell_km
+        alive = f.alive[:n]
+        fac = f.faction[:n]
+        pos = np.column_stack([f.row[:n], f.col[:n]]).astype(float) * cell_km
+        prev = self._prev_rc[:n].astype(float) * cell_km
+        cells = f.row[:n].astype(np.int64) * t.cols + f.col[:n]
+        moving = np.isin(f.posture[:n], MOVING_POSTURES)
+        concealment = t.concealment.ravel()[cells]
+        day_km, night_km = f.sensor_day_km[:n], f.sensor_night_km[:n]
+        ranges = detection.sensor_range_km(day_km, night_km, light, self.config.detection)
+        obs_all, tgt_all = [], []
+        for fi in range(len(self.faction_names)):
+            obs = np.flatnonzero(alive & (fac == fi))
+            tgt = np.flatnonzero(alive & self.hostile[fi, fac])
+            if len(obs) == 0 or len(tgt) == 0:
+                continue
+            oi, ti = detection.detect(
+                self.rng,
+                pos[obs],
+                ranges[obs],
+                pos[tgt],
+                concealment[tgt],
+                moving[tgt],
+                light,
+                self.config.detection,
+                obs_prev_km=prev[obs],
+                tgt_prev_km=prev[tgt],
+            )
+            obs_all.append(obs[oi])
+            tgt_all.append(tgt[ti])
+        if obs_all:
+            observer = np.concatenate(obs_all)
+            target = np.concatenate(tgt_all)
+        else:
+            observer = target = np.empty(0, dtype=np.int64)
+        self.knowledge.record(self.hour, fac[observer], observer, target, cells[target])
+        for tgt in np.unique(target):
+            self.units[tgt].alerts.append("detected")
+        return Detections(observer, target)
+
+    def _engage(self, det: Detections) -> None:
+        """Resolve this hour's engagements: attacks under way and fire at detected enemies."""
+        from sim.engagements import resolve_engagements
+
+        resolve_engagements(self, det)
+
+    def _supply(self) -> None:
+        f = self.force
+        n = f.n
+        moving = np.isin(f.posture[:n], MOVING_POSTURES)
+        consume(f, n, moving, self.config.supplies)
+        refill = resupply_mask(self, n)
+        for name in ("water", "fuel", "ammo"):
+            days = getattr(f, f"{name}_days")
+            cap = getattr(f, f"{name}_cap")
+            days[:n] = np.where(refill, cap[:n], days[:n])
+
+    # ------------------------------------------------------------------ hooks (used by tactics)
+    def town_seized(self, town: str, unit: Unit) -> None:
+        """A town fell: its garrison's faction knows at once (the news travels by phone)."""
+        f = self.force
+        for fi, name in enumerate(self.faction_names):
+            if self.hostile[fi, f.faction[unit.idx]] and self.spec.factions[name].role == "garrison":
+                self.knowledge.record(self.hour, np.array([fi]), np.array([unit.idx]),
+                                      np.array([unit.idx]), np.array([unit.cell]))  # fmt: skip
+        self._seizures.append({"town": town, "hour": self.hour, "cell": unit.cell,
+                               "relief_hour": None})  # fmt: skip
+
+    def _check_relief(self) -> None:
+        """Relief arrives when a garrison unit reaches a seized town (for the relief time)."""
+        f = self.force
+        n = f.n
+        for s in self._seizures:
+            if s["relief_hour"] is not None:
+                continue
+            r, c = divmod(s["cell"], self.terrain.cols)
+            near = (np.abs(f.row[:n] - r) <= 1) & (np.abs(f.col[:n] - c) <= 1)
+            garrison = self.metrics.garrison[f.faction[:n]] & f.alive[:n]
+            moving = np.isin(f.posture[:n], MOVING_POSTURES)
+            if (near & garrison & moving).any():
+                s["relief_hour"] = self.hour
+                self.log("relief", s["cell"], "", town=s["town"],
+                         relief_hours=self.hour - s["hour"])  # fmt: skip
+
+    def on_border_crossing(self, unit: Unit, old_rc: tuple[int, int]) -> bool:
+        """A unit crossed a border line: the hostile side may intercept it and turn it back.
+
+        The chance is ``1 - prod(1 - border_security)`` over the factions hostile to the unit.
+        Returns True if the crossing went through.
+        """
+        fi = self.faction_index[unit.faction]
+        security = self.border_security[self.hostile[fi]]
+        p = 1.0 - float(np.prod(1.0 - security)) if len(security) else 0.0
+        cell = unit.cell
+        if p > 0 and self.rng.random() < p:
+            self.log("crossing_intercepted", cell, unit.faction, unit=unit.name)
+            self.force.row[unit.idx], self.force.col[unit.idx] = old_rc
+            if hasattr(unit.behaviour, "intercepted"):
+                unit.behaviour.intercepted()
+            else:
+                unit.halt(Posture.RESTING)
+            unit.alerts.append("intercepted")
+            return False
+        self.log("crossing", cell, unit.faction, unit=unit.name)
+        return True
+
+    def _cordon_check(self) -> None:
+        """A cordon sees hidden cells that slip out of the square being swept."""
+        for sweeper in self._cordons():
+            b = sweeper.behaviour
+            r0, c0, h, w = b.square_mask_cells()
+            f = self.force
+            n = f.n
+            fi = f.faction[sweeper.idx]
+            enemy = f.alive[:n] & self.hostile[fi, f.faction[:n]]
+            was_in = ((self._prev_rc[:n, 0] >= r0) & (self._prev_rc[:n, 0] < r0 + h)
+                      & (self._prev_rc[:n, 1] >= c0) & (self._prev_rc[:n, 1] < c0 + w))  # fmt: skip
+            now_in = ((f.row[:n] >= r0) & (f.row[:n] < r0 + h)
+                      & (f.col[:n] >= c0) & (f.col[:n] < c0 + w))  # fmt: skip
+            leaving = np.flatnonzero(enemy & was_in & ~now_in)
+            if len(leaving):
+                cells = f.row[leaving].astype(np.int64) * self.terrain.cols + f.col[leaving]
+                self.knowledge.record(self.hour, np.full(len(leaving), fi),
+                                      np.full(len(leaving), sweeper.idx), leaving, cells)  # fmt: skip
+                for i in leaving.tolist():
+                    self.log("cordon_sighting", int(cells[0]), sweeper.faction,
+                             unit=self.units[i].name)  # fmt: skip
+
+    def _cordons(self) -> list[Unit]:
+        from sim.tactics.garrison import Sweep
+
+        return [
+            u for u in self.units
+            if isinstance(u.behaviour, Sweep) and u.behaviour.params.cordon and u.alive
+            and 0 <= u.behaviour.current < len(u.behaviour.squares)
+        ]
+
+    def extra_summary(self) -> dict[str, float]:
+        """Tactic outcomes for the run summary: raids, refuge, seizures, sweeps, pursuits."""
+        ev = self.events
+        out: dict[str, float] = {}
+        starts = [e for e in ev if e["type"] == "raid_start"]
+        ends = [e for e in ev if e["type"] == "raid_end"]
+        out["raids_started"] = len(starts)
+        out["raids_started_at_night_fraction"] = (
+            sum(e["night"] for e in starts) / len(starts) if starts else float("nan")
+        )
+        out["raids_hidden_before_first_light_fraction"] = (
+            sum(e["before_first_light"] for e in ends) / len(ends) if ends else float("nan")
+        )
+        relief = [e["relief_hours"] for e in ev if e["type"] == "relief"]
+        out["seizures"] = sum(1 for e in ev if e["type"] == "seizure_start")
+        out["relief_hours_mean"] = float(np.mean(relief)) if relief else float("nan")
+        out["pursuits_broken_off_at_zone"] = sum(
+            1 for e in ev if e["type"] == "breakoff" and e.get("reason") == "zone"
+        )
+        out["crossings_intercepted"] = sum(1 for e in ev if e["type"] == "crossing_intercepted")
+        from sim.tactics.garrison import Sweep
+
+        sweepers = [u.behaviour for u in self.units if isinstance(u.behaviour, Sweep)]
+        if sweepers:
+            out["sweep_squares_cleared"] = sum(b.cleared_squares for b in sweepers)
+            out["sweep_squares_total"] = sum(len(b.squares) for b in sweepers)
+        return out
+
+    # ------------------------------------------------------------------ running
+    def run_for_hours(self, hours: int, progress: bool = False) -> None:
+        """Step ``hours`` times (stops early when the scenario's length is reached)."""
+        it = range(int(hours))
+        if progress:
+            from tqdm import tqdm
+
+            it = tqdm(it, desc=self.spec.name, unit="h", leave=False)
+        for _ in it:
+            if not self.running:
+                break
+            self.step()
+
+    def result(self) -> RunResult:
+        """Daily metrics, summary and event log of what has been simulated so far."""
+        return RunResult(
+            daily=self.metrics.daily_frame(),
+            summary=self.metrics.summary(self),
+            events=list(self.events),
+            scenario=self.spec,
+        )
+
+
+class Detections(NamedTuple):
+    """This hour's detections: parallel arrays of observer and target unit indices."""
+
+    observer: np.ndarray
+    target: np.ndarray
+
+
+@dataclass
+class RunResult:
+    """Outputs of one run (see docs/contracts.md section 6)."""
+
+    daily: pd.DataFrame
+    summary: dict[str, float]
+    events: list[dict]
+    scenario: Scenario
+
+
+def load_scenario_from_model(scenario: Scenario, overrides) -> Scenario:
+    """Apply ``--set`` overrides to an already loaded scenario."""
+    from sim.scenario import apply_overrides, parse_scenario
+
+    data = scenario.model_dump(mode="json", by_alias=True, exclude_none=True)
+    data = apply_overrides(data, list(overrides), scenario.name)
+    return parse_scenario(data, source=scenario.name)
+
+
+def resolved_unit_for_kind(kind: str, faction: str, strength: int):
+    """Kind defaults for a unit created during a run (an escort)."""
+    from sim.scenario import UnitSpec
+
+    return resolved_unit(
+        UnitSpec(faction=faction, kind=kind, at=[0.0, 0.0], strength=strength)
+    )
+
+
+def run_scenario(
+    scenario: Scenario | str | Path,
+    *,
+    seed: int | None = None,
+    days: float | None = None,
+    overrides=(),
+    progress: bool = False,
+    config: ModelConfig | None = None,
+) -> RunResult:
+    """Run a scenario for ``days`` (default: the scenario's) and return its results."""
+    if not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario, overrides=list(overrides))
+        overrides = ()
+    if days is not None:
+        scenario = scenario.model_copy(update={"days": float(days)})
+    model = DesertModel(scenario, rng=seed, overrides=overrides, config=config)
+    model.run_for_hours(model.spec.hours, progress=progress)
+    return model.result()

@@ -1,0 +1,59 @@
+"""Supplies: water, fuel and ammunition in days of normal use, spent and refilled each hour.
+
+A day of water is what the group drinks in 24 hours; resting in the shade of a cave uses less,
+moving in the heat more. A day of fuel is ``driving_hours_per_fuel_day`` hours of driving. A day
+of ammunition is ``fire_hours_per_ammo_day`` hours of sustained fire (spent in engagements).
+Refills: water at any water cell (oasis, well, river, town) and, for insurgents, at cave caches;
+everything at a friendly strongpoint or border post (garrisons supply their own).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from sim.model import DesertModel
+    from sim.units import ForceTable
+
+#: Unit kinds that act as supply points for their faction.
+SUPPLY_POINT_KINDS = ("strongpoint", "border_post")
+
+
+@dataclass(frozen=True)
+class SupplyConfig:
+    """Consumption rates and what a day of supply means."""
+
+    water_days_per_hour_resting: float = 0.6 / 24
+    water_days_per_hour_moving: float = 1.3 / 24
+    driving_hours_per_fuel_day: float = 8.0
+    fire_hours_per_ammo_day: float = 2.0
+
+
+def consume(force: ForceTable, n: int, moving: np.ndarray, cfg: SupplyConfig) -> None:
+    """Spend one hour of water (and fuel for units that moved), never below zero."""
+    water = np.where(moving, cfg.water_days_per_hour_moving, cfg.water_days_per_hour_resting)
+    force.water_days[:n] = np.maximum(force.water_days[:n] - water, 0.0)
+    fuel = np.where(moving & (force.vehicles[:n] > 0), 1.0 / cfg.driving_hours_per_fuel_day, 0.0)
+    force.fuel_days[:n] = np.maximum(force.fuel_days[:n] - fuel, 0.0)
+
+
+def resupply_mask(model: DesertModel, n: int) -> np.ndarray:
+    """Units that refill everything this hour: at a friendly supply point (strongpoint, post)."""
+    f = model.force
+    t = model.terrain
+    cells = f.row[:n].astype(np.int64) * t.cols + f.col[:n]
+    keys = f.faction[:n].astype(np.int64) * t.rows * t.cols + cells
+    points = np.array(
+        [u.idx for u in model.units if u.kind in SUPPLY_POINT_KINDS and f.alive[u.idx]],
+        dtype=np.int64,
+    )
+    full = np.isin(keys, keys[points]) & f.alive[:n] if len(points) else np.zeros(n, bool)
+    # water alone from the land (and, for insurgents, their cave caches)
+    water_here = t.water_available.ravel()[cells]
+    insurgent = model.insurgent_faction[f.faction[:n]]
+    water_here |= insurgent & t.cave.ravel()[cells]
+    f.water_days[:n] = np.where(water_here & ~full, f.water_cap[:n], f.water_days[:n])
+    return full

@@ -1,0 +1,353 @@
+"""Garrison tactics: hold, patrol, escort, pursue, sweep, border watch, zone guard."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.tactics import Behaviour, nearest, route_cells
+from sim.units import Posture
+
+#: Sightings older than this (hours) do not launch a pursuit.
+PURSUIT_MAX_AGE_HOURS = 3
+#: A pursuer that finds nobody at the last-seen cell searches this long before returning.
+PURSUIT_SEARCH_HOURS = 2
+
+
+class Hold(Behaviour):
+    """**Hold**: a strongpoint watches, fights from its fortification and reports what it sees
+    (its detections go to the faction's knowledge like everyone's)."""
+
+    kind = "hold"
+
+    def decide(self) -> None:
+        self.unit.halt(Posture.RESTING)
+        self.unit.sleep_until(self.hour + 24 * 365)
+
+
+class BorderWatch(Hold):
+    """**Border watch**: a post on the border; events can change its strength during a run,
+    and its faction's ``border_security`` sets the chance of intercepting a crossing."""
+
+    kind = "border_watch"
+
+
+class Patrol(Behaviour):
+    """**Patrol**: drive a route out and back every ``period_hours``, by day, by night or both.
+
+    States: waiting -> out (following the route there and back) -> waiting.
+    """
+
+    kind = "patrol"
+    wakes_on_light = True
+
+    def __init__(self, model, unit, params=None, unit_spec=None):
+        super().__init__(model, unit, params, unit_spec)
+        waypoints = list(getattr(params, "route", None) or unit_spec.route or [])
+        self.schedule = getattr(params, "schedule", "always")
+        self.period = float(getattr(params, "period_hours", 24.0))
+        self.waypoints = waypoints
+        self._cells: np.ndarray | None = None
+        self.next_start = int(model.rng.integers(0, max(1, int(self.period))))
+
+    def cells(self) -> np.ndarray:
+        if self._cells is None:
+            if not self.waypoints:
+                self._cells = np.array([self.unit.cell])
+            else:
+                out = route_cells(self.model, self.unit, self.waypoints)
+                self._cells = np.concatenate([out, out[::-1][1:]])  # there and back
+        return self._cells
+
+    def allowed_now(self) -> bool:
+        if self.schedule == "day":
+            return self.is_day
+        if self.schedule == "night":
+            return self.is_night
+        return True
+
+    def decide(self) -> None:
+        u = self.unit
+        if u.is_moving:
+            if not self.allowed_now() and self.state == "out":
+                # the schedule ended while out: head straight home
+                u.go_to(u.home, Posture.MOVING)
+                self.set_state("return")
+            return
+        if self.state in ("out", "return"):
+            self.set_state("waiting")
+            u.halt(Posture.RESTING)
+        if self.hour >= self.next_start and self.allowed_now():
+            u.follow(self.cells(), Posture.MOVING)
+            self.set_state("out")
+            self.next_start = self.hour + max(1, int(self.period))
+            return
+        if self.hour >= self.next_start:
+            u.sleep_until(self.next_day_hour() if self.schedule == "day" else self.hour + 1)
+        else:
+            u.sleep_until(self.next_start)
+
+
+class Escort(Behaviour):
+    """**Escort**: a convoy drives its route by day every ``depart_every_hours`` with an
+    escort of ``escort_strength`` fighters riding with it (an attached unit that fights back)."""
+
+    kind = "escort"
+    wakes_on_light = True
+
+    def __init__(self, model, unit, params=None, unit_spec=None):
+        super().__init__(model, unit, params, unit_spec)
+        waypoints = list(getattr(params, "route", None) or unit_spec.route or [])
+        self.waypoints = waypoints
+        self.period = float(getattr(params, "depart_every_hours", 24.0))
+        self.next_start = int(model.rng.integers(0, max(1, int(self.period))))
+        self._out: np.ndarray | None = None
+        self.escort = None
+        strength = int(getattr(params, "escort_strength", 0))
+        if strength > 0:
+            self.escort = model.spawn_attached(unit, "patrol", strength)
+            self.escort.kind = "escort"
+
+    def decide(self) -> None:
+        u = self.unit
+        if u.is_moving:
+            return
+        if self._out is None:
+            self._out = route_cells(self.model, u, self.waypoints)
+        if self.state == "out":
+            # arrived at the far end: drive back next time
+            self._out = self._out[::-1]
+            self.set_state("waiting")
+            u.halt(Posture.RESTING)
+            self.model.log("convoy_arrived", u.cell, u.faction, unit=u.name)
+        if self.hour >= self.next_start and self.is_day:
+            u.follow(self._out, Posture.MOVING)
+            self.set_state("out")
+            self.next_start = self.hour + max(1, int(self.period))
+            return
+        u.sleep_until(max(self.next_start, self.hour + 1) if self.is_day else self.next_day_hour())
+
+
+class Pursue(Behaviour):
+    """**Pursue**: a quick-reaction force drives to where the enemy was last seen and chases it
+    as far as ``max_range_km`` from base; it stops at the edge of a zone its faction is barred
+    from (the event log records the break-off) and returns to base."""
+
+    kind = "pursue"
+
+    def __init__(self, model, unit, params=None, unit_spec=None):
+        super().__init__(model, unit, params, unit_spec)
+        t = model.terrain
+        base = getattr(params, "base", None)
+        self.base = unit.cell if base is None else t.places[base].row * t.cols + t.places[base].col
+        self.max_range = float(getattr(params, "max_range_km", 80.0))
+        self.quarry: int | None = None
+        self.search_until = -1
+
+    def decide(self) -> None:
+        u = self.unit
+        m = self.model
+        idx, cells, ages = m.known_enemies(u, max_age_hours=PURSUIT_MAX_AGE_HOURS)
+        if self.quarry is not None and self.quarry not in set(idx.tolist()):
+            if not m.force.alive[self.quarry]:
+                self.quarry = None
+        if len(idx):
+            in_range = [
+                (age, i, c) for i, c, age in zip(idx.tolist(), cells.tolist(), ages.tolist(),
+                                                 strict=True)
+                if m.distance_km(self.base, c) <= self.max_range
+            ]
+            if in_range:
+                # the quarry already chased, if still known; else the freshest, nearest sighting
+                chosen = next((x for x in in_range if x[1] == self.quarry), None)
+                if chosen is None:
+                    chosen = min(in_range, key=lambda x: (x[0], m.distance_km(u.cell, x[2])))
+                _, quarry, cell = chosen
+                if self.chase(quarry, cell):
+                    return
+            elif self.state == "pursuing" and self.quarry is not None:
+                self.break_off("range")
+                return
+        if self.state == "pursuing":
+            if u.is_moving:
+                u.sleep_until(m.hour + 1)
+                return
+            if self.search_until < 0:
+                self.search_until = m.hour + PURSUIT_SEARCH_HOURS
+            if m.hour < self.search_until:
+                u.sleep_until(m.hour + 1)
+                return
+            self.return_to_base()
+            return
+        if self.state == "returning" and u.is_moving:
+            u.sleep_until(m.hour + 1)
+            return
+        if u.cell == self.base:
+            u.halt(Posture.RESTING)
+            self.set_state("ready")
+        u.sleep_until(m.hour + 1)
+
+    def chase(self, quarry: int, cell: int) -> bool:
+        """Drive at the quarry's last-seen cell; break off at a barred zone's edge."""
+        u = self.unit
+        m = self.model
+        t = m.terrain
+        zone = t.zone.ravel()[cell]
+        barred = m.barred_zones[m.faction_index[u.faction]]
+        if zone >= 0 and zone in barred:
+            if self.state == "pursuing" or self.quarry is not None:
+                self.break_off("zone", zone=t.zones[zone].name)
+            return True
+        if self.quarry != quarry or u.destination != cell:
+            if not u.go_to(cell, Posture.PURSUING):
+                self.break_off("unreachable")
+                return True
+            if self.quarry != quarry:
+                m.log("pursuit_start", u.cell, u.faction, unit=u.name,
+                      quarry=m.units[quarry].name)  # fmt: skip
+        self.quarry = quarry
+        self.search_until = -1
+        self.set_state("pursuing")
+        u.attack_target = quarry  # fire when in range
+        u.sleep_until(m.hour + 1)
+        return True
+
+    def break_off(self, reason: str, **extra) -> None:
+        u = self.unit
+        m = self.model
+        m.log("breakoff", u.cell, u.faction, unit=u.name, reason=reason,
+              quarry=m.units[self.quarry].name if self.quarry is not None else "",
+              **extra)  # fmt: skip
+        self.return_to_base()
+
+    def return_to_base(self) -> None:
+        u = self.unit
+        u.cease_fire()
+        u.operation = None
+        self.quarry = None
+        self.search_until = -1
+        if u.cell != self.base and u.go_to(self.base, Posture.MOVING):
+            self.set_state("returning")
+        else:
+            u.halt(Posture.RESTING)
+            self.set_state("ready")
+        u.sleep_until(self.model.hour + 1)
+
+
+class Sweep(Behaviour):
+    """**Sweep**: divide an area into squares of ``square_km``; clear them one at a time,
+    walking lanes one sensor width apart inside the square for ``hours_per_square``, while a
+    cordon (``cordon: true``) watches the square's edge: a hidden cell that moves out of the
+    square being searched is seen by the cordon.
+
+    Why clearing a large area takes so long: a square is only searched as thoroughly as its
+    lanes cover it in the time given. With sweep width ``W`` (twice the searchers' sensor range),
+    speed ``v`` and ``h`` hours, the covered fraction is ``min(1, W v h / square_km^2)``
+    (Koopman's exhaustive sweep); squares wider than the lanes the time allows leave gaps.
+    """
+
+    kind = "sweep"
+
+    def __init__(self, model, unit, params=None, unit_spec=None):
+        super().__init__(model, unit, params, unit_spec)
+        t = model.terrain
+        mask = t.areas[params.area]
+        side = max(1, round(params.square_km / t.grid.cell_km))
+        rr, cc = np.nonzero(mask)
+        blocks = sorted({(r // side, c // side) for r, c in zip(rr.tolist(), cc.tolist(),
+                                                               strict=True)})  # fmt: skip
+        # serpentine order of squares, so the force moves to the neighbouring square
+        by_row: dict[int, list[tuple[int, int]]] = {}
+        for b in blocks:
+            by_row.setdefault(b[0], []).append(b)
+        self.squares = [
+            sq for k, row in enumerate(sorted(by_row)) for sq in
+            (by_row[row] if k % 2 == 0 else by_row[row][::-1])
+        ]
+        self.side = side
+        self.current = -1
+        self.square_until = -1
+        self.cleared_squares = 0
+
+    def _lanes(self, sq: tuple[int, int]) -> np.ndarray:
+        """Flat cells of a boustrophedon path through a square, lanes a sweep width apart."""
+        m = self.model
+        t = m.terrain
+        f = m.force
+        r0, c0 = sq[0] * self.side, sq[1] * self.side
+        r1, c1 = min(r0 + self.side, t.rows), min(c0 + self.side, t.cols)
+        sensor = min(f.sensor_day_km[self.unit.idx], f.sensor_night_km[self.unit.idx] * 2)
+        spacing = max(1, int(2 * sensor / t.grid.cell_km))
+        cells = []
+        lane_rows = list(range(r0 + spacing // 2, r1, spacing)) or [min((r0 + r1) // 2, t.rows - 1)]
+        for k, r in enumerate(lane_rows):
+            cols = range(c0, c1) if k % 2 == 0 else range(c1 - 1, c0 - 1, -1)
+            cells.extend(r * t.cols + c for c in cols)
+        return np.asarray(cells, dtype=np.int64)
+
+    def decide(self) -> None:
+        u = self.unit
+        m = self.model
+        if self.current >= 0 and m.hour < self.square_until:
+            if u.is_moving:
+                u.sleep_until(self.square_until)
+                return
+        if self.current >= 0:
+            self.cleared_squares += 1
+            m.log("square_cleared", u.cell, u.faction, unit=u.name, square=self.current)
+        self.current += 1
+        if self.current >= len(self.squares):
+            m.log("sweep_done", u.cell, u.faction, unit=u.name, squares=len(self.squares))
+            u.halt(Posture.RESTING)
+            u.sleep_until(m.hour + 24 * 365)
+            return
+        sq = self.squares[self.current]
+        lanes = self._lanes(sq)
+        first = int(lanes[0])
+        if u.go_to(first, Posture.MOVING):
+            path = np.concatenate([u.path, lanes[1:]])
+            u.follow(self._walkable(path), Posture.MOVING)
+        self.square_until = m.hour + int(np.ceil(self.params.hours_per_square)) + int(
+            np.ceil(u.path_hours[0] if len(u.path_hours) else 0)
+        )
+        # the time to reach the square is added to the square's time
+        reach = int(np.ceil(np.interp(first, u.path, u.path_hours))) if len(u.path) > 1 else 0
+        self.square_until = m.hour + reach + int(np.ceil(self.params.hours_per_square))
+        m.sweep_square = (self, sq) if self.params.cordon else None
+        u.sleep_until(self.square_until)
+
+    def _walkable(self, cells: np.ndarray) -> np.ndarray:
+        """Drop cells the unit cannot enter (rivers for vehicles), keeping order."""
+        m = self.model
+        mob = ("foot", "offroad", "road")[int(m.force.mobility[self.unit.idx])]
+        ok = np.isfinite(m.terrain.move_cost[mob].ravel()[cells])
+        return cells[ok]
+
+    def square_mask_cells(self) -> tuple[int, int, int, int]:
+        sq = self.squares[self.current]
+        return sq[0] * self.side, sq[1] * self.side, self.side, self.side
+
+
+class ZoneGuard(Behaviour):
+    """**Zone guard**: the zone's guarding faction patrols inside it, between random points,
+    and engages units of factions barred from the zone (see ``engagements.opens_fire_on``)."""
+
+    kind = "zone_guard"
+
+    def __init__(self, model, unit, params=None, unit_spec=None):
+        super().__init__(model, unit, params, unit_spec)
+        t = model.terrain
+        z = t.zone_index(params.zone) if params is not None else int(t.zone.ravel()[unit.cell])
+        self.cells = np.flatnonzero(t.zone.ravel() == z) if z >= 0 else np.array([unit.cell])
+
+    def decide(self) -> None:
+        u = self.unit
+        m = self.model
+        if u.is_moving:
+            return
+        target = int(self.cells[m.rng.integers(len(self.cells))])
+        if not u.go_to(target, Posture.MOVING):
+            u.halt(Posture.RESTING)
+        u.sleep_until(m.hour + 12)
+
+
+__all__ = ["BorderWatch", "Escort", "Hold", "Patrol", "Pursue", "Sweep", "ZoneGuard", "nearest"]

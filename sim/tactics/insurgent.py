@@ -1,0 +1,662 @@
+"""Insurgent tactics: hide, night raid, highway ambush, town seizure, border crossing, refuge.
+
+Every insurgent behaviour derives from :class:`CellBehaviour`, which holds what all of them
+share: where the cell's hides are, going to ground by day, finding water when it runs dry,
+avoiding fights without ammunition, and running for a refuge zone when pursued.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.clock import LightLevel
+from sim.tactics import Behaviour, nearest
+from sim.units import Posture
+
+#: A pursuer closer than this (km) makes a cell run for refuge.
+PURSUIT_ALERT_KM = 25.0
+#: Refuge zones farther than this (km) are out of reach; the cell goes to ground instead.
+REFUGE_REACH_KM = 60.0
+#: A raid detected farther than this (km) from its target is "detected early" and aborts.
+EARLY_DETECTION_KM = 3.0
+#: Hours of darkness a raid keeps in hand for the unexpected.
+DAWN_MARGIN_HOURS = 1.0
+
+
+class CellBehaviour(Behaviour):
+    """Shared insurgent logic; on its own it is the **hide** tactic."""
+
+    kind = "hide"
+    wakes_on_light = True
+
+    def __init__(self, model, unit, params=None, unit_spec=None):
+        super().__init__(model, unit, params, unit_spec)
+        t = model.terrain
+        areas = list(getattr(params, "hides", None) or [])
+        self.hides = self._hide_cells(areas)
+        self.refuge_zones = self._refuge_zones(getattr(params, "zones", None))
+        self.in_refuge = False
+        unit.posture = Posture.HIDDEN if t.cave.ravel()[unit.cell] else Posture.RESTING
+
+    # --- hides ------------------------------------------------------------------------------
+    def _hide_cells(self, areas: list[str]) -> np.ndarray:
+        """Cave cells in the named areas; else caves within reach; else rugged ground nearby."""
+        t = self.model.terrain
+        cache = self.model.__dict__.setdefault("_hide_cache", {})
+        key = tuple(areas)
+        if key not in cache:
+            mask = np.zeros(t.shape, bool)
+            for name in areas:
+                mask |= t.areas[name]
+            caves = np.flatnonzero(mask & t.cave) if areas else np.flatnonzero(t.cave)
+            if len(caves) == 0:
+                rugged = mask if areas else (t.concealment >= 0.5)
+                caves = np.flatnonzero(rugged & np.isfinite(t.move_cost["foot"]))
+            cache[key] = caves
+        return cache[key]
+
+    def nearest_hides(self, cell: int, k: int = 3) -> np.ndarray:
+        return nearest(self.hides, cell, self.model.terrain.cols, k)
+
+    def at_hide(self) -> bool:
+        t = self.model.terrain
+        return bool(t.cave.ravel()[self.unit.cell]) or (
+            len(self.hides) and self.unit.cell in set(self.nearest_hides(self.unit.cell, 1))
+        )
+
+    def go_to_ground(self, near: int | None = None) -> bool:
+        """Withdraw to one of the nearest hides (not necessarily the one it came from)."""
+        u = self.unit
+        choices = self.nearest_hides(u.cell if near is None else near, 3)
+        if len(choices) == 0:
+            u.halt(Posture.HIDDEN)
+            return False
+        target = int(choices[self.model.rng.integers(len(choices))])
+        if target == u.cell:
+            u.halt(Posture.HIDDEN)
+            return True
+        return u.go_to(target, Posture.WITHDRAWING)
+
+    # --- refuge -----------------------------------------------------------------------------
+    def _refuge_zones(self, names) -> list[int]:
+        """Zones barred to every faction hostile to this cell (where pursuit must stop)."""
+        m = self.model
+        t = m.terrain
+        fi = m.faction_index[self.unit.faction]
+        enemies = {m.faction_names[j] for j in np.flatnonzero(m.hostile[fi])}
+        zones = []
+        for z, info in enumerate(t.zones):
+            if names and info.name not in names:
+                continue
+            if self.unit.faction in info.barred:
+                continue
+            if enemies & set(info.barred):
+                zones.append(z)
+        return zones
+
+    def pursuers(self) -> list[int]:
+        """Enemy units known to be chasing, or closing on, this cell."""
+        m = self.model
+        f = m.force
+        idx, cells, ages = m.known_enemies(self.unit, max_age_hours=2)
+        out = []
+        for i, cell in zip(idx.tolist(), cells.tolist(), strict=True):
+            if f.posture[i] == int(Posture.PURSUING) and (
+                m.distance_km(cell, self.unit.cell) <= PURSUIT_ALERT_KM
+            ):
+                out.append(i)
+        return out
+
+    def seek_refuge(self) -> bool:
+        """Run for the nearest refuge zone barred to the pursuers; False if none is in reach."""
+        m = self.model
+        t = m.terrain
+        u = self.unit
+        if not self.refuge_zones:
+            return False
+        cache = m.__dict__.setdefault("_refuge_cache", {})
+        key = tuple(self.refuge_zones)
+        if key not in cache:
+            from scipy.ndimage import binary_erosion
+
+            inside = np.isin(t.zone, self.refuge_zones)
+            deep = binary_erosion(inside, iterations=max(1, round(2.0 / t.cell_km)))
+            cache[key] = np.flatnonzero(deep if deep.any() else inside)
+        cells = cache[key]
+        target = nearest(cells, u.cell, t.cols, 1)
+        if len(target) == 0 or m.distance_km(int(target[0]), u.cell) > REFUGE_REACH_KM:
+            return False
+        if t.zone.ravel()[u.cell] in self.refuge_zones:
+            self.in_refuge = True
+            u.halt(Posture.HIDDEN)
+            return True
+        if u.go_to(int(target[0]), Posture.WITHDRAWING):
+            self.set_state("fleeing")
+            m.log("refuge_run", u.cell, u.faction, unit=u.name)
+            return True
+        return False
+
+    # --- shared reflexes ---------------------------------------------------------------------
+    def reflexes(self) -> bool:
+        """Urgent reactions common to all cells; True if one took over this decision."""
+        u = self.unit
+        m = self.model
+        t = m.terrain
+        if self.state == "fleeing":
+            if t.zone.ravel()[u.cell] in self.refuge_zones:
+                self.in_refuge = True
+                m.log("refuge_reached", u.cell, u.faction, unit=u.name)
+                u.halt(Posture.HIDDEN)
+                self.set_state("refuge")
+                u.sleep_until(m.hour + 24)
+                return True
+            if u.is_moving:
+                return True
+        if self.alerted("detected", "engaged") and self.pursuers() and self.seek_refuge():
+            u.cease_fire()
+            return True
+        if u.supply("ammo") <= 0:
+            m.force.fires[u.idx] = False
+            u.cease_fire()
+        if u.supply("water") < 0.5 and self.state in ("hidden", "start", "refuge"):
+            return self.fetch_water()
+        return False
+
+    def fetch_water(self) -> bool:
+        """Go to the nearest water (oasis, well, town, river) or cave cache, by night."""
+        m = self.model
+        t = m.terrain
+        if not self.is_night:
+            self.unit.sleep_until(self.next_dusk_hour())
+            return True
+        sources = m.__dict__.setdefault(
+            "_water_cells", np.flatnonzero(t.water_available.ravel() | t.cave.ravel())
+        )
+        target = nearest(sources, self.unit.cell, t.cols, 1)
+        if len(target) and self.unit.go_to(int(target[0]), Posture.MOVING):
+            self.set_state("to_water")
+            return True
+        return False
+
+    def decide(self) -> None:
+        """Hide: stay in the hide by day; at night, now and then, move to another one."""
+        u = self.unit
+        if self.reflexes():
+            return
+        if self.state == "refuge":
+            u.halt(Posture.HIDDEN)
+            u.sleep_until(self.hour + 24)
+            return
+        if u.is_moving:
+            return
+        if not self.at_hide():
+            self.go_to_ground()
+            return
+        u.halt(Posture.HIDDEN)
+        self.set_state("hidden")
+        if self.is_night and self.model.rng.random() < 0.15:
+            # relocating between caves at night keeps the garrison guessing
+            others = self.nearest_hides(u.cell, 4)[1:]
+            if len(others):
+                u.go_to(int(others[self.model.rng.integers(len(others))]), Posture.MOVING)
+                return
+        u.sleep_until(self.next_dusk_hour() if self.is_day else self.hour + 6)
+
+
+class RefugeBehaviour(CellBehaviour):
+    """**Refuge**: hide close to a zone barred to the enemy and run into it when pursued."""
+
+    kind = "refuge"
+
+
+class NightRaid(CellBehaviour):
+    """**Night raid**: leave the hide after dusk, strike a target outpost with surprise, and be
+    back in a hide (not necessarily the same) before first light.
+
+    States: hidden -> approach -> attack -> withdraw -> hidden. Aborts if detected on the
+    approach (``abort_if_detected``) or if dawn would catch the group in the open.
+    """
+
+    kind = "night_raid"
+
+    def __init__(self, model, unit, params=None, unit_spec=None):
+        super().__init__(model, unit, params, unit_spec)
+        t = model.terrain
+        self.targets = [t.places[name].row * t.cols + t.places[name].col for name in params.targets]
+        self.raid: dict | None = None
+        self.speed_kmh = max(float(model.force.offroad_speed_kmh[unit.idx]), 1.0)
+
+    def _hours_between(self, a: int, b: int) -> float:
+        # a quick estimate for planning: straight line at 70% of off-road speed
+        return self.model.distance_km(a, b) / (0.7 * self.speed_kmh)
+
+    def _pick_target(self) -> tuple[int, int] | None:
+        """(target cell, defending unit) of the nearest defended target within reach."""
+        m = self.model
+        f = m.force
+        fi = m.faction_index[self.unit.faction]
+        best = None
+        for cell in self.targets:
+            d = m.distance_km(self.unit.cell, cell)
+            if d > self.params.max_distance_km:
+                continue
+            r, c = divmod(cell, m.terrain.cols)
+            here = np.flatnonzero(
+                f.alive[: f.n] & (f.row[: f.n] == r) & (f.col[: f.n] == c)
+                & m.hostile[fi, f.faction[: f.n]]
+            )
+            if len(here) == 0:
+                continue
+            if best is None or d < best[0]:
+                best = (d, cell, int(here[np.argmax(f.strength[here])]))
+        return None if best is None else (best[1], best[2])
+
+    def decide(self) -> None:
+        u = self.unit
+        m = self.model
+        if self.reflexes():
+            if self.raid and self.state == "fleeing":
+                self.raid["fled"] = True
+            return
+        state = self.state
+        if state in ("start", "hidden", "to_water", "refuge"):
+            if u.is_moving:
+                return
+            if not self.at_hide() and state != "refuge":
+                self.go_to_ground()
+                self.set_state("hidden")
+                return
+            u.halt(Posture.HIDDEN)
+            self.set_state("hidden")
+            if not self.is_night:
+                u.sleep_until(self.next_dusk_hour())
+                return
+            self.try_launch()
+        elif state == "approach":
+            dark_left = self.hours_to_first_light()
+            back = self._hours_between(self.raid["target_cell"], u.cell) + DAWN_MARGIN_HOURS
+            far = m.distance_km(u.cell, self.raid["target_cell"]) > EARLY_DETECTION_KM
+            if not m.force.alive[self.raid["defender"]]:
+                self.abort("target_gone")
+            elif self.alerted("engaged"):
+                self.set_state("attack")
+                self.raid["attack_hour"] = m.hour
+                u.sleep_until(m.hour + 1)
+            elif self.params.abort_if_detected and self.alerted("detected") and far:
+                self.abort("detected")
+            elif dark_left < back + 1.0:
+                self.abort("dawn")
+            elif not u.is_moving:
+                # in position but no fight yet (the defenders moved): give up for tonight
+                self.abort("no_contact")
+            else:
+                u.sleep_until(m.hour + 1)
+        elif state == "attack":
+            # one hour of fire, or less if the fight is decided, then away before dawn
+            if self.alerted("broke_off", "target_gone") or m.hour >= self.raid["attack_hour"] + 1:
+                u.cease_fire()
+                self.withdraw()
+            else:
+                u.sleep_until(m.hour + 1)
+        elif state == "withdraw":
+            if u.is_moving:
+                return
+            self.finish()
+
+    def try_launch(self) -> None:
+        u = self.unit
+        m = self.model
+        pick = self._pick_target()
+        if pick is None:
+            u.sleep_until(self.next_dusk_hour())
+            return
+        cell, defender = pick
+        there = self._hours_between(u.cell, cell)
+        back = there  # to a hide near the start or the target: about the same distance
+        if there + 1.0 + back + DAWN_MARGIN_HOURS > self.hours_to_first_light():
+            u.sleep_until(self.next_dusk_hour())  # not enough darkness left tonight
+            return
+        # drive to just inside weapon range of the target and open fire on arrival
+        if not u.go_to(cell, Posture.MOVING):
+            u.sleep_until(self.next_dusk_hour())
+            return
+        standoff = 0.8 * float(m.force.weapon_range_km[u.idx]) / m.terrain.grid.cell_km
+        stop = max(0, len(u.path) - 1 - int(standoff))
+        u.follow(u.path[: stop + 1], Posture.MOVING)
+        u.attack(defender, "raid")
+        self.raid = {"target_cell": cell, "defender": defender, "start_hour": m.hour,
+                     "light": int(m.light)}  # fmt: skip
+        m.log("raid_start", u.cell, u.faction, unit=u.name, light=int(m.light),
+              night=bool(m.light == LightLevel.NIGHT))  # fmt: skip
+        self.set_state("approach")
+
+    def abort(self, reason: str) -> None:
+        self.model.log("raid_abort", self.unit.cell, self.unit.faction, unit=self.unit.name,
+                       reason=reason)  # fmt: skip
+        self.raid["aborted"] = reason
+        self.withdraw()
+
+    def withdraw(self) -> None:
+        self.go_to_ground()
+        self.set_state("withdraw")
+
+    def finish(self) -> None:
+        u = self.unit
+        m = self.model
+        in_hide = self.at_hide()
+        before_light = m.light == LightLevel.NIGHT
+        u.halt(Posture.HIDDEN)
+        m.log("raid_end", u.cell, u.faction, unit=u.name, in_hide=bool(in_hide),
+              before_first_light=bool(before_light and in_hide),
+              aborted=self.raid.get("aborted", "") if self.raid else "")  # fmt: skip
+        self.raid = None
+        self.set_state("hidden")
+        u.sleep_until(self.next_dusk_hour())
+
+
+class Ambush(CellBehaviour):
+    """**Highway interdiction**: at night, lie in ambush beside a road segment; hit a passing
+    convoy or patrol with surprise; a segment under ambush, or attacked in the last
+    ``closure_hours``, counts as closed. Back to a hide before first light."""
+
+    kind = "ambush"
+
+    def __init__(self, model, unit, params=None, unit_spec=None):
+        super().__init__(model, unit, params, unit_spec)
+        self.site: int | None = None
+
+    def _road_cells(self) -> np.ndarray:
+        m = self.model
+        cache = m.__dict__.setdefault("_ambush_roads", {})
+        key = (self.params.road, tuple(self.params.segment or ()))
+        if key not in cache:
+            segs = [
+                s for s in m.metrics.segments
+                if s["road"] == self.params.road
+                and (not self.params.segment or {s["a"], s["b"]} == set(self.params.segment))
+            ]
+            cells = np.concatenate([s["cells"] for s in segs]) if segs else np.empty(0, np.int64)
+            cache[key] = np.unique(cells)
+        return cache[key]
+
+    def decide(self) -> None:
+        u = self.unit
+        m = self.model
+        if self.reflexes():
+            return
+        state = self.state
+        if state in ("start", "hidden", "to_water", "refuge"):
+            if u.is_moving:
+                return
+            if not self.at_hide():
+                self.go_to_ground()
+                self.set_state("withdraw")
+                return
+            u.halt(Posture.HIDDEN)
+            self.set_state("hidden")
+            if not self.is_night or self.hours_to_first_light() < 4:
+                u.sleep_until(self.next_dusk_hour())
+                return
+            road = self._road_cells()
+            site = nearest(road, u.cell, m.terrain.cols, 5)
+            if len(site) == 0:
+                u.sleep_until(self.next_dusk_hour())
+                return
+            self.site = int(site[m.rng.integers(len(site))])
+            if u.go_to(self.site, Posture.MOVING):
+                self.set_state("to_site")
+            else:
+                u.sleep_until(self.next_dusk_hour())
+        elif state == "to_site":
+            if u.is_moving:
+                if self.hours_to_first_light() < 2:
+                    self.withdraw()
+                return
+            u.halt(Posture.HIDDEN)
+            self.set_state("waiting")
+            m.log("ambush_set", u.cell, u.faction, unit=u.name)
+            self.wait()
+        elif state == "waiting":
+            if self.alerted("engaged", "broke_off") and u.attack_target is None:
+                self.withdraw()
+                return
+            if self.hours_to_first_light() < 2:
+                self.withdraw()
+                return
+            self.wait()
+        elif state == "attack":
+            u.cease_fire()
+            m.metrics.close_road(u.cell, m.hour + int(self.params.closure_hours))
+            self.withdraw()
+        elif state == "withdraw":
+            if u.is_moving:
+                return
+            u.halt(Posture.HIDDEN)
+            self.set_state("hidden")
+            u.sleep_until(self.next_dusk_hour())
+
+    def wait(self) -> None:
+        """Keep the road closed while in position; spring on a hostile convoy or patrol."""
+        u = self.unit
+        m = self.model
+        f = m.force
+        m.metrics.close_road(u.cell, m.hour + 1)
+        fi = f.faction[u.idx]
+        r, c = u.rc
+        reach = max(1, int(np.ceil(f.weapon_range_km[u.idx] / m.terrain.grid.cell_km)))
+        n = f.n
+        near = np.flatnonzero(
+            f.alive[:n] & m.hostile[fi, f.faction[:n]]
+            & (np.abs(f.row[:n] - r) <= reach) & (np.abs(f.col[:n] - c) <= reach)
+        )
+        prey = [i for i in near.tolist() if m.units[i].kind in ("convoy", "patrol", "escort")]
+        prey = [i for i in prey if f.strength[i] >= self.params.min_convoy_strength]
+        if prey and f.ammo_days[u.idx] > 0:
+            tgt = prey[0]
+            leader = m.units[tgt].attached_to
+            u.attack(leader.idx if leader is not None and leader.alive else tgt, "ambush")
+            self.set_state("attack")
+            m.metrics.close_road(u.cell, m.hour + int(self.params.closure_hours))
+        u.sleep_until(m.hour + 1)
+
+    def withdraw(self) -> None:
+        self.unit.cease_fire()
+        self.go_to_ground()
+        self.set_state("withdraw")
+
+
+class SeizeTown(CellBehaviour):
+    """**Town seizure for resupply**: groups gather, take a lightly held town at night, hold it
+    for ``hold_hours`` refilling water, fuel and ammunition, and leave before relief arrives."""
+
+    kind = "seize_town"
+
+    def __init__(self, model, unit, params=None, unit_spec=None):
+        super().__init__(model, unit, params, unit_spec)
+        t = model.terrain
+        self.towns = [t.places[n] for n in params.towns]
+        gather = params.gather_at
+        if gather is None:
+            self.gather_cells = np.array([unit.cell])
+        elif gather in t.places:
+            p = t.places[gather]
+            self.gather_cells = np.array([p.row * t.cols + p.col])
+        else:
+            self.gather_cells = np.flatnonzero(t.areas[gather])
+        self.town = None
+        self.held_since = None
+
+    def _group(self) -> list:
+        """The cells of this faction sharing the seize_town tactic and still alive."""
+        return [
+            u for u in self.model.units
+            if u.alive and isinstance(u.behaviour, SeizeTown) and u.faction == self.unit.faction
+        ]
+
+    def decide(self) -> None:
+        u = self.unit
+        m = self.model
+        t = m.terrain
+        state = self.state
+        if state == "start":
+            target = nearest(self.gather_cells, u.cell, t.cols, 1)
+            if len(target) and int(target[0]) != u.cell:
+                u.go_to(int(target[0]), Posture.MOVING)
+            self.set_state("gather")
+            return
+        if state == "gather":
+            if u.is_moving:
+                return
+            u.halt(Posture.HIDDEN)
+            group = self._group()
+            ready = [g for g in group if g.behaviour.state == "gather" and not g.is_moving]
+            if len(ready) >= self.params.min_group and self.is_night:
+                town = min(self.towns, key=lambda p: m.distance_km(u.cell, p.row * t.cols + p.col))
+                for g in ready:
+                    g.behaviour.go_seize(town)
+                return
+            u.sleep_until(self.next_dusk_hour() if not self.is_night else m.hour + 1)
+            return
+        if state == "assault":
+            if u.is_moving:
+                return
+            town_cell = self.town.row * t.cols + self.town.col
+            defenders = self._defenders(town_cell)
+            if defenders:
+                u.attack(defenders[0], "seizure")
+                u.sleep_until(m.hour + 1)
+                return
+            self.hold(town_cell)
+            return
+        if state == "hold":
+            if self.alerted("broke_off") or m.hour >= self.held_since + self.params.hold_hours:
+                m.log("seizure_end", u.cell, u.faction, unit=u.name, town=self.town.name,
+                      held_hours=m.hour - self.held_since)  # fmt: skip
+                self.go_to_ground()
+                self.set_state("withdraw")
+                return
+            u.sleep_until(m.hour + 1)
+            return
+        if state == "withdraw":
+            if u.is_moving:
+                return
+            u.halt(Posture.HIDDEN)
+            self.set_state("hidden")
+            u.sleep_until(m.hour + 24 * 7)
+            return
+        if self.reflexes():
+            return
+        u.sleep_until(m.hour + 24)
+
+    def go_seize(self, town) -> None:
+        t = self.model.terrain
+        self.town = town
+        self.unit.go_to(town.row * t.cols + town.col, Posture.ATTACKING)
+        self.set_state("assault")
+
+    def _defenders(self, town_cell: int) -> list[int]:
+        m = self.model
+        f = m.force
+        fi = f.faction[self.unit.idx]
+        t = m.terrain
+        mask = t.town.ravel() == t.town.ravel()[town_cell]
+        if t.town.ravel()[town_cell] < 0:
+            mask = np.zeros(t.rows * t.cols, bool)
+            mask[town_cell] = True
+        cells = f.row[: f.n].astype(np.int64) * t.cols + f.col[: f.n]
+        idx = np.flatnonzero(f.alive[: f.n] & m.hostile[fi, f.faction[: f.n]] & mask[cells])
+        return idx.tolist()
+
+    def hold(self, town_cell: int) -> None:
+        u = self.unit
+        m = self.model
+        f = m.force
+        if self.held_since is None:
+            self.held_since = m.hour
+            m.log("seizure_start", u.cell, u.faction, unit=u.name, town=self.town.name)
+            m.town_seized(self.town.name, u)
+        for name in ("water", "fuel", "ammo"):  # the town's stores
+            getattr(f, f"{name}_days")[u.idx] = getattr(f, f"{name}_cap")[u.idx]
+        m.log("resupply", u.cell, u.faction, unit=u.name, town=self.town.name)
+        u.halt(Posture.RESTING)
+        self.set_state("hold")
+        u.sleep_until(m.hour + 1)
+
+
+class BorderCrossing(CellBehaviour):
+    """**Border crossing**: at night, cross to a rendezvous on the far side, away from posts or
+    through a crossing point; rest there a day and come back with supplies and fighters.
+
+    Each time a cell crosses the line, the far side's ``border_security`` level is the chance
+    that it is intercepted there and turned back (see ``DesertModel.on_border_crossing``)."""
+
+    kind = "border_crossing"
+
+    def __init__(self, model, unit, params=None, unit_spec=None):
+        super().__init__(model, unit, params, unit_spec)
+        t = model.terrain
+        p = t.places[params.rendezvous]
+        self.rendezvous = p.row * t.cols + p.col
+        self.border = t.border_index(params.border)
+        self.home_cell = unit.cell
+        self.last_trip_hour = -(10**6)
+
+    def decide(self) -> None:
+        u = self.unit
+        m = self.model
+        if self.reflexes():
+            return
+        state = self.state
+        if state in ("start", "hidden", "to_water", "refuge"):
+            if u.is_moving:
+                return
+            u.halt(Posture.HIDDEN)
+            self.set_state("hidden")
+            rested = m.hour - self.last_trip_hour >= 24 * (self.params.nights_between + 1) - 12
+            if not self.is_night or self.hours_to_first_light() < 5 or not rested:
+                u.sleep_until(self.next_dusk_hour())
+                return
+            self.last_trip_hour = m.hour
+            if u.go_to(self.rendezvous, Posture.MOVING):
+                self.set_state("outbound")
+                m.log("crossing_attempt", u.cell, u.faction, unit=u.name, direction="out")
+            else:
+                u.sleep_until(self.next_dusk_hour())
+        elif state == "outbound":
+            if u.is_moving:
+                return
+            u.halt(Posture.HIDDEN)
+            self.set_state("far_side")
+            u.sleep_until(self.next_dusk_hour())
+        elif state == "far_side":
+            if not self.is_night:
+                u.sleep_until(self.next_dusk_hour())
+                return
+            f = m.force
+            for name in ("water", "fuel", "ammo"):
+                getattr(f, f"{name}_days")[u.idx] = getattr(f, f"{name}_cap")[u.idx]
+            f.strength[u.idx] = max(f.strength[u.idx], f.strength0[u.idx])  # recruits
+            home = self.nearest_hides(self.home_cell, 1)
+            target = int(home[0]) if len(home) else self.home_cell
+            if u.go_to(target, Posture.MOVING):
+                self.set_state("inbound")
+                m.log("crossing_attempt", u.cell, u.faction, unit=u.name, direction="in")
+        elif state == "inbound":
+            if u.is_moving:
+                return
+            u.halt(Posture.HIDDEN)
+            self.set_state("hidden")
+            u.sleep_until(self.next_dusk_hour())
+        elif state == "turned_back":
+            if u.is_moving:
+                return
+            u.halt(Posture.HIDDEN)
+            self.set_state("hidden")
+            u.sleep_until(self.next_dusk_hour())
+
+    def intercepted(self) -> None:
+        """Turned back at the line: go back to the side it came from."""
+        u = self.unit
+        back = self.home_cell if self.state == "outbound" else self.rendezvous
+        u.go_to(back, Posture.WITHDRAWING)
+        self.set_state("turned_back")

@@ -1,0 +1,346 @@
+"""Detection rules: probability law, sampling, swept exposure and Koopman's search laws."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from sim.clock import LightLevel
+from sim.detection import (
+    DetectionConfig,
+    candidate_pairs,
+    cells_to_km,
+    detect,
+    detection_probability,
+    pair_distances_km,
+    sensor_range_km,
+    time_in_range_hours,
+)
+
+DAY, TWILIGHT, NIGHT = LightLevel.DAY, LightLevel.TWILIGHT, LightLevel.NIGHT
+Z99 = 2.576  # two-sided 99% normal quantile
+
+
+def binomial_halfwidth(p: float, n: int, z: float = Z99) -> float:
+    """Half-width of the normal-approximation binomial CI, floored for p near 0 or 1."""
+    return z * math.sqrt(max(p * (1.0 - p), 1.0 / n) / n)
+
+
+# --------------------------------------------------------------------------- the probability law
+def test_probability_is_non_increasing_in_distance_and_zero_beyond_range():
+    d = np.linspace(0.0, 10.0, 201)
+    for moving in (True, False):
+        for light in (DAY, TWILIGHT, NIGHT):
+            p = detection_probability(d, 6.0, 0.5, moving, light)
+            assert np.all(np.diff(p) <= 0.0)
+            assert np.all(p[d > 6.0] == 0.0)
+            assert np.all(p[d <= 6.0] > 0.0)
+
+
+def test_each_factor_lowers_the_probability():
+    base = detection_probability(2.0, 6.0, 0.0, True, DAY)
+    assert base > 0.99  # a moving vehicle in the open by day within range: near certain
+    assert detection_probability(2.0, 6.0, 0.5, True, DAY) < base
+    assert detection_probability(2.0, 6.0, 0.9, True, DAY) < detection_probability(
+        2.0, 6.0, 0.5, True, DAY
+    )
+    assert detection_probability(2.0, 6.0, 0.0, False, DAY) < base
+    assert detection_probability(2.0, 6.0, 0.5, True, TWILIGHT) < detection_probability(
+        2.0, 6.0, 0.5, True, DAY
+    )
+    assert detection_probability(2.0, 6.0, 0.5, True, NIGHT) < detection_probability(
+        2.0, 6.0, 0.5, True, TWILIGHT
+    )
+    assert detection_probability(2.0, 6.0, 1.0, True, DAY) == 0.0
+
+
+def test_probability_matches_the_stated_formula_and_composes_over_time():
+    cfg = DetectionConfig(
+        exposed_rate_per_hour=2.0, stationary_factor=0.25, night_rate_factor=0.4,
+        concealment_weight=0.8,
+    )
+    p = detection_probability(1.0, 3.0, 0.5, False, NIGHT, cfg)
+    rate = 2.0 * (1 - 0.8 * 0.5) * 0.25 * 0.4
+    assert p == pytest.approx(1.0 - math.exp(-rate))
+    # Two independent half-hour looks give the same p as one hour (Poisson glimpses).
+    half = detection_probability(1.0, 3.0, 0.5, False, NIGHT, cfg, exposure_hours=0.5)
+    assert 1.0 - (1.0 - half) ** 2 == pytest.approx(p)
+
+
+def test_definite_range_sensor_is_certain_within_range():
+    cfg = DetectionConfig(exposed_rate_per_hour=math.inf)
+    p = detection_probability(np.array([0.0, 2.9, 3.0, 3.1]), 3.0, 0.9, False, NIGHT, cfg)
+    assert p.tolist() == [1.0, 1.0, 1.0, 0.0]
+    # Full concealment still hides even from a definite-range sensor (no inf * 0 = nan).
+    assert detection_probability(1.0, 3.0, 1.0, True, DAY, cfg) == 0.0
+    assert detection_probability(1.0, 3.0, 0.0, True, DAY, cfg, exposure_hours=0.0) == 0.0
+
+
+def test_sensor_range_by_light():
+    cfg = DetectionConfig(twilight_range_fraction=0.25)
+    lights = np.array([DAY, TWILIGHT, NIGHT])
+    assert sensor_range_km(6.0, 2.0, lights, cfg).tolist() == [6.0, 3.0, 2.0]
+    assert sensor_range_km(6.0, 2.0, DAY) == 6.0
+    with pytest.raises(ValueError, match="LightLevel"):
+        sensor_range_km(6.0, 2.0, 3)
+
+
+def test_config_is_validated():
+    with pytest.raises(ValidationError, match="stationary_factor"):
+        DetectionConfig(stationary_factor=1.5)
+    with pytest.raises(ValidationError, match="sensor_range"):
+        DetectionConfig(sensor_range=3.0)
+
+
+# --------------------------------------------------------------------------- geometry
+def test_pairs_and_distances_agree_with_brute_force():
+    rng = np.random.default_rng(1)
+    obs = rng.uniform(0, 50, (200, 2))
+    tgt = rng.uniform(0, 50, (150, 2))
+    reach = rng.uniform(0, 8, 200)
+    oi, ti = candidate_pairs(obs, reach, tgt)
+    d = pair_distances_km(obs, tgt)
+    assert d[3, 4] == pytest.approx(math.dist(obs[3], tgt[4]))
+    bo, bt = np.nonzero(d <= reach[:, None])
+    assert set(zip(oi.tolist(), ti.tolist(), strict=True)) == set(
+        zip(bo.tolist(), bt.tolist(), strict=True)
+    )
+    assert cells_to_km([[2, 3]], 0.5).tolist() == [[1.0, 1.5]]
+
+
+def test_time_in_range_is_the_chord_of_the_relative_track():
+    # Target 0.6 km off a track that passes straight through: chord 2*sqrt(R^2 - x^2).
+    start = np.array([[-10.0, 0.6], [-10.0, 0.6], [0.5, 0.0], [5.0, 0.0], [-10.0, 3.0]])
+    end = np.array([[10.0, 0.6], [0.0, 0.6], [0.5, 0.0], [5.0, 0.0], [10.0, 3.0]])
+    t = time_in_range_hours(start, end, 1.0, hours=2.0)
+    chord_km = 2.0 * math.sqrt(1.0 - 0.36)
+    assert t[0] == pytest.approx(2.0 * chord_km / 20.0)   # 20 km in 2 h
+    assert t[1] == pytest.approx(2.0 * (chord_km / 2.0) / 10.0)  # stops at closest approach
+    assert t[2] == 2.0  # stationary pair within range: whole step
+    assert t[3] == 0.0  # stationary pair out of range
+    assert t[4] == 0.0  # passes 3 km off a 1 km sensor
+
+
+# --------------------------------------------------------------------------- sampling
+def test_detect_matches_definite_range_geometry_exactly():
+    """With certain detection in range, detect returns exactly the pairs whose tracks came
+    within range (checked by sampling each track at 2001 points)."""
+    rng = np.random.default_rng(2)
+    cfg = DetectionConfig(exposed_rate_per_hour=math.inf)
+    obs0 = rng.uniform(0, 40, (60, 2))
+    obs1 = obs0 + rng.normal(0, 8, (60, 2))
+    tgt0 = rng.uniform(0, 40, (80, 2))
+    tgt1 = tgt0 + rng.normal(0, 3, (80, 2))
+    r = rng.uniform(1, 4, 60)
+    oi, ti = detect(rng, obs1, r, tgt1, 0.0, True, DAY, cfg, obs_prev_km=obs0, tgt_prev_km=tgt0)
+    s = np.linspace(0, 1, 2001)[:, None, None]
+    o = obs0[None] + s * (obs1 - obs0)[None]
+    t = tgt0[None] + s * (tgt1 - tgt0)[None]
+    dmin = np.sqrt(((o[:, :, None, :] - t[:, None, :, :]) ** 2).sum(-1)).min(axis=0)
+    expected = set(zip(*np.nonzero(dmin < r[:, None] - 1e-3), strict=True))
+    borderline = set(zip(*np.nonzero(np.abs(dmin - r[:, None]) <= 1e-3), strict=True))
+    got = set(zip(oi.tolist(), ti.tolist(), strict=True))
+    assert expected <= got <= expected | borderline
+    assert len(expected) > 20  # the scene actually has encounters
+    # End positions only: exactly the pairs within range at the end.
+    oi, ti = detect(rng, obs1, r, tgt1, 0.0, True, DAY, cfg)
+    bo, bt = np.nonzero(pair_distances_km(obs1, tgt1) <= r[:, None])
+    assert set(zip(oi.tolist(), ti.tolist(), strict=True)) == set(
+        zip(bo.tolist(), bt.tolist(), strict=True)
+    )
+
+
+def test_empirical_detection_frequency_matches_p():
+    """One observer, many targets in four conditions; each group's detection frequency lies in
+    the 99% binomial CI of the module's p."""
+    rng = np.random.default_rng(3)
+    n = 5000
+    groups = [  # (distance, concealment, moving, light)
+        (1.0, 0.0, False, DAY),
+        (2.0, 0.5, True, NIGHT),
+        (2.5, 0.9, False, TWILIGHT),
+        (0.5, 0.6, False, NIGHT),
+    ]
+    tgt, conc, mov = [], [], []
+    for g, (d, c, m, _) in enumerate(groups):
+        # Put each group around its own observer so lights can differ per observer.
+        ang = rng.uniform(0, 2 * np.pi, n)
+        tgt.append(np.c_[100.0 * g + d * np.cos(ang), d * np.sin(ang)])
+        conc.append(np.full(n, c))
+        mov.append(np.full(n, m))
+    obs = np.array([[100.0 * g, 0.0] for g in range(len(groups))])
+    lights = np.array([g[3] for g in groups])
+    oi, ti = detect(
+        rng, obs, 3.0, np.concatenate(tgt), np.concatenate(conc), np.concatenate(mov), lights
+    )
+    assert np.all(oi == ti // n)  # each observer only sees its own group
+    counts = np.bincount(oi, minlength=len(groups))
+    for g, (d, c, m, light) in enumerate(groups):
+        p = detection_probability(d, 3.0, c, m, light)
+        assert abs(counts[g] / n - p) <= binomial_halfwidth(p, n), (g, counts[g] / n, p)
+
+
+def test_lateral_range_curve_of_a_passing_observer():
+    """An observer driving past stationary targets at lateral offset x detects each with
+    p = 1 - exp(-rate * chord(x) / speed): the exposure-time rule, checked empirically."""
+    rng = np.random.default_rng(4)
+    cfg = DetectionConfig(exposed_rate_per_hour=6.0, stationary_factor=0.5)
+    speed_kmh, r_km, n = 20.0, 2.0, 4000
+    for x in (0.3, 1.2, 1.9):
+        tgt = np.c_[np.full(n, 10.0), np.full(n, x)] + np.c_[np.arange(n) * 1000.0, np.zeros(n)]
+        obs0 = np.c_[np.arange(n) * 1000.0, np.zeros(n)]
+        obs1 = obs0 + np.array([speed_kmh, 0.0])
+        # Each observer has its own target 1000 km from everyone else's.
+        oi, ti = detect(rng, obs1, r_km, tgt, 0.2, False, DAY, cfg, obs_prev_km=obs0)
+        assert np.all(oi == ti)
+        rate = 6.0 * (1 - 0.2) * 0.5
+        p = 1.0 - math.exp(-rate * 2.0 * math.sqrt(r_km**2 - x**2) / speed_kmh)
+        assert abs(oi.size / n - p) <= binomial_halfwidth(p, n), (x, oi.size / n, p)
+
+
+def test_detect_uses_only_the_generator_passed_in():
+    args = (np.array([[0.0, 0.0]]), 5.0, np.random.default_rng(0).uniform(-5, 5, (400, 2)),
+            0.5, False, NIGHT)
+    # Perturbing numpy's legacy global state must not change anything.
+    np.random.seed(0)  # noqa: NPY002
+    a = detect(np.random.default_rng(9), *args)
+    np.random.seed(1)  # noqa: NPY002
+    b = detect(np.random.default_rng(9), *args)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert 0 < a[0].size < 400
+
+
+def test_bad_shapes_are_one_line_errors():
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="obs_km"):
+        detect(rng, np.zeros((3, 3)), 1.0, np.zeros((2, 2)), 0.0, True, DAY)
+    with pytest.raises(ValueError, match="tgt_concealment"):
+        detect(rng, np.zeros((3, 2)), 1.0, np.zeros((2, 2)), [0.0, 0.1, 0.2], True, DAY)
+    empty = detect(rng, np.zeros((0, 2)), 1.0, np.zeros((2, 2)), 0.0, True, DAY)
+    assert empty[0].size == 0 and empty[1].size == 0
+
+
+def test_300_by_300_detection_is_fast():
+    """Regression guard against per-pair Python loops: 300 observers x 300 targets spread over
+    a 400 km theatre, with swept tracks. Measured about 0.25 ms here; the bound is loose
+    because the machine is shared."""
+    rng = np.random.default_rng(5)
+    obs = rng.uniform(0, 400, (300, 2))
+    prev = obs + rng.normal(0, 10, (300, 2))
+    tgt = rng.uniform(0, 400, (300, 2))
+    r = rng.uniform(2, 8, 300)
+    conc = rng.uniform(0, 0.9, 300)
+    mov = rng.random(300) < 0.5
+    times = []
+    for _ in range(30):
+        t0 = time.perf_counter()
+        detect(rng, obs, r, tgt, conc, mov, DAY, obs_prev_km=prev)
+        times.append(time.perf_counter() - t0)
+    assert np.median(times) < 0.005
+
+
+# --------------------------------------------------------------------------- Koopman search laws
+SIDE_KM = 60.0  # a 60 x 60 km square: 60 x 60 cells of 1 km
+AREA_KM2 = SIDE_KM**2
+RANGE_KM = 1.0  # sweep width W = 2R = 2 km for a definite-range sensor
+SPEED_KMH = 30.0
+REPLICATES = 2000
+COOKIE_CUTTER = DetectionConfig(exposed_rate_per_hour=math.inf)
+# Each replicate searches its own square, 1000 km from the others, so all replicates run as
+# one vectorised detect() call per hour and never see each other's targets.
+OFFSET_KM = 1000.0
+
+
+def _coverage_hours(c: float) -> int:
+    """Hours of search at SPEED_KMH giving coverage C = W L / A."""
+    h = c * AREA_KM2 / (2 * RANGE_KM * SPEED_KMH)
+    assert h == int(h)
+    return int(h)
+
+
+def _first_detection_hour(rng, n_hours, legs) -> np.ndarray:
+    """Hour (1-based) at which each replicate's searcher first detects its stationary target,
+    inf if never. ``legs(hour, pos) -> new unwrapped positions``; positions are wrapped onto
+    a torus, and the target is replicated at its 9 images so the density stays uniform."""
+    offsets = np.c_[np.arange(REPLICATES) * OFFSET_KM, np.zeros(REPLICATES)]
+    target = rng.uniform(0, SIDE_KM, (REPLICATES, 2))
+    shifts = np.array([(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)]) * SIDE_KM
+    images = (target[:, None, :] + shifts[None]).reshape(-1, 2) + np.repeat(offsets, 9, axis=0)
+    owner = np.repeat(np.arange(REPLICATES), 9)
+    pos = rng.uniform(0, SIDE_KM, (REPLICATES, 2))
+    first = np.full(REPLICATES, np.inf)
+    for hour in range(1, n_hours + 1):
+        new = legs(hour, pos)
+        oi, ti = detect(
+            rng, new + offsets, RANGE_KM, images, 0.0, False, DAY, COOKIE_CUTTER,
+            obs_prev_km=pos + offsets,
+        )
+        assert np.all(owner[ti] == oi)
+        first[oi] = np.minimum(first[oi], hour)
+        pos = np.mod(new, SIDE_KM)
+    return first
+
+
+def test_koopman_random_search():
+    """Random search (a new random heading every hour, straight 30 km legs, on a torus): the
+    chance of finding a stationary target is 1 - exp(-C), C = W L / A. Tolerance: 99% binomial
+    CI plus 0.015 for the idealisation (legs are not independent: the strips of consecutive legs
+    overlap at each turn, losing about R^2 per turn against 2 R x 30 km swept, so the real
+    coverage is 1-3% below C)."""
+    rng = np.random.default_rng(6)
+
+    def legs(hour, pos):
+        heading = rng.uniform(0, 2 * np.pi, len(pos))
+        return pos + SPEED_KMH * np.c_[np.cos(heading), np.sin(heading)]
+
+    checkpoints = {c: _coverage_hours(c) for c in (0.5, 1.0, 2.0)}
+    first = _first_detection_hour(rng, max(checkpoints.values()), legs)
+    for c, hours in checkpoints.items():
+        found = float(np.mean(first <= hours))
+        law = 1.0 - math.exp(-c)
+        assert abs(found - law) <= binomial_halfwidth(law, REPLICATES) + 0.015, (c, found, law)
+
+
+def test_koopman_parallel_sweep():
+    """Exhaustive search: lanes W = 2R apart across the square, 30 km (one hour) per detect call,
+    a hop along the edge between lanes: P = min(1, C), C = W L / A with L the length driven
+    on lanes. Tolerance: 99% binomial CI (the hops re-sweep ground inside lanes already or about
+    to be swept, at most 2 km^2 = 0.06% of the area ahead of time)."""
+    rng = np.random.default_rng(7)
+    lane_w = 2 * RANGE_KM
+    n_lanes = int(SIDE_KM / lane_w)
+    offsets = np.c_[np.arange(REPLICATES) * OFFSET_KM, np.zeros(REPLICATES)]
+    target = rng.uniform(0, SIDE_KM, (REPLICATES, 2)) + offsets
+    legs = []  # (start, end, on_lane)
+    for k in range(2 * n_lanes):  # two full passes, so C reaches 2
+        x = RANGE_KM + (k % n_lanes) * lane_w
+        y0, y1 = (0.0, SIDE_KM) if k % 2 == 0 else (SIDE_KM, 0.0)
+        if legs:
+            legs.append((legs[-1][1], (x, y0), False))
+        ym = 0.5 * (y0 + y1)
+        legs += [((x, y0), (x, ym), True), ((x, ym), (x, y1), True)]
+    checkpoints = {c: c * AREA_KM2 / lane_w for c in (0.5, 1.0, 2.0)}  # lane km for each C
+    found = np.zeros(REPLICATES, dtype=bool)
+    found_at = {}
+    lane_km = 0.0
+    for a, b, on_lane in legs:
+        a, b = np.asarray(a), np.asarray(b)
+        length = float(np.hypot(*(b - a)))
+        oi, ti = detect(
+            rng, b + offsets, RANGE_KM, target, 0.0, False, DAY, COOKIE_CUTTER,
+            obs_prev_km=a + offsets, hours=length / SPEED_KMH,
+        )
+        assert np.all(oi == ti)
+        found[oi] = True
+        lane_km += length if on_lane else 0.0
+        for c, km in checkpoints.items():
+            if on_lane and math.isclose(lane_km, km):
+                found_at[c] = float(found.mean())
+    assert set(found_at) == set(checkpoints)
+    for c, p in found_at.items():
+        law = min(1.0, c)
+        assert abs(p - law) <= binomial_halfwidth(law, REPLICATES), (c, p, law)
