@@ -234,51 +234,52 @@ def engage_many(
     }[light]
 
     sides = (_stack(a), _stack(b))
-    n0 = (sides[0]["n"], sides[1]["n"])
-    strength = [n0[0].copy(), n0[1].copy()]
-    ammo = [sides[0]["ammo"].copy(), sides[1]["ammo"].copy()]
-    used = [np.zeros(len(a)), np.zeros(len(a))]
-    status = [np.zeros(len(a), np.int8), np.zeros(len(a), np.int8)]
-    aimed = [~sides[0]["area"], ~sides[1]["area"]]
-    # Hazard of fire FROM side i per sub-step (per shooter for aimed fire, per shooter per
-    # target for area fire), with the modifiers on what side 1 - i receives folded in.
-    hazard = []
-    for i in (0, 1):
-        me, them = sides[i], sides[1 - i]
-        base = np.where(aimed[i], me["k"], me["s"])
-        hazard.append(base * light_f * _incoming_factor(them, cfg, aimed[i]) * dt)
+    n_eng = len(a)
+    # Both sides in (2, n) arrays, row 0 = a, row 1 = b; row-reversal gives "the other side".
+    n0 = np.stack([sides[0]["n"], sides[1]["n"]])
+    strength = n0.copy()
+    ammo = np.stack([sides[0]["ammo"], sides[1]["ammo"]])
+    used = np.zeros((2, n_eng))
+    status = np.zeros((2, n_eng), np.int8)
+    aimed = np.stack([~sides[0]["area"], ~sides[1]["area"]])
+    surprised = np.stack([sides[0]["surp"], sides[1]["surp"]])
+    # Hazard of fire FROM each side per sub-step (per shooter for aimed fire, per shooter per
+    # target for area fire), with the modifiers on what the other side receives folded in.
+    hazard = np.stack([
+        np.where(aimed[i], sides[i]["k"], sides[i]["s"])
+        * light_f * _incoming_factor(sides[1 - i], cfg, aimed[i]) * dt
+        for i in (0, 1)
+    ])
     # Breakoff when losses >= fraction * start, and at least one fighter lost.
-    threshold = [np.maximum(sides[i]["brk"] * n0[i], 1.0) for i in (0, 1)]
+    threshold = np.maximum(np.stack([sides[0]["brk"], sides[1]["brk"]]) * n0, 1.0)
     active = (n0[0] > 0) & (n0[1] > 0)
-    fought = np.zeros(len(a), np.int64)
+    fought = np.zeros(n_eng, np.int64)
 
     for step in range(n_steps):
         if not active.any():
             break
-        kills, fired = [], []
-        for i in (0, 1):
-            j = 1 - i
-            # A side with less than a sub-step of ammunition left fires for the part it has.
-            frac = np.where(active, np.minimum(ammo[i] / dt, 1.0), 0.0)
-            if step < cfg.ambush_silent_substeps:
-                frac = np.where(sides[i]["surp"], 0.0, frac)
-            h = hazard[i] * frac
-            p = np.where(aimed[i], -np.expm1(-h), -np.expm1(-h * strength[i]))
-            trials = np.where(aimed[i], strength[i], strength[j])
-            kills.append(np.minimum(rng.binomial(trials, p), strength[j]))
-            fired.append(frac * dt)
-        for i in (0, 1):
-            strength[1 - i] -= kills[i]
-            ammo[i] = np.maximum(ammo[i] - fired[i], 0.0)
-            used[i] += fired[i]
+        # A side with less than a sub-step of ammunition left fires for the part it has.
+        frac = np.minimum(ammo / dt, 1.0) * active
+        if step < cfg.ambush_silent_substeps:
+            frac[surprised] = 0.0
+        x = hazard * frac
+        # Area fire: each target's hazard grows with the number of shooters.
+        p = -np.expm1(-np.where(aimed, x, x * strength))
+        other = strength[::-1]
+        kills = np.minimum(rng.binomial(np.where(aimed, strength, other), p), other)
+        strength -= kills[::-1]
+        spent = frac * dt
+        ammo = np.maximum(ammo - spent, 0.0)
+        used += spent
         fought += active
-        for i in (0, 1):
-            new = np.full(len(a), SideStatus.HOLDING, np.int8)
-            new[n0[i] - strength[i] >= threshold[i]] = SideStatus.BROKE_OFF_LOSSES
-            new[ammo[i] <= 1e-12] = SideStatus.BROKE_OFF_AMMO
-            new[strength[i] == 0] = SideStatus.DESTROYED
-            status[i] = np.where(active, new, status[i])
-        active &= (status[0] == SideStatus.HOLDING) & (status[1] == SideStatus.HOLDING)
+        new = np.where(
+            strength == 0, SideStatus.DESTROYED,
+            np.where(ammo <= 1e-12, SideStatus.BROKE_OFF_AMMO,
+                     np.where(n0 - strength >= threshold, SideStatus.BROKE_OFF_LOSSES,
+                              SideStatus.HOLDING)),
+        )
+        status = np.where(active, new, status).astype(np.int8)
+        active &= ~status.any(axis=0)
 
     results = []
     for e in range(len(a)):

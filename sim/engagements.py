@@ -111,9 +111,9 @@ def resolve_engagements(model: DesertModel, det: Detections) -> None:
     if not attackers:
         return
 
-    targets = list(attackers)
+    targets = []
     a_sides, b_sides, b_members = [], [], []
-    for tgt in targets:
+    for tgt in list(attackers):
         cell_mates = np.flatnonzero(
             f.alive[: f.n]
             & (f.faction[: f.n] == f.faction[tgt])
@@ -121,6 +121,9 @@ def resolve_engagements(model: DesertModel, det: Detections) -> None:
             & (f.col[: f.n] == f.col[tgt])
         ).tolist()
         defenders = [tgt] + [m for m in cell_mates if m != tgt and m not in engaged]
+        if f.strength[attackers[tgt]].sum() <= 0 or f.strength[defenders].sum() <= 0:
+            continue
+        targets.append(tgt)
         b_members.append(defenders)
         a_sides.append(_side(model, attackers[tgt], surprised=False))
         b_sides.append(_side(model, defenders, surprised=surprise[tgt]))
@@ -179,7 +182,11 @@ def _apply_losses(model: DesertModel, members: list[int], losses: int) -> None:
     if losses <= 0:
         return
     idx = np.asarray(members)
+    idx = idx[f.alive[idx] & (f.strength[idx] > 0)]
+    if len(idx) == 0:
+        return
     strength = f.strength[idx].copy()
+    losses = min(int(losses), int(strength.sum()))
     share = strength / strength.sum() * losses
     take = np.floor(share)
     rest = int(losses - take.sum())

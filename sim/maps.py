@@ -33,7 +33,7 @@ from sim.terrain import Ground, Terrain, Water
 # desert palette per Ground value
 GROUND_COLOURS: dict[Ground, str] = {
     Ground.FLAT: "#eadfc4",
-    Ground.SAND: "#f3e3a6",
+    Ground.SAND: "#f1dc93",
     Ground.RUGGED: "#b39370",
     Ground.WADI: "#d3c99c",
     Ground.RIVER: "#3f7fbf",
@@ -56,6 +56,8 @@ _MARKER = {"city": ("s", 7), "town": ("s", 5.5), "village": ("s", 4), "camp": ("
            "station": ("h", 5.5), "landmark": ("*", 6.5), "junction": (".", 4),
            "rendezvous": ("*", 6.5), "oasis": ("o", 0), "well": ("o", 0)}
 _SETTLEMENT_KINDS = ("city", "town", "village", "camp")
+_LABELLED_AREA_KINDS = ("rugged", "sand", "wadi", "irrigated", "region")
+REGION_COLOUR = "#5c4630"
 
 
 @dataclass
@@ -237,7 +239,7 @@ def _country_labels(ax: Axes, terrain: Terrain) -> None:
     """Each border's side names (`sides[0]` left of the line), once per name, beside the line."""
     g = terrain.grid
     done: set[str] = set()
-    gap_km = 0.045 * max(g.width_km, g.height_km)
+    gap_km = 0.06 * max(g.width_km, g.height_km)
     for b in terrain.borders:
         pts = np.array(b.points)
         x, y = g.xy_km(pts[:, 0], pts[:, 1])
@@ -346,7 +348,7 @@ def _water_and_caves(ax: Axes, terrain: Terrain, cell_pt: float) -> list[Any]:
     return handles
 
 
-def _places(ax: Axes, terrain: Terrain) -> list[Any]:
+def _places(ax: Axes, terrain: Terrain, scale: float = 1.0) -> list[Any]:
     handles = []
     kinds_seen: set[str] = set()
     for p in terrain.places.values():
@@ -355,7 +357,7 @@ def _places(ax: Axes, terrain: Terrain) -> list[Any]:
         marker, size = _MARKER.get(p.kind, ("o", 4))
         settlement = p.kind in _SETTLEMENT_KINDS
         face = "#3b3b3b" if settlement else "#fdfdfd"
-        ax.plot(p.col, p.row, marker=marker, markersize=size, markerfacecolor=face,
+        ax.plot(p.col, p.row, marker=marker, markersize=size * scale, markerfacecolor=face,
                 markeredgecolor="black", markeredgewidth=0.7, ls="", zorder=8)
         kinds_seen.add(p.kind)
     for kind in sorted(kinds_seen, key=lambda k: _LABEL_RANK.get(k, 9)):
@@ -376,9 +378,11 @@ def _labels(ax: Axes, terrain: Terrain, fontsize: float) -> None:
                (-5, -3, "right", "top"), (0, 6, "center", "bottom"), (0, -6, "center", "top"))
     places = sorted(terrain.places.values(), key=lambda p: (_LABEL_RANK.get(p.kind, 9), p.name))
     for p in places:
-        major = _LABEL_RANK.get(p.kind, 9) <= 2
+        rank = _LABEL_RANK.get(p.kind, 9)
+        major = rank <= 2
         weight = "bold" if p.kind in ("city", "town") else "normal"
-        size = fontsize + (1 if p.kind == "city" else 0)
+        # a type hierarchy: cities largest, minor places smaller
+        size = fontsize + (1 if p.kind == "city" else 0) - (0.6 if rank >= 4 else 0)
         best = None
         for dx, dy, ha, va in offsets:
             t = ax.annotate(p.name, (p.col, p.row), xytext=(dx, dy), textcoords="offset points",
@@ -399,6 +403,43 @@ def _labels(ax: Axes, terrain: Terrain, fontsize: float) -> None:
             best = (t, t.get_window_extent(renderer))
         if best is not None:
             placed.append(best[1])
+    # named areas last, in italics at their centre, only where they do not crowd a place label
+    axbb = ax.get_window_extent(renderer)
+    for name, kind in terrain.area_kinds.items():
+        if kind not in _LABELLED_AREA_KINDS:
+            continue
+        rr, cc = np.nonzero(terrain.areas[name])
+        if len(rr) < 4:
+            continue
+        for dy in (0, -8, 8):
+            t = ax.annotate(name, (float(cc.mean()), float(rr.mean())), xytext=(0, dy),
+                            textcoords="offset points", ha="center", va="center",
+                            fontsize=fontsize - 0.5, fontstyle="italic", color="#4a3826",
+                            zorder=8.5,
+                            path_effects=[pe.withStroke(linewidth=2.0, foreground="#f4ecd8")])
+            bb = t.get_window_extent(renderer).expanded(1.04, 1.1)
+            if axbb.contains(bb.x0, bb.y0) and axbb.contains(bb.x1, bb.y1) and not any(
+                    bb.overlaps(o) for o in placed):
+                placed.append(bb)
+                break
+            t.remove()
+
+
+def _regions(ax: Axes, terrain: Terrain) -> list[Any]:
+    """Outline named regions (areas with no ground effect, e.g. sweep areas)."""
+    rr, cc = np.indices(terrain.shape)
+    drawn = False
+    for name, kind in terrain.area_kinds.items():
+        mask = terrain.areas[name]
+        if kind != "region" or not mask.any():
+            continue
+        ax.contour(cc, rr, mask.astype(float), levels=[0.5], colors=REGION_COLOUR,
+                   linewidths=1.0, linestyles=[(0, (1.5, 1.5))], zorder=2.6)
+        drawn = True
+    if not drawn:
+        return []
+    return [Line2D([], [], color=REGION_COLOUR, lw=1.0, ls=(0, (1.5, 1.5)),
+                   label="named region")]
 
 
 def _overlays(ax: Axes, terrain: Terrain, overlays: Iterable[Overlay | Mapping[str, Any]]
@@ -457,10 +498,11 @@ def plot_terrain(
     if (terrain.town >= 0).any():
         handles.append(Patch(facecolor=TOWN_COLOUR, edgecolor="#999999", label="built-up"))
     handles += _zones(ax, terrain)
+    handles += _regions(ax, terrain)
     handles += _roads(ax, terrain, 1.6 if small else 1.0)
     handles += _borders(ax, terrain)
     handles += _water_and_caves(ax, terrain, _cell_points(ax, terrain))
-    handles += _places(ax, terrain)
+    handles += _places(ax, terrain, 1.5 if small else 1.0)
     ov_handles = _overlays(ax, terrain, overlays or ())
     ax.set_xlim(-0.5, cols - 0.5)
     ax.set_ylim(rows - 0.5, -0.5)
@@ -473,10 +515,10 @@ def plot_terrain(
     if title:
         ax.set_title(title, fontsize=11, fontweight="bold", loc="left")
     g = terrain.grid
-    ax.text(1.0, -0.05 if not small else -0.07,
+    ax.text(1.0, 1.008,
             f"{g.cols} x {g.rows} cells of {g.cell_km:g} km; azimuthal equidistant about "
             f"{g.centre_lat:.2f}°N {g.centre_lon:.2f}°E", transform=ax.transAxes, ha="right",
-            va="top", fontsize=6.5, color="#555555")
+            va="bottom", fontsize=6.5, color="#555555")
     if legend:
         ax.legend(handles=handles + ov_handles, loc="upper left", bbox_to_anchor=(1.01, 1.0),
                   fontsize=7, frameon=False, borderaxespad=0.0, handlelength=2.2)

@@ -78,7 +78,10 @@ class DesertModel(mesa.Model):
         self.events: list[dict] = []
 
         self.terrain = build_terrain(scenario.map, source=scenario.name)
-        self.router = Router(self.terrain)
+        # one router per terrain, shared by every run in this process: its cached route fields
+        # depend on the terrain only, so sharing them changes no result
+        self.router = self.terrain.__dict__.setdefault("_router", Router(self.terrain))
+        self._hpc_cache: dict[tuple, np.ndarray] = {}
         grid = self.terrain.grid
         centre_lat, centre_lon = grid.latlon_of(grid.rows // 2, grid.cols // 2)
         self.clock = Clock(
@@ -214,10 +217,11 @@ class DesertModel(mesa.Model):
         """Cumulative hours to reach each cell of a path at the unit's speeds."""
         f = self.force
         i = unit.idx
-        mob = MOBILITIES[f.mobility[i]]
-        hpc = hours_per_cell(
-            self.terrain, mob, float(f.speed_kmh[i]), float(f.offroad_speed_kmh[i])
-        ).ravel()
+        key = (int(f.mobility[i]), float(f.speed_kmh[i]), float(f.offroad_speed_kmh[i]))
+        hpc = self._hpc_cache.get(key)
+        if hpc is None:  # a few speed classes per scenario: compute each layer once
+            hpc = hours_per_cell(self.terrain, MOBILITIES[key[0]], key[1], key[2]).ravel()
+            self._hpc_cache[key] = hpc
         if len(cells) < 2:
             return np.zeros(len(cells))
         r, c = np.divmod(cells, self.terrain.cols)
@@ -240,19 +244,16 @@ class DesertModel(mesa.Model):
         self.force.path_clock[unit.idx] = 0.0
         self.force.posture[unit.idx] = int(posture)
 
-    def order_move(self, unit: Unit, target: int, posture: Posture, *, on_roads=None) -> bool:
+    def order_move(self, unit: Unit, target: int, posture: Posture, *, often=False) -> bool:
         """Route to ``target`` over the cost field of the unit's mobility, avoiding barred zones."""
         f = self.force
-        mob = MOBILITIES[f.mobility[unit.idx]] if on_roads is None else (
-            "road" if on_roads else "offroad"
-        )
-        cells = self.router.path_cells(
-            unit.cell, int(target), mob, self.barred_zones[f.faction[unit.idx]]
+        mob = MOBILITIES[f.mobility[unit.idx]]
+        cells = self.router.local_path(
+            unit.cell, int(target), mob, self.barred_zones[f.faction[unit.idx]], cache=often
         )
         if len(cells) == 0:
             return False
-        flat = cells[:, 0].astype(np.int64) * self.terrain.cols + cells[:, 1]
-        self.order_path(unit, flat, posture)
+        self.order_path(unit, cells, posture)
         return True
 
     # ------------------------------------------------------------------ queries (used by tactics)

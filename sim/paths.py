@@ -231,6 +231,64 @@ class Router:
         """Flat int32 array: the next cell (flat index) toward the target from every cell."""
         return self.field(target_cell, mobility, barred_zones)[1]
 
+    def local_path(
+        self, from_cell: int, target_cell: int, mobility: str,
+        barred_zones: Iterable[int] = frozenset(), *, slack: float = 1.5, cache: bool = False,
+    ) -> np.ndarray:
+        """Flat cells from `from_cell` to `target_cell` (both included; empty if unreachable).
+
+        The model's everyday route query. A cached field for the target is used when there is
+        one; otherwise a Dijkstra search from the target is cut off at `slack` times the
+        straight-line time (scipy's `limit`), which explores a disc around the two cells rather
+        than the whole theatre, and is widened (finally to the full cached field) only if the
+        cut-off search does not reach the start. Only `cache=True` targets (bases, patrol
+        points) keep their whole field; one-off targets are not cached.
+        """
+        self._check(mobility)
+        grid = self.terrain.grid
+        source, target = int(from_cell), self._flat_target(target_cell)
+        if source == target:
+            return np.array([source], dtype=np.int64)
+        barred = frozenset(barred_zones)
+        with self._lock:
+            hit = self._fields.get((target, mobility, barred))
+        if hit is None and cache:  # a target many units return to: keep its whole field
+            hit = self.field(target, mobility, barred)
+        if hit is None:
+            (r0, c0), (r1, c1) = divmod(source, grid.cols), divmod(target, grid.cols)
+            km = math.hypot(r0 - r1, c0 - c1) * grid.cell_km
+            limit = slack * (km + 2.0 * grid.cell_km) * self._typical_hours_per_km(mobility)
+            graph = self.graph(mobility, barred)
+            hop = None
+            for _ in range(2):
+                dist, pred = dijkstra(graph, directed=True, indices=target, limit=limit,
+                                      return_predecessors=True)
+                if np.isfinite(dist[source]):
+                    hop = pred
+                    break
+                limit *= 4.0
+            if hop is None:
+                hop = self.field(target, mobility, barred)[1]
+        else:
+            hop = hit[1]
+        out = [source]
+        cur = source
+        while cur != target:
+            cur = int(hop[cur])
+            if cur < 0 or len(out) > grid.size:
+                return np.zeros(0, np.int64)
+            out.append(cur)
+        return np.asarray(out, dtype=np.int64)
+
+    def _typical_hours_per_km(self, mobility: str) -> float:
+        """Median passable hours per km of the mobility: scales search cut-offs."""
+        cache = self.__dict__.setdefault("_typical", {})
+        if mobility not in cache:
+            h = self.hours_per_km(mobility)
+            finite = h[np.isfinite(h)]
+            cache[mobility] = float(np.median(finite)) if finite.size else 1.0
+        return cache[mobility]
+
     def path_cells(
         self, from_cell: Any, target_cell: Any, mobility: str,
         barred_zones: Iterable[int] = frozenset(),

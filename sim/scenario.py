@@ -387,7 +387,7 @@ class FactionSpec(_Model):
     hostile: list[Name] = Field(default_factory=list)
     colour: str = Field(default="#7f7f7f", pattern=r"^#[0-9a-fA-F]{6}$")
     comms_delay_hours: FiniteFloat = Field(default=1.0, ge=0)
-    border_security: FiniteFloat = Field(default=1.0, ge=0, le=1)
+    border_security: FiniteFloat = Field(default=0.0, ge=0, le=1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -632,6 +632,9 @@ class Scenario(_Model):
         # YAML may hand over a str ("2018-06-01T18:00"), a datetime or a date.
         if isinstance(v, datetime):
             return v
+        if isinstance(v, (int, float)):
+            # pydantic would read a number as a Unix timestamp: surely not what was meant
+            raise ValueError(f"expected a date and time like 2018-06-01T18:00, got {v!r}")
         if hasattr(v, "isoformat") and hasattr(v, "year") and not hasattr(v, "hour"):
             return datetime(v.year, v.month, v.day)
         return v
@@ -654,7 +657,8 @@ class Scenario(_Model):
         data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
         data.pop("extends", None)
         data["seed"] = self.seed
-        data["start"] = self.start.isoformat(timespec="minutes")
+        whole_minute = self.start.second == 0 and self.start.microsecond == 0
+        data["start"] = self.start.isoformat(timespec="minutes" if whole_minute else "auto")
         return yaml.dump(data, Dumper=_FlowListDumper, sort_keys=False, allow_unicode=True,
                          width=100)
 
@@ -680,8 +684,10 @@ class ScenarioError(Exception):
     def __init__(self, messages: str | Sequence[str]):
         if isinstance(messages, str):
             messages = [messages]
-        # keep order, drop repeats (pydantic can report one cause twice)
-        self.messages: list[str] = list(dict.fromkeys(messages))
+        # one line each, whatever odd keys or values a file holds; keep order, drop repeats
+        # (pydantic can report one cause twice)
+        lines = [str(m).replace("\r", "\\r").replace("\n", "\\n") for m in messages]
+        self.messages: list[str] = list(dict.fromkeys(lines))
         super().__init__("\n".join(self.messages))
 
     def __str__(self) -> str:
@@ -715,7 +721,7 @@ def render_path(loc: Iterable[Any]) -> str:
 
 def did_you_mean(word: Any, candidates: Iterable[Any]) -> str:
     """` (did you mean 'x'?)` for the closest candidate, or ''."""
-    cands = [str(c) for c in candidates]
+    cands = sorted(str(c) for c in candidates)   # sorted: ties resolve the same every run
     match = difflib.get_close_matches(str(word), cands, n=1, cutoff=0.6)
     if not match:
         # case slips ('palmyra') are common and difflib's ratio can miss them on short names

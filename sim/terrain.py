@@ -48,9 +48,7 @@ from typing import Any
 
 import networkx as nx
 import numpy as np
-from matplotlib.path import Path as MplPath
 from pydantic import BaseModel, ConfigDict, Field
-from scipy.ndimage import gaussian_filter
 
 from sim.geo import Grid, OutsideGridError, haversine_km
 from sim.scenario import MapSpec, ScenarioError
@@ -234,14 +232,6 @@ class Terrain:
         return self.grid.cell_km
 
     @property
-    def rows(self) -> int:
-        return self.grid.rows
-
-    @property
-    def cols(self) -> int:
-        return self.grid.cols
-
-    @property
     def place_names(self) -> list[str]:
         """Place names in index order (the `town` layer indexes this list)."""
         return list(self.places)
@@ -389,6 +379,22 @@ def line_cells(a: tuple[int, int], b: tuple[int, int]) -> np.ndarray:
     return np.stack([rows, cols], axis=1)
 
 
+def points_in_polygon(
+    px: np.ndarray, py: np.ndarray, xs: np.ndarray, ys: np.ndarray
+) -> np.ndarray:
+    """Even-odd rule: True where (px, py) lies inside the polygon with vertices (xs, ys)."""
+    inside = np.zeros(np.shape(px), bool)
+    n = len(xs)
+    for i in range(n):
+        x1, y1, x2, y2 = xs[i], ys[i], xs[(i + 1) % n], ys[(i + 1) % n]
+        if y1 == y2:
+            continue        # a horizontal edge never crosses the ray
+        crosses = (y1 > py) != (y2 > py)
+        x_at = x1 + (py - y1) * (x2 - x1) / (y2 - y1)
+        inside ^= crosses & (px < x_at)
+    return inside
+
+
 def _segment_distance(
     px: np.ndarray, py: np.ndarray, ax: float, ay: float, bx: float, by: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -508,14 +514,12 @@ class _Builder:
     def polygon_mask(self, points: list[Any], path: str) -> np.ndarray:
         ll = np.array([self.latlon(p, f"{path}[{i}]") for i, p in enumerate(points)])
         x, y = self.grid.xy_km(ll[:, 0], ll[:, 1])
-        poly = MplPath(np.column_stack([x, y]))
         # test only the polygon's bounding box of cells; the rest is outside
         inside = (self.cx >= x.min()) & (self.cx <= x.max()) & (self.cy >= y.min()) & (
             self.cy <= y.max())
         mask = np.zeros(self.grid.shape, bool)
         if inside.any():
-            pts = np.column_stack([self.cx[inside], self.cy[inside]])
-            mask[inside] = poly.contains_points(pts)
+            mask[inside] = points_in_polygon(self.cx[inside], self.cy[inside], x, y)
         return mask
 
     def box_mask(self, box: Any) -> np.ndarray:
@@ -611,6 +615,8 @@ class _Builder:
                 self.zone[m] = zone_index[cs.zone]
 
     def apply_texture(self) -> None:
+        from scipy.ndimage import gaussian_filter  # heavy import, only maps with a texture
+
         tex = self.spec.texture
         sigma = max(tex.scale_km / (2.0 * self.grid.cell_km), 0.5)
         for k, (fraction, ground) in enumerate(
@@ -949,13 +955,17 @@ def save_cached(t: Terrain) -> Path | None:
                             else np.zeros((0, 2), np.int32))
     arrays["edge_offsets"] = offsets
     arrays["meta"] = np.array(json.dumps(meta))
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=path.stem, suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
-        os.replace(tmp, path)
+        os.replace(tmp, path)     # atomic: readers never see a half-written file
     except OSError:
+        # an unwritable cache only costs a rebuild next time
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
         return None
     return path
 

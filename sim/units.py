@@ -146,9 +146,12 @@ class Unit(mesa.Agent):
         return int(self.path[-1]) if len(self.path) else self.cell
 
     # --- orders ----------------------------------------------------------------------------------
-    def go_to(self, target_cell: int, posture: Posture = Posture.MOVING, *, on_roads=None) -> bool:
-        """Plan a route to ``target_cell`` and start moving; False if it cannot be reached."""
-        return self.model.order_move(self, target_cell, posture, on_roads=on_roads)
+    def go_to(self, target_cell: int, posture: Posture = Posture.MOVING, *, often=False) -> bool:
+        """Plan a route to ``target_cell`` and start moving; False if it cannot be reached.
+
+        ``often=True`` marks a target the unit will return to (its base, a patrol point), whose
+        route field is then kept in the router's cache."""
+        return self.model.order_move(self, target_cell, posture, often=often)
 
     def follow(self, cells: np.ndarray, posture: Posture = Posture.MOVING) -> None:
         """Follow an explicit cell path (a patrol route)."""

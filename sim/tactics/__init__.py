@@ -105,11 +105,22 @@ def route_cells(model: DesertModel, unit: Unit, waypoints, closed: bool = False)
     for wp in points:
         r, c = t.locate(wp)
         target = r * t.cols + c
-        path = model.router.path_cells(cells[-1], target, mob, barred)
-        if len(path) == 0:
-            continue
-        flat = path[:, 0].astype(np.int64) * t.cols + path[:, 1]
-        cells.extend(flat[1:].tolist())
+        if mob != "foot" and isinstance(wp, str) and wp in t.road_graph:
+            # vehicles drive between places on the road network's shortest route
+            try:
+                here = divmod(cells[-1], t.cols)
+                leg = model.router.road_route(model.router.nearest_node(here), wp).cells
+                flat = leg[:, 0].astype(np.int64) * t.cols + leg[:, 1]
+                if len(flat) and flat[0] != cells[-1]:
+                    link = model.router.local_path(cells[-1], int(flat[0]), mob, barred)
+                    flat = np.concatenate([link, flat[1:]]) if len(link) else flat
+                cells.extend(flat[1:].tolist())
+                continue
+            except ValueError:
+                pass
+        flat = model.router.local_path(cells[-1], target, mob, barred)
+        if len(flat):
+            cells.extend(flat[1:].tolist())
     return np.asarray(cells, dtype=np.int64)
 
 

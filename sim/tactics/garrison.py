@@ -70,7 +70,7 @@ class Patrol(Behaviour):
         if u.is_moving:
             if not self.allowed_now() and self.state == "out":
                 # the schedule ended while out: head straight home
-                u.go_to(u.home, Posture.MOVING)
+                u.go_to(u.home, Posture.MOVING, often=True)
                 self.set_state("return")
             return
         if self.state in ("out", "return"):
@@ -225,7 +225,7 @@ class Pursue(Behaviour):
         u.operation = None
         self.quarry = None
         self.search_until = -1
-        if u.cell != self.base and u.go_to(self.base, Posture.MOVING):
+        if u.cell != self.base and u.go_to(self.base, Posture.MOVING, often=True):
             self.set_state("returning")
         else:
             u.halt(Posture.RESTING)
@@ -337,7 +337,13 @@ class ZoneGuard(Behaviour):
         super().__init__(model, unit, params, unit_spec)
         t = model.terrain
         z = t.zone_index(params.zone) if params is not None else int(t.zone.ravel()[unit.cell])
-        self.cells = np.flatnonzero(t.zone.ravel() == z) if z >= 0 else np.array([unit.cell])
+        points = model.__dict__.setdefault("_zone_points", {})
+        if z not in points:
+            # a handful of patrol points per zone, shared by its guards: each point's route
+            # field is searched once and reused
+            cells = np.flatnonzero(t.zone.ravel() == z) if z >= 0 else np.array([unit.cell])
+            points[z] = model.rng.choice(cells, size=min(6, len(cells)), replace=False)
+        self.cells = points[z]
 
     def decide(self) -> None:
         u = self.unit
@@ -345,7 +351,7 @@ class ZoneGuard(Behaviour):
         if u.is_moving:
             return
         target = int(self.cells[m.rng.integers(len(self.cells))])
-        if not u.go_to(target, Posture.MOVING):
+        if not u.go_to(target, Posture.MOVING, often=True):
             u.halt(Posture.RESTING)
         u.sleep_until(m.hour + 12)
 

@@ -1,0 +1,206 @@
+"""DesertModel: determinism, rules that must always hold, detection by light and concealment,
+the event log, and `badia run`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sim.clock import LightLevel
+from sim.model import DesertModel, run_scenario
+from sim.run import write_run
+from sim.scenario import parse_scenario
+from sim.units import Posture
+
+REPO = Path(__file__).resolve().parent.parent
+OUTPOST = REPO / "scenarios" / "outpost_night_raid.yaml"
+
+
+def open_map(rows: int = 40, cols: int = 40, zone_rows: range | None = None) -> dict:
+    """An open, flat ASCII map (250 m cells) with an optional band of zone cells."""
+    lines = []
+    for r in range(rows):
+        ch = "Z" if zone_rows is not None and r in zone_rows else "."
+        lines.append(ch * cols)
+    legend = {".": {"ground": "flat"}, "Z": {"ground": "flat", "zone": "Refuge"}}
+    if zone_rows is None:
+        legend.pop("Z")
+    return {"cell_km": 0.25, "centre": {"lat": 34.5, "lon": 38.5}, "ascii": "\n".join(lines),
+            "legend": legend}  # fmt: skip
+
+
+def scenario(units: list[dict], *, days: float = 2, map_: dict | None = None, zones=None,
+             start: str = "2018-06-01T12:00") -> dict:  # fmt: skip
+    m = map_ or open_map()
+    if zones:
+        m["zones"] = zones
+    return {
+        "name": "test", "seed": 1, "start": start, "days": days, "map": m,
+        "factions": {
+            "government": {"role": "garrison", "hostile": ["insurgents"]},
+            "insurgents": {"role": "insurgent", "hostile": ["government"]},
+        },
+        "units": units,
+    }  # fmt: skip
+
+
+# --------------------------------------------------------------------------- determinism
+def test_same_seed_gives_identical_outputs_and_another_seed_does_not(tmp_path):
+    runs = {}
+    for label, seed in (("a", 5), ("b", 5), ("c", 6)):
+        res = run_scenario(OUTPOST, seed=seed, days=6)
+        model_out = tmp_path / label
+        model = DesertModel(OUTPOST, rng=seed)  # terrain for the map
+        write_run(res, model_out, model.terrain)
+        runs[label] = model_out
+    for name in ("daily.parquet", "events.jsonl", "scenario.yaml"):
+        assert (runs["a"] / name).read_bytes() == (runs["b"] / name).read_bytes(), name
+    assert (runs["a"] / "events.jsonl").read_bytes() != (runs["c"] / "events.jsonl").read_bytes()
+    daily = pd.read_parquet(runs["a"] / "daily.parquet")
+    assert list(daily["day"]) == [1, 2, 3, 4, 5, 6]
+
+
+def test_resolved_scenario_replays_the_run(tmp_path):
+    res = run_scenario(OUTPOST, seed=9, days=3)
+    path = tmp_path / "scenario.yaml"
+    path.write_text(res.scenario.to_yaml())
+    again = run_scenario(path, days=3)  # seed comes from the file
+    pd.testing.assert_frame_equal(res.daily, again.daily)
+    assert res.events == again.events
+
+
+# --------------------------------------------------------------------------- rules
+def test_barred_faction_never_stands_in_its_zone_over_a_long_run():
+    """A QRF chases raiders who flee into a zone barred to it; hour by hour, no government unit
+    is ever in the zone, and the chase is recorded as broken off at the zone."""
+    zones = [{"name": "Refuge", "barred": ["government"]}]
+    units = [
+        {"faction": "government", "kind": "strongpoint", "at": [34.5, 38.5], "strength": 30,
+         "night_sensor_range_km": 4},
+        {"faction": "government", "kind": "qrf", "at": [34.47, 38.47], "strength": 20,
+         "tactic": {"kind": "pursue", "max_range_km": 30}},
+        {"faction": "insurgents", "kind": "cell", "count": 4, "at": [34.53, 38.52],
+         "strength": 6, "tactic": {"kind": "night_raid", "targets": ["Post"]}},
+    ]  # fmt: skip
+    m = open_map(48, 48, zone_rows=range(0, 6))
+    m["places"] = [{"name": "Post", "kind": "outpost", "lat": 34.5, "lon": 38.5}]
+    data = scenario(units, days=20, map_=m, zones=zones)
+    data["units"][0]["at"] = "Post"
+    model = DesertModel(parse_scenario(data, source="test"), rng=3)
+    t = model.terrain
+    gov = model.faction_index["government"]
+    assert (t.zone >= 0).sum() > 0
+    for _ in range(model.spec.hours):
+        model.step()
+        f = model.force
+        n = f.n
+        in_zone = t.zone[f.row[:n], f.col[:n]] >= 0
+        assert not (in_zone & f.alive[:n] & (f.faction[:n] == gov)).any(), model.hour
+    assert model.metrics.totals.get("zone_entries_barred", 0) == 0
+
+
+def _detections_per_hour(light_wanted, *, cave: bool, hours: int = 400) -> float:
+    """Fraction of hours a stationary insurgent 1.5 km from a strongpoint is detected."""
+    rows = ["." * 40 for _ in range(40)]
+    if cave:
+        rows[20] = rows[20][:26] + "C" + rows[20][27:]
+    m = {"cell_km": 0.25, "centre": {"lat": 34.5, "lon": 38.5}, "ascii": "\n".join(rows),
+         "legend": {".": {"ground": "flat"}, "C": {"ground": "rugged", "cave": True}}}  # fmt: skip
+    units = [
+        {"faction": "government", "kind": "strongpoint", "at": [34.5, 38.5], "strength": 20,
+         "sensor_range_km": 3, "night_sensor_range_km": 3},
+        {"faction": "insurgents", "kind": "cell", "at": [34.5, 38.5], "strength": 6},
+    ]  # fmt: skip
+    model = DesertModel(parse_scenario(scenario(units, days=30, map_=m), source="t"), rng=7)
+    f = model.force
+    f.row[0], f.col[0] = 20, 20
+    f.row[1], f.col[1] = 20, 26  # 6 cells x 250 m = 1.5 km east
+    model._prev_rc[:2] = [[20, 20], [20, 26]]
+    f.posture[1] = int(Posture.RESTING)
+    hits = trials = 0
+    for h in range(24 * 30):
+        model.hour = h
+        if model.light_by_hour[h] != light_wanted:
+            continue
+        det = model._detect()
+        hits += int((det.target == 1).any())
+        trials += 1
+        if trials >= hours:
+            break
+    return hits / trials
+
+
+def test_detection_is_rarer_at_night_and_rarer_in_a_cave():
+    day_open = _detections_per_hour(LightLevel.DAY, cave=False)
+    night_open = _detections_per_hour(LightLevel.NIGHT, cave=False)
+    day_cave = _detections_per_hour(LightLevel.DAY, cave=True)
+    # 400 hours each: a binomial standard error of at most 0.025; demand 4 of them
+    assert day_open - night_open > 0.1, (day_open, night_open)
+    assert day_open - day_cave > 0.1, (day_open, day_cave)
+    assert 0 < night_open < 1 and 0 < day_cave < 1
+
+
+def test_every_engagement_is_logged_with_time_place_sides_and_losses():
+    res = run_scenario(OUTPOST, seed=2, days=10)
+    engagements = [e for e in res.events if e["type"] == "engagement"]
+    assert engagements, "the outpost scenario should see fighting in 10 days"
+    for e in engagements:
+        assert {"hour", "day", "row", "col", "lat", "lon", "faction", "defender_faction",
+                "attacker", "defender", "losses"} <= set(e)  # fmt: skip
+        assert e["faction"] != e["defender_faction"]
+        assert all(v >= 0 for v in e["losses"].values())
+    total = res.daily.filter(like="losses__").to_numpy().sum()
+    assert total == sum(sum(e["losses"].values()) for e in engagements)
+
+
+def test_units_move_no_faster_than_their_speed():
+    model = DesertModel(OUTPOST, rng=4)
+    f = model.force
+    cell_km = model.terrain.grid.cell_km
+    top = f.speed_kmh[: f.n].copy()
+    for _ in range(72):
+        before = np.column_stack([f.row[: f.n], f.col[: f.n]]).astype(float)
+        model.step()
+        after = np.column_stack([f.row[: f.n], f.col[: f.n]]).astype(float)
+        moved_km = np.hypot(*(after - before).T) * cell_km
+        assert (moved_km <= top * 1.0 + cell_km * 1.5).all()
+
+
+# --------------------------------------------------------------------------- the command
+def test_badia_run_writes_its_outputs(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "sim.cli", "run", str(OUTPOST), "--days", "2", "--seed", "3",
+         "--out", str(out), "--set", "units[0].strength=40"],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "attacks_attempted_total" in proc.stdout
+    for name in ("daily.parquet", "events.jsonl", "scenario.yaml", "map.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert len(pd.read_parquet(out / "daily.parquet")) == 2
+    for line in (out / "events.jsonl").read_text().splitlines():
+        json.loads(line)
+    assert "strength: 40" in (out / "scenario.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["run", "no/such.yaml"], "no/such.yaml"),
+        (["run", str(OUTPOST), "--set", "units[0].strenght=4"], "strenght"),
+    ],
+)
+def test_badia_run_bad_input_is_one_line(args, needle):
+    proc = subprocess.run([sys.executable, "-m", "sim.cli", *args], capture_output=True,
+                          text=True, cwd=REPO, timeout=120)  # fmt: skip
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
