@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 BADIA := $(VENV)/bin/badia
 # Playwright must never download a browser: the browser tests drive Debian's /usr/bin/chromium.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
-# Arguments for `make viz`, e.g. make viz VIZ_ARGS=scenarios/palmyra.yaml
+# Arguments for `make viz`, e.g. make viz VIZ_ARGS=scenarios/outpost_night_raid.yaml
 VIZ_ARGS ?=
 
 .PHONY: demo test lint bench viz venv assets clean
@@ -26,15 +26,15 @@ test: venv
 lint: venv
 	$(VENV)/bin/ruff check .
 
-## bench: run every benchmarks/bench_*.py script
+## bench: run every benchmarks/*.py script (files starting with "_" are helpers)
 bench: venv
-	@set -e; found=0; for f in benchmarks/bench_*.py; do [ -e "$$f" ] || continue; found=1; \
-	  echo "== $$f"; $(PY) "$$f"; done; \
-	  [ $$found = 1 ] || { echo "make bench: no benchmarks/bench_*.py scripts" >&2; exit 1; }
+	@set -e; found=0; for f in benchmarks/*.py; do case "$${f##*/}" in _*) continue;; esac; \
+	  [ -e "$$f" ] || continue; found=1; echo "== $$f"; $(PY) "$$f"; done; \
+	  [ $$found = 1 ] || { echo "make bench: no scripts in benchmarks/" >&2; exit 1; }
 
-## viz: the SolaraViz browser app, with solara's front end served offline
+## viz: the SolaraViz browser app; solara's front end comes from the local cache (no internet)
 viz: venv assets
-	$(BADIA) viz $(VIZ_ARGS)
+	SOLARA_TELEMETRY_MIXPANEL_ENABLE=False $(BADIA) viz $(VIZ_ARGS)
 
 venv:
 	@scripts/ensure-venv

@@ -186,13 +186,18 @@ def _component_urls() -> list[tuple[str, str]]:
         if "getCdn()" not in text:
             continue
         consts = dict(_JS_CONST_RE.findall(text))
+
+        def resolve(s: str, consts: dict[str, str] = consts) -> str:
+            return re.sub(r"\$\{(\w+)\}", lambda v: consts.get(v.group(1), v.group(0)), s)
+
         for m in _VUE_CDN_RE.finditer(text):
-            ver = m.group("ver")
-            if ver.startswith("${"):
-                ver = consts.get(ver[2:-1], "")
-                if not ver:
-                    continue  # a version we cannot resolve statically
-            found.append((rel, f"{m.group('name')}@{ver}{m.group('path') or ''}"))
+            ver = resolve(m.group("ver"))
+            if "${" in ver:
+                continue  # a version we cannot resolve statically
+            path = resolve(m.group("path") or "")
+            if "${" in path:
+                path = ""  # a file name computed at run time: fetch the package, check no file
+            found.append((rel, f"{m.group('name')}@{ver}{path}"))
     return found
 
 

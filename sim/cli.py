@@ -105,7 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     except ImportError:  # pragma: no cover - during development only
         add_batch_arguments = None
     if add_batch_arguments is not None:
-        p = sub.add_parser("batch", help="run an experiment (design x replicates) into a results folder")
+        p = sub.add_parser(
+            "batch", help="run an experiment (design x replicates) into a results folder"
+        )
         add_batch_arguments(p)
         p.set_defaults(func=_cmd_batch)
 

@@ -75,7 +75,7 @@ class Metrics:
         self._n_road = len(road)
         pts = np.vstack([area, road]) * self.cell_km if len(road) else area * self.cell_km
         self._tree = cKDTree(pts)
-        self._coverage_key = None
+        self._static_cover: dict[tuple, np.ndarray] = {}
         self._coverage = (0.0, 0.0)
         self._cov_samples = {"day": [], "night": []}
         self._cov_last = {"road_day": np.nan, "road_night": np.nan, "area_day": np.nan,
@@ -111,9 +111,11 @@ class Metrics:
     def on_move(self, unit, r0, c0, r1, c1) -> None:
         """Border crossings and zone entries along one unit's hourly move."""
         t = unit.model.terrain
-        if t.border_side.shape[0] and (t.border_side[:, r0, c0] != t.border_side[:, r1, c1]).any():
-            if not unit.model.on_border_crossing(unit, (r0, c0)):
-                return
+        crossed = t.border_side.shape[0] and (
+            t.border_side[:, r0, c0] != t.border_side[:, r1, c1]
+        ).any()
+        if crossed and not unit.model.on_border_crossing(unit, (r0, c0)):
+            return
         z1 = t.zone[r1, c1]
         if z1 >= 0 and t.zone[r0, c0] != z1:
             self.day["zone_entries"] += 1
@@ -158,25 +160,42 @@ class Metrics:
             self.close_day(model)
 
     def coverage(self, model: DesertModel, night: bool) -> tuple[float, float]:
-        """(road, area) fractions inside some garrison unit's sensor range now."""
+        """(road, area) fractions inside some garrison unit's sensor range now.
+
+        Posts that never move (speed 0) cover the same points all run long, so their union is
+        kept per light and recomputed only when one of them is lost or re-equipped; the mobile
+        units are added on top at each sample.
+        """
         f = model.force
         n = f.n
         g = f.alive[:n] & self.garrison[f.faction[:n]]
-        rng_km = np.where(night, f.sensor_night_km[:n], f.sensor_day_km[:n])[g]
-        xy = np.column_stack([f.row[:n][g], f.col[:n][g]]).astype(float) * self.cell_km
-        key = (night, xy.tobytes(), rng_km.tobytes())
-        if key == self._coverage_key:
-            return self._coverage
-        covered = np.zeros(self._n_area + self._n_road, dtype=bool)
-        if len(xy):
-            hits = self._tree.query_ball_point(xy, rng_km, return_sorted=False)
-            idx = [np.asarray(h, dtype=np.int64) for h in hits if len(h)]
-            if idx:
-                covered[np.concatenate(idx)] = True
+        static = g & (f.speed_kmh[:n] <= 0) & (f.offroad_speed_kmh[:n] <= 0)
+        mobile = g & ~static
+        ranges = f.sensor_night_km[:n] if night else f.sensor_day_km[:n]
+        key = (night, np.flatnonzero(static).tobytes(), ranges[static].tobytes())
+        base = self._static_cover.get(key)
+        if base is None:
+            base = self._covered(f, static, ranges)
+            self._static_cover = {k: v for k, v in self._static_cover.items() if k[0] != night}
+            self._static_cover[key] = base
+        covered = base | self._covered(f, mobile, ranges) if mobile.any() else base
         area = float(covered[: self._n_area].mean()) if self._n_area else 0.0
         road = float(covered[self._n_area :].mean()) if self._n_road else float("nan")
-        self._coverage_key, self._coverage = key, (road, area)
+        self._coverage = (road, area)
         return road, area
+
+    def _covered(self, f, which: np.ndarray, ranges: np.ndarray) -> np.ndarray:
+        """Sample points within range of any unit in ``which``."""
+        n = f.n
+        covered = np.zeros(self._n_area + self._n_road, dtype=bool)
+        if not which.any():
+            return covered
+        xy = np.column_stack([f.row[:n][which], f.col[:n][which]]).astype(float) * self.cell_km
+        hits = self._tree.query_ball_point(xy, ranges[which], return_sorted=False)
+        idx = [np.asarray(h, dtype=np.int64) for h in hits if len(h)]
+        if idx:
+            covered[np.concatenate(idx)] = True
+        return covered
 
     def close_day(self, model: DesertModel) -> None:
         """Write the finished day's row."""
@@ -269,7 +288,9 @@ class Metrics:
         for fi, name in enumerate(self.factions):
             reps[f"losses {name}"] = current(f"losses__{name}")
             reps[f"units alive {name}"] = (
-                lambda m, fi=fi: float((m.force.view("alive") & (m.force.view("faction") == fi)).sum())
+                lambda m, fi=fi: float(
+                    (m.force.view("alive") & (m.force.view("faction") == fi)).sum()
+                )
             )
         return reps
 

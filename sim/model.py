@@ -33,7 +33,12 @@ from sim.units import MOBILITIES, MOVING_POSTURES, ForceTable, Posture, Unit
 DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "outpost_night_raid.yaml"
 
 #: Kinds whose crews fire on any hostile unit they see within weapon range.
-GARRISON_FIRE_KINDS = {"strongpoint", "patrol", "convoy", "escort", "qrf", "border_post", "zone_guard"}
+GARRISON_FIRE_KINDS = {
+    "strongpoint", "patrol", "convoy", "escort", "qrf", "border_post", "zone_guard",
+}
+
+
+_ZERO_HOURS = np.zeros(1)
 
 
 @dataclass
@@ -119,6 +124,7 @@ class DesertModel(mesa.Model):
         )
         self.force = ForceTable(max(capacity, 1))
         self.units: list[Unit] = []
+        self._attached: list[Unit] = []  # units that move with another (escorts)
         self._spawn_units()
         self._prev_rc = np.zeros((max(capacity, 1), 2), dtype=np.int32)
         self.knowledge = Knowledge(
@@ -192,6 +198,7 @@ class DesertModel(mesa.Model):
         unit = self._add_unit(f"{leader.name}-escort", leader.faction, kind, ru, r, c)
         unit.attached_to = leader
         unit.behaviour = None
+        self._attached.append(unit)
         return unit
 
     def _placement_cells(self, at, count: int, field_path: str) -> np.ndarray:
@@ -241,8 +248,19 @@ class DesertModel(mesa.Model):
             cells, hours = cells[:cut], hours[:cut]
         unit.path, unit.path_hours = cells, hours
         self.force.path_pos[unit.idx] = 0
+        self.force.path_last[unit.idx] = len(cells) - 1
         self.force.path_clock[unit.idx] = 0.0
         self.force.posture[unit.idx] = int(posture)
+
+    def order_halt(self, unit: Unit, posture: Posture) -> None:
+        """Stop ``unit`` where it stands (no route to compute)."""
+        i = unit.idx
+        unit.path = np.array([unit.cell], dtype=np.int64)
+        unit.path_hours = _ZERO_HOURS
+        self.force.path_pos[i] = 0
+        self.force.path_last[i] = 0
+        self.force.path_clock[i] = 0.0
+        self.force.posture[i] = int(posture)
 
     def order_move(self, unit: Unit, target: int, posture: Posture, *, often=False) -> bool:
         """Route to ``target`` over the cost field of the unit's mobility, avoiding barred zones."""
@@ -343,22 +361,19 @@ class DesertModel(mesa.Model):
         self._prev_rc[: f.n, 0] = f.row[: f.n]
         self._prev_rc[: f.n, 1] = f.col[: f.n]
         cols = self.terrain.cols
-        for unit in self.units:
-            i = unit.idx
-            if not f.alive[i]:
-                continue
-            if unit.attached_to is not None:
-                leader = unit.attached_to
-                if leader.alive:
-                    f.row[i], f.col[i] = f.row[leader.idx], f.col[leader.idx]
-                    f.posture[i] = f.posture[leader.idx]
-                continue
-            last = len(unit.path) - 1
+        n = f.n
+        for unit in self._attached:
+            leader = unit.attached_to
+            if unit.alive and leader.alive:
+                i, j = unit.idx, leader.idx
+                f.row[i], f.col[i], f.posture[i] = f.row[j], f.col[j], f.posture[j]
+        units = self.units
+        for i in np.flatnonzero(f.alive[:n] & (f.path_pos[:n] < f.path_last[:n])).tolist():
+            unit = units[i]
             pos = f.path_pos[i]
-            if pos >= last:
-                continue
+            last = f.path_last[i]
             clock = f.path_clock[i] + 1.0
-            new = int(np.searchsorted(unit.path_hours, clock, side="right")) - 1
+            new = int(unit.path_hours.searchsorted(clock, side="right")) - 1
             f.path_clock[i] = clock
             if new != pos:
                 r0, c0 = int(f.row[i]), int(f.col[i])
@@ -389,9 +404,13 @@ class DesertModel(mesa.Model):
         day_km, night_km = f.sensor_day_km[:n], f.sensor_night_km[:n]
         ranges = detection.sensor_range_km(day_km, night_km, light, self.config.detection)
         obs_all, tgt_all = [], []
+        # factions with the same enemies look in one call (garrisons against insurgents ...)
+        groups: dict[bytes, list[int]] = {}
         for fi in range(len(self.faction_names)):
-            obs = np.flatnonzero(alive & (fac == fi))
-            tgt = np.flatnonzero(alive & self.hostile[fi, fac])
+            groups.setdefault(self.hostile[fi].tobytes(), []).append(fi)
+        for members in groups.values():
+            obs = np.flatnonzero(alive & np.isin(fac, members))
+            tgt = np.flatnonzero(alive & self.hostile[members[0], fac])
             if len(obs) == 0 or len(tgt) == 0:
                 continue
             oi, ti = detection.detect(
@@ -440,7 +459,8 @@ class DesertModel(mesa.Model):
         """A town fell: its garrison's faction knows at once (the news travels by phone)."""
         f = self.force
         for fi, name in enumerate(self.faction_names):
-            if self.hostile[fi, f.faction[unit.idx]] and self.spec.factions[name].role == "garrison":
+            garrison = self.spec.factions[name].role == "garrison"
+            if garrison and self.hostile[fi, f.faction[unit.idx]]:
                 self.knowledge.record(self.hour, np.array([fi]), np.array([unit.idx]),
                                       np.array([unit.idx]), np.array([unit.cell]))  # fmt: skip
         self._seizures.append({"town": town, "hour": self.hour, "cell": unit.cell,
@@ -500,8 +520,9 @@ class DesertModel(mesa.Model):
             leaving = np.flatnonzero(enemy & was_in & ~now_in)
             if len(leaving):
                 cells = f.row[leaving].astype(np.int64) * self.terrain.cols + f.col[leaving]
-                self.knowledge.record(self.hour, np.full(len(leaving), fi),
-                                      np.full(len(leaving), sweeper.idx), leaving, cells)  # fmt: skip
+                observers = np.full(len(leaving), sweeper.idx)
+                self.knowledge.record(self.hour, np.full(len(leaving), fi), observers, leaving,
+                                      cells)  # fmt: skip
                 for i in leaving.tolist():
                     self.log("cordon_sighting", int(cells[0]), sweeper.faction,
                              unit=self.units[i].name)  # fmt: skip

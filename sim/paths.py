@@ -161,6 +161,13 @@ class Router:
     def hours_per_km(self, mobility: str, barred_zones: Iterable[int] = ()) -> np.ndarray:
         """Reference unit's hours per km in each cell (inf where impassable or barred)."""
         self._check(mobility)
+        key = (mobility, frozenset(barred_zones))
+        cache = self.__dict__.setdefault("_hpk", {})
+        if key not in cache:
+            cache[key] = _freeze(self._hours_per_km(mobility, key[1]))
+        return cache[key]
+
+    def _hours_per_km(self, mobility: str, barred_zones: frozenset[int]) -> np.ndarray:
         t = self.terrain
         v_road, v_off = t.config.reference_speed_kmh[mobility]
         h = hours_per_cell(t, mobility, v_road, v_off) / np.float32(t.cell_km)
@@ -233,16 +240,16 @@ class Router:
 
     def local_path(
         self, from_cell: int, target_cell: int, mobility: str,
-        barred_zones: Iterable[int] = frozenset(), *, slack: float = 1.5, cache: bool = False,
+        barred_zones: Iterable[int] = frozenset(), *, margin: float = 0.5, cache: bool = False,
     ) -> np.ndarray:
         """Flat cells from `from_cell` to `target_cell` (both included; empty if unreachable).
 
         The model's everyday route query. A cached field for the target is used when there is
-        one; otherwise a Dijkstra search from the target is cut off at `slack` times the
-        straight-line time (scipy's `limit`), which explores a disc around the two cells rather
-        than the whole theatre, and is widened (finally to the full cached field) only if the
-        cut-off search does not reach the start. Only `cache=True` targets (bases, patrol
-        points) keep their whole field; one-off targets are not cached.
+        one (and computed and kept for `cache=True` targets: bases, patrol points). Otherwise
+        the search runs on a window of the grid around the two cells, `margin` times their
+        distance (at least 8 cells) wider on each side, which costs a few thousand cells
+        rather than the whole theatre; where the window holds no route (a zone or a river in
+        the way) it is doubled, and finally the whole grid's field is used.
         """
         self._check(mobility)
         grid = self.terrain.grid
@@ -252,30 +259,40 @@ class Router:
         barred = frozenset(barred_zones)
         with self._lock:
             hit = self._fields.get((target, mobility, barred))
-        if hit is None and cache:  # a target many units return to: keep its whole field
+        if hit is None and cache:
             hit = self.field(target, mobility, barred)
-        if hit is None:
-            (r0, c0), (r1, c1) = divmod(source, grid.cols), divmod(target, grid.cols)
-            km = math.hypot(r0 - r1, c0 - c1) * grid.cell_km
-            limit = slack * (km + 2.0 * grid.cell_km) * self._typical_hours_per_km(mobility)
-            graph = self.graph(mobility, barred)
-            hop = None
-            for _ in range(2):
-                dist, pred = dijkstra(graph, directed=True, indices=target, limit=limit,
-                                      return_predecessors=True)
-                if np.isfinite(dist[source]):
-                    hop = pred
-                    break
-                limit *= 4.0
-            if hop is None:
-                hop = self.field(target, mobility, barred)[1]
-        else:
-            hop = hit[1]
+        if hit is not None:
+            return self._trace(hit[1], source, target)
+        (r0, c0), (r1, c1) = divmod(source, grid.cols), divmod(target, grid.cols)
+        pad = max(8, int(margin * max(abs(r0 - r1), abs(c0 - c1))))
+        h = self.hours_per_km(mobility, barred)
+        while True:
+            top, bottom = max(0, min(r0, r1) - pad), min(grid.rows, max(r0, r1) + pad + 1)
+            left, right = max(0, min(c0, c1) - pad), min(grid.cols, max(c0, c1) + pad + 1)
+            whole = top == 0 and left == 0 and bottom == grid.rows and right == grid.cols
+            if whole:
+                return self._trace(self.field(target, mobility, barred)[1], source, target)
+            width = right - left
+            window = grid_graph(h[top:bottom, left:right], grid.cell_km, reverse=True)
+            local_t = (r1 - top) * width + (c1 - left)
+            local_s = (r0 - top) * width + (c0 - left)
+            _, pred = dijkstra(window, directed=True, indices=local_t,
+                               return_predecessors=True)
+            path = self._trace(pred, local_s, local_t)
+            if len(path):
+                rr, cc = np.divmod(path, width)
+                return (rr + top) * grid.cols + (cc + left)
+            pad *= 2
+
+    @staticmethod
+    def _trace(hop: np.ndarray, source: int, target: int) -> np.ndarray:
+        """Follow next hops from `source` to `target` (empty if they do not lead there)."""
         out = [source]
         cur = source
+        limit = len(hop)
         while cur != target:
             cur = int(hop[cur])
-            if cur < 0 or len(out) > grid.size:
+            if cur < 0 or len(out) > limit:
                 return np.zeros(0, np.int64)
             out.append(cur)
         return np.asarray(out, dtype=np.int64)

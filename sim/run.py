@@ -21,8 +21,8 @@ def write_run(result, out: Path, terrain) -> None:
         for event in result.events:
             fh.write(json.dumps(event, sort_keys=True, default=_json_default) + "\n")
     (out / "scenario.yaml").write_text(result.scenario.to_yaml(), encoding="utf-8")
-    render_map(terrain, out / "map.png", title=f"{result.scenario.name} (seed {result.scenario.seed})",
-               overlays=event_overlays(result.events))
+    title = f"{result.scenario.name} (seed {result.scenario.seed})"
+    render_map(terrain, out / "map.png", title=title, overlays=event_overlays(result.events))
 
 
 def _json_default(value):
@@ -57,7 +57,12 @@ def summary_table(summary: dict[str, float]) -> str:
     width = max(len(k) for k in summary) if summary else 10
     lines = [f"{'metric':<{width}}  value", f"{'-' * width}  ----------"]
     for key, value in summary.items():
-        text = "n/a" if value != value else (f"{value:.3f}" if abs(value - round(value)) > 1e-9 else f"{value:.0f}")
+        if value != value:  # NaN: nothing to measure (no raids, no seizures...)
+            text = "n/a"
+        elif abs(value - round(value)) > 1e-9:
+            text = f"{value:.3f}"
+        else:
+            text = f"{value:.0f}"
         lines.append(f"{key:<{width}}  {text}")
     return "\n".join(lines)
 

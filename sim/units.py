@@ -48,7 +48,7 @@ class ForceTable:
         "water_days", "fuel_days", "ammo_days", "water_cap", "fuel_cap", "ammo_cap",
         "breakoff", "path_clock",
     )  # fmt: skip
-    INT_COLUMNS = ("row", "col", "faction", "kind", "mobility", "posture", "path_pos")
+    INT_COLUMNS = ("row", "col", "faction", "kind", "mobility", "posture", "path_pos", "path_last")
     BOOL_COLUMNS = ("alive", "fortified", "fires")
 
     def __init__(self, capacity: int):
@@ -159,7 +159,7 @@ class Unit(mesa.Agent):
 
     def halt(self, posture: Posture = Posture.RESTING) -> None:
         """Stop where it stands."""
-        self.model.order_path(self, np.array([self.cell]), posture)
+        self.model.order_halt(self, posture)
 
     def attack(self, target_idx: int, kind: str) -> None:
         """Open fire on unit ``target_idx`` when in weapon range (``kind``: raid, ambush...)."""

@@ -66,7 +66,7 @@ def _store(tmp_path: Path, n_points: int = 3, replicates: int = 2) -> tuple[Path
 
 
 def test_load_returns_the_contract_tables(tmp_path: Path) -> None:
-    path, manifest = _store(tmp_path)
+    path, _ = _store(tmp_path)
     res = load(path)
     assert list(res.design.columns) == ["point_id", *FACTORS]
     assert res.design[FACTORS[0]].tolist() == [1, 2, 3]
@@ -94,7 +94,7 @@ def test_load_returns_the_contract_tables(tmp_path: Path) -> None:
 
 
 def test_failed_runs_are_listed_with_status_failed(tmp_path: Path) -> None:
-    path, manifest = _store(tmp_path)
+    path, _ = _store(tmp_path)
     store = ResultsStore.open(path)
     os.remove(store.part_path(3))
     store.write_failure(3, {"error_type": "ScenarioError", "error": "x.yaml: units[1]: bad",
@@ -153,7 +153,7 @@ def test_part_holding_another_run_is_refused(tmp_path: Path) -> None:
 
 
 def test_not_a_results_folder(tmp_path: Path) -> None:
-    with pytest.raises(ResultsError, match="manifest.json: missing"):
+    with pytest.raises(ResultsError, match=r"manifest\.json: missing"):
         load(tmp_path)
     (tmp_path / "manifest.json").write_text("{not json")
     with pytest.raises(ResultsError, match="unreadable manifest"):

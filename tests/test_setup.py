@@ -224,6 +224,7 @@ def test_discovery_resolves_versions_in_components_and_falls_back_for_the_page(
     (fake / "components").mkdir()
     (fake / "components" / "chart.vue").write_text(
         "x = `${this.getCdn()}/charts@1.2.3/dist/charts.js`\n"
+        "y = `${this.getCdn()}/dyn@3.0.0/dist/${runtimeName}.js`\n"
     )
     monkeypatch.setattr(assets, "solara_dir", lambda: fake)  # and no page template there
     warnings: list[str] = []
@@ -235,6 +236,7 @@ def test_discovery_resolves_versions_in_components_and_falls_back_for_the_page(
     assert found["@widgetti/grid@9.8.7"].files == ["dist/grid.umd.js"]
     assert found["@widgetti/grid@9.8.7"].group == "solaraviz"
     assert found["charts@1.2.3"].group == "extra"
+    assert found["dyn@3.0.0"].files == []  # file name only known at run time: package only
     page = [a for a in found.values() if a.group == "page"]
     assert page and all(a.source == "fallback" for a in page)
     assert any("page template" in w for w in warnings)

@@ -147,9 +147,8 @@ class Pursue(Behaviour):
         u = self.unit
         m = self.model
         idx, cells, ages = m.known_enemies(u, max_age_hours=PURSUIT_MAX_AGE_HOURS)
-        if self.quarry is not None and self.quarry not in set(idx.tolist()):
-            if not m.force.alive[self.quarry]:
-                self.quarry = None
+        if self.quarry is not None and not m.force.alive[self.quarry]:
+            self.quarry = None
         if len(idx):
             in_range = [
                 (age, i, c) for i, c, age in zip(idx.tolist(), cells.tolist(), ages.tolist(),
@@ -288,9 +287,8 @@ class Sweep(Behaviour):
         u = self.unit
         m = self.model
         if self.current >= 0 and m.hour < self.square_until:
-            if u.is_moving:
-                u.sleep_until(self.square_until)
-                return
+            u.sleep_until(self.square_until)  # still searching (or watching) this square
+            return
         if self.current >= 0:
             self.cleared_squares += 1
             m.log("square_cleared", u.cell, u.faction, unit=u.name, square=self.current)
@@ -300,19 +298,15 @@ class Sweep(Behaviour):
             u.halt(Posture.RESTING)
             u.sleep_until(m.hour + 24 * 365)
             return
-        sq = self.squares[self.current]
-        lanes = self._lanes(sq)
-        first = int(lanes[0])
-        if u.go_to(first, Posture.MOVING):
-            path = np.concatenate([u.path, lanes[1:]])
-            u.follow(self._walkable(path), Posture.MOVING)
-        self.square_until = m.hour + int(np.ceil(self.params.hours_per_square)) + int(
-            np.ceil(u.path_hours[0] if len(u.path_hours) else 0)
-        )
-        # the time to reach the square is added to the square's time
-        reach = int(np.ceil(np.interp(first, u.path, u.path_hours))) if len(u.path) > 1 else 0
-        self.square_until = m.hour + reach + int(np.ceil(self.params.hours_per_square))
-        m.sweep_square = (self, sq) if self.params.cordon else None
+        lanes = self._lanes(self.squares[self.current])
+        reach_hours = 0.0
+        if u.go_to(int(lanes[0]), Posture.MOVING):
+            approach = len(u.path)
+            u.follow(self._walkable(np.concatenate([u.path, lanes[1:]])), Posture.MOVING)
+            reach_hours = float(u.path_hours[min(approach, len(u.path)) - 1])
+        # the square's search time starts when the force reaches it; the lanes are walked as
+        # far as that time allows, then the force moves on
+        self.square_until = m.hour + int(np.ceil(reach_hours + self.params.hours_per_square))
         u.sleep_until(self.square_until)
 
     def _walkable(self, cells: np.ndarray) -> np.ndarray:

@@ -98,7 +98,7 @@ class CellBehaviour(Behaviour):
         """Enemy units known to be chasing, or closing on, this cell."""
         m = self.model
         f = m.force
-        idx, cells, ages = m.known_enemies(self.unit, max_age_hours=2)
+        idx, cells, _ = m.known_enemies(self.unit, max_age_hours=2)
         out = []
         for i, cell in zip(idx.tolist(), cells.tolist(), strict=True):
             if f.posture[i] == int(Posture.PURSUING) and (
@@ -641,13 +641,7 @@ class BorderCrossing(CellBehaviour):
             if u.go_to(target, Posture.MOVING):
                 self.set_state("inbound")
                 m.log("crossing_attempt", u.cell, u.faction, unit=u.name, direction="in")
-        elif state == "inbound":
-            if u.is_moving:
-                return
-            u.halt(Posture.HIDDEN)
-            self.set_state("hidden")
-            u.sleep_until(self.next_dusk_hour())
-        elif state == "turned_back":
+        elif state in ("inbound", "turned_back"):
             if u.is_moving:
                 return
             u.halt(Posture.HIDDEN)
