@@ -1,6 +1,7 @@
 """How `badia batch` scales: local worker processes vs a Dask cluster, and the parent's memory.
 
-    python benchmarks/batch_scaling.py              # 1 and 2 local workers, 2-worker Dask
+    python benchmarks/batch_scaling.py              # both parts below
+    python benchmarks/batch_scaling.py --scaling    # 1 and 2 local workers, 2-worker Dask
     python benchmarks/batch_scaling.py --memory     # 2,000 short runs: parent RSS < 300 MB?
 
 Each configuration runs the same fixed experiment (the bundled outpost night raid, one factor,
@@ -134,7 +135,8 @@ def memory(runs: int, work: Path, limit_mb: float) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Command line: see the module docstring."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--memory", action="store_true", help="the 2,000-run parent-memory check")
+    ap.add_argument("--scaling", action="store_true", help="only the scaling comparison")
+    ap.add_argument("--memory", action="store_true", help="only the 2,000-run memory check")
     ap.add_argument("--runs", type=int, default=2000, help="runs in --memory mode")
     ap.add_argument("--replicates", type=int, default=10, help="replicates per point (scaling)")
     ap.add_argument("--days", type=float, default=3.0, help="run length in days (scaling)")
@@ -145,9 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="badia-bench-") as tmp:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        if args.memory:
+        both = not (args.scaling or args.memory)
+        if args.scaling or both:
+            scaling(args.replicates, args.days, args.repeat, work)
+        if args.memory or both:
             return memory(args.runs, work, args.limit_mb)
-        scaling(args.replicates, args.days, args.repeat, work)
     return 0
 
 

@@ -271,10 +271,10 @@ def open_store(exp: LoadedExperiment, design: Design, out: Path, force_new: bool
                 f"{old.get('experiment_file')}; changed: {changed}); use --force-new to move "
                 f"it to {out.name}.old-<timestamp> and start afresh, or choose another --out")
         store = ResultsStore(out, old)
-        if (old.get("code") or {}).get("git_commit") != code_version().get("git_commit") or \
-                (old.get("code") or {}).get("sim") != code_version().get("sim"):
-            notes.append(f"note: {out} was started by another code version "
-                         f"({(old.get('code') or {}).get('git_commit')}); resuming anyway")
+        was, now = old.get("code") or {}, code_version()
+        if (was.get("sim"), was.get("git_commit")) != (now["sim"], now["git_commit"]):
+            notes.append(f"note: {out} was started by another code version (sim "
+                         f"{was.get('sim')}, commit {was.get('git_commit')}); resuming anyway")
         return store, notes
     if exists:
         aside = _aside_name(out)

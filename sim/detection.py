@@ -255,6 +255,7 @@ def detect(
     obs_prev_km: Any = None,
     tgt_prev_km: Any = None,
     hours: float = 1.0,
+    obs_search_factor: Any = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sample this step's detections; returns index arrays ``(obs_idx, tgt_idx)`` of the pairs
     in which the observer detected the target.
@@ -265,7 +266,9 @@ def detect(
     ``light`` a :class:`LightLevel` (or one per observer). If ``obs_prev_km`` and/or
     ``tgt_prev_km`` (start-of-step positions) are given, exposure is the time each pair was
     within range along linear tracks; otherwise a pair within range at the end is exposed for
-    the whole step. One uniform draw per candidate pair from ``rng``.
+    the whole step. ``obs_search_factor`` (scalar or per observer, default 1) multiplies the
+    glimpse rate of observers searching deliberately, such as a sweep on foot. One uniform
+    draw per candidate pair from ``rng``.
     """
     o1 = _as_xy(obs_km, "obs_km")
     t1 = _as_xy(tgt_km, "tgt_km")
@@ -300,6 +303,9 @@ def detect(
 
     light_pairs = lv[oi] if lv.ndim else lv
     f = rate_factor(conceal[ti], moving[ti], light_pairs, cfg) * exposure
+    if obs_search_factor is not None:
+        # observers searching on purpose (a sweep looking into every cave) glimpse more often
+        f = f * _per(obs_search_factor, n_o, "obs_search_factor")[oi]
     p = _p_from_factor(f, cfg)
     hit = rng.random(oi.size) < p
     return oi[hit], ti[hit]

@@ -90,9 +90,11 @@ def resolve_engagements(model: DesertModel, det: Detections) -> None:
             continue
         if _in_range(model, unit.idx, tgt, f.weapon_range_km[unit.idx]):
             attackers.setdefault(tgt, []).append(unit.idx)
-            # surprise: the defenders had not seen the attackers before this hour
+            # surprise: the defenders had not seen the attackers on their way in (a sighting in
+            # this very hour gives minutes of warning, not enough to stand to)
             seen = model.knowledge.seen_hour[f.faction[tgt], unit.idx]
-            surprise[tgt] = surprise.get(tgt, True) and seen < hour
+            since = unit.operation.get("since", hour) if unit.operation else hour
+            surprise[tgt] = surprise.get(tgt, True) and not (since <= seen < hour)
             initiated.setdefault(tgt, unit)
     engaged = {i for group in attackers.values() for i in group} | set(attackers)
     for o, t in zip(det.observer.tolist(), det.target.tolist(), strict=True):

@@ -53,6 +53,10 @@ KIND_DEFAULTS: Mapping[UnitKind, KindDefaults] = {
 
 _NUMBER_FIELDS = tuple(f.name for f in fields(KindDefaults))
 
+#: Walking speeds for units on foot (km/h on a track and across country, loaded, at night).
+FOOT_SPEED_KMH = 5.0
+FOOT_OFFROAD_SPEED_KMH = 4.0
+
 
 @dataclass(frozen=True)
 class ResolvedUnit:
@@ -87,6 +91,10 @@ def resolved_unit(spec: UnitSpec, index: int | None = None) -> ResolvedUnit:
 
     `index` (the spec's position in `scenario.units`) names unnamed units `<kind>-<index>`."""
     base = asdict(KIND_DEFAULTS[spec.kind])
+    if spec.mobility == "foot" and base["mobility"] != "foot":
+        # a unit sent on foot walks: its kind's vehicle speeds do not apply
+        base.update(speed_kmh=FOOT_SPEED_KMH, offroad_speed_kmh=FOOT_OFFROAD_SPEED_KMH,
+                    vehicles=0)  # fmt: skip
     numbers = {k: (getattr(spec, k) if getattr(spec, k) is not None else base[k])
                for k in _NUMBER_FIELDS}
     name = spec.name if spec.name is not None else (

@@ -20,6 +20,7 @@ class Knowledge:
         self.seen_cell = np.full((n_factions, capacity), -1, dtype=np.int64)
         self.shared_hour = np.full((n_factions, capacity), NEVER, dtype=np.int64)
         self.seen_by = np.full((n_factions, capacity), -1, dtype=np.int64)
+        self.ever_seen = np.zeros((n_factions, capacity), dtype=bool)  # kept when forgotten
         self.delay = np.asarray(comms_delay_hours, dtype=np.int64)
 
     def record(
@@ -34,6 +35,7 @@ class Knowledge:
         if len(target) == 0:
             return
         self.seen_hour[observer_faction, target] = hour
+        self.ever_seen[observer_faction, target] = True
         self.seen_cell[observer_faction, target] = target_cell
         self.seen_by[observer_faction, target] = observer
         self.shared_hour[observer_faction, target] = hour + self.delay[observer_faction]

@@ -179,6 +179,7 @@ class DesertModel(mesa.Model):
             ammo_cap=max(ru.ammo_days, 1e-9),
             breakoff=ru.breakoff_loss_fraction,
             alive=True,
+            search_factor=1.0,
             fortified=ru.fortified,
             fires=kind in GARRISON_FIRE_KINDS,
         )
@@ -424,6 +425,7 @@ class DesertModel(mesa.Model):
                 self.config.detection,
                 obs_prev_km=prev[obs],
                 tgt_prev_km=prev[tgt],
+                obs_search_factor=f.search_factor[obs],
             )
             obs_all.append(obs[oi])
             tgt_all.append(tgt[ti])
@@ -556,6 +558,13 @@ class DesertModel(mesa.Model):
             1 for e in ev if e["type"] == "breakoff" and e.get("reason") == "zone"
         )
         out["crossings_intercepted"] = sum(1 for e in ev if e["type"] == "crossing_intercepted")
+        f = self.force
+        insurgent = self.insurgent_faction[f.faction[: f.n]]
+        garrisons = np.flatnonzero(~self.insurgent_faction)
+        seen = self.knowledge.ever_seen[garrisons][:, : f.n].any(axis=0)
+        out["insurgent_units_found_fraction"] = (
+            float(seen[insurgent].mean()) if insurgent.any() else float("nan")
+        )
         from sim.tactics.garrison import Sweep
 
         sweepers = [u.behaviour for u in self.units if isinstance(u.behaviour, Sweep)]

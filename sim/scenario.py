@@ -420,6 +420,8 @@ class AmbushTactic(_Model):
     segment: tuple[Name, Name] | None = None                    # two places on the road
     closure_hours: FiniteFloat = Field(default=12.0, ge=0)
     min_convoy_strength: int = Field(default=0, ge=0)
+    max_odds: FiniteFloat = Field(default=2.0, gt=0)   # spring only if target <= odds x own
+    wait_hours: FiniteFloat = Field(default=20.0, gt=0)  # how long an ambush lies in wait
 
 
 class SeizeTownTactic(_Model):

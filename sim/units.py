@@ -46,7 +46,7 @@ class ForceTable:
         "strength", "strength0", "vehicles", "speed_kmh", "offroad_speed_kmh",
         "sensor_day_km", "sensor_night_km", "weapon_range_km", "kill_rate_per_hour",
         "water_days", "fuel_days", "ammo_days", "water_cap", "fuel_cap", "ammo_cap",
-        "breakoff", "path_clock",
+        "breakoff", "path_clock", "search_factor",
     )  # fmt: skip
     INT_COLUMNS = ("row", "col", "faction", "kind", "mobility", "posture", "path_pos", "path_last")
     BOOL_COLUMNS = ("alive", "fortified", "fires")
@@ -165,12 +165,14 @@ class Unit(mesa.Agent):
         """Open fire on unit ``target_idx`` when in weapon range (``kind``: raid, ambush...)."""
         self.attack_target = int(target_idx)
         if self.operation is None or self.operation.get("target") != target_idx:
-            self.operation = {"kind": kind, "target": int(target_idx), "logged": False}
+            self.operation = {"kind": kind, "target": int(target_idx), "logged": False,
+                              "since": self.model.hour}  # fmt: skip
         self.posture = Posture.ATTACKING
 
     def cease_fire(self) -> None:
-        """Stop attacking (the operation's record stays for the tactic to read)."""
+        """Stop attacking; the operation (one raid, one ambush) is over."""
         self.attack_target = None
+        self.operation = None
 
     def sleep_until(self, hour: int) -> None:
         """Ask to decide again at ``hour`` (absolute model hour), unless woken by an alert."""

@@ -67,11 +67,12 @@ class Behaviour:
         return float(later[0]) if len(later) else float(end - h)
 
     def next_dusk_hour(self) -> int:
-        """The next hour at which it is night."""
+        """The first hour of the next night (after the coming day if it is night now)."""
         levels = self.model.light_by_hour
-        h = self.hour + 1
-        later = np.flatnonzero(levels[h : h + 36] == LightLevel.NIGHT)
-        return h + int(later[0]) if len(later) else h + 24
+        h = self.hour
+        night = levels[h : h + 48] == LightLevel.NIGHT
+        starts = np.flatnonzero(night[1:] & ~night[:-1]) + 1
+        return h + int(starts[0]) if len(starts) else h + 24
 
     def next_day_hour(self) -> int:
         """The next hour of full daylight."""

@@ -11,6 +11,9 @@ from sim.units import Posture
 PURSUIT_MAX_AGE_HOURS = 3
 #: A pursuer that finds nobody at the last-seen cell searches this long before returning.
 PURSUIT_SEARCH_HOURS = 2
+#: How much more often a sweep searching on foot glimpses a hidden group within sensor range
+#: than a sentry watching: the searchers look into every cave and fold of the square.
+SWEEP_SEARCH_FACTOR = 20.0
 
 
 class Hold(Behaviour):
@@ -293,7 +296,9 @@ class Sweep(Behaviour):
             self.cleared_squares += 1
             m.log("square_cleared", u.cell, u.faction, unit=u.name, square=self.current)
         self.current += 1
+        m.force.search_factor[u.idx] = SWEEP_SEARCH_FACTOR
         if self.current >= len(self.squares):
+            m.force.search_factor[u.idx] = 1.0
             m.log("sweep_done", u.cell, u.faction, unit=u.name, squares=len(self.squares))
             u.halt(Posture.RESTING)
             u.sleep_until(m.hour + 24 * 365)

@@ -276,12 +276,12 @@ class NightRaid(CellBehaviour):
             dark_left = self.hours_to_first_light()
             back = self._hours_between(self.raid["target_cell"], u.cell) + DAWN_MARGIN_HOURS
             far = m.distance_km(u.cell, self.raid["target_cell"]) > EARLY_DETECTION_KM
-            if not m.force.alive[self.raid["defender"]]:
+            if self.alerted("engaged", "broke_off"):
+                # a raid is one sharp blow: after the hour's fight, away before the relief comes
+                u.cease_fire()
+                self.withdraw()
+            elif not m.force.alive[self.raid["defender"]]:
                 self.abort("target_gone")
-            elif self.alerted("engaged"):
-                self.set_state("attack")
-                self.raid["attack_hour"] = m.hour
-                u.sleep_until(m.hour + 1)
             elif self.params.abort_if_detected and self.alerted("detected") and far:
                 self.abort("detected")
             elif dark_left < back + 1.0:
@@ -355,15 +355,21 @@ class NightRaid(CellBehaviour):
 
 
 class Ambush(CellBehaviour):
-    """**Highway interdiction**: at night, lie in ambush beside a road segment; hit a passing
-    convoy or patrol with surprise; a segment under ambush, or attacked in the last
-    ``closure_hours``, counts as closed. Back to a hide before first light."""
+    """**Highway interdiction**: move at night to a concealed spot beside a road segment and lie
+    in wait (through the next day) for ``wait_hours``; spring on a passing convoy or patrol no
+    stronger than ``max_odds`` times the cell; withdraw to a hide at the following dusk.
+    A segment under ambush, or attacked in the last ``closure_hours``, counts as closed.
+
+    States: hidden -> to_site -> waiting -> (attack) -> withdraw -> hidden.
+    """
 
     kind = "ambush"
 
     def __init__(self, model, unit, params=None, unit_spec=None):
         super().__init__(model, unit, params, unit_spec)
         self.site: int | None = None
+        self.road_cell: int | None = None
+        self.wait_until = -1
 
     def _road_cells(self) -> np.ndarray:
         m = self.model
@@ -378,6 +384,26 @@ class Ambush(CellBehaviour):
             cells = np.concatenate([s["cells"] for s in segs]) if segs else np.empty(0, np.int64)
             cache[key] = np.unique(cells)
         return cache[key]
+
+    def _pick_site(self) -> tuple[int, int] | None:
+        """(lying-up cell, road cell): a road cell near the hide, and the best-concealed cell
+        within weapon range of it (rugged ground or a wadi bank beats the open)."""
+        m = self.model
+        t = m.terrain
+        road = nearest(self._road_cells(), self.unit.cell, t.cols, 8)
+        if len(road) == 0:
+            return None
+        road_cell = int(road[m.rng.integers(len(road))])
+        r, c = divmod(road_cell, t.cols)
+        reach = max(1, int(0.8 * m.force.weapon_range_km[self.unit.idx] / t.grid.cell_km))
+        r0, r1 = max(0, r - reach), min(t.rows, r + reach + 1)
+        c0, c1 = max(0, c - reach), min(t.cols, c + reach + 1)
+        window = t.concealment[r0:r1, c0:c1]
+        passable = np.isfinite(t.move_cost["foot"][r0:r1, c0:c1])
+        score = np.where(passable & (t.road[r0:r1, c0:c1] == 0), window, -1.0)
+        k = int(np.argmax(score))
+        rr, cc = divmod(k, c1 - c0)
+        return (rr + r0) * t.cols + (cc + c0), road_cell
 
     def decide(self) -> None:
         u = self.unit
@@ -394,39 +420,34 @@ class Ambush(CellBehaviour):
                 return
             u.halt(Posture.HIDDEN)
             self.set_state("hidden")
-            if not self.is_night or self.hours_to_first_light() < 4:
+            if not self.is_night or self.hours_to_first_light() < 3:
                 u.sleep_until(self.next_dusk_hour())
                 return
-            road = self._road_cells()
-            site = nearest(road, u.cell, m.terrain.cols, 5)
-            if len(site) == 0:
+            pick = self._pick_site()
+            if pick is None or not u.go_to(pick[0], Posture.MOVING):
                 u.sleep_until(self.next_dusk_hour())
                 return
-            self.site = int(site[m.rng.integers(len(site))])
-            if u.go_to(self.site, Posture.MOVING):
-                self.set_state("to_site")
-            else:
-                u.sleep_until(self.next_dusk_hour())
+            self.site, self.road_cell = pick
+            self.set_state("to_site")
         elif state == "to_site":
             if u.is_moving:
-                if self.hours_to_first_light() < 2:
-                    self.withdraw()
                 return
             u.halt(Posture.HIDDEN)
             self.set_state("waiting")
+            self.wait_until = m.hour + int(self.params.wait_hours)
             m.log("ambush_set", u.cell, u.faction, unit=u.name)
             self.wait()
         elif state == "waiting":
-            if self.alerted("engaged", "broke_off") and u.attack_target is None:
-                self.withdraw()
+            if self.alerted("engaged", "broke_off"):
+                self.withdraw()  # found and fired on: the ambush is blown
                 return
-            if self.hours_to_first_light() < 2:
+            if m.hour >= self.wait_until and self.is_night:
                 self.withdraw()
                 return
             self.wait()
         elif state == "attack":
             u.cease_fire()
-            m.metrics.close_road(u.cell, m.hour + int(self.params.closure_hours))
+            m.metrics.close_road(self.road_cell, m.hour + int(self.params.closure_hours))
             self.withdraw()
         elif state == "withdraw":
             if u.is_moving:
@@ -436,11 +457,11 @@ class Ambush(CellBehaviour):
             u.sleep_until(self.next_dusk_hour())
 
     def wait(self) -> None:
-        """Keep the road closed while in position; spring on a hostile convoy or patrol."""
+        """Keep the road closed while in position; spring on a passing convoy or patrol."""
         u = self.unit
         m = self.model
         f = m.force
-        m.metrics.close_road(u.cell, m.hour + 1)
+        m.metrics.close_road(self.road_cell, m.hour + 1)
         fi = f.faction[u.idx]
         r, c = u.rc
         reach = max(1, int(np.ceil(f.weapon_range_km[u.idx] / m.terrain.grid.cell_km)))
@@ -449,14 +470,22 @@ class Ambush(CellBehaviour):
             f.alive[:n] & m.hostile[fi, f.faction[:n]]
             & (np.abs(f.row[:n] - r) <= reach) & (np.abs(f.col[:n] - c) <= reach)
         )
-        prey = [i for i in near.tolist() if m.units[i].kind in ("convoy", "patrol", "escort")]
-        prey = [i for i in prey if f.strength[i] >= self.params.min_convoy_strength]
-        if prey and f.ammo_days[u.idx] > 0:
-            tgt = prey[0]
-            leader = m.units[tgt].attached_to
-            u.attack(leader.idx if leader is not None and leader.alive else tgt, "ambush")
+        own = float(f.strength[u.idx])
+        for i in near.tolist():
+            target = m.units[i]
+            if target.kind not in ("convoy", "patrol", "escort"):
+                continue
+            leader = target.attached_to if target.attached_to is not None else target
+            cell_mates = near[(f.row[near] == f.row[i]) & (f.col[near] == f.col[i])]
+            odds = float(f.strength[cell_mates].sum())
+            if odds < self.params.min_convoy_strength or odds > self.params.max_odds * own:
+                continue
+            if f.ammo_days[u.idx] <= 0 or not leader.alive:
+                continue
+            u.attack(leader.idx, "ambush")
             self.set_state("attack")
-            m.metrics.close_road(u.cell, m.hour + int(self.params.closure_hours))
+            m.metrics.close_road(self.road_cell, m.hour + int(self.params.closure_hours))
+            break
         u.sleep_until(m.hour + 1)
 
     def withdraw(self) -> None:
