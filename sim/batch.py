@@ -492,7 +492,7 @@ class _Stop(Exception):
 def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
     """Add `badia batch`'s arguments to `parser`."""
     parser.add_argument("experiment", type=Path, help="experiment file (experiments/*.yaml)")
-    parser.add_argument("--out", type=Path,
+    parser.add_argument("--out", type=Path, metavar="DIR",
                         help="results folder (default: results/<experiment name>); rerun on "
                              "the same folder to resume")
     parser.add_argument("--workers", type=int, metavar="N",

@@ -197,10 +197,7 @@ def _apply_losses(model: DesertModel, members: list[int], losses: int) -> None:
         take[order] += 1
     f.strength[idx] = np.maximum(strength - take, 0.0)
     for i in idx[f.strength[idx] <= 0]:
-        unit = model.units[int(i)]
-        model.log("loss", unit.cell, unit.faction, unit=unit.name, kind=unit.kind)
-        model.knowledge.forget(int(i))
-        unit.remove()
+        model.unit_destroyed(model.units[int(i)])
 
 
 def _spend_ammo(model: DesertModel, members: list[int], hours_fired: float) -> None:

@@ -32,6 +32,10 @@ from sim.units import MOBILITIES, MOVING_POSTURES, ForceTable, Posture, Unit
 
 DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "outpost_night_raid.yaml"
 
+#: Garrison kinds whose losses are made good: a destroyed convoy, escort, patrol or QRF is
+#: replaced at its base after ``ModelConfig.replacement_hours`` (the next convoy still runs).
+REPLACED_KINDS = {"convoy", "escort", "patrol", "qrf"}
+
 #: Kinds whose crews fire on any hostile unit they see within weapon range.
 GARRISON_FIRE_KINDS = {
     "strongpoint", "patrol", "convoy", "escort", "qrf", "border_post", "zone_guard",
@@ -50,6 +54,7 @@ class ModelConfig:
     supplies: SupplyConfig = field(default_factory=SupplyConfig)
     knowledge_max_age_hours: int = 48
     coverage_every_hours: int = 3
+    replacement_hours: int = 48
     collect_every_hours: int = 24  # DataCollector cadence; the app sets 1
 
 
@@ -125,6 +130,7 @@ class DesertModel(mesa.Model):
         self.force = ForceTable(max(capacity, 1))
         self.units: list[Unit] = []
         self._attached: list[Unit] = []  # units that move with another (escorts)
+        self.tripwires: dict[int, Unit] = {}  # road cells watched by an ambush -> the ambusher
         self._spawn_units()
         self._prev_rc = np.zeros((max(capacity, 1), 2), dtype=np.int32)
         self.knowledge = Knowledge(
@@ -134,6 +140,7 @@ class DesertModel(mesa.Model):
         )
         self.metrics = Metrics(self)
         self._seizures: list[dict] = []
+        self._replacements: list[tuple[int, Unit]] = []
         self._pending_events = sorted(
             ((round(e.at_hours), i, e) for i, e in enumerate(scenario.events)),
             key=lambda t: (t[0], t[1]),
@@ -338,6 +345,8 @@ class DesertModel(mesa.Model):
             self.running = False
 
     def _apply_due_events(self) -> None:
+        if self._replacements:
+            self._replace_losses()
         while self._pending_events and self._pending_events[0][0] <= self.hour:
             _, _, event = self._pending_events.pop(0)
             from sim.events import apply_event
@@ -363,11 +372,6 @@ class DesertModel(mesa.Model):
         self._prev_rc[: f.n, 1] = f.col[: f.n]
         cols = self.terrain.cols
         n = f.n
-        for unit in self._attached:
-            leader = unit.attached_to
-            if unit.alive and leader.alive:
-                i, j = unit.idx, leader.idx
-                f.row[i], f.col[i], f.posture[i] = f.row[j], f.col[j], f.posture[j]
         units = self.units
         for i in np.flatnonzero(f.alive[:n] & (f.path_pos[:n] < f.path_last[:n])).tolist():
             unit = units[i]
@@ -375,6 +379,10 @@ class DesertModel(mesa.Model):
             last = f.path_last[i]
             clock = f.path_clock[i] + 1.0
             new = int(unit.path_hours.searchsorted(clock, side="right")) - 1
+            if self.tripwires and new > pos:
+                stop = self._tripped(unit, pos, new)
+                if stop is not None:  # ambushed on the way: the unit halts under fire there
+                    new, clock = stop, float(unit.path_hours[stop])
             f.path_clock[i] = clock
             if new != pos:
                 r0, c0 = int(f.row[i]), int(f.col[i])
@@ -387,6 +395,24 @@ class DesertModel(mesa.Model):
                     continue
             if new >= last:
                 unit.alerts.append("arrived")
+        for unit in self._attached:  # escorts ride with their convoy
+            leader = unit.attached_to
+            if unit.alive and leader.alive:
+                i, j = unit.idx, leader.idx
+                f.row[i], f.col[i], f.posture[i] = f.row[j], f.col[j], f.posture[j]
+
+    def _tripped(self, unit: Unit, pos: int, new: int) -> int | None:
+        """Index along ``unit``'s path where it runs into a hostile ambush this hour, if any."""
+        fi = self.force.faction[unit.idx]
+        for k in range(pos + 1, new + 1):
+            ambusher = self.tripwires.get(int(unit.path[k]))
+            if ambusher is None or not ambusher.alive:
+                continue
+            if self.hostile[fi, self.force.faction[ambusher.idx]] and ambusher.behaviour.spring(
+                unit
+            ):
+                return k
+        return None
 
     def _detect(self) -> Detections:
         """All detections this hour, recorded into each observing faction's knowledge."""
@@ -435,8 +461,13 @@ class DesertModel(mesa.Model):
         else:
             observer = target = np.empty(0, dtype=np.int64)
         self.knowledge.record(self.hour, fac[observer], observer, target, cells[target])
-        for tgt in np.unique(target):
-            self.units[tgt].alerts.append("detected")
+        units = self.units
+        for tgt in np.unique(target).tolist():
+            units[tgt].alerts.append("detected")
+        for obs in np.unique(observer).tolist():
+            b = units[obs].behaviour
+            if b is not None and b.wakes_on_contact:
+                units[obs].alerts.append("contact")
         return Detections(observer, target)
 
     def _engage(self, det: Detections) -> None:
@@ -467,6 +498,41 @@ class DesertModel(mesa.Model):
                                       np.array([unit.idx]), np.array([unit.cell]))  # fmt: skip
         self._seizures.append({"town": town, "hour": self.hour, "cell": unit.cell,
                                "relief_hour": None})  # fmt: skip
+
+    def unit_destroyed(self, unit: Unit) -> None:
+        """A unit lost its last fighter: log it; replace it later if its kind is replaced."""
+        f = self.force
+        self.log("loss", unit.cell, unit.faction, unit=unit.name, kind=unit.kind)
+        self.knowledge.forget(unit.idx)
+        unit.cease_fire()
+        replaced = unit.kind in REPLACED_KINDS and not self.insurgent_faction[f.faction[unit.idx]]
+        if replaced:
+            f.alive[unit.idx] = False
+            f.strength[unit.idx] = 0.0
+            self._replacements.append((self.hour + self.config.replacement_hours, unit))
+        else:
+            unit.remove()
+
+    def _replace_losses(self) -> None:
+        """Bring destroyed garrison units back at their base, at full strength."""
+        due = [x for x in self._replacements if x[0] <= self.hour]
+        if not due:
+            return
+        self._replacements = [x for x in self._replacements if x[0] > self.hour]
+        f = self.force
+        for _, unit in due:
+            i = unit.idx
+            home = unit.attached_to.home if unit.attached_to is not None else unit.home
+            f.row[i], f.col[i] = divmod(int(home), self.terrain.cols)
+            f.alive[i] = True
+            f.strength[i] = f.strength0[i]
+            for name in ("water", "fuel", "ammo"):
+                getattr(f, f"{name}_days")[i] = getattr(f, f"{name}_cap")[i]
+            self.order_halt(unit, Posture.RESTING)
+            if unit.behaviour is not None:
+                unit.behaviour.set_state("waiting")
+                unit.wake_hour = self.hour
+            self.log("replaced", unit.cell, unit.faction, unit=unit.name, kind=unit.kind)
 
     def _check_relief(self) -> None:
         """Relief arrives when a garrison unit reaches a seized town (for the relief time)."""

@@ -245,3 +245,41 @@ def test_keep_selects_metrics_and_event_types(tmp_path: Path) -> None:
     assert res.runs["no_such_metric"].isna().all()
     assert any("no_such_metric" in line for line in lines)   # the typo is pointed out
     assert set(res.events["type"]) <= {"engagement"}
+
+
+def test_a_batch_run_equals_run_scenario_on_the_file_with_its_seed(tmp_path: Path) -> None:
+    from sim.model import run_scenario
+
+    path = "units[kind=strongpoint].night_sensor_range_km"
+    exp = _experiment(tmp_path, f"factors:\n  {path}: {{levels: [1.0, 4.0]}}\ndays: 2\n"
+                                "replicates: 2\n")
+    with ThreadPoolExecutor(1) as pool:
+        run_batch(exp, tmp_path / "out", executor=pool, progress=False)
+    res = load(tmp_path / "out")
+    for run in res.runs.itertuples():
+        value = res.design.loc[run.point_id, path]
+        direct = run_scenario(BASE, seed=run.seed, days=2, overrides=[f"{path}={value}"])
+        stored = res.runs.loc[res.runs["run_id"] == run.run_id].iloc[0]
+        for key, want in direct.summary.items():
+            got = stored[key]
+            assert got == want or (pd.isna(got) and pd.isna(want)), key
+        daily = res.daily[res.daily["run_id"] == run.run_id].drop(
+            columns=["run_id", "point_id", "replicate"]).reset_index(drop=True)
+        pd.testing.assert_frame_equal(daily, direct.daily.reset_index(drop=True),
+                                      check_dtype=False)
+        assert (res.events["run_id"] == run.run_id).sum() == len(direct.events)
+    # the factor reached the model: the longer night sensor range sees more at night
+    night = res.runs.groupby("point_id")["detections_night__government_total"].mean()
+    assert night[1] > night[0]
+
+
+def test_each_worker_parses_a_design_point_once(tmp_path: Path) -> None:
+    from sim.batch import _scenario_for
+
+    exp = _experiment(tmp_path, "factors:\n  units[kind=patrol].tactic.schedule: "
+                                "{levels: [day, night]}\nreplicates: 3\ndays: 1\n")
+    _scenario_for.cache_clear()
+    with ThreadPoolExecutor(1) as pool:
+        run_batch(exp, tmp_path / "out", executor=pool, progress=False)
+    info = _scenario_for.cache_info()
+    assert (info.misses, info.hits) == (2, 4)

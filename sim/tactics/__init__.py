@@ -28,6 +28,7 @@ class Behaviour:
 
     kind: ClassVar[str] = ""
     wakes_on_light: ClassVar[bool] = False
+    wakes_on_contact: ClassVar[bool] = False  # woken when the unit itself sees an enemy
 
     def __init__(self, model: DesertModel, unit: Unit, params=None, unit_spec=None):
         self.model = model

@@ -9,11 +9,17 @@ from sim.units import Posture
 
 #: Sightings older than this (hours) do not launch a pursuit.
 PURSUIT_MAX_AGE_HOURS = 3
+#: A patrol turns back to investigate a contact it made itself in the last hour if the contact
+#: is within this distance (km): a vehicle patrol covers tens of km in the hour it takes to decide.
+INVESTIGATE_KM = 40.0
 #: A pursuer that finds nobody at the last-seen cell searches this long before returning.
 PURSUIT_SEARCH_HOURS = 2
 #: How much more often a sweep searching on foot glimpses a hidden group within sensor range
 #: than a sentry watching: the searchers look into every cave and fold of the square.
 SWEEP_SEARCH_FACTOR = 20.0
+#: A road patrol scans the verges for ambushes and mines as it drives: it glimpses a group lying
+#: up beside the road more often than a passing convoy does.
+PATROL_SEARCH_FACTOR = 4.0
 
 
 class Hold(Behaviour):
@@ -35,13 +41,17 @@ class BorderWatch(Hold):
 
 
 class Patrol(Behaviour):
-    """**Patrol**: drive a route out and back every ``period_hours``, by day, by night or both.
+    """**Patrol**: drive a route out and back every ``period_hours``, by day, by night or both;
+    a contact within ``INVESTIGATE_KM`` of the patrol is investigated: the patrol drives at it
+    and opens fire, then takes up its route again. That is what makes frequent patrols find
+    ambushes lying beside the road before a convoy drives into them.
 
-    States: waiting -> out (following the route there and back) -> waiting.
+    States: waiting -> out (route there and back) [-> investigating -> out] -> waiting.
     """
 
     kind = "patrol"
     wakes_on_light = True
+    wakes_on_contact = True
 
     def __init__(self, model, unit, params=None, unit_spec=None):
         super().__init__(model, unit, params, unit_spec)
@@ -51,6 +61,7 @@ class Patrol(Behaviour):
         self.waypoints = waypoints
         self._cells: np.ndarray | None = None
         self.next_start = int(model.rng.integers(0, max(1, int(self.period))))
+        self.resume_at = 0  # index along the route to take up after an investigation
 
     def cells(self) -> np.ndarray:
         if self._cells is None:
@@ -68,8 +79,46 @@ class Patrol(Behaviour):
             return self.is_night
         return True
 
+    def investigate(self) -> bool:
+        """Drive at a fresh contact the patrol itself made near its route."""
+        u = self.unit
+        m = self.model
+        idx, cells, _ = m.known_enemies(u, max_age_hours=1)
+        mine = m.knowledge.seen_by[m.faction_index[u.faction], idx] == u.idx
+        near = [
+            (m.distance_km(u.cell, c), i, c)
+            for i, c, ok in zip(idx.tolist(), cells.tolist(), mine.tolist(), strict=True)
+            if ok and m.distance_km(u.cell, c) <= INVESTIGATE_KM
+        ]
+        if not near:
+            return False
+        _, quarry, cell = min(near)
+        if self.state == "out":
+            self.resume_at = u.path_pos
+        if u.go_to(cell, Posture.PURSUING):
+            u.attack(quarry, "patrol_contact")
+            self.set_state("investigating")
+            u.sleep_until(m.hour + 1)
+            return True
+        return False
+
     def decide(self) -> None:
         u = self.unit
+        if self.state in ("out", "investigating") and self.alerted("contact") and self.investigate():
+            return
+        if self.state == "investigating":
+            if u.is_moving and not self.alerted("engaged", "broke_off", "target_gone"):
+                u.sleep_until(self.hour + 1)
+                return
+            u.cease_fire()
+            rest = self.cells()[self.resume_at :]
+            if len(rest) > 1 and u.go_to(int(rest[0]), Posture.MOVING):
+                u.follow(np.concatenate([u.path, rest[1:]]), Posture.MOVING)
+                self.set_state("out")
+            else:
+                u.go_to(u.home, Posture.MOVING, often=True)
+                self.set_state("return")
+            return
         if u.is_moving:
             if not self.allowed_now() and self.state == "out":
                 # the schedule ended while out: head straight home
@@ -79,9 +128,11 @@ class Patrol(Behaviour):
         if self.state in ("out", "return"):
             self.set_state("waiting")
             u.halt(Posture.RESTING)
+        self.model.force.search_factor[u.idx] = PATROL_SEARCH_FACTOR
         if self.hour >= self.next_start and self.allowed_now():
             u.follow(self.cells(), Posture.MOVING)
             self.set_state("out")
+            self.resume_at = 0
             self.next_start = self.hour + max(1, int(self.period))
             return
         if self.hour >= self.next_start:

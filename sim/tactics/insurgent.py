@@ -17,6 +17,10 @@ from sim.units import Posture
 PURSUIT_ALERT_KM = 25.0
 #: Refuge zones farther than this (km) are out of reach; the cell goes to ground instead.
 REFUGE_REACH_KM = 60.0
+#: An ambush cell that lost fighters lies up this many nights before it ambushes again.
+RECOVERY_NIGHTS = 3
+#: Hours for which a hostile patrol seen near a stretch of road keeps ambushers off it.
+PATROL_MEMORY_HOURS = 12
 #: A raid detected farther than this (km) from its target is "detected early" and aborts.
 EARLY_DETECTION_KM = 3.0
 #: Hours of darkness a raid keeps in hand for the unexpected.
@@ -107,13 +111,10 @@ class CellBehaviour(Behaviour):
                 out.append(i)
         return out
 
-    def seek_refuge(self) -> bool:
-        """Run for the nearest refuge zone barred to the pursuers; False if none is in reach."""
+    def _refuge_cells(self) -> np.ndarray:
+        """Cells a little inside the refuge zones (so a cell that reaches one is clearly in)."""
         m = self.model
         t = m.terrain
-        u = self.unit
-        if not self.refuge_zones:
-            return False
         cache = m.__dict__.setdefault("_refuge_cache", {})
         key = tuple(self.refuge_zones)
         if key not in cache:
@@ -122,8 +123,16 @@ class CellBehaviour(Behaviour):
             inside = np.isin(t.zone, self.refuge_zones)
             deep = binary_erosion(inside, iterations=max(1, round(2.0 / t.cell_km)))
             cache[key] = np.flatnonzero(deep if deep.any() else inside)
-        cells = cache[key]
-        target = nearest(cells, u.cell, t.cols, 1)
+        return cache[key]
+
+    def seek_refuge(self) -> bool:
+        """Run for the nearest refuge zone barred to the pursuers; False if none is in reach."""
+        m = self.model
+        t = m.terrain
+        u = self.unit
+        if not self.refuge_zones:
+            return False
+        target = nearest(self._refuge_cells(), u.cell, t.cols, 1)
         if len(target) == 0 or m.distance_km(int(target[0]), u.cell) > REFUGE_REACH_KM:
             return False
         if t.zone.ravel()[u.cell] in self.refuge_zones:
@@ -146,12 +155,24 @@ class CellBehaviour(Behaviour):
             if t.zone.ravel()[u.cell] in self.refuge_zones:
                 self.in_refuge = True
                 m.log("refuge_reached", u.cell, u.faction, unit=u.name)
+                self.on_refuge()
                 u.halt(Posture.HIDDEN)
                 self.set_state("refuge")
-                u.sleep_until(m.hour + 24)
+                u.sleep_until(self.next_dusk_hour())
                 return True
             if u.is_moving:
                 return True
+            self.set_state("hidden")  # stopped short of the zone (cut off): go to ground
+        if self.state == "refuge":
+            if self.is_night and not self.pursuers():
+                # the hunt is over: back to the hides under cover of the next night
+                self.in_refuge = False
+                self.go_to_ground()
+                self.set_state("withdraw")
+            else:
+                u.halt(Posture.HIDDEN)
+                u.sleep_until(self.next_dusk_hour())
+            return True
         if self.alerted("detected", "engaged") and self.pursuers() and self.seek_refuge():
             u.cease_fire()
             return True
@@ -161,6 +182,9 @@ class CellBehaviour(Behaviour):
         if u.supply("water") < 0.5 and self.state in ("hidden", "start", "refuge"):
             return self.fetch_water()
         return False
+
+    def on_refuge(self) -> None:
+        """Hook: the cell reached a refuge zone (a raid records how it ended)."""
 
     def fetch_water(self) -> bool:
         """Go to the nearest water (oasis, well, town, river) or cave cache, by night."""
@@ -183,12 +207,10 @@ class CellBehaviour(Behaviour):
         u = self.unit
         if self.reflexes():
             return
-        if self.state == "refuge":
-            u.halt(Posture.HIDDEN)
-            u.sleep_until(self.hour + 24)
-            return
         if u.is_moving:
             return
+        if self.state == "withdraw" and not u.is_moving:
+            self.set_state("hidden")
         if not self.at_hide():
             self.go_to_ground()
             return
@@ -259,12 +281,12 @@ class NightRaid(CellBehaviour):
                 self.raid["fled"] = True
             return
         state = self.state
-        if state in ("start", "hidden", "to_water", "refuge"):
+        if state in ("start", "hidden", "to_water"):
             if u.is_moving:
                 return
-            if not self.at_hide() and state != "refuge":
+            if not self.at_hide():
                 self.go_to_ground()
-                self.set_state("hidden")
+                self.set_state("withdraw")
                 return
             u.halt(Posture.HIDDEN)
             self.set_state("hidden")
@@ -337,8 +359,29 @@ class NightRaid(CellBehaviour):
         self.withdraw()
 
     def withdraw(self) -> None:
+        """Fall back to a hide; or, when a refuge zone is nearer than any hide, run for it
+        (the raid has stirred up the garrison and the zone is where pursuit must stop)."""
+        u = self.unit
+        m = self.model
+        if self.refuge_zones and self.raid is not None:
+            hide = self.nearest_hides(u.cell, 1)
+            refuge = self._refuge_cells()
+            near_refuge = nearest(refuge, u.cell, m.terrain.cols, 1)
+            if len(near_refuge) and (
+                len(hide) == 0
+                or m.distance_km(u.cell, int(near_refuge[0])) < m.distance_km(u.cell, int(hide[0]))
+            ) and self.seek_refuge():
+                return
         self.go_to_ground()
         self.set_state("withdraw")
+
+    def on_refuge(self) -> None:
+        if self.raid is not None:
+            u = self.unit
+            self.model.log("raid_end", u.cell, u.faction, unit=u.name, in_hide=False,
+                           in_refuge=True, before_first_light=bool(self.is_night),
+                           aborted=self.raid.get("aborted", ""))  # fmt: skip
+            self.raid = None
 
     def finish(self) -> None:
         u = self.unit
@@ -346,9 +389,10 @@ class NightRaid(CellBehaviour):
         in_hide = self.at_hide()
         before_light = m.light == LightLevel.NIGHT
         u.halt(Posture.HIDDEN)
-        m.log("raid_end", u.cell, u.faction, unit=u.name, in_hide=bool(in_hide),
-              before_first_light=bool(before_light and in_hide),
-              aborted=self.raid.get("aborted", "") if self.raid else "")  # fmt: skip
+        if self.raid is not None:
+            m.log("raid_end", u.cell, u.faction, unit=u.name, in_hide=bool(in_hide),
+                  in_refuge=False, before_first_light=bool(before_light and in_hide),
+                  aborted=self.raid.get("aborted", ""))  # fmt: skip
         self.raid = None
         self.set_state("hidden")
         u.sleep_until(self.next_dusk_hour())
@@ -370,6 +414,10 @@ class Ambush(CellBehaviour):
         self.site: int | None = None
         self.road_cell: int | None = None
         self.wait_until = -1
+        self.watching: list[int] = []  # road cells this ambush covers (model tripwires)
+        self.set_hour = -1
+        self.strength_at_set = 0.0
+        self.rest_until = -1
 
     def _road_cells(self) -> np.ndarray:
         m = self.model
@@ -400,7 +448,9 @@ class Ambush(CellBehaviour):
         c0, c1 = max(0, c - reach), min(t.cols, c + reach + 1)
         window = t.concealment[r0:r1, c0:c1]
         passable = np.isfinite(t.move_cost["foot"][r0:r1, c0:c1])
-        score = np.where(passable & (t.road[r0:r1, c0:c1] == 0), window, -1.0)
+        # a firing position needs a view of the road: folds and wadi banks, not caves
+        usable = passable & (t.road[r0:r1, c0:c1] == 0) & ~t.cave[r0:r1, c0:c1]
+        score = np.where(usable, window, -1.0)
         k = int(np.argmax(score))
         rr, cc = divmod(k, c1 - c0)
         return (rr + r0) * t.cols + (cc + c0), road_cell
@@ -420,11 +470,17 @@ class Ambush(CellBehaviour):
                 return
             u.halt(Posture.HIDDEN)
             self.set_state("hidden")
-            if not self.is_night or self.hours_to_first_light() < 3:
+            if not self.is_night or self.hours_to_first_light() < 3 or m.hour < self.rest_until:
                 u.sleep_until(self.next_dusk_hour())
                 return
+            if m.force.strength[u.idx] < 0.5 * m.force.strength0[u.idx]:
+                u.sleep_until(self.next_dusk_hour())  # too weak to take on a convoy
+                return
             pick = self._pick_site()
-            if pick is None or not u.go_to(pick[0], Posture.MOVING):
+            if pick is None or self._patrolled(pick[1]):
+                u.sleep_until(self.next_dusk_hour())  # the road is watched tonight: lie low
+                return
+            if not u.go_to(pick[0], Posture.MOVING):
                 u.sleep_until(self.next_dusk_hour())
                 return
             self.site, self.road_cell = pick
@@ -435,20 +491,21 @@ class Ambush(CellBehaviour):
             u.halt(Posture.HIDDEN)
             self.set_state("waiting")
             self.wait_until = m.hour + int(self.params.wait_hours)
+            self.set_hour = m.hour
+            self.strength_at_set = float(m.force.strength[u.idx])
             m.log("ambush_set", u.cell, u.faction, unit=u.name)
             self.wait()
         elif state == "waiting":
             if self.alerted("engaged", "broke_off"):
-                self.withdraw()  # found and fired on: the ambush is blown
+                self.withdraw("blown")  # found and fired on
                 return
             if m.hour >= self.wait_until and self.is_night:
-                self.withdraw()
+                self.withdraw("waited")
                 return
             self.wait()
         elif state == "attack":
-            u.cease_fire()
-            m.metrics.close_road(self.road_cell, m.hour + int(self.params.closure_hours))
-            self.withdraw()
+            # one burst of fire, then away before the garrison reacts
+            self.withdraw("sprung")
         elif state == "withdraw":
             if u.is_moving:
                 return
@@ -457,38 +514,68 @@ class Ambush(CellBehaviour):
             u.sleep_until(self.next_dusk_hour())
 
     def wait(self) -> None:
-        """Keep the road closed while in position; spring on a passing convoy or patrol."""
+        """Keep the road closed while in position (the model springs the ambush when a hostile
+        unit drives into the watched stretch, see :meth:`spring`)."""
+        m = self.model
+        m.metrics.close_road(self.road_cell, m.hour + 1)
+        if not self.watching:
+            t = m.terrain
+            reach = max(1, int(m.force.weapon_range_km[self.unit.idx] / t.grid.cell_km))
+            road = self._road_cells()
+            r, c = divmod(self.unit.cell, t.cols)
+            rr, cc = np.divmod(road, t.cols)
+            self.watching = road[(np.abs(rr - r) <= reach) & (np.abs(cc - c) <= reach)].tolist()
+            for cell in self.watching:
+                m.tripwires[int(cell)] = self.unit
+        self.unit.sleep_until(m.hour + 1)
+
+    def spring(self, prey) -> bool:
+        """A hostile unit drives into the watched stretch: open fire if the odds are right."""
         u = self.unit
         m = self.model
         f = m.force
-        m.metrics.close_road(self.road_cell, m.hour + 1)
-        fi = f.faction[u.idx]
-        r, c = u.rc
-        reach = max(1, int(np.ceil(f.weapon_range_km[u.idx] / m.terrain.grid.cell_km)))
-        n = f.n
-        near = np.flatnonzero(
-            f.alive[:n] & m.hostile[fi, f.faction[:n]]
-            & (np.abs(f.row[:n] - r) <= reach) & (np.abs(f.col[:n] - c) <= reach)
-        )
+        if self.state != "waiting" or prey.kind not in ("convoy", "patrol", "escort", "qrf"):
+            return False
+        leader = prey.attached_to if prey.attached_to is not None else prey
+        escort = [x for x in m._attached if x.attached_to is leader and x.alive]
+        odds = float(f.strength[leader.idx]) + sum(float(f.strength[x.idx]) for x in escort)
         own = float(f.strength[u.idx])
-        for i in near.tolist():
-            target = m.units[i]
-            if target.kind not in ("convoy", "patrol", "escort"):
-                continue
-            leader = target.attached_to if target.attached_to is not None else target
-            cell_mates = near[(f.row[near] == f.row[i]) & (f.col[near] == f.col[i])]
-            odds = float(f.strength[cell_mates].sum())
-            if odds < self.params.min_convoy_strength or odds > self.params.max_odds * own:
-                continue
-            if f.ammo_days[u.idx] <= 0 or not leader.alive:
-                continue
-            u.attack(leader.idx, "ambush")
-            self.set_state("attack")
-            m.metrics.close_road(self.road_cell, m.hour + int(self.params.closure_hours))
-            break
-        u.sleep_until(m.hour + 1)
+        if odds < self.params.min_convoy_strength or odds > self.params.max_odds * own:
+            return False
+        if f.ammo_days[u.idx] <= 0:
+            return False
+        u.attack(leader.idx, "ambush")
+        self.set_state("attack")
+        m.metrics.close_road(self.road_cell, m.hour + int(self.params.closure_hours))
+        u.alerts.append("sprung")
+        return True
 
-    def withdraw(self) -> None:
+    def _unwatch(self) -> None:
+        for cell in self.watching:
+            if self.model.tripwires.get(cell) is self.unit:
+                del self.model.tripwires[cell]
+        self.watching = []
+
+    def _patrolled(self, road_cell: int) -> bool:
+        """Whether the cell's faction saw a hostile patrol or QRF near this stretch of road in
+        the last ``PATROL_MEMORY_HOURS``: a watched road is left alone for the night."""
+        m = self.model
+        idx, cells, _ = m.known_enemies(self.unit, max_age_hours=PATROL_MEMORY_HOURS)
+        for i, c in zip(idx.tolist(), cells.tolist(), strict=True):
+            if m.units[i].kind in ("patrol", "qrf") and m.distance_km(c, road_cell) <= 10.0:
+                return True
+        return False
+
+    def withdraw(self, reason: str = "") -> None:
+        m = self.model
+        f = m.force
+        if reason in ("blown", "sprung") and f.strength[self.unit.idx] < self.strength_at_set:
+            # a fight that cost the cell fighters: it lies up for a few nights to recover
+            self.rest_until = m.hour + 24 * RECOVERY_NIGHTS
+        if self.watching:
+            self.model.log("ambush_end", self.unit.cell, self.unit.faction, unit=self.unit.name,
+                           reason=reason, hours=self.model.hour - self.set_hour)  # fmt: skip
+        self._unwatch()
         self.unit.cease_fire()
         self.go_to_ground()
         self.set_state("withdraw")

@@ -1,0 +1,371 @@
+"""The browser app without a browser: sliders and overrides, the model SolaraViz rebuilds on
+Reset, the controls (Mesa's ModelCreator and ModelController rendered with solara.render), the
+map component, the figures and the `badia viz` command line."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import ipyvuetify as vw
+import ipywidgets
+import numpy as np
+import pytest
+import solara
+from mesa.visualization.solara_viz import ModelController, ModelCreator, _check_model_params
+from mesa.visualization.utils import force_update
+
+from sim import viz
+from sim.clock import LightLevel
+from sim.factions import resolved_unit
+from sim.model import DesertModel
+from sim.scenario import load_scenario
+from sim.units import Posture
+
+REPO = Path(__file__).resolve().parents[1]
+OUTPOST = REPO / "scenarios" / "outpost_night_raid.yaml"
+THEATRE = REPO / "scenarios" / "badia_theatre.yaml"
+
+
+@pytest.fixture(scope="module")
+def outpost():
+    return load_scenario(OUTPOST)
+
+
+@pytest.fixture(scope="module")
+def theatre():
+    return load_scenario(THEATRE)
+
+
+def _specs(scenario) -> dict[str, viz.SliderSpec]:
+    return {s.name: s for s in viz.slider_specs(scenario)}
+
+
+def _count(model, kind: str) -> int:
+    return sum(1 for u in model.units if u.kind == kind)
+
+
+# ------------------------------------------------------------------------------- sliders
+
+
+def test_sliders_offered_only_where_their_paths_resolve(outpost, theatre):
+    small = _specs(outpost)
+    # the outpost has patrols, cells and a garrison, but no border and no convoy
+    assert set(small) == {"patrols", "cells", "night_sensor_range_km"}
+    big = _specs(theatre)
+    assert set(big) == {"patrols", "cells", "night_sensor_range_km", "border_security",
+                        "escort_strength"}  # fmt: skip
+    # defaults are the scenario's own values
+    assert big["patrols"].value == sum(u.count for u in theatre.units if u.kind == "patrol")
+    assert big["cells"].value == sum(u.count for u in theatre.units if u.kind == "cell")
+    assert big["border_security"].value == pytest.approx(theatre.factions["iraq"].border_security)
+    escorts = [u.tactic.escort_strength for u in theatre.units if u.kind == "convoy"]
+    assert min(escorts) <= big["escort_strength"].value <= max(escorts)
+    ranges = [resolved_unit(u).night_sensor_range_km for u in outpost.units
+              if outpost.factions[u.faction].role == "garrison"]  # fmt: skip
+    assert min(ranges) <= small["night_sensor_range_km"].value <= max(ranges)
+    for spec in big.values():
+        assert spec.min <= spec.value <= spec.max
+
+
+@pytest.mark.parametrize(
+    ("shares", "total"), [((10, 10, 4, 2), 13), ((1,), 5), ((3, 1), 2), ((5, 5, 5), 100)]
+)
+def test_distribute_keeps_total_and_proportion(shares, total):
+    out = viz.distribute(shares, total)
+    assert sum(out) == max(total, len(shares))
+    assert min(out) >= 1
+    # proportional within one unit of the exact share (after the one-each floor)
+    exact = np.array(shares) / sum(shares) * (max(total, len(shares)) - len(shares)) + 1
+    assert np.all(np.abs(np.array(out) - exact) < 1.0 + 1e-9)
+
+
+def test_slider_values_change_the_run(theatre):
+    m = viz.VizModel(scenario_file="badia_theatre", patrols=36, border_security=0.9,
+                     escort_strength=20)  # fmt: skip
+    assert _count(m, "patrol") == 36
+    iraq = m.faction_index["iraq"]
+    assert m.border_security[iraq] == pytest.approx(0.9)
+    assert {u.tactic.escort_strength for u in m.spec.units if u.kind == "convoy"} == {20}
+    assert m.viz.changed == {"patrols": 36, "border_security": 0.9, "escort_strength": 20}
+    # each patrol entry keeps its share of the total (the biggest entries stay the biggest)
+    before = [u.count for u in theatre.units if u.kind == "patrol"]
+    after = [u.count for u in m.spec.units if u.kind == "patrol"]
+    assert np.argmax(after) == np.argmax(before) and min(after) >= 1
+
+
+def test_night_sensor_slider_sets_the_garrison_only(outpost):
+    m = viz.VizModel(scenario_file="outpost_night_raid", night_sensor_range_km=4.0)
+    f = m.force
+    garrison = np.array([outpost.factions[u.faction].role == "garrison" for u in m.units])
+    assert np.all(f.view("sensor_night_km")[garrison] == 4.0)
+    cells = [resolved_unit(u).night_sensor_range_km for u in outpost.units if u.kind == "cell"]
+    assert sorted(set(f.view("sensor_night_km")[~garrison])) == sorted(set(cells))
+
+
+def test_sliders_at_their_defaults_change_nothing(outpost):
+    """Reset with untouched sliders must replay the scenario as written."""
+    defaults = {s.name: s.value for s in viz.slider_specs(outpost)}
+    a = viz.VizModel(scenario_file="outpost_night_raid", **defaults)
+    b = DesertModel(OUTPOST)
+    assert a.viz.overrides == [] and a.seed == b.seed == outpost.seed
+    for _ in range(30):
+        a.step()
+        b.step()
+    assert a.events == b.events
+    assert np.array_equal(a.force.view("row"), b.force.view("row"))
+
+
+def test_slider_values_for_another_scenario_are_ignored(outpost):
+    patrols = _specs(outpost)["patrols"].value
+    m = viz.VizModel(scenario_file="outpost_night_raid", patrols=patrols + 4,
+                     sliders_for="/elsewhere.yaml")  # fmt: skip
+    assert _count(m, "patrol") == patrols and m.viz.changed == {}
+
+
+def test_seed_text_is_used_and_bad_input_becomes_a_notice(outpost):
+    assert viz.VizModel(scenario_file="outpost_night_raid", rng="42").seed == 42
+    m = viz.VizModel(scenario_file="outpost_night_raid", rng="forty")
+    assert m.seed == outpost.seed
+    assert any("seed 'forty'" in n for n in m.viz.notices)
+    m = viz.VizModel(scenario_path="no/such/file.yaml")
+    assert m.viz.notices[0].startswith("no/such/file.yaml:")
+    assert all("\n" not in n for n in m.viz.notices)
+    assert m.spec.name == load_scenario(viz.start_scenario()).name
+
+
+def test_bad_scenario_file_names_file_and_field(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    text, n = re.subn(r"strength: \d+", "strength: -3", OUTPOST.read_text(), count=1)
+    assert n == 1
+    bad.write_text(text)
+    m = viz.VizModel(scenario_path=str(bad))
+    assert any(n.startswith(str(bad)) and "strength" in n for n in m.viz.notices)
+
+
+def test_model_params_fit_the_model_signature():
+    """SolaraViz rebuilds the model as type(model)(**params) on Reset (Mesa issue 2722)."""
+    m = viz.VizModel(scenario_file="badia_theatre")
+    params = viz.model_params(m)
+    _check_model_params(m, params)  # raises on unknown names or missing required args
+    signature = inspect.signature(viz.VizModel.__init__).parameters
+    assert all(p.default is not inspect.Parameter.empty for n, p in signature.items()
+               if n != "self")  # fmt: skip
+    values = {k: v["value"] if isinstance(v, dict) else v for k, v in params.items()}
+    again = viz.VizModel(**values)
+    assert again.spec == m.spec and again.seed == m.seed
+    assert params["scenario_file"]["values"] == list(viz.bundled_scenarios())
+
+
+# ------------------------------------------------------------------------------- controls
+
+
+def _button(rc, label: str):
+    return next(b for b in rc.find(vw.Btn).widgets if b.children == [label])
+
+
+def test_controls_step_slider_and_reset(outpost):
+    """Mesa's parameter panel and controller with our params: Step advances one hour per click;
+    a slider moved then Reset rebuilds the model with the new value."""
+    model = solara.reactive(viz.VizModel(scenario_file="outpost_night_raid"))
+    params = solara.reactive({})
+
+    @solara.component
+    def Controls():
+        ModelCreator(model, viz.model_params(model.value), model_parameters=params)
+        ModelController(model, model_parameters=params, play_interval=solara.reactive(100),
+                        render_interval=solara.reactive(1),
+                        use_threads=solara.reactive(False))  # fmt: skip
+
+    _, rc = solara.render(Controls(), handle_error=False)
+    sliders = {w.label: w for w in rc.find(vw.Slider).widgets}
+    patrols = _specs(outpost)["patrols"].value
+    assert sliders["Patrols (total)"].v_model == patrols
+    _button(rc, "Step").click()
+    _button(rc, "Step").click()
+    assert model.value.hour == 2
+    sliders["Patrols (total)"].v_model = patrols + 2
+    _button(rc, "Reset").click()
+    assert model.value.hour == 0
+    assert _count(model.value, "patrol") == patrols + 2
+    assert f"Patrols {patrols + 2} (set)" in viz.status_text(model.value)
+
+
+def test_map_view_image_updates_after_a_step():
+    model = viz.VizModel(scenario_file="outpost_night_raid")
+    _, rc = solara.render(viz.MapView(model), handle_error=False)
+
+    def image() -> bytes:
+        return rc.find(ipywidgets.Image).widget.value
+
+    def clock() -> str:
+        return next(w.children[0] for w in rc.find(vw.Html).widgets
+                    if "badia-clock" in (w.class_ or ""))  # fmt: skip
+
+    first, first_clock = image(), clock()
+    assert first[:8] == b"\x89PNG\r\n\x1a\n"
+    model.step()
+    force_update()
+    assert image() != first
+    assert clock() != first_clock and "hour 1 of" in clock()
+
+
+def test_page_renders_map_and_plots(monkeypatch):
+    monkeypatch.delenv(viz.ENV_SCENARIO, raising=False)
+    # (the sidebar's controls are portals that only a served page shows: see test_app_e2e.py)
+    _, rc = solara.render(viz.Page(), handle_error=False)
+    images = rc.find(ipywidgets.Image).widgets
+    assert len(images) == 2 and all(len(w.value) > 1000 for w in images)
+
+
+# ------------------------------------------------------------------------------- figures
+
+
+@pytest.fixture(scope="module")
+def theatre_at_night():
+    m = viz.VizModel(scenario_file="badia_theatre")
+    while not (viz.light_shown(m) == LightLevel.NIGHT and any(
+            u.attack_target is not None for u in m.units)):  # fmt: skip
+        m.step()
+        assert m.hour < 72, "no night raid in the first three days"
+    return m
+
+
+def _layer(fig, prefix: str) -> list:
+    return [c for c in fig.axes[0].collections if (c.get_gid() or "").startswith(prefix)]
+
+
+def _count_points(fig, prefix: str) -> int:
+    return sum(len(c.get_offsets()) for c in _layer(fig, prefix))
+
+
+def test_map_figure_draws_units_and_marks(theatre_at_night):
+    m = theatre_at_night
+    fig = viz.map_figure(m, recent_hours=6)
+    # the background is the cached raster; the overlay is drawn on top of it
+    assert len(fig.images) == 1
+    alive = m.force.view("alive")
+    assert _count_points(fig, "units:") == int(alive.sum())
+    # each kind has its own marker
+    assert {c.get_gid() for c in _layer(fig, "units:")} == {
+        f"units:{k}" for k in {u.kind for u in m.units if u.alive}}
+    attacking = sum(1 for u in m.units if u.attack_target is not None and u.alive
+                    and m.force.alive[u.attack_target])  # fmt: skip
+    assert len(_layer(fig, "attacks")[0].get_segments()) == attacking
+    # hidden units are drawn faint
+    hidden = (m.force.view("posture") == int(Posture.HIDDEN)) & alive
+    assert hidden.any()
+    alphas = np.concatenate([c.get_facecolors()[:, 3] for c in _layer(fig, "units:")])
+    assert (alphas < 0.5).sum() == int(hidden.sum())
+    # engagements of the last 6 hours are marked where they happened
+    recent = [e for e in m.events if e["type"] == "engagement" and e["hour"] >= m.hour - 6]
+    assert _count_points(fig, "engagements") == len(recent)
+    older = viz.map_figure(m, recent_hours=1)
+    assert _count_points(older, "engagements") <= len(recent)
+
+
+def test_faction_viewpoint_hides_the_other_side(theatre_at_night):
+    m = theatre_at_night
+    gov = m.faction_index["government"]
+    fig = viz.map_figure(m, viewpoint="government" + viz.VIEW_SUFFIX)
+    fac = m.force.view("faction")
+    alive = m.force.view("alive")
+    known, _, _ = viz._known(m, gov)
+    assert _count_points(fig, "units:") == int((alive & ~m.hostile[gov, fac]).sum())
+    assert _count_points(fig, "known") == len(known)
+    # the government does not know where every insurgent is
+    assert len(known) < int((alive & m.hostile[gov, fac]).sum())
+
+
+def test_night_darkens_the_ground_not_the_labels(theatre_at_night):
+    m = theatre_at_night
+    view = viz.resolve_view(m, viz.WHOLE_MAP)
+    day = viz.background(m, view, light=LightLevel.DAY).rgba[..., :3].astype(float)
+    night = viz.background(m, view, light=LightLevel.NIGHT).rgba[..., :3].astype(float)
+    assert night.mean() < 0.8 * day.mean()
+    # the figure margins (title, legend) are not shaded
+    assert np.array_equal(night[-10:], day[-10:])
+
+
+def test_regions_zoom_and_frames_are_fast_enough(theatre_at_night):
+    m = theatre_at_night
+    regions = viz.map_regions(m)
+    assert {"whole map", "Al-Tanf zone", "Palmyra", "Euphrates valley"} <= set(regions)
+    whole = regions["whole map"]
+    palmyra = regions["Palmyra"]
+    assert palmyra.width_cells < whole.width_cells / 3
+    p = m.terrain.places["Palmyra"]
+    assert palmyra.r0 < p.row < palmyra.r1 and palmyra.c0 < p.col < palmyra.c1
+    follow = viz.follow_names(m)
+    assert follow and viz.resolve_view(m, follow[0]).width_cells < whole.width_cells
+    assert viz.resolve_view(m, "no such region") == whole
+    png = viz.figure_png(viz.map_figure(m, "Palmyra"))
+    assert png[:4] == b"\x89PNG"
+
+
+def test_plots_follow_the_datacollector():
+    m = viz.VizModel(scenario_file="outpost_night_raid")
+    for _ in range(30):
+        m.step()
+    fig = viz.plots_figure(m)
+    df = m.datacollector.get_model_vars_dataframe()
+    assert len(df) == 30
+    alive = fig.axes[1].get_lines()
+    assert len(alive) == len(m.faction_names)
+    assert all(len(line.get_xdata()) == 30 for line in alive)
+    day, night = fig.axes[3].get_lines()[:2]
+    light = m.light_by_hour[(np.arange(30) // m.config.coverage_every_hours)
+                            * m.config.coverage_every_hours]  # fmt: skip
+    assert np.isnan(day.get_ydata()[light == LightLevel.NIGHT]).all()
+    assert np.isnan(night.get_ydata()[light != LightLevel.NIGHT]).all()
+
+
+# ------------------------------------------------------------------------------- command line
+
+
+def test_viz_command_serves_this_app_on_localhost():
+    import argparse
+
+    from sim.app import APP_FILE, add_viz_arguments, viz_command
+
+    parser = argparse.ArgumentParser()
+    add_viz_arguments(parser)
+    args = parser.parse_args([])
+    assert (args.host, args.port, args.scenario) == ("127.0.0.1", 8765, None)
+    cmd, env = viz_command(OUTPOST, args.host, args.port)
+    assert cmd[:5] == [sys.executable, "-m", "solara", "run", str(APP_FILE)]
+    assert cmd[cmd.index("--host") + 1] == "127.0.0.1" and "--production" in cmd
+    assert env["BADIA_VIZ_SCENARIO"] == str(OUTPOST.resolve())
+
+
+def test_viz_with_a_bad_scenario_prints_one_line(tmp_path, capsys):
+    from sim.cli import main
+
+    assert main(["viz", str(tmp_path / "missing.yaml")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "missing.yaml" in err[0]
+
+
+def test_importing_the_app_module_stays_cheap():
+    """`badia` imports sim.app for its arguments: that must not load solara or build a model."""
+    code = "import sys, sim.app; print('solara' in sys.modules, 'sim.viz' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}, check=True)  # fmt: skip
+    assert out.stdout.split() == ["False", "False"]
+    import sim.app
+
+    assert sim.app.page is viz.Page
+
+
+def test_frame_to_file_for_documentation(tmp_path, capsys):
+    out = tmp_path / "frame.png"
+    plots = tmp_path / "plots.png"
+    assert viz.main([str(OUTPOST), "--hours", "3", "-o", str(out), "--plots", str(plots)]) == 0
+    assert out.read_bytes()[:4] == plots.read_bytes()[:4] == b"\x89PNG"
+    assert "hour 3 of" in capsys.readouterr().out
+    assert viz.main([str(tmp_path / "missing.yaml"), "-o", str(out)]) == 1
+    assert "missing.yaml" in capsys.readouterr().err
