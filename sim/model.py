@@ -496,8 +496,10 @@ class DesertModel(mesa.Model):
             if garrison and self.hostile[fi, f.faction[unit.idx]]:
                 self.knowledge.record(self.hour, np.array([fi]), np.array([unit.idx]),
                                       np.array([unit.idx]), np.array([unit.cell]))  # fmt: skip
-        self._seizures.append({"town": town, "hour": self.hour, "cell": unit.cell,
-                               "relief_hour": None})  # fmt: skip
+        if not any(x["town"] == town and x["relief_hour"] is None for x in self._seizures):
+            # one seizure per town until relieved, however many cells took part
+            self._seizures.append({"town": town, "hour": self.hour, "cell": unit.cell,
+                                   "relief_hour": None})  # fmt: skip
 
     def unit_destroyed(self, unit: Unit) -> None:
         """A unit lost its last fighter: log it; replace it later if its kind is replaced."""
