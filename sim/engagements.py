@@ -10,7 +10,8 @@ An engagement opens when
   (surprise if the target's faction has not seen the attacker in the last hour: an ambush), or
 * a unit that fires on sight (garrison kinds) detected a hostile unit this hour within weapon
   range. A zone guard fires only on factions barred from its zone; an insurgent cell fires only
-  when attacking or attacked; a unit out of ammunition does not open fire.
+  when attacking or attacked; a unit out of ammunition does not open fire; nobody fires into a
+  zone its faction is barred from.
 
 Engagements are grouped by the attacked unit; the attacked side includes the friendly units in
 the same cell (a convoy's escort).
@@ -59,11 +60,21 @@ def _in_range(model: DesertModel, a: int, b: int, range_km: float) -> bool:
     return d <= range_km + 0.5 * model.terrain.grid.cell_km
 
 
+def into_barred_zone(model: DesertModel, shooter_idx: int, target_idx: int) -> bool:
+    """Whether the target stands in a zone the shooter's faction is barred from: deconfliction
+    forbids firing into it as much as entering it."""
+    f = model.force
+    zone = model.terrain.zone[f.row[target_idx], f.col[target_idx]]
+    return zone >= 0 and zone in model.barred_zones[f.faction[shooter_idx]]
+
+
 def opens_fire_on(model: DesertModel, shooter: Unit, target_idx: int) -> bool:
     """Whether ``shooter`` fires on a hostile unit it has just seen (rules of engagement)."""
     f = model.force
     i = shooter.idx
     if not f.fires[i] or f.ammo_days[i] <= 0 or f.strength[i] <= 0:
+        return False
+    if into_barred_zone(model, i, target_idx):
         return False
     if shooter.kind == "zone_guard":
         t = model.terrain
@@ -87,6 +98,8 @@ def resolve_engagements(model: DesertModel, det: Detections) -> None:
         if not f.alive[tgt]:
             unit.attack_target = None
             unit.alerts.append("target_gone")
+            continue
+        if into_barred_zone(model, unit.idx, tgt):
             continue
         if _in_range(model, unit.idx, tgt, f.weapon_range_km[unit.idx]):
             attackers.setdefault(tgt, []).append(unit.idx)

@@ -21,6 +21,7 @@ import hashlib
 import itertools
 import json
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -244,7 +245,7 @@ class KeepSpec(_Model):
 class Experiment(_Model):
     """An experiment file (see docs/experiments.md)."""
 
-    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+    name: Annotated[str, Field(min_length=1)]
     description: str = ""
     scenario: Annotated[str, Field(min_length=1)]     # relative to the experiment file
     set: dict[str, Any] = Field(default_factory=dict)  # fixed overrides for every run
@@ -254,6 +255,14 @@ class Experiment(_Model):
     days: FiniteFloat | None = Field(default=None, gt=0)
     keep: KeepSpec = Field(default_factory=KeepSpec)
     seed: int = Field(default=0, ge=0)
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", v):
+            raise ValueError(f"use letters, digits, '_', '.' and '-' (it names the results "
+                             f"folder), got {v!r}")
+        return v
 
     def fingerprint_data(self) -> dict[str, Any]:
         """What decides the results (the description and the scenario's spelling do not)."""

@@ -488,6 +488,14 @@ class DesertModel(mesa.Model):
             days[:n] = np.where(refill, cap[:n], days[:n])
 
     # ------------------------------------------------------------------ hooks (used by tactics)
+    def town_assaulted(self, town: str, unit: Unit) -> None:
+        """Cells set out to take a town: the clock of the relief starts when they strike."""
+        if not any(x["town"] == town and x["relief_hour"] is None for x in self._seizures):
+            # one seizure per town until relieved, however many cells take part
+            cell = self.cell_of_place(town)
+            self._seizures.append({"town": town, "hour": None, "cell": cell,
+                                   "relief_hour": None})  # fmt: skip
+
     def town_seized(self, town: str, unit: Unit) -> None:
         """A town fell: its garrison's faction knows at once (the news travels by phone)."""
         f = self.force
@@ -496,10 +504,6 @@ class DesertModel(mesa.Model):
             if garrison and self.hostile[fi, f.faction[unit.idx]]:
                 self.knowledge.record(self.hour, np.array([fi]), np.array([unit.idx]),
                                       np.array([unit.idx]), np.array([unit.cell]))  # fmt: skip
-        if not any(x["town"] == town and x["relief_hour"] is None for x in self._seizures):
-            # one seizure per town until relieved, however many cells took part
-            self._seizures.append({"town": town, "hour": self.hour, "cell": unit.cell,
-                                   "relief_hour": None})  # fmt: skip
 
     def unit_destroyed(self, unit: Unit) -> None:
         """A unit lost its last fighter: log it; replace it later if its kind is replaced."""
@@ -537,20 +541,36 @@ class DesertModel(mesa.Model):
             self.log("replaced", unit.cell, unit.faction, unit=unit.name, kind=unit.kind)
 
     def _check_relief(self) -> None:
-        """Relief arrives when a garrison unit reaches a seized town (for the relief time)."""
+        """The relief of an assaulted town: the first garrison unit to come in from outside.
+
+        A seizure's clock starts at the first fight in the town (the assault) and stops when a
+        garrison unit that was not there at the start drives into it."""
         f = self.force
         n = f.n
+        t = self.terrain
         for s in self._seizures:
             if s["relief_hour"] is not None:
                 continue
-            r, c = divmod(s["cell"], self.terrain.cols)
+            r, c = divmod(s["cell"], t.cols)
             near = (np.abs(f.row[:n] - r) <= 1) & (np.abs(f.col[:n] - c) <= 1)
             garrison = self.metrics.garrison[f.faction[:n]] & f.alive[:n]
-            moving = np.isin(f.posture[:n], MOVING_POSTURES)
-            if (near & garrison & moving).any():
+            if s["hour"] is None:
+                fighting = any(
+                    e["type"] == "engagement" and e["hour"] == self.hour
+                    and abs(e["row"] - r) <= 2 and abs(e["col"] - c) <= 2
+                    for e in self.events[-20:]
+                )
+                if not fighting:
+                    continue
+                s["hour"] = self.hour
+                s["present"] = set(np.flatnonzero(near & garrison).tolist())
+                continue
+            arrived = set(np.flatnonzero(near & garrison).tolist()) - s["present"]
+            if arrived:
                 s["relief_hour"] = self.hour
                 self.log("relief", s["cell"], "", town=s["town"],
-                         relief_hours=self.hour - s["hour"])  # fmt: skip
+                         relief_hours=self.hour - s["hour"],
+                         units=[self.units[i].name for i in sorted(arrived)])  # fmt: skip
 
     def on_border_crossing(self, unit: Unit, old_rc: tuple[int, int]) -> bool:
         """A unit crossed a border line: the hostile side may intercept it and turn it back.
@@ -606,6 +626,16 @@ class DesertModel(mesa.Model):
             and 0 <= u.behaviour.current < len(u.behaviour.squares)
         ]
 
+    def found_fraction(self) -> float:
+        """Fraction of insurgent units any garrison faction has detected at least once."""
+        f = self.force
+        insurgent = self.insurgent_faction[f.faction[: f.n]]
+        if not insurgent.any():
+            return float("nan")
+        garrisons = np.flatnonzero(~self.insurgent_faction)
+        seen = self.knowledge.ever_seen[garrisons][:, : f.n].any(axis=0)
+        return float(seen[insurgent].mean())
+
     def extra_summary(self) -> dict[str, float]:
         """Tactic outcomes for the run summary: raids, refuge, seizures, sweeps, pursuits."""
         ev = self.events
@@ -626,19 +656,18 @@ class DesertModel(mesa.Model):
             1 for e in ev if e["type"] == "breakoff" and e.get("reason") == "zone"
         )
         out["crossings_intercepted"] = sum(1 for e in ev if e["type"] == "crossing_intercepted")
-        f = self.force
-        insurgent = self.insurgent_faction[f.faction[: f.n]]
-        garrisons = np.flatnonzero(~self.insurgent_faction)
-        seen = self.knowledge.ever_seen[garrisons][:, : f.n].any(axis=0)
-        out["insurgent_units_found_fraction"] = (
-            float(seen[insurgent].mean()) if insurgent.any() else float("nan")
-        )
+        out["insurgent_units_found_fraction"] = self.found_fraction()
         from sim.tactics.garrison import Sweep
 
         sweepers = [u.behaviour for u in self.units if isinstance(u.behaviour, Sweep)]
         if sweepers:
             out["sweep_squares_cleared"] = sum(b.cleared_squares for b in sweepers)
             out["sweep_squares_total"] = sum(len(b.squares) for b in sweepers)
+            done = [e for e in ev if e["type"] == "sweep_done"]
+            out["sweep_days_to_clear"] = max(e["days"] for e in done) if done else float("nan")
+            out["sweep_found_fraction"] = (
+                done[-1]["found_fraction"] if len(done) == len(sweepers) else float("nan")
+            )
         return out
 
     # ------------------------------------------------------------------ running

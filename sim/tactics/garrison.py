@@ -104,7 +104,8 @@ class Patrol(Behaviour):
 
     def decide(self) -> None:
         u = self.unit
-        if self.state in ("out", "investigating") and self.alerted("contact") and self.investigate():
+        busy = self.state in ("out", "investigating")
+        if busy and self.alerted("contact") and self.investigate():
             return
         if self.state == "investigating":
             if u.is_moving and not self.alerted("engaged", "broke_off", "target_gone"):
@@ -247,8 +248,16 @@ class Pursue(Behaviour):
         zone = t.zone.ravel()[cell]
         barred = m.barred_zones[m.faction_index[u.faction]]
         if zone >= 0 and zone in barred:
-            if self.state == "pursuing" or self.quarry is not None:
+            # the quarry is inside a zone this force may not enter: drive to the edge nearest
+            # to where it was last seen, and stop there
+            edge = nearest(self._edge_cells(barred), cell, t.cols, 1)
+            at_edge = len(edge) and m.distance_km(u.cell, int(edge[0])) <= 2 * t.grid.cell_km
+            if at_edge or len(edge) == 0 or not u.go_to(int(edge[0]), Posture.PURSUING):
                 self.break_off("zone", zone=t.zones[zone].name)
+                return True
+            self.quarry = quarry
+            self.set_state("pursuing")
+            u.sleep_until(m.hour + 1)
             return True
         if self.quarry != quarry or u.destination != cell:
             if not u.go_to(cell, Posture.PURSUING):
@@ -263,6 +272,17 @@ class Pursue(Behaviour):
         u.attack_target = quarry  # fire when in range
         u.sleep_until(m.hour + 1)
         return True
+
+    def _edge_cells(self, barred: frozenset[int]) -> np.ndarray:
+        """Cells just outside the barred zones (where a pursuit must stop)."""
+        m = self.model
+        cache = m.__dict__.setdefault("_zone_edges", {})
+        if barred not in cache:
+            from scipy.ndimage import binary_dilation
+
+            inside = np.isin(m.terrain.zone, sorted(barred))
+            cache[barred] = np.flatnonzero(binary_dilation(inside, iterations=1) & ~inside)
+        return cache[barred]
 
     def break_off(self, reason: str, **extra) -> None:
         u = self.unit
@@ -340,6 +360,9 @@ class Sweep(Behaviour):
     def decide(self) -> None:
         u = self.unit
         m = self.model
+        if self.current >= len(self.squares):
+            u.sleep_until(m.hour + 24 * 365)  # the sweep is over
+            return
         if self.current >= 0 and m.hour < self.square_until:
             u.sleep_until(self.square_until)  # still searching (or watching) this square
             return
@@ -350,7 +373,8 @@ class Sweep(Behaviour):
         m.force.search_factor[u.idx] = SWEEP_SEARCH_FACTOR
         if self.current >= len(self.squares):
             m.force.search_factor[u.idx] = 1.0
-            m.log("sweep_done", u.cell, u.faction, unit=u.name, squares=len(self.squares))
+            m.log("sweep_done", u.cell, u.faction, unit=u.name, squares=len(self.squares),
+                  found_fraction=m.found_fraction(), days=round(m.hour / 24, 2))  # fmt: skip
             u.halt(Posture.RESTING)
             u.sleep_until(m.hour + 24 * 365)
             return

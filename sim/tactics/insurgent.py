@@ -15,6 +15,8 @@ from sim.units import Posture
 
 #: A pursuer closer than this (km) makes a cell run for refuge.
 PURSUIT_ALERT_KM = 25.0
+#: How far inside a refuge zone a fleeing cell goes (km): beyond the pursuers' weapons.
+REFUGE_DEPTH_KM = 4.0
 #: Refuge zones farther than this (km) are out of reach; the cell goes to ground instead.
 REFUGE_REACH_KM = 60.0
 #: An ambush cell that lost fighters lies up this many nights before it ambushes again.
@@ -121,7 +123,8 @@ class CellBehaviour(Behaviour):
             from scipy.ndimage import binary_erosion
 
             inside = np.isin(t.zone, self.refuge_zones)
-            deep = binary_erosion(inside, iterations=max(1, round(2.0 / t.cell_km)))
+            # deep enough inside that no one outside is within weapon range
+            deep = binary_erosion(inside, iterations=max(1, round(REFUGE_DEPTH_KM / t.cell_km)))
             cache[key] = np.flatnonzero(deep if deep.any() else inside)
         return cache[key]
 
@@ -667,6 +670,7 @@ class SeizeTown(CellBehaviour):
     def go_seize(self, town) -> None:
         t = self.model.terrain
         self.town = town
+        self.model.town_assaulted(town.name, self.unit)
         self.unit.go_to(town.row * t.cols + town.col, Posture.ATTACKING)
         self.set_state("assault")
 
@@ -691,9 +695,13 @@ class SeizeTown(CellBehaviour):
             self.held_since = m.hour
             m.log("seizure_start", u.cell, u.faction, unit=u.name, town=self.town.name)
             m.town_seized(self.town.name, u)
+        before = {name: round(float(getattr(f, f"{name}_days")[u.idx]), 3)
+                  for name in ("water", "fuel", "ammo")}  # fmt: skip
         for name in ("water", "fuel", "ammo"):  # the town's stores
             getattr(f, f"{name}_days")[u.idx] = getattr(f, f"{name}_cap")[u.idx]
-        m.log("resupply", u.cell, u.faction, unit=u.name, town=self.town.name)
+        after = {name: round(float(getattr(f, f"{name}_days")[u.idx]), 3) for name in before}
+        m.log("resupply", u.cell, u.faction, unit=u.name, town=self.town.name, before=before,
+              after=after)  # fmt: skip
         u.halt(Posture.RESTING)
         self.set_state("hold")
         u.sleep_until(m.hour + 1)

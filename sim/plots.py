@@ -1,0 +1,645 @@
+"""Figures of a results folder for briefings and notebooks (matplotlib, no pyplot state).
+
+Every `plot_*` function takes a `sim.results.Results` (from `sim.results.load`) and returns a
+`matplotlib.figure.Figure` of one slide (16:9, `SLIDE_INCHES` at `DPI`), drawn in one style:
+titles say what is shown, axes carry units, intervals are labelled with their level. The
+numbers come from `sim.report` (imported inside the functions: `sim.report` imports this
+module). `save_figure(fig, path)` writes a PNG and returns its pixel size.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from sim.results import Results
+    from sim.terrain import Terrain
+
+#: A briefing slide: 16:9; at DPI this is 1200 x 675 pixels.
+SLIDE_INCHES = (10.0, 5.625)
+DPI = 120
+#: Okabe-Ito colours (distinguishable with colour-blindness), for design points.
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000",
+           "#F0E442")
+ACCENT = "#0072B2"
+STYLE: dict[str, Any] = {
+    "font.size": 10.5,
+    "axes.titlesize": 11.5,
+    "axes.titleweight": "bold",
+    "axes.labelsize": 10.5,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.color": "#dddddd",
+    "grid.linewidth": 0.7,
+    "xtick.labelsize": 9.5,
+    "ytick.labelsize": 9.5,
+    "legend.fontsize": 9,
+    "legend.frameon": False,
+    "figure.titlesize": 13.5,
+    "figure.titleweight": "bold",
+    "figure.facecolor": "white",
+    "savefig.facecolor": "white",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Labels
+# --------------------------------------------------------------------------------------------
+
+_PLURAL = {"attacks": "Attacks", "attack": "Attacks", "raid": "Raids", "ambush": "Ambushes",
+           "seizure": "Seizures", "patrol_contact": "Patrol contacts"}
+_FIXED: dict[str, tuple[str, str]] = {
+    "attack_success_rate": ("Attack success rate", "successes per attempt"),
+    "roads_open_fraction_mean": ("Road km open", "fraction, mean over hours"),
+    "road_closed_hours_total": ("Road closure", "segment-hours per {run}"),
+    "border_crossings_total": ("Border crossings", "per {run}"),
+    "engagements_total": ("Engagements", "per {run}"),
+    "zone_entries_total": ("Zone entries", "per {run}"),
+    "zone_entries_barred_total": ("Entries into barred zones", "per {run}"),
+    "pursuits_broken_off_total": ("Pursuits broken off", "per {run}"),
+    "pursuits_broken_off_at_zone": ("Pursuits broken off at a zone", "per {run}"),
+    "crossings_intercepted": ("Border crossings intercepted", "per {run}"),
+    "insurgent_units_found_fraction": ("Insurgent units found", "fraction ever seen"),
+    "raids_started": ("Raids started", "per {run}"),
+    "raids_started_at_night_fraction": ("Raids started at night", "fraction of raids"),
+    "raids_hidden_before_first_light_fraction": ("Raiders hidden before first light",
+                                                 "fraction of raids"),
+    "seizures": ("Town seizures", "per {run}"),
+    "relief_hours_mean": ("Time to relieve a seized town", "h"),
+    "sweep_squares_cleared": ("Sweep squares cleared", "per {run}"),
+    "sweep_squares_total": ("Sweep squares", "per {run}"),
+}
+
+
+def _words(name: str) -> str:
+    return name.replace("_", " ").strip()
+
+
+def describe_metric(metric: str) -> tuple[str, str]:
+    """(title, unit) of a summary or daily metric, e.g. ("Fighters lost, government",
+    "fighters per {run}"); "{run}" stands for the run length (see `metric_label`)."""
+    if metric in _FIXED:
+        return _FIXED[metric]
+    base = metric
+    for suffix in ("_total", "_mean", "_end"):
+        if base.endswith(suffix):
+            base = base[: -len(suffix)]
+            break
+    daily = base == metric
+    per = "per day" if daily else "per {run}"
+    if m := re.fullmatch(r"(\w+?)_(attempted|succeeded)", base):
+        kind = _PLURAL.get(m.group(1), _words(m.group(1)).capitalize())
+        return f"{kind} {m.group(2)}", per
+    if m := re.fullmatch(r"losses__(\w+)", base):
+        return f"Fighters lost, {_words(m.group(1))}", f"fighters {per}"
+    if m := re.fullmatch(r"detections_(day|night)__(\w+)", base):
+        when = "by day" if m.group(1) == "day" else "at night"
+        return f"Detections by {_words(m.group(2))} {when}", per
+    if m := re.fullmatch(r"road_closed_hours(?:__(\w+))?", base):
+        where = f" of {_words(m.group(1))}" if m.group(1) else ""
+        return f"Road closure{where}", f"segment-hours {per}"
+    if m := re.fullmatch(r"coverage_(road|area)_(day|night)", base):
+        what = "Road" if m.group(1) == "road" else "Area"
+        when = "by day" if m.group(2) == "day" else "at night"
+        cells = "road cells" if m.group(1) == "road" else "map"
+        return f"{what} coverage {when}", f"fraction of {cells} in sensor range"
+    if base == "roads_open_fraction":
+        return "Road km open", "fraction"
+    if m := re.fullmatch(r"(fighters|units)_alive__(\w+)", base):
+        when = " at the end" if metric.endswith("_end") else ""
+        return f"{m.group(1).capitalize()} alive{when}, {_words(m.group(2))}", m.group(1)
+    if base in ("border_crossings", "engagements", "zone_entries", "pursuits_broken_off"):
+        return _words(base).capitalize(), per
+    if base.endswith("_fraction"):
+        return _words(base[: -len("_fraction")]).capitalize(), "fraction"
+    if base.endswith("_events"):
+        return _words(base).capitalize(), per
+    return _words(metric).capitalize(), "per {run}" if metric.endswith("_total") else ""
+
+
+def _run_text(days: float | None) -> str:
+    return f"{days:g}-day run" if days else "run"
+
+
+def metric_title(metric: str) -> str:
+    """A metric's plain-language title, e.g. "Attacks attempted"."""
+    return describe_metric(metric)[0]
+
+
+def metric_label(metric: str, days: float | None = None, cumulative: bool = False) -> str:
+    """Axis label with units, e.g. "Attacks attempted (per 7-day run)"."""
+    title, unit = describe_metric(metric)
+    unit = unit.replace("{run}", _run_text(days))
+    if cumulative:
+        title = f"{title}, running total"
+        unit = unit.replace(" per day", "").replace("per day", "")
+    return f"{title} ({unit})" if unit else title
+
+
+_UNITS = (("_per_hour", "per h"), ("_kmh", "km/h"), ("_km", "km"), ("_hours", "h"),
+          ("_days", "days"), ("_fraction", "fraction"))
+_DROP = {"units", "factions", "tactic", "events"}
+
+
+def factor_unit(path: str) -> str:
+    """The unit in a factor path's last name (`night_sensor_range_km` -> "km"), or ""."""
+    last = re.split(r"\.(?![^\[]*\])", path)[-1]
+    for suffix, unit in _UNITS:
+        if last.endswith(suffix):
+            return unit
+    return ""
+
+
+def factor_label(path: str, unit: bool = True) -> str:
+    """A factor path in words: `units[kind=strongpoint].night_sensor_range_km` ->
+    "strongpoint night sensor range (km)"."""
+    words = []
+    for seg in re.split(r"\.(?![^\[]*\])", path):
+        m = re.fullmatch(r"(\w+)\[(.*)\]", seg)
+        if m:
+            inner = m.group(2)
+            words.append(inner.split("=", 1)[1] if "=" in inner else
+                         f"{m.group(1).rstrip('s')} {inner}")
+            continue
+        if seg in _DROP:
+            continue
+        name = seg
+        for suffix, _ in _UNITS:
+            if name.endswith(suffix) and suffix != "_fraction":
+                name = name[: -len(suffix)]
+                break
+        words.append(_words(name))
+    text = " ".join(w for w in words if w) or path
+    u = factor_unit(path)
+    return f"{text} ({u})" if unit and u and u != "fraction" else text
+
+
+def level_text(value: Any, factor: str | None = None) -> str:
+    """A factor level for a label: numbers to 3 significant digits with the factor's unit."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    text = f"{value:.0f}" if float(value).is_integer() else f"{value:.3g}"
+    u = factor_unit(factor) if factor else ""
+    return f"{text} {u}" if u and u != "fraction" else text
+
+
+def point_label(row: Any, factors: Sequence[str]) -> str:
+    """A design point in a few words: its levels joined by " · " (e.g. "night · 4 km")."""
+    return " · ".join(level_text(row[f], f) for f in factors) or "base"
+
+
+def _days(results: Results) -> float | None:
+    from sim.report import _days as days
+
+    return days(results)
+
+
+# --------------------------------------------------------------------------------------------
+# Figure helpers
+# --------------------------------------------------------------------------------------------
+
+
+def new_figure(size: tuple[float, float] = SLIDE_INCHES) -> Figure:
+    """An empty slide-sized Figure (constrained layout) not tied to pyplot."""
+    return Figure(figsize=size, dpi=DPI, layout="constrained")
+
+
+def save_figure(fig: Figure, path: str | Path) -> tuple[int, int]:
+    """Write `fig` as a PNG at `DPI`; returns its (width, height) in pixels, as written."""
+    from PIL import Image
+
+    path = Path(path)
+    fig.savefig(path, dpi=DPI, facecolor="white")
+    with Image.open(path) as im:
+        return im.size
+
+
+def _footnote(fig: Figure, text: str) -> None:
+    # small grey line at the foot of the slide: what the intervals are, how many runs
+    fig.supxlabel(text, fontsize=8.5, color="#555555")
+
+
+def _grid(n: int) -> tuple[int, int]:
+    if n <= 3:
+        return 1, n
+    if n == 4:
+        return 2, 2
+    return math.ceil(n / 3), 3
+
+
+def _n_ok(results: Results) -> int:
+    runs = results.runs
+    return int((runs["status"] == "ok").sum()) if "status" in runs else len(runs)
+
+
+# --------------------------------------------------------------------------------------------
+# Main effects
+# --------------------------------------------------------------------------------------------
+
+
+def plot_main_effects(results: Results, metric: str, factor: str | Sequence[str] | None = None,
+                      level: float = 0.95) -> Figure:
+    """Main effects of one or more factors (default: all) on a summary metric: one panel per
+    factor, the mean at each level over the other factors' levels with its CI, the design
+    points' means as grey dots, and the mean over all runs as a dashed line."""
+    from sim.report import main_effects, ok_runs
+
+    factors = (list(results.factors) if factor is None
+               else [factor] if isinstance(factor, str) else list(factor))
+    days = _days(results)
+    runs = ok_runs(results)
+    point_means = runs.groupby("point_id")[metric].mean()
+    overall = float(runs[metric].mean())
+    with mpl.rc_context(STYLE):
+        fig = new_figure()
+        axes = fig.subplots(1, max(1, len(factors)), sharey=True, squeeze=False)[0]
+        for ax, f in zip(axes, factors, strict=True):
+            eff = main_effects(results, metric, f, level)
+            numeric = all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+                          for v in eff["level"])
+            x = (eff["level"].astype(float).to_numpy() if numeric
+                 else np.arange(len(eff), dtype=float))
+            y = eff["mean"].to_numpy(dtype=float)
+            lo, hi = eff["ci_low"].to_numpy(dtype=float), eff["ci_high"].to_numpy(dtype=float)
+            # the design points' own means, at their level (jittered for categorical factors)
+            from sim.report import factor_levels
+
+            lv, _, _ = factor_levels(results, f)
+            pos = {v: xi for v, xi in zip(eff["level"], x, strict=True)}
+            px = np.array([pos.get(lv.get(p), np.nan) for p in point_means.index], dtype=float)
+            if not numeric:
+                rng = np.random.default_rng(0)
+                px = px + rng.uniform(-0.08, 0.08, len(px))
+            ax.scatter(px, point_means.to_numpy(), s=14, color="#9a9a9a", alpha=0.6,
+                       zorder=2, linewidths=0, label="design point mean")
+            if numeric:
+                ax.fill_between(x, lo, hi, color=ACCENT, alpha=0.18, linewidth=0, zorder=1,
+                                label=f"{level:.0%} CI")
+                ax.plot(x, y, "-o", color=ACCENT, lw=2, ms=6, zorder=3, label="mean")
+            else:
+                ax.errorbar(x, y, yerr=[y - lo, hi - y], fmt="o", color=ACCENT, ms=7,
+                            capsize=5, lw=2, zorder=3, label=f"mean, {level:.0%} CI")
+                ax.set_xticks(x, [level_text(v, f) for v in eff["level"]])
+                ax.set_xlim(-0.5, len(x) - 0.5)
+            ax.axhline(overall, color="#444444", lw=1, ls="--", zorder=1,
+                       label="mean of all runs")
+            binned = bool(eff["binned"].iloc[0]) if len(eff) else False
+            ax.set_xlabel(factor_label(f) + (" (binned)" if binned else ""))
+            ax.set_title(factor_label(f, unit=False).capitalize(), loc="left")
+            if numeric:
+                ax.set_xticks(x, [level_text(v) for v in eff["level"]])
+        axes[0].set_ylabel(metric_label(metric, days))
+        axes[0].legend(loc="best")
+        fig.suptitle(f"{metric_title(metric)}: main effects", x=0.01, ha="left")
+        _footnote(fig, f"Mean over the other factors' levels with its {level:.0%} confidence "
+                       f"interval across replicates; {_n_ok(results)} runs of "
+                       f"{len(results.design)} design points ({results.manifest.get('name')})")
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Interactions
+# --------------------------------------------------------------------------------------------
+
+
+def plot_interaction(results: Results, metric: str, factor_x: str, factor_y: str,
+                     level: float = 0.95) -> Figure:
+    """Heatmap of a metric's mean over two factors' levels (averaged over any others), each
+    cell annotated with the mean and the half-width of its CI."""
+    from sim.report import fmt, interaction_table
+
+    tab = interaction_table(results, metric, factor_x, factor_y, level)
+    xs, ys = tab.attrs["x_levels"], tab.attrs["y_levels"]
+    grid = np.full((len(ys), len(xs)), np.nan)
+    half = np.full_like(grid, np.nan)
+    xi = {v: i for i, v in enumerate(xs)}
+    yi = {v: i for i, v in enumerate(ys)}
+    for row in tab.itertuples():
+        i, j = yi[row.y], xi[row.x]
+        grid[i, j] = row.mean
+        half[i, j] = (row.ci_high - row.ci_low) / 2
+    days = _days(results)
+    with mpl.rc_context(STYLE):
+        fig = new_figure()
+        ax = fig.subplots()
+        ax.grid(False)
+        cmap = mpl.colormaps["viridis"]
+        im = ax.imshow(grid, cmap=cmap, aspect="auto", origin="lower")
+        vmin, vmax = np.nanmin(grid), np.nanmax(grid)
+        big = 15 if grid.size <= 12 else 12 if grid.size <= 25 else 9
+        for i in range(len(ys)):
+            for j in range(len(xs)):
+                if not np.isfinite(grid[i, j]):
+                    continue
+                frac = 0.5 if vmax == vmin else (grid[i, j] - vmin) / (vmax - vmin)
+                colour = "black" if frac > 0.55 else "white"
+                text = fmt(grid[i, j])
+                ax.text(j, i + 0.06, text, ha="center", va="center", fontsize=big,
+                        fontweight="bold", color=colour)
+                if np.isfinite(half[i, j]):
+                    ax.text(j, i - 0.22, f"± {fmt(half[i, j])}", ha="center", va="center",
+                            fontsize=big * 0.62, color=colour)
+        ax.set_xticks(range(len(xs)), [level_text(v, factor_x) for v in xs])
+        ax.set_yticks(range(len(ys)), [level_text(v, factor_y) for v in ys])
+        ax.set_xlabel(factor_label(factor_x))
+        ax.set_ylabel(factor_label(factor_y))
+        for s in ax.spines.values():
+            s.set_visible(False)
+        cb = fig.colorbar(im, ax=ax, shrink=0.9, pad=0.02)
+        cb.set_label(metric_label(metric, days))
+        cb.outline.set_visible(False)
+        fig.suptitle(f"{metric_title(metric)} by {factor_label(factor_x, False)} and "
+                     f"{factor_label(factor_y, False)}", x=0.01, ha="left")
+        _footnote(fig, f"Mean of the runs in each cell (bold) and the half-width of its "
+                       f"{level:.0%} CI (±), averaged over any other factors; "
+                       f"{_n_ok(results)} runs ({results.manifest.get('name')})")
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Time series
+# --------------------------------------------------------------------------------------------
+
+
+def plot_timeseries(results: Results, column: str, points: Sequence[int] | None = None,
+                    cumulative: bool | None = None, level: float = 0.95) -> Figure:
+    """A daily metric by day for a few design points: the mean over replicates as a line and
+    the CI of that mean as a band. `column` is a daily column (`losses__government`) or a
+    summary metric whose daily column exists (`losses__government_total`, drawn as a running
+    total). `points` default: at most 6, the extremes of the metric."""
+    from sim.report import daily_bands, daily_column, select_points
+
+    col, cum = column, bool(cumulative)
+    if column not in results.daily.columns:
+        found = daily_column(results, column)
+        if found is None:
+            from sim.results import ResultsError
+
+            raise ResultsError(f"{results.path}: no daily column behind {column!r}")
+        col, cum = found if cumulative is None else (found[0], cumulative)
+    if points is None:
+        summary = f"{col}_total" if f"{col}_total" in results.runs.columns else None
+        points = select_points(results, summary)
+    bands = daily_bands(results, col, points, cum, level)
+    design = results.design.set_index("point_id")
+    with mpl.rc_context(STYLE):
+        fig = new_figure()
+        ax = fig.subplots()
+        for k, pid in enumerate(points):
+            b = bands[bands["point_id"] == pid]
+            if b.empty:
+                continue
+            colour = PALETTE[k % len(PALETTE)]
+            label = f"{pid}: {point_label(design.loc[pid], results.factors)}"
+            ax.fill_between(b["day"], b["ci_low"], b["ci_high"], color=colour, alpha=0.15,
+                            linewidth=0)
+            ax.plot(b["day"], b["mean"], "-o", color=colour, lw=2, ms=4, label=label)
+        ax.set_xlabel("day of the run")
+        ax.set_ylabel(metric_label(col, cumulative=cum))
+        days = sorted(bands["day"].unique())
+        if days and len(days) <= 31:
+            ax.set_xticks(days)
+        title = " · ".join(factor_label(f, unit=False) for f in results.factors)
+        ax.legend(title=f"point: {title}" if title else "point", loc="upper left",
+                  bbox_to_anchor=(1.01, 1.0), title_fontsize=9)
+        fig.suptitle(f"{metric_title(col)}{', running total' if cum else ''} by day",
+                     x=0.01, ha="left")
+        n = int(bands["n_runs"].max()) if len(bands) else 0
+        _footnote(fig, f"Mean over replicates (line) and its {level:.0%} confidence interval "
+                       f"(band); up to {n} runs per point ({results.manifest.get('name')})")
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Event maps
+# --------------------------------------------------------------------------------------------
+
+
+def _map_bins(terrain: Terrain) -> tuple[int, float]:
+    rows, cols = terrain.shape
+    bin_cells = max(1, math.ceil(max(rows, cols) / 80))
+    return bin_cells, 0.8
+
+
+def _density_layer(ax: Any, density: np.ndarray, bin_cells: int, vmax: float) -> Any:
+    cmap = mpl.colormaps["magma_r"].copy()
+    cmap.set_bad(alpha=0.0)
+    shown = np.ma.masked_less(density, 0.03 * vmax if vmax > 0 else 1.0)
+    nb_r, nb_c = density.shape
+    return ax.imshow(shown, cmap=cmap, vmin=0, vmax=vmax if vmax > 0 else 1.0, alpha=0.72,
+                     extent=(-0.5, nb_c * bin_cells - 0.5, nb_r * bin_cells - 0.5, -0.5),
+                     interpolation="nearest" if bin_cells == 1 else "bilinear", zorder=9)
+
+
+def _event_unit(weight: str | None) -> str:
+    return "fighters lost" if weight else "events"
+
+
+def plot_event_map(results: Results, point_id: int | Sequence[int],
+                   types: Sequence[str] = ("engagement",), weight: str | None = None,
+                   terrain: Terrain | None = None, title: str | None = None) -> Figure:
+    """Where events of `types` happened over all finished runs of a design point (or a list
+    of points pooled), as events (or the summed `weight` column, e.g. `losses.government`)
+    per run per km^2 over the base scenario's terrain."""
+    from sim.maps import plot_terrain
+    from sim.report import event_density, scenario_terrain
+
+    if terrain is None:
+        first = point_id if isinstance(point_id, (int, np.integer)) else list(point_id)[0]
+        terrain = scenario_terrain(results, int(first))
+    bin_cells, smooth = _map_bins(terrain)
+    dens, n_runs = event_density(results, point_id, types, terrain.shape, weight, bin_cells,
+                                 smooth, terrain.grid.cell_km)
+    vmax = float(dens.max())
+    with mpl.rc_context({**STYLE, "axes.grid": False}):
+        fig = new_figure()
+        ax = fig.subplots()
+        plot_terrain(terrain, ax=ax, legend=True)
+        im = _density_layer(ax, dens, bin_cells, vmax)
+        cb = fig.colorbar(im, ax=ax, shrink=0.8, pad=0.01, location="left")
+        cb.set_label(f"{_event_unit(weight)} per run per km²")
+        what = title or ", ".join(types)
+        pts = point_id if isinstance(point_id, (int, np.integer)) else ", ".join(
+            str(p) for p in point_id)
+        fig.suptitle(f"{what.capitalize()}: design point {pts}", x=0.01, ha="left")
+        _footnote(fig, f"All {n_runs} finished runs of the point pooled; smoothed over "
+                       f"{bin_cells * terrain.grid.cell_km:g} km cells "
+                       f"({results.manifest.get('name')})")
+    return fig
+
+
+def plot_event_maps(results: Results, points: Sequence[int], types: Sequence[str] = (
+        "engagement",), weight: str | None = None, title: str | None = None,
+                    terrain: Terrain | None = None) -> Figure:
+    """`plot_event_map` for several design points side by side, on one colour scale."""
+    from sim.maps import plot_terrain
+    from sim.report import event_density, scenario_terrain
+
+    if terrain is None:
+        terrain = scenario_terrain(results)
+    bin_cells, smooth = _map_bins(terrain)
+    layers = [event_density(results, p, types, terrain.shape, weight, bin_cells, smooth,
+                            terrain.grid.cell_km) for p in points]
+    vmax = max((float(d.max()) for d, _ in layers), default=0.0)
+    nr, nc = _grid(len(points))
+    design = results.design.set_index("point_id")
+    rows, cols = terrain.shape
+    small = rows <= 120 and cols <= 120
+    with mpl.rc_context({**STYLE, "axes.grid": False, "axes.titlesize": 9.5,
+                         "xtick.labelsize": 7, "ytick.labelsize": 7}):
+        fig = new_figure()
+        axes = fig.subplots(nr, nc, squeeze=False)
+        im = None
+        for k, ax in enumerate(axes.flat):
+            if k >= len(points):
+                ax.set_axis_off()
+                continue
+            pid = points[k]
+            plot_terrain(terrain, ax=ax, legend=False, labels=small and len(points) <= 4)
+            for t in list(ax.texts):
+                if "azimuthal" in t.get_text():
+                    t.remove()   # the projection note, once per figure is enough
+            dens, n_runs = layers[k]
+            im = _density_layer(ax, dens, bin_cells, vmax)
+            total = dens.sum() * (bin_cells * terrain.grid.cell_km) ** 2
+            ax.set_title(f"{pid}: {point_label(design.loc[pid], results.factors)}  "
+                         f"({total:.3g} per run)", loc="left", fontweight="bold")
+        if im is not None:
+            cb = fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.85, pad=0.01)
+            cb.set_label(f"{_event_unit(weight)} per run per km²")
+        what = title or ", ".join(types)
+        factors = " · ".join(factor_label(f, unit=False) for f in results.factors)
+        fig.suptitle(f"{what.capitalize()}: where, by design point", x=0.01, ha="left")
+        _footnote(fig, f"All finished runs of each point pooled, per run per km² over "
+                       f"{bin_cells * terrain.grid.cell_km:g} km cells, lightly smoothed; "
+                       f"panel titles: point: {factors} (total per run)")
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Sensitivity
+# --------------------------------------------------------------------------------------------
+
+
+def plot_sensitivity(results: Results, metrics: Sequence[str] | str,
+                     table: pd.DataFrame | None = None, level: float = 0.95) -> Figure:
+    """Sensitivity of each metric to the factors, one panel per metric (at most 6): Sobol'
+    first-order and total indices with their CIs for Sobol' designs, else standardised
+    regression coefficients with CIs (see `sim.report.sensitivity`)."""
+    from sim.report import sensitivity
+
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)[:6]
+    if table is None:
+        table = pd.concat([sensitivity(results, m, level).assign(metric=m) for m in metrics],
+                          ignore_index=True)
+    sobol = "ST" in table.columns and table["ST"].notna().any()
+    nr, nc = _grid(len(metrics))
+    with mpl.rc_context({**STYLE, "axes.titlesize": 10}):
+        fig = new_figure()
+        axes = fig.subplots(nr, nc, squeeze=False, sharex=not sobol)
+        for k, ax in enumerate(axes.flat):
+            if k >= len(metrics):
+                ax.set_axis_off()
+                continue
+            t = table[table["metric"] == metrics[k]]
+            if sobol:
+                labels = [factor_label(f, unit=False) for f in t["factor"]]
+                y = np.arange(len(t))
+                ax.barh(y - 0.18, t["S1"], 0.34, xerr=t["S1_conf"], color=ACCENT,
+                        label="first order S1", error_kw={"lw": 1, "capsize": 2})
+                ax.barh(y + 0.18, t["ST"], 0.34, xerr=t["ST_conf"], color="#D55E00",
+                        label="total ST", error_kw={"lw": 1, "capsize": 2})
+                ax.set_yticks(y, labels)
+                ax.set_xlim(min(0.0, float(np.nanmin(t["S1"] - t["S1_conf"]))) - 0.02,
+                            max(1.0, float(np.nanmax(t["ST"] + t["ST_conf"]))))
+                ax.set_xlabel("Sobol' index (share of variance)")
+            else:
+                labels = [_term_label(term, f) for term, f in zip(t["term"], t["factor"],
+                                                                   strict=True)]
+                y = np.arange(len(t))[::-1]
+                src = t["src"].to_numpy(dtype=float)
+                err = [src - t["ci_low"].to_numpy(dtype=float),
+                       t["ci_high"].to_numpy(dtype=float) - src]
+                colours = [ACCENT if v >= 0 else "#D55E00" for v in src]
+                ax.errorbar(src, y, xerr=err, fmt="none", ecolor="#555555", capsize=3, lw=1.2)
+                ax.scatter(src, y, c=colours, s=40, zorder=3)
+                ax.axvline(0, color="#333333", lw=0.8)
+                ax.set_yticks(y, labels)
+                ax.set_xlim(-1.05, 1.05)
+                if k // nc == nr - 1:
+                    ax.set_xlabel("standardised coefficient")
+                r2 = float(t["r2"].iloc[0]) if len(t) else math.nan
+                ax.text(0.99, 0.02, f"R² = {r2:.2f}", transform=ax.transAxes, ha="right",
+                        va="bottom", fontsize=8.5, color="#444444")
+            ax.set_title(metric_title(metrics[k]), loc="left")
+            ax.grid(axis="y", visible=False)
+        if sobol:
+            axes.flat[0].legend(loc="lower right")
+            head = "Sobol' sensitivity indices"
+            sub = ("First-order (S1) and total (ST) indices of the mean over replicates, with "
+                   "SALib's 95% bootstrap confidence intervals")
+        else:
+            head = "Standardised regression coefficients"
+            sub = (f"Linear fit of each metric (per run) on the standardised factors; "
+                   f"bars: {level:.0%} t-intervals; blue raises, orange lowers the metric")
+        fig.suptitle(f"{head} ({results.manifest.get('name')})", x=0.01, ha="left")
+        _footnote(fig, sub)
+    return fig
+
+
+def _term_label(term: str, factor: str) -> str:
+    if term == factor:
+        return factor_label(factor)
+    level = term.split(" = ", 1)[1] if " = " in term else term
+    return f"{factor_label(factor, unit=False)}: {level}"
+
+
+# --------------------------------------------------------------------------------------------
+# Comparison
+# --------------------------------------------------------------------------------------------
+
+
+def plot_compare(overall: pd.DataFrame, label_a: str = "A", label_b: str = "B",
+                 level: float = 0.95) -> Figure:
+    """Forest plot of `sim.report.compare`'s all-run table: each metric's difference A - B as
+    a percentage of B's mean, with the CI of the difference on the same scale."""
+    df = overall[np.isfinite(overall["rel_diff"].to_numpy(dtype=float))]
+    with mpl.rc_context(STYLE):
+        fig = new_figure()
+        ax = fig.subplots()
+        y = np.arange(len(df))[::-1]
+        scale = 100.0 / df["mean_b"].abs().to_numpy(dtype=float)
+        d = df["diff"].to_numpy(dtype=float) * scale
+        lo = df["ci_low"].to_numpy(dtype=float) * scale
+        hi = df["ci_high"].to_numpy(dtype=float) * scale
+        clear = (lo > 0) | (hi < 0)
+        ax.errorbar(d, y, xerr=[d - lo, hi - d], fmt="none", ecolor="#555555", capsize=3)
+        ax.scatter(d, y, c=[ACCENT if c else "#9a9a9a" for c in clear], s=45, zorder=3)
+        ax.axvline(0, color="#333333", lw=0.8)
+        ax.set_yticks(y, [metric_title(m) for m in df["metric"]])
+        ax.set_xlabel(f"difference {label_a} − {label_b}, % of {label_b}'s mean")
+        ax.grid(axis="y", visible=False)
+        fig.suptitle(f"{label_a} against {label_b}", x=0.01, ha="left")
+        _footnote(fig, f"Difference of means over all runs with Welch's {level:.0%} "
+                       f"t-interval (scaled by {label_b}'s mean); blue: the interval excludes 0")
+    return fig
+
+
+__all__ = [
+    "DPI", "PALETTE", "SLIDE_INCHES", "STYLE", "describe_metric", "factor_label",
+    "level_text", "metric_label", "metric_title", "new_figure", "plot_compare",
+    "plot_event_map", "plot_event_maps", "plot_interaction", "plot_main_effects",
+    "plot_sensitivity", "plot_timeseries", "point_label", "save_figure",
+]
