@@ -21,6 +21,7 @@ class Knowledge:
         self.shared_hour = np.full((n_factions, capacity), NEVER, dtype=np.int64)
         self.seen_by = np.full((n_factions, capacity), -1, dtype=np.int64)
         self.ever_seen = np.zeros((n_factions, capacity), dtype=bool)  # kept when forgotten
+        self.latest_share = np.full(n_factions, NEVER, dtype=np.int64)  # newest sighting's share
         self.delay = np.asarray(comms_delay_hours, dtype=np.int64)
 
     def record(
@@ -39,6 +40,7 @@ class Knowledge:
         self.seen_cell[observer_faction, target] = target_cell
         self.seen_by[observer_faction, target] = observer
         self.shared_hour[observer_faction, target] = hour + self.delay[observer_faction]
+        np.maximum.at(self.latest_share, observer_faction, hour + self.delay[observer_faction])
 
     def known_to(self, faction: int, hour: int, unit: int | None = None, max_age_hours=48):
         """Indices of enemy units the faction (or the observing ``unit`` itself) knows of.

@@ -139,6 +139,15 @@ class DesertModel(mesa.Model):
             np.array([round(scenario.factions[f].comms_delay_hours) for f in self.faction_names]),
         )
         self.metrics = Metrics(self)
+        from sim.tactics.garrison import Sweep
+
+        self._has_sweeps = any(isinstance(u.behaviour, Sweep) for u in self.units)
+        from sim.supplies import SUPPLY_POINT_KINDS
+
+        self.supply_points = np.array(
+            [u.idx for u in self.units if u.kind in SUPPLY_POINT_KINDS], dtype=np.int64
+        )
+        self._moving = np.zeros(self.force.n, dtype=bool)
         self._seizures: list[dict] = []
         self._replacements: list[tuple[int, Unit]] = []
         self._pending_events = sorted(
@@ -331,6 +340,7 @@ class DesertModel(mesa.Model):
         self._apply_due_events()
         self._decide()
         self._move()
+        self._moving = np.isin(self.force.posture[: self.force.n], MOVING_POSTURES)
         self._cordon_check()
         detections = self._detect()
         self._engage(detections)
@@ -426,7 +436,7 @@ class DesertModel(mesa.Model):
         pos = np.column_stack([f.row[:n], f.col[:n]]).astype(float) * cell_km
         prev = self._prev_rc[:n].astype(float) * cell_km
         cells = f.row[:n].astype(np.int64) * t.cols + f.col[:n]
-        moving = np.isin(f.posture[:n], MOVING_POSTURES)
+        moving = self._moving
         concealment = t.concealment.ravel()[cells]
         day_km, night_km = f.sensor_day_km[:n], f.sensor_night_km[:n]
         ranges = detection.sensor_range_km(day_km, night_km, light, self.config.detection)
@@ -479,8 +489,7 @@ class DesertModel(mesa.Model):
     def _supply(self) -> None:
         f = self.force
         n = f.n
-        moving = np.isin(f.posture[:n], MOVING_POSTURES)
-        consume(f, n, moving, self.config.supplies)
+        consume(f, n, self._moving, self.config.supplies)
         refill = resupply_mask(self, n)
         for name in ("water", "fuel", "ammo"):
             days = getattr(f, f"{name}_days")
@@ -596,6 +605,8 @@ class DesertModel(mesa.Model):
 
     def _cordon_check(self) -> None:
         """A cordon sees hidden cells that slip out of the square being swept."""
+        if not self._has_sweeps:
+            return
         for sweeper in self._cordons():
             b = sweeper.behaviour
             r0, c0, h, w = b.square_mask_cells()
@@ -677,7 +688,8 @@ class DesertModel(mesa.Model):
         if progress:
             from tqdm import tqdm
 
-            it = tqdm(it, desc=self.spec.name, unit="h", leave=False)
+            # the bar appears only if the run lasts more than a couple of seconds
+            it = tqdm(it, desc=self.spec.name, unit="h", leave=False, delay=2.0)
         for _ in it:
             if not self.running:
                 break

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -227,8 +228,9 @@ def save_figure(fig: Figure, path: str | Path) -> tuple[int, int]:
 
 
 def _footnote(fig: Figure, text: str) -> None:
-    # small grey line at the foot of the slide: what the intervals are, how many runs
-    fig.supxlabel(text, fontsize=8.5, color="#555555")
+    # small grey lines at the foot of the slide: what the intervals are, how many runs
+    width = int(fig.get_figwidth() * 17)   # characters of 8.5 pt text per line
+    fig.supxlabel(textwrap.fill(text, width), fontsize=8.5, color="#555555")
 
 
 def _grid(n: int) -> tuple[int, int]:
@@ -403,7 +405,7 @@ def plot_timeseries(results: Results, column: str, points: Sequence[int] | None 
                 continue
             colour = PALETTE[k % len(PALETTE)]
             label = f"{pid}: {point_label(design.loc[pid], results.factors)}"
-            ax.fill_between(b["day"], b["ci_low"], b["ci_high"], color=colour, alpha=0.15,
+            ax.fill_between(b["day"], b["ci_low"], b["ci_high"], color=colour, alpha=0.12,
                             linewidth=0)
             ax.plot(b["day"], b["mean"], "-o", color=colour, lw=2, ms=4, label=label)
         ax.set_xlabel("day of the run")
@@ -411,9 +413,11 @@ def plot_timeseries(results: Results, column: str, points: Sequence[int] | None 
         days = sorted(bands["day"].unique())
         if days and len(days) <= 31:
             ax.set_xticks(days)
-        title = " · ".join(factor_label(f, unit=False) for f in results.factors)
-        ax.legend(title=f"point: {title}" if title else "point", loc="upper left",
-                  bbox_to_anchor=(1.01, 1.0), title_fontsize=9)
+        title = "\n".join(textwrap.wrap(" · ".join(factor_label(f, unit=False)
+                                                   for f in results.factors), 34))
+        ax.legend(title=f"design point\n({title})" if title else "design point",
+                  loc="upper left", bbox_to_anchor=(1.01, 1.0), title_fontsize=9,
+                  alignment="left")
         fig.suptitle(f"{metric_title(col)}{', running total' if cum else ''} by day",
                      x=0.01, ha="left")
         n = int(bands["n_runs"].max()) if len(bands) else 0
@@ -433,12 +437,20 @@ def _map_bins(terrain: Terrain) -> tuple[int, float]:
     return bin_cells, 0.8
 
 
-def _density_layer(ax: Any, density: np.ndarray, bin_cells: int, vmax: float) -> Any:
-    cmap = mpl.colormaps["magma_r"].copy()
+def density_cmap() -> mpl.colors.Colormap:
+    """Blue-purple with opacity rising with the value: it stands out from the desert browns
+    and greens, and sparse places leave the terrain readable."""
+    base = mpl.colormaps["BuPu"](np.linspace(0.3, 1.0, 256))
+    base[:, 3] = np.linspace(0.45, 0.92, 256)
+    cmap = mpl.colors.ListedColormap(base, name="badia_density")
     cmap.set_bad(alpha=0.0)
+    return cmap
+
+
+def _density_layer(ax: Any, density: np.ndarray, bin_cells: int, vmax: float) -> Any:
     shown = np.ma.masked_less(density, 0.03 * vmax if vmax > 0 else 1.0)
     nb_r, nb_c = density.shape
-    return ax.imshow(shown, cmap=cmap, vmin=0, vmax=vmax if vmax > 0 else 1.0, alpha=0.72,
+    return ax.imshow(shown, cmap=density_cmap(), vmin=0, vmax=vmax if vmax > 0 else 1.0,
                      extent=(-0.5, nb_c * bin_cells - 0.5, nb_r * bin_cells - 0.5, -0.5),
                      interpolation="nearest" if bin_cells == 1 else "bilinear", zorder=9)
 
@@ -457,7 +469,7 @@ def plot_event_map(results: Results, point_id: int | Sequence[int],
     from sim.report import event_density, scenario_terrain
 
     if terrain is None:
-        first = point_id if isinstance(point_id, (int, np.integer)) else list(point_id)[0]
+        first = point_id if isinstance(point_id, (int, np.integer)) else next(iter(point_id))
         terrain = scenario_terrain(results, int(first))
     bin_cells, smooth = _map_bins(terrain)
     dens, n_runs = event_density(results, point_id, types, terrain.shape, weight, bin_cells,
@@ -480,11 +492,42 @@ def plot_event_map(results: Results, point_id: int | Sequence[int],
     return fig
 
 
+_RASTER_CACHE: dict[tuple[int, float, bool], tuple[Any, np.ndarray]] = {}
+
+
+def terrain_raster(terrain: Terrain, width_in: float, labels: bool = True) -> np.ndarray:
+    """The terrain drawn by `sim.maps.plot_terrain` (roads, places, zones, scale bar) as an
+    RGBA image `width_in` inches wide at twice `DPI`, for small multiples: drawing the vector
+    map once and showing it in every panel is several times faster than drawing each."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from sim.maps import plot_terrain
+
+    key = (id(terrain), round(width_in, 3), labels)
+    hit = _RASTER_CACHE.get(key)
+    if hit is not None and hit[0] is terrain:
+        return hit[1]
+    rows, cols = terrain.shape
+    fig = Figure(figsize=(width_in, width_in * rows / cols), dpi=2 * DPI)
+    canvas = FigureCanvasAgg(fig)
+    ax = fig.add_axes((0, 0, 1, 1))
+    plot_terrain(terrain, ax=ax, legend=False, labels=labels)
+    for t in list(ax.texts):
+        if "azimuthal" in t.get_text():
+            t.remove()   # the projection note sits outside the map
+    ax.set_axis_off()
+    canvas.draw()
+    img = np.asarray(canvas.buffer_rgba()).copy()
+    if len(_RASTER_CACHE) > 8:
+        _RASTER_CACHE.clear()
+    _RASTER_CACHE[key] = (terrain, img)
+    return img
+
+
 def plot_event_maps(results: Results, points: Sequence[int], types: Sequence[str] = (
         "engagement",), weight: str | None = None, title: str | None = None,
                     terrain: Terrain | None = None) -> Figure:
     """`plot_event_map` for several design points side by side, on one colour scale."""
-    from sim.maps import plot_terrain
     from sim.report import event_density, scenario_terrain
 
     if terrain is None:
@@ -496,29 +539,31 @@ def plot_event_maps(results: Results, points: Sequence[int], types: Sequence[str
     nr, nc = _grid(len(points))
     design = results.design.set_index("point_id")
     rows, cols = terrain.shape
-    small = rows <= 120 and cols <= 120
-    with mpl.rc_context({**STYLE, "axes.grid": False, "axes.titlesize": 9.5,
-                         "xtick.labelsize": 7, "ytick.labelsize": 7}):
+    # the panel's width on the slide, so the base map's text keeps its point size
+    panel_in = min((SLIDE_INCHES[0] - 1.3) / nc, (SLIDE_INCHES[1] - 1.0) / nr * cols / rows)
+    base = terrain_raster(terrain, panel_in, labels=len(points) <= 6)
+    extent = (-0.5, cols - 0.5, rows - 0.5, -0.5)
+    with mpl.rc_context({**STYLE, "axes.grid": False, "axes.titlesize": 9.5}):
         fig = new_figure()
         axes = fig.subplots(nr, nc, squeeze=False)
         im = None
         for k, ax in enumerate(axes.flat):
+            ax.set_axis_off()
             if k >= len(points):
-                ax.set_axis_off()
                 continue
             pid = points[k]
-            plot_terrain(terrain, ax=ax, legend=False, labels=small and len(points) <= 4)
-            for t in list(ax.texts):
-                if "azimuthal" in t.get_text():
-                    t.remove()   # the projection note, once per figure is enough
-            dens, n_runs = layers[k]
+            ax.imshow(base, extent=extent, interpolation="nearest", zorder=0)
+            dens, _ = layers[k]
             im = _density_layer(ax, dens, bin_cells, vmax)
+            ax.set_xlim(-0.5, cols - 0.5)
+            ax.set_ylim(rows - 0.5, -0.5)
             total = dens.sum() * (bin_cells * terrain.grid.cell_km) ** 2
             ax.set_title(f"{pid}: {point_label(design.loc[pid], results.factors)}  "
                          f"({total:.3g} per run)", loc="left", fontweight="bold")
         if im is not None:
             cb = fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.85, pad=0.01)
             cb.set_label(f"{_event_unit(weight)} per run per km²")
+            cb.outline.set_visible(False)
         what = title or ", ".join(types)
         factors = " · ".join(factor_label(f, unit=False) for f in results.factors)
         fig.suptitle(f"{what.capitalize()}: where, by design point", x=0.01, ha="left")
@@ -535,65 +580,72 @@ def plot_event_maps(results: Results, points: Sequence[int], types: Sequence[str
 
 def plot_sensitivity(results: Results, metrics: Sequence[str] | str,
                      table: pd.DataFrame | None = None, level: float = 0.95) -> Figure:
-    """Sensitivity of each metric to the factors, one panel per metric (at most 6): Sobol'
-    first-order and total indices with their CIs for Sobol' designs, else standardised
-    regression coefficients with CIs (see `sim.report.sensitivity`)."""
+    """Sensitivity of each metric (at most 8) to the factors in one chart, a row group per
+    metric and a colour per factor: Sobol' total (bar) and first-order (dot) indices with
+    their CIs for Sobol' designs, else standardised regression coefficients with CIs (see
+    `sim.report.sensitivity`)."""
     from sim.report import sensitivity
 
-    metrics = [metrics] if isinstance(metrics, str) else list(metrics)[:6]
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)[:8]
     if table is None:
         table = pd.concat([sensitivity(results, m, level).assign(metric=m) for m in metrics],
                           ignore_index=True)
     sobol = "ST" in table.columns and table["ST"].notna().any()
-    nr, nc = _grid(len(metrics))
-    with mpl.rc_context({**STYLE, "axes.titlesize": 10}):
+    term_col = "factor" if sobol else "term"
+    terms = list(dict.fromkeys(table[term_col]))
+    colour = {t: PALETTE[i % len(PALETTE)] for i, t in enumerate(terms)}
+    step = 0.8 / max(1, len(terms))
+    with mpl.rc_context(STYLE):
         fig = new_figure()
-        axes = fig.subplots(nr, nc, squeeze=False, sharex=not sobol)
-        for k, ax in enumerate(axes.flat):
-            if k >= len(metrics):
-                ax.set_axis_off()
-                continue
-            t = table[table["metric"] == metrics[k]]
-            if sobol:
-                labels = [factor_label(f, unit=False) for f in t["factor"]]
-                y = np.arange(len(t))
-                ax.barh(y - 0.18, t["S1"], 0.34, xerr=t["S1_conf"], color=ACCENT,
-                        label="first order S1", error_kw={"lw": 1, "capsize": 2})
-                ax.barh(y + 0.18, t["ST"], 0.34, xerr=t["ST_conf"], color="#D55E00",
-                        label="total ST", error_kw={"lw": 1, "capsize": 2})
-                ax.set_yticks(y, labels)
-                ax.set_xlim(min(0.0, float(np.nanmin(t["S1"] - t["S1_conf"]))) - 0.02,
-                            max(1.0, float(np.nanmax(t["ST"] + t["ST_conf"]))))
-                ax.set_xlabel("Sobol' index (share of variance)")
-            else:
-                labels = [_term_label(term, f) for term, f in zip(t["term"], t["factor"],
-                                                                   strict=True)]
-                y = np.arange(len(t))[::-1]
-                src = t["src"].to_numpy(dtype=float)
-                err = [src - t["ci_low"].to_numpy(dtype=float),
-                       t["ci_high"].to_numpy(dtype=float) - src]
-                colours = [ACCENT if v >= 0 else "#D55E00" for v in src]
-                ax.errorbar(src, y, xerr=err, fmt="none", ecolor="#555555", capsize=3, lw=1.2)
-                ax.scatter(src, y, c=colours, s=40, zorder=3)
-                ax.axvline(0, color="#333333", lw=0.8)
-                ax.set_yticks(y, labels)
-                ax.set_xlim(-1.05, 1.05)
-                if k // nc == nr - 1:
-                    ax.set_xlabel("standardised coefficient")
-                r2 = float(t["r2"].iloc[0]) if len(t) else math.nan
-                ax.text(0.99, 0.02, f"R² = {r2:.2f}", transform=ax.transAxes, ha="right",
-                        va="bottom", fontsize=8.5, color="#444444")
-            ax.set_title(metric_title(metrics[k]), loc="left")
-            ax.grid(axis="y", visible=False)
+        ax = fig.subplots()
+        ax.grid(axis="y", visible=False)
+        centres: list[float] = []
+        names: list[str] = []
+        for i, metric in enumerate(metrics):
+            t = table[table["metric"] == metric].set_index(term_col)
+            centre = -float(i)
+            centres.append(centre)
+            if i:
+                ax.axhline(centre + 0.5, color="#e4e4e4", lw=0.8)
+            for j, term in enumerate(terms):
+                if term not in t.index:
+                    continue
+                r = t.loc[term]
+                y = centre + 0.4 - step * (j + 0.5)
+                c = colour[term]
+                label = _term_label(term, str(r["factor"])) if i == 0 else None
+                if sobol:
+                    ax.barh(y, r["ST"], step * 0.85, xerr=r["ST_conf"], color=c, alpha=0.35,
+                            error_kw={"lw": 0.8, "capsize": 2, "ecolor": c})
+                    ax.errorbar(r["S1"], y, xerr=r["S1_conf"], fmt="o", color=c, ms=5,
+                                capsize=2, lw=1.2, label=label)
+                else:
+                    ax.errorbar(r["src"], y, xerr=[[r["src"] - r["ci_low"]],
+                                                   [r["ci_high"] - r["src"]]],
+                                fmt="o", color=c, ms=6, capsize=3, lw=1.5, label=label)
+            r2 = float(t["r2"].iloc[0]) if not sobol and len(t) else math.nan
+            names.append(metric_title(metric) + (f"\nR² = {r2:.2f}" if math.isfinite(r2)
+                                                  else ""))
+        ax.axvline(0, color="#333333", lw=0.8)
+        ax.set_yticks(centres, names)
+        ax.set_ylim(-len(metrics) + 0.5, 0.5)
         if sobol:
-            axes.flat[0].legend(loc="lower right")
+            ax.set_xlabel("Sobol' index (share of the variance of the mean over replicates)")
             head = "Sobol' sensitivity indices"
-            sub = ("First-order (S1) and total (ST) indices of the mean over replicates, with "
-                   "SALib's 95% bootstrap confidence intervals")
+            sub = ("Dot: first-order index S1 (the factor alone); bar: total index ST "
+                   "(with its interactions); whiskers: SALib's 95% bootstrap confidence "
+                   "intervals")
         else:
+            lim = max(1.0, float(np.nanmax(np.abs(table[["ci_low", "ci_high"]].to_numpy()))))
+            ax.set_xlim(-lim * 1.05, lim * 1.05)
+            ax.set_xlabel("standardised regression coefficient (SDs of the metric per SD of "
+                          "the factor)")
             head = "Standardised regression coefficients"
-            sub = (f"Linear fit of each metric (per run) on the standardised factors; "
-                   f"bars: {level:.0%} t-intervals; blue raises, orange lowers the metric")
+            sub = (f"Linear fit of each metric (per run) on the standardised factors "
+                   f"(categorical: a level against the first); whiskers: {level:.0%} "
+                   f"t-intervals; R²: share of run-to-run variation the fit explains")
+        ax.legend(title="factor", loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  alignment="left")
         fig.suptitle(f"{head} ({results.manifest.get('name')})", x=0.01, ha="left")
         _footnote(fig, sub)
     return fig

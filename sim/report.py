@@ -78,9 +78,9 @@ DEFAULT_METRIC_PATTERNS: tuple[str, ...] = (
     "border_crossings_total", "crossings_intercepted", "insurgent_units_found_fraction",
     "raid_attempted_total", "raid_succeeded_total", "ambush_attempted_total",
     "ambush_succeeded_total", "seizure_attempted_total", "seizure_succeeded_total",
-    "engagements_total", "detections_night__*_total", "detections_day__*_total",
+    "engagements_total",
 )
-MAX_DEFAULT_METRICS = 14
+MAX_DEFAULT_METRICS = 12
 #: Design points drawn in time series and event maps unless --points says otherwise.
 MAX_SHOWN_POINTS = 6
 #: Above this many design points the HTML shows all-run tables only (the CSV has every point).
@@ -160,32 +160,29 @@ def welch_interval(a: Any, b: Any, level: float = 0.95) -> tuple[float, float, f
     return (diff, diff - half, diff + half)
 
 
-def _satterthwaite_mean(groups: list[np.ndarray], level: float) -> tuple[float, float, float]:
-    """Equal-weight mean of group means and its t-interval from the within-group variances."""
-    means = np.array([g.mean() for g in groups])
-    v = np.array([g.var(ddof=1) / len(g) for g in groups])     # var of each group mean
-    k = len(groups)
-    mean = float(means.mean())
-    var = float(v.sum()) / k**2
-    if var == 0:
-        return (mean, mean, mean)
-    dfs = np.array([len(g) - 1 for g in groups], dtype=float)
-    df = v.sum() ** 2 / np.sum(v**2 / dfs)
-    half = float(stats.t.ppf(0.5 + level / 2, df)) * math.sqrt(var)
-    return (mean, mean - half, mean + half)
-
-
 # --------------------------------------------------------------------------------------------
 # Which runs, which metrics
 # --------------------------------------------------------------------------------------------
 
 
+#: id(results) -> (results.runs, results.design, ok runs with design): a report asks for the
+#: same table hundreds of times; the frames' identities tell when a Results was changed.
+_OK_CACHE: dict[int, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]] = {}
+
+
 def ok_runs(results: Results) -> pd.DataFrame:
     """The finished runs (status "ok") with their design point's factor columns."""
+    hit = _OK_CACHE.get(id(results))
+    if hit is not None and hit[0] is results.runs and hit[1] is results.design:
+        return hit[2]
     runs = results.runs
     if "status" in runs.columns:
         runs = runs[runs["status"] == "ok"]
-    return results.with_design(runs.reset_index(drop=True))
+    df = results.with_design(runs.reset_index(drop=True))
+    if len(_OK_CACHE) > 16:
+        _OK_CACHE.clear()
+    _OK_CACHE[id(results)] = (results.runs, results.design, df)
+    return df
 
 
 def metric_columns(results: Results) -> list[str]:
@@ -372,27 +369,43 @@ def factor_levels(results: Results, factor: str, max_levels: int = 8, bins: int 
 
 def _grouped_effect(runs: pd.DataFrame, metric: str, by: list[str], binned: bool,
                     level: float) -> pd.DataFrame:
+    """Mean and CI of `metric` per group of `by` (see `main_effects` for the method)."""
+    d = runs[[*by, "point_id", metric]].copy()
+    d[metric] = d[metric].astype(float)
+    d = d[np.isfinite(d[metric].to_numpy())]
+    # one row per (group, design point): the point's mean, variance and replicate count
+    pts = d.groupby([*by, "point_id"], sort=False, dropna=False)[metric].agg(
+        ["mean", "var", "count"]).reset_index()
+    whole = d.groupby(by, sort=False, dropna=False)[metric].agg(["mean", "var", "count"])
     rows = []
-    for key, group in runs.groupby(by, sort=False, dropna=False):
+    for key, g in pts.groupby(by, sort=False, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
-        per_point = [g[metric].to_numpy(dtype=float) for _, g in group.groupby("point_id")]
-        per_point = [x[np.isfinite(x)] for x in per_point]
-        per_point = [x for x in per_point if len(x)]
-        values = np.concatenate(per_point) if per_point else np.array([])
-        if not per_point:
-            mean = lo = hi = math.nan
-            method = "none"
-        elif not binned and all(len(x) >= 2 for x in per_point):
-            mean, lo, hi = _satterthwaite_mean(per_point, level)
+        n_runs = int(g["count"].sum())
+        if not binned and (g["count"] >= 2).all():
+            means, var_mean = g["mean"].to_numpy(), (g["var"] / g["count"]).to_numpy()
+            k = len(g)
+            mean, var = float(means.mean()), float(var_mean.sum()) / k**2
+            if var > 0:
+                df = var_mean.sum() ** 2 / np.sum(var_mean**2 / (g["count"].to_numpy() - 1))
+                half = float(stats.t.ppf(0.5 + level / 2, df)) * math.sqrt(var)
+            else:
+                half = 0.0
+            lo, hi = mean - half, mean + half
             method = "point means, Welch-Satterthwaite t"
         else:
-            mean = float(values.mean())
-            lo, hi = t_interval(values, level)
+            st = whole.loc[key if len(by) > 1 else key[0]]
+            mean = float(st["mean"])
+            if n_runs >= 2:
+                sd = math.sqrt(float(st["var"]))
+                half = float(stats.t.ppf(0.5 + level / 2, n_runs - 1)) * sd / math.sqrt(n_runs)
+                lo, hi = mean - half, mean + half
+            else:
+                lo = hi = math.nan
             method = "runs, t"
         rows.append({**dict(zip(by, key, strict=True)), "mean": mean, "ci_low": lo,
-                     "ci_high": hi, "n_points": len(per_point), "n_runs": len(values),
-                     "ci_method": method})
-    return pd.DataFrame(rows)
+                     "ci_high": hi, "n_points": len(g), "n_runs": n_runs, "ci_method": method})
+    return pd.DataFrame(rows, columns=[*by, "mean", "ci_low", "ci_high", "n_points", "n_runs",
+                                       "ci_method"])
 
 
 def main_effects(results: Results, metric: str, factor: str, level: float = 0.95

@@ -77,7 +77,7 @@ def run_command(args) -> int:
     t0 = time.perf_counter()
     model = DesertModel(scenario, rng=args.seed)
     hours = model.spec.hours
-    model.run_for_hours(hours, progress=not args.quiet and hours > 24 * 20)
+    model.run_for_hours(hours, progress=not args.quiet)
     result = model.result()
     elapsed = time.perf_counter() - t0
     out = args.out or Path("out") / Path(args.scenario).stem

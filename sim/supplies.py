@@ -46,10 +46,8 @@ def resupply_mask(model: DesertModel, n: int) -> np.ndarray:
     t = model.terrain
     cells = f.row[:n].astype(np.int64) * t.cols + f.col[:n]
     keys = f.faction[:n].astype(np.int64) * t.rows * t.cols + cells
-    points = np.array(
-        [u.idx for u in model.units if u.kind in SUPPLY_POINT_KINDS and f.alive[u.idx]],
-        dtype=np.int64,
-    )
+    points = model.supply_points
+    points = points[f.alive[points]]
     full = np.isin(keys, keys[points]) & f.alive[:n] if len(points) else np.zeros(n, bool)
     # water alone from the land (and, for insurgents, their cave caches)
     water_here = t.water_available.ravel()[cells]

@@ -231,3 +231,26 @@ def test_library_is_complete():
         text = " ".join(head).lower()
         assert head[0].startswith("#"), name
         assert "what it replays" in text and "what to watch" in text, name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", LIBRARY)
+def test_every_bundled_scenario_validates_runs_its_full_length_and_maps(name, tmp_path):
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    from sim.scenario import load_scenario
+
+    scenario = load_scenario(SCEN / name)
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "sim.cli", "run", str(SCEN / name), "--out", str(out), "--quiet"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    daily = pd.read_parquet(out / "daily.parquet")
+    assert len(daily) == int(scenario.days), (name, len(daily))
+    assert (out / "map.png").stat().st_size > 10_000
+    assert (out / "events.jsonl").stat().st_size > 0

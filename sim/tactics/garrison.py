@@ -201,6 +201,12 @@ class Pursue(Behaviour):
     def decide(self) -> None:
         u = self.unit
         m = self.model
+        fi = m.faction_index[u.faction]
+        latest = int(m.knowledge.latest_share[fi])
+        if self.state == "ready" and not (m.hour - PURSUIT_MAX_AGE_HOURS <= latest <= m.hour):
+            # nothing new has reached the faction: stay at readiness (a cheap look at the log)
+            u.sleep_until(min(max(latest, m.hour + 1), m.hour + PURSUIT_MAX_AGE_HOURS))
+            return
         idx, cells, ages = m.known_enemies(u, max_age_hours=PURSUIT_MAX_AGE_HOURS)
         if self.quarry is not None and not m.force.alive[self.quarry]:
             self.quarry = None
