@@ -371,9 +371,13 @@ class DesertModel(mesa.Model):
             b = unit.behaviour
             if b is None or not self.force.alive[unit.idx]:
                 continue
-            if unit.alerts or unit.wake_hour <= self.hour or (light_changed and b.wakes_on_light):
+            if (
+                unit.wake_hour <= self.hour
+                or (unit.alerts and b.woken_by(unit.alerts))
+                or (light_changed and b.wakes_on_light)
+            ):
                 b.decide()
-                unit.alerts.clear()
+            unit.alerts.clear()
 
     def _move(self) -> None:
         """Advance every moving unit along its path by one hour of travel."""

@@ -29,6 +29,9 @@ from scipy.sparse.csgraph import dijkstra
 
 from sim.terrain import MOBILITIES, Terrain, hours_per_cell
 
+#: How many recent (from, to, mobility, barred) routes a router keeps.
+PATH_CACHE_SIZE = 4096
+
 # (d_row, d_col) of the 8 neighbours
 _OFFSETS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
 
@@ -98,6 +101,8 @@ class Router:
         self._graphs: dict[tuple[str, frozenset[int]], csr_matrix] = {}
         self._fields: OrderedDict[tuple[int, str, frozenset[int]], tuple[np.ndarray, np.ndarray]]
         self._fields = OrderedDict()
+        # recent routes: patrols, guards and returns to base repeat the same trips
+        self._paths: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
         self.dijkstra_runs = 0          # how many fields were computed (not served from cache)
         g = terrain.road_graph
@@ -257,6 +262,22 @@ class Router:
         if source == target:
             return np.array([source], dtype=np.int64)
         barred = frozenset(barred_zones)
+        key = (source, target, mobility, barred)
+        with self._lock:
+            known = self._paths.get(key)
+            if known is not None:
+                self._paths.move_to_end(key)
+                return known
+        path = self._local_path(source, target, mobility, barred, margin, cache)
+        _freeze(path)
+        with self._lock:
+            self._paths[key] = path
+            while len(self._paths) > PATH_CACHE_SIZE:
+                self._paths.popitem(last=False)
+        return path
+
+    def _local_path(self, source, target, mobility, barred, margin, cache) -> np.ndarray:
+        grid = self.terrain.grid
         with self._lock:
             hit = self._fields.get((target, mobility, barred))
         if hit is None and cache:

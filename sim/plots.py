@@ -613,7 +613,8 @@ def plot_sensitivity(results: Results, metrics: Sequence[str] | str,
                 r = t.loc[term]
                 y = centre + 0.4 - step * (j + 0.5)
                 c = colour[term]
-                label = _term_label(term, str(r["factor"])) if i == 0 else None
+                owner = term if sobol else str(r["factor"])
+                label = _term_label(term, owner) if i == 0 else None
                 if sobol:
                     ax.barh(y, r["ST"], step * 0.85, xerr=r["ST_conf"], color=c, alpha=0.35,
                             error_kw={"lw": 0.8, "capsize": 2, "ecolor": c})

@@ -279,21 +279,40 @@ def _counts(runs: pd.DataFrame, metric: str, succ_col: str | None, trials_col: s
     return k, n
 
 
-def _describe(values: np.ndarray, level: float) -> dict[str, float]:
+def metric_bounds(metric: str, values: Any) -> tuple[float, float]:
+    """The range a metric can take, for clipping intervals: at least 0 if no run is negative
+    (counts, hours, fractions); at most 1 for fractions and coverages that stay within 1.
+    A t-interval of a mean near a bound can cross it; the clipped interval is still a valid
+    (conservative) interval of the mean."""
+    x = _finite(values)
+    lo = 0.0 if len(x) and x.min() >= 0 else -math.inf
+    share = "fraction" in metric or metric.startswith("coverage")
+    hi = 1.0 if share and len(x) and x.max() <= 1 else math.inf
+    return lo, hi
+
+
+def _clip(lo: float, hi: float, bounds: tuple[float, float]) -> tuple[float, float]:
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return lo, hi
+    return max(lo, bounds[0]), min(hi, bounds[1])
+
+
+def _describe(values: np.ndarray, level: float,
+              bounds: tuple[float, float] = (-math.inf, math.inf)) -> dict[str, float]:
     x = _finite(values)
     if len(x) == 0:
         return {"n_runs": 0, "mean": math.nan, "ci_low": math.nan, "ci_high": math.nan,
                 "std": math.nan, "median": math.nan, "p5": math.nan, "p95": math.nan}
-    lo, hi = t_interval(x, level)
+    lo, hi = _clip(*t_interval(x, level), bounds)
     p5, med, p95 = np.percentile(x, [5, 50, 95])
     return {"n_runs": len(x), "mean": float(x.mean()), "ci_low": lo, "ci_high": hi,
             "std": float(x.std(ddof=1)) if len(x) > 1 else math.nan,
             "median": float(med), "p5": float(p5), "p95": float(p95)}
 
 
-def _summary_rows(runs: pd.DataFrame, metric: str, choice: IntervalChoice, level: float
-                  ) -> dict[str, Any]:
-    row = _describe(runs[metric].to_numpy(dtype=float), level)
+def _summary_rows(runs: pd.DataFrame, metric: str, choice: IntervalChoice, level: float,
+                  bounds: tuple[float, float]) -> dict[str, Any]:
+    row = _describe(runs[metric].to_numpy(dtype=float), level, bounds)
     row.update(interval="t", successes=math.nan, trials=math.nan)
     if choice.kind == "wilson":
         k, n = _counts(runs, metric, choice.successes, choice.trials)
@@ -316,18 +335,21 @@ def summarise(results: Results, metrics: Sequence[str], level: float = 0.95,
     successes, trials, std, median, p5, p95. `interval` says which interval was used: "t"
     (mean of the runs) or "wilson" (for shares of counted trials, `PROPORTION_COUNTS`: then
     `mean` is the pooled share successes/trials and the interval is Wilson's on those
-    counts); a note in brackets says why a share fell back to "t".
+    counts); a note in brackets says why a share fell back to "t". Intervals are clipped
+    to the metric's possible range (`metric_bounds`: at least 0, at most 1 for fractions).
     """
     runs = ok_runs(results)
     rows = []
     for metric in metrics:
         choice = interval_choice(runs, metric)
+        bounds = metric_bounds(metric, runs[metric])
         if by_point:
             for pid, group in runs.groupby("point_id", sort=True):
                 rows.append({"point_id": int(pid), "metric": metric,
-                             **_summary_rows(group, metric, choice, level)})
+                             **_summary_rows(group, metric, choice, level, bounds)})
         else:
-            rows.append({"metric": metric, **_summary_rows(runs, metric, choice, level)})
+            rows.append({"metric": metric,
+                         **_summary_rows(runs, metric, choice, level, bounds)})
     cols = ["metric", "n_runs", "mean", "ci_low", "ci_high", "interval", "successes", "trials",
             "std", "median", "p5", "p95"]
     if not by_point:
@@ -377,6 +399,7 @@ def _grouped_effect(runs: pd.DataFrame, metric: str, by: list[str], binned: bool
     pts = d.groupby([*by, "point_id"], sort=False, dropna=False)[metric].agg(
         ["mean", "var", "count"]).reset_index()
     whole = d.groupby(by, sort=False, dropna=False)[metric].agg(["mean", "var", "count"])
+    bounds = metric_bounds(metric, d[metric])
     rows = []
     for key, g in pts.groupby(by, sort=False, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
@@ -402,6 +425,7 @@ def _grouped_effect(runs: pd.DataFrame, metric: str, by: list[str], binned: bool
             else:
                 lo = hi = math.nan
             method = "runs, t"
+        lo, hi = _clip(lo, hi, bounds)
         rows.append({**dict(zip(by, key, strict=True)), "mean": mean, "ci_low": lo,
                      "ci_high": hi, "n_points": len(g), "n_runs": n_runs, "ci_method": method})
     return pd.DataFrame(rows, columns=[*by, "mean", "ci_low", "ci_high", "n_points", "n_runs",
@@ -576,8 +600,9 @@ def daily_bands(results: Results, column: str, points: Sequence[int] | None = No
     if cumulative:
         d[column] = d.groupby("run_id")[column].cumsum()
     rows = []
+    bounds = metric_bounds(column, d[column])
     for (pid, day), g in d.groupby(["point_id", "day"], sort=True):
-        desc = _describe(g[column].to_numpy(dtype=float), level)
+        desc = _describe(g[column].to_numpy(dtype=float), level, bounds)
         rows.append({"point_id": int(pid), "day": int(day), "mean": desc["mean"],
                      "ci_low": desc["ci_low"], "ci_high": desc["ci_high"], "p5": desc["p5"],
                      "p95": desc["p95"], "n_runs": desc["n_runs"]})
@@ -893,7 +918,8 @@ class _Ctx:
             f"median and the 5th-95th percentile range over runs. <b>t</b>: Student t-interval "
             f"of the mean of the runs. <b>Wilson</b>: the metric is a share of counted trials; "
             f"the estimate is the pooled share (successes / trials over the runs) with the "
-            f"Wilson score interval on those counts. CSV: {_link(t_all)}, {_link(t_pts)}.</p>",
+            f"Wilson score interval on those counts. Intervals are clipped at 0 (and at 1 for "
+            f"fractions and coverages). CSV: {_link(t_all)}, {_link(t_pts)}.</p>",
             "<h3>All runs</h3>", _overall_html(overall, self.level),
         ]
         if len(r.design) > MAX_HTML_POINTS:
@@ -927,7 +953,7 @@ class _Ctx:
                 f"its {self.level:.0%} confidence interval across replicates "
                 f"(Welch-Satterthwaite t on the points' replicate variances; a plain t over "
                 f"runs when a continuous factor is binned). Numbers: {_link(t)}.</p>"
-                + "".join(_fig_html(f) for f in figs))
+                + _figs_html(figs))
 
     def interactions_section(self) -> str:
         r = self.results
@@ -958,7 +984,7 @@ class _Ctx:
                 f"averaged over the other factors; the small number is the half-width of the "
                 f"{self.level:.0%} CI. Non-parallel rows/columns mean the factors "
                 f"interact.{note} Numbers: {_link(t)}.</p>"
-                + "".join(_fig_html(f) for f in figs))
+                + _figs_html(figs))
 
     def timeseries_section(self) -> str:
         r = self.results
@@ -985,7 +1011,7 @@ class _Ctx:
         return (f"<p>Mean over replicates by day (running totals for counts), with the "
                 f"{self.level:.0%} CI of that mean as a band, for design points "
                 f"{_points_text(r, pts)}. Numbers: {_link(t)}.</p>"
-                + "".join(_fig_html(f) for f in figs))
+                + _figs_html(figs))
 
     def maps_section(self) -> str:
         r = self.results
@@ -1119,6 +1145,7 @@ th{background:#efe9da}td.l,th.l{text-align:left}
 tr:nth-child(even) td{background:#fbfaf6}
 .note{color:#7a4b00;background:#fff6e0;border-left:4px solid #e0a800;padding:6px 10px}
 .warn{color:#7a1010;background:#fdeaea;border-left:4px solid #c0392b;padding:6px 10px}
+.figs{display:grid;grid-template-columns:repeat(auto-fill,minmax(540px,1fr));gap:0 20px}
 figure{margin:18px 0 28px}figure img{max-width:100%;height:auto;border:1px solid #ddd;
  background:#fff}figcaption{font-size:.9em;color:#444}
 code{font-size:.92em;background:#f0ede4;padding:0 3px;border-radius:2px}
@@ -1132,6 +1159,11 @@ def _e(text: Any) -> str:
 
 def _link(f: ReportFile) -> str:
     return f"<a href='{_e(f.path)}'>{_e(Path(f.path).name)}</a>"
+
+
+def _figs_html(figs: Sequence[ReportFile]) -> str:
+    """Figures two abreast (each links to its full-size PNG)."""
+    return f"<div class=figs>{''.join(_fig_html(f) for f in figs)}</div>"
 
 
 def _fig_html(f: ReportFile) -> str:
@@ -1169,7 +1201,18 @@ def _interval_text(row: pd.Series) -> str:
     kind = str(row["interval"])
     if kind.startswith("wilson"):
         return f"Wilson ({fmt(row['successes'])}/{fmt(row['trials'])})"
-    return kind
+    return "t *" if "(" in kind else "t"
+
+
+def _interval_notes(df: pd.DataFrame) -> str:
+    """Footnotes for the metrics whose interval carries a note (e.g. a share that is not)."""
+    notes = {}
+    for _, row in df.iterrows():
+        kind = str(row["interval"])
+        if "(" in kind:
+            notes[row["metric"]] = kind[kind.index("(") + 1: kind.rindex(")")]
+    return "".join(f"<p class=small>* <code>{_e(m)}</code>: {_e(n)}; the t-interval of the "
+                   f"mean of the runs is used.</p>" for m, n in notes.items())
 
 
 def _overall_html(df: pd.DataFrame, level: float) -> str:
@@ -1183,7 +1226,7 @@ def _overall_html(df: pd.DataFrame, level: float) -> str:
             f"</code></td><td>{int(row['n_runs'])}</td><td>{fmt(row['mean'])}</td>"
             f"<td>{_ci_text(row)}</td><td class=l>{_e(_interval_text(row))}</td>"
             f"<td>{fmt(row['median'])}</td><td>{fmt(row['p5'])} – {fmt(row['p95'])}</td></tr>")
-    return f"<table>{head}{''.join(body)}</table>"
+    return f"<table>{head}{''.join(body)}</table>{_interval_notes(df)}"
 
 
 def _point_table_html(df: pd.DataFrame, factors: Sequence[str], level: float) -> str:
@@ -1199,7 +1242,7 @@ def _point_table_html(df: pd.DataFrame, factors: Sequence[str], level: float) ->
             f"<td>{fmt(row['mean'])}</td><td>{_ci_text(row)}</td>"
             f"<td class=l>{_e(_interval_text(row))}</td><td>{fmt(row['median'])}</td>"
             f"<td>{fmt(row['p5'])} – {fmt(row['p95'])}</td></tr>")
-    return f"<table>{head}{''.join(body)}</table>"
+    return f"<table>{head}{''.join(body)}</table>{_interval_notes(df)}"
 
 
 def _compare_html(df: pd.DataFrame, factors: Sequence[str], level: float) -> str:

@@ -29,6 +29,12 @@ class Behaviour:
     kind: ClassVar[str] = ""
     wakes_on_light: ClassVar[bool] = False
     wakes_on_contact: ClassVar[bool] = False  # woken when the unit itself sees an enemy
+    #: Alerts that do not need a decision (a garrison does not react to being seen).
+    ignores: ClassVar[frozenset[str]] = frozenset()
+
+    def woken_by(self, alerts: list[str]) -> bool:
+        """Whether any of the unit's alerts calls for a decision now."""
+        return any(a not in self.ignores for a in alerts)
 
     def __init__(self, model: DesertModel, unit: Unit, params=None, unit_spec=None):
         self.model = model
@@ -55,6 +61,12 @@ class Behaviour:
 
     def set_state(self, state: str) -> None:
         self.state = state
+
+    def until_arrival(self) -> None:
+        """Sleep while the unit follows its path: "arrived" (or any other alert) wakes it."""
+        u = self.unit
+        remaining = u.path_hours[-1] - float(self.model.force.path_clock[u.idx])
+        u.sleep_until(self.hour + max(1, int(remaining) + 1))
 
     def alerted(self, *reasons: str) -> bool:
         return any(r in self.unit.alerts for r in reasons)

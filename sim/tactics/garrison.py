@@ -7,6 +7,9 @@ import numpy as np
 from sim.tactics import Behaviour, nearest, route_cells
 from sim.units import Posture
 
+#: Garrison units do not change their plans because an insurgent saw them.
+SEEN = frozenset({"detected"})
+
 #: Sightings older than this (hours) do not launch a pursuit.
 PURSUIT_MAX_AGE_HOURS = 3
 #: A patrol turns back to investigate a contact it made itself in the last hour if the contact
@@ -27,6 +30,7 @@ class Hold(Behaviour):
     (its detections go to the faction's knowledge like everyone's)."""
 
     kind = "hold"
+    ignores = SEEN
 
     def decide(self) -> None:
         self.unit.halt(Posture.RESTING)
@@ -50,6 +54,7 @@ class Patrol(Behaviour):
     """
 
     kind = "patrol"
+    ignores = SEEN
     wakes_on_light = True
     wakes_on_contact = True
 
@@ -125,6 +130,7 @@ class Patrol(Behaviour):
                 # the schedule ended while out: head straight home
                 u.go_to(u.home, Posture.MOVING, often=True)
                 self.set_state("return")
+            self.until_arrival()
             return
         if self.state in ("out", "return"):
             self.set_state("waiting")
@@ -147,6 +153,7 @@ class Escort(Behaviour):
     escort of ``escort_strength`` fighters riding with it (an attached unit that fights back)."""
 
     kind = "escort"
+    ignores = SEEN
     wakes_on_light = True
 
     def __init__(self, model, unit, params=None, unit_spec=None):
@@ -165,6 +172,7 @@ class Escort(Behaviour):
     def decide(self) -> None:
         u = self.unit
         if u.is_moving:
+            self.until_arrival()
             return
         if self._out is None:
             self._out = route_cells(self.model, u, self.waypoints)
@@ -188,6 +196,7 @@ class Pursue(Behaviour):
     from (the event log records the break-off) and returns to base."""
 
     kind = "pursue"
+    ignores = SEEN
 
     def __init__(self, model, unit, params=None, unit_spec=None):
         super().__init__(model, unit, params, unit_spec)
@@ -325,6 +334,7 @@ class Sweep(Behaviour):
     """
 
     kind = "sweep"
+    ignores = SEEN
 
     def __init__(self, model, unit, params=None, unit_spec=None):
         super().__init__(model, unit, params, unit_spec)
@@ -412,6 +422,7 @@ class ZoneGuard(Behaviour):
     and engages units of factions barred from the zone (see ``engagements.opens_fire_on``)."""
 
     kind = "zone_guard"
+    ignores = SEEN
 
     def __init__(self, model, unit, params=None, unit_spec=None):
         super().__init__(model, unit, params, unit_spec)
@@ -429,6 +440,7 @@ class ZoneGuard(Behaviour):
         u = self.unit
         m = self.model
         if u.is_moving:
+            self.until_arrival()
             return
         target = int(self.cells[m.rng.integers(len(self.cells))])
         if not u.go_to(target, Posture.MOVING, often=True):
