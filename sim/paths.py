@@ -257,7 +257,6 @@ class Router:
         the way) it is doubled, and finally the whole grid's field is used.
         """
         self._check(mobility)
-        grid = self.terrain.grid
         source, target = int(from_cell), self._flat_target(target_cell)
         if source == target:
             return np.array([source], dtype=np.int64)
