@@ -7,6 +7,7 @@ a missing file, a corrupt results folder) print one line and exit non-zero, neve
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
@@ -61,6 +62,9 @@ def _cmd_viz(args: argparse.Namespace) -> int:
     return run_viz_command(args)
 
 
+_SUBCOMMANDS = {"batch": _cmd_batch, "report": _cmd_report, "viz": _cmd_viz}
+
+
 def _add_set(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--set",
@@ -100,34 +104,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_set(p)
     p.set_defaults(func=_cmd_run)
 
-    try:
-        from sim.batch import add_batch_arguments
-    except ImportError:  # pragma: no cover - during development only
-        add_batch_arguments = None
-    if add_batch_arguments is not None:
-        p = sub.add_parser(
-            "batch", help="run an experiment (design x replicates) into a results folder"
-        )
-        add_batch_arguments(p)
-        p.set_defaults(func=_cmd_batch)
-
-    try:
-        from sim.report import add_report_arguments
-    except ImportError:  # pragma: no cover - during development only
-        add_report_arguments = None
-    if add_report_arguments is not None:
-        p = sub.add_parser("report", help="write an HTML report of a results folder")
-        add_report_arguments(p)
-        p.set_defaults(func=_cmd_report)
-
-    try:
-        from sim.app import add_viz_arguments
-    except ImportError:  # pragma: no cover - during development only
-        add_viz_arguments = None
-    if add_viz_arguments is not None:
-        p = sub.add_parser("viz", help="watch a scenario in the browser (Mesa SolaraViz)")
-        add_viz_arguments(p)
-        p.set_defaults(func=_cmd_viz)
+    # the other subcommands live with their domain module: (name, module, help)
+    for name, module, text in (
+        ("batch", "sim.batch", "run an experiment (design x replicates) into a results folder"),
+        ("report", "sim.report", "write an HTML report of a results folder"),
+        ("viz", "sim.app", "watch a scenario in the browser (Mesa SolaraViz)"),
+    ):
+        mod = importlib.import_module(module)
+        p = sub.add_parser(name, help=text)
+        getattr(mod, f"add_{name}_arguments")(p)
+        p.set_defaults(func=_SUBCOMMANDS[name])
     return parser
 
 

@@ -233,6 +233,11 @@ def _footnote(fig: Figure, text: str) -> None:
     fig.supxlabel(textwrap.fill(text, width), fontsize=8.5, color="#555555")
 
 
+def _title(fig: Figure, text: str) -> None:
+    # left-aligned slide title, wrapped when long so it never runs off the slide
+    fig.suptitle(textwrap.fill(text, int(fig.get_figwidth() * 9)), x=0.01, ha="left")
+
+
 def _grid(n: int) -> tuple[int, int]:
     if n <= 3:
         return 1, n
@@ -298,13 +303,13 @@ def plot_main_effects(results: Results, metric: str, factor: str | Sequence[str]
             ax.axhline(overall, color="#444444", lw=1, ls="--", zorder=1,
                        label="mean of all runs")
             binned = bool(eff["binned"].iloc[0]) if len(eff) else False
-            ax.set_xlabel(factor_label(f) + (" (binned)" if binned else ""))
+            ax.set_xlabel(factor_label(f) + (", binned (bin means)" if binned else ""))
             ax.set_title(factor_label(f, unit=False).capitalize(), loc="left")
-            if numeric:
+            if numeric and not binned:
                 ax.set_xticks(x, [level_text(v) for v in eff["level"]])
         axes[0].set_ylabel(metric_label(metric, days))
         axes[0].legend(loc="best")
-        fig.suptitle(f"{metric_title(metric)}: main effects", x=0.01, ha="left")
+        _title(fig, f"{metric_title(metric)}: main effects")
         _footnote(fig, f"Mean over the other factors' levels with its {level:.0%} confidence "
                        f"interval across replicates; {_n_ok(results)} runs of "
                        f"{len(results.design)} design points ({results.manifest.get('name')})")
@@ -355,15 +360,16 @@ def plot_interaction(results: Results, metric: str, factor_x: str, factor_y: str
                             fontsize=big * 0.62, color=colour)
         ax.set_xticks(range(len(xs)), [level_text(v, factor_x) for v in xs])
         ax.set_yticks(range(len(ys)), [level_text(v, factor_y) for v in ys])
-        ax.set_xlabel(factor_label(factor_x))
-        ax.set_ylabel(factor_label(factor_y))
+        binned = ", binned (bin means)"
+        ax.set_xlabel(factor_label(factor_x) + (binned if tab.attrs["x_binned"] else ""))
+        ax.set_ylabel(factor_label(factor_y) + (binned if tab.attrs["y_binned"] else ""))
         for s in ax.spines.values():
             s.set_visible(False)
         cb = fig.colorbar(im, ax=ax, shrink=0.9, pad=0.02)
         cb.set_label(metric_label(metric, days))
         cb.outline.set_visible(False)
-        fig.suptitle(f"{metric_title(metric)} by {factor_label(factor_x, False)} and "
-                     f"{factor_label(factor_y, False)}", x=0.01, ha="left")
+        _title(fig, f"{metric_title(metric)} by {factor_label(factor_x, False)} and "
+                    f"{factor_label(factor_y, False)}")
         _footnote(fig, f"Mean of the runs in each cell (bold) and the half-width of its "
                        f"{level:.0%} CI (±), averaged over any other factors; "
                        f"{_n_ok(results)} runs ({results.manifest.get('name')})")
@@ -418,8 +424,7 @@ def plot_timeseries(results: Results, column: str, points: Sequence[int] | None 
         ax.legend(title=f"design point\n({title})" if title else "design point",
                   loc="upper left", bbox_to_anchor=(1.01, 1.0), title_fontsize=9,
                   alignment="left")
-        fig.suptitle(f"{metric_title(col)}{', running total' if cum else ''} by day",
-                     x=0.01, ha="left")
+        _title(fig, f"{metric_title(col)}{', running total' if cum else ''} by day")
         n = int(bands["n_runs"].max()) if len(bands) else 0
         _footnote(fig, f"Mean over replicates (line) and its {level:.0%} confidence interval "
                        f"(band); up to {n} runs per point ({results.manifest.get('name')})")
@@ -485,7 +490,7 @@ def plot_event_map(results: Results, point_id: int | Sequence[int],
         what = title or ", ".join(types)
         pts = point_id if isinstance(point_id, (int, np.integer)) else ", ".join(
             str(p) for p in point_id)
-        fig.suptitle(f"{what.capitalize()}: design point {pts}", x=0.01, ha="left")
+        _title(fig, f"{what.capitalize()}: design point {pts}")
         _footnote(fig, f"All {n_runs} finished runs of the point pooled; smoothed over "
                        f"{bin_cells * terrain.grid.cell_km:g} km cells "
                        f"({results.manifest.get('name')})")
@@ -566,7 +571,7 @@ def plot_event_maps(results: Results, points: Sequence[int], types: Sequence[str
             cb.outline.set_visible(False)
         what = title or ", ".join(types)
         factors = " · ".join(factor_label(f, unit=False) for f in results.factors)
-        fig.suptitle(f"{what.capitalize()}: where, by design point", x=0.01, ha="left")
+        _title(fig, f"{what.capitalize()}: where, by design point")
         _footnote(fig, f"All finished runs of each point pooled, per run per km² over "
                        f"{bin_cells * terrain.grid.cell_km:g} km cells, lightly smoothed; "
                        f"panel titles: point: {factors} (total per run)")
@@ -631,11 +636,15 @@ def plot_sensitivity(results: Results, metrics: Sequence[str] | str,
         ax.set_yticks(centres, names)
         ax.set_ylim(-len(metrics) + 0.5, 0.5)
         if sobol:
+            lo = float(np.nanmin(table["S1"] - table["S1_conf"]))
+            hi = float(np.nanmax(table["ST"] + table["ST_conf"]))
+            # indices live in [0, 1]; whiskers of a small sample can run far beyond
+            ax.set_xlim(max(lo, -0.25) - 0.03, min(max(hi, 1.0), 1.25) + 0.03)
             ax.set_xlabel("Sobol' index (share of the variance of the mean over replicates)")
             head = "Sobol' sensitivity indices"
             sub = ("Dot: first-order index S1 (the factor alone); bar: total index ST "
                    "(with its interactions); whiskers: SALib's 95% bootstrap confidence "
-                   "intervals")
+                   "intervals, cut at the edges of the axis")
         else:
             lim = max(1.0, float(np.nanmax(np.abs(table[["ci_low", "ci_high"]].to_numpy()))))
             ax.set_xlim(-lim * 1.05, lim * 1.05)
@@ -647,7 +656,7 @@ def plot_sensitivity(results: Results, metrics: Sequence[str] | str,
                    f"t-intervals; R²: share of run-to-run variation the fit explains")
         ax.legend(title="factor", loc="upper left", bbox_to_anchor=(1.01, 1.0),
                   alignment="left")
-        fig.suptitle(f"{head} ({results.manifest.get('name')})", x=0.01, ha="left")
+        _title(fig, f"{head} ({results.manifest.get('name')})")
         _footnote(fig, sub)
     return fig
 
@@ -684,7 +693,7 @@ def plot_compare(overall: pd.DataFrame, label_a: str = "A", label_b: str = "B",
         ax.set_yticks(y, [metric_title(m) for m in df["metric"]])
         ax.set_xlabel(f"difference {label_a} − {label_b}, % of {label_b}'s mean")
         ax.grid(axis="y", visible=False)
-        fig.suptitle(f"{label_a} against {label_b}", x=0.01, ha="left")
+        _title(fig, f"{label_a} against {label_b}")
         _footnote(fig, f"Difference of means over all runs with Welch's {level:.0%} "
                        f"t-interval (scaled by {label_b}'s mean); blue: the interval excludes 0")
     return fig

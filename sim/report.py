@@ -370,16 +370,29 @@ def is_numeric_factor(values: pd.Series) -> bool:
                and not isinstance(v, (bool, np.bool_)) for v in values.dropna())
 
 
+def is_continuous_factor(results: Results, factor: str, max_levels: int = 8) -> bool:
+    """True if a factor is best read on bins: a continuous `range` in the experiment, or
+    more than `max_levels` distinct numbers (a long integer range, many levels)."""
+    spec = ((results.manifest.get("experiment") or {}).get("factors") or {}).get(factor) or {}
+    col = results.design[factor]
+    if not is_numeric_factor(col):
+        return False
+    if spec.get("range") is not None and not spec.get("integer"):
+        return col.nunique() > 2
+    return col.nunique() > max_levels
+
+
 def factor_levels(results: Results, factor: str, max_levels: int = 8, bins: int = 5
                   ) -> tuple[pd.Series, list[Any], bool]:
     """(level of each design point, the ordered levels, binned?) for `factor`.
 
-    A numeric factor with more than `max_levels` distinct values (a sampled design) is cut
-    into `bins` quantile bins, each labelled by the mean of its values.
+    A continuous factor (`is_continuous_factor`) is cut into `bins` quantile bins of the
+    design points, each labelled by the mean of its values.
     """
     col = results.design.set_index("point_id")[factor]
     distinct = list(pd.unique(col))
-    if is_numeric_factor(col) and len(distinct) > max_levels:
+    if is_continuous_factor(results, factor, max_levels):
+        bins = min(bins, len(distinct))
         codes = pd.qcut(col.astype(float).rank(method="first"), q=bins, labels=False)
         centres = col.astype(float).groupby(codes).mean()
         level = codes.map(lambda c: float(centres[c]))
@@ -464,6 +477,7 @@ def interaction_table(results: Results, metric: str, factor_x: str, factor_y: st
     runs = runs.assign(x=runs["point_id"].map(px), y=runs["point_id"].map(py))
     df = _grouped_effect(runs, metric, ["x", "y"], bx or by_, level)
     df.attrs["x_levels"], df.attrs["y_levels"] = lx, ly
+    df.attrs["x_binned"], df.attrs["y_binned"] = bx, by_
     return df
 
 

@@ -61,6 +61,20 @@ class CellBehaviour(Behaviour):
             cache[key] = caves
         return cache[key]
 
+    def back_in_hide(self) -> bool:
+        """The start of each night's decision: a cell still on the move keeps going, one away
+        from its hides goes to ground, one in a hide lies hidden. True if it is in its hide."""
+        u = self.unit
+        if u.is_moving:
+            return False
+        if not self.at_hide():
+            self.go_to_ground()
+            self.set_state("withdraw")
+            return False
+        u.halt(Posture.HIDDEN)
+        self.set_state("hidden")
+        return True
+
     def nearest_hides(self, cell: int, k: int = 3) -> np.ndarray:
         return nearest(self.hides, cell, self.model.terrain.cols, k)
 
@@ -285,14 +299,8 @@ class NightRaid(CellBehaviour):
             return
         state = self.state
         if state in ("start", "hidden", "to_water"):
-            if u.is_moving:
+            if not self.back_in_hide():
                 return
-            if not self.at_hide():
-                self.go_to_ground()
-                self.set_state("withdraw")
-                return
-            u.halt(Posture.HIDDEN)
-            self.set_state("hidden")
             if not self.is_night:
                 u.sleep_until(self.next_dusk_hour())
                 return
@@ -465,14 +473,8 @@ class Ambush(CellBehaviour):
             return
         state = self.state
         if state in ("start", "hidden", "to_water", "refuge"):
-            if u.is_moving:
+            if not self.back_in_hide():
                 return
-            if not self.at_hide():
-                self.go_to_ground()
-                self.set_state("withdraw")
-                return
-            u.halt(Posture.HIDDEN)
-            self.set_state("hidden")
             if not self.is_night or self.hours_to_first_light() < 3 or m.hour < self.rest_until:
                 u.sleep_until(self.next_dusk_hour())
                 return
