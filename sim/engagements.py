@@ -77,10 +77,8 @@ def opens_fire_on(model: DesertModel, shooter: Unit, target_idx: int) -> bool:
     if into_barred_zone(model, i, target_idx):
         return False
     if shooter.kind == "zone_guard":
-        t = model.terrain
-        zone = t.zone[f.row[target_idx], f.col[target_idx]]
-        target_faction = model.faction_names[f.faction[target_idx]]
-        return zone >= 0 and target_faction in t.zones[zone].barred
+        zone = model.terrain.zone[f.row[target_idx], f.col[target_idx]]
+        return zone >= 0 and zone in model.barred_zones[f.faction[target_idx]]
     return True
 
 
@@ -106,8 +104,11 @@ def resolve_engagements(model: DesertModel, det: Detections) -> None:
             # surprise: the defenders had not seen the attackers on their way in (a sighting in
             # this very hour gives minutes of warning, not enough to stand to)
             seen = model.knowledge.seen_hour[f.faction[tgt], unit.idx]
-            since = unit.operation.get("since", hour) if unit.operation else hour
-            surprise[tgt] = surprise.get(tgt, True) and not (since <= seen < hour)
+            if unit.operation is None:  # a pursuit in the open surprises nobody
+                surprise[tgt] = False
+            else:
+                since = unit.operation.get("since", hour)
+                surprise[tgt] = surprise.get(tgt, True) and not (since <= seen < hour)
             initiated.setdefault(tgt, unit)
     engaged = {i for group in attackers.values() for i in group} | set(attackers)
     for o, t in zip(det.observer.tolist(), det.target.tolist(), strict=True):

@@ -5,7 +5,7 @@ grid centre (spherical Earth, R = 6371.0088 km, the IUGG mean radius). Distances
 from the centre are exact; between two arbitrary points of a 500 km theatre the planar distance
 differs from the great-circle distance by less than 0.05 %, far below a cell.
 
-Conventions (docs/contracts.md): cells are ``(row, col)``, row 0 is the NORTH edge, col 0 is the
+Conventions (docs/architecture.md): cells are ``(row, col)``, row 0 is the NORTH edge, col 0 is the
 WEST edge; projected coordinates ``x`` (km east of the centre) and ``y`` (km north of it).
 """
 

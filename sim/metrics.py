@@ -12,7 +12,8 @@ Daily columns (one row per simulated day):
 - ``road_closed_hours`` (segment-hours, all roads) and ``road_closed_hours__<road>``: hours a
   road segment was closed by an ambush set on it or an attack on it in the last hours;
 - ``roads_open_fraction``: mean over the day's hours of the fraction of road km open;
-- ``border_crossings``, ``zone_entries``, ``zone_entries_barred`` (must stay 0), ``engagements``,
+- ``border_crossings`` (by insurgent units), ``zone_entries``, ``zone_entries_barred`` (must stay
+  0), ``engagements``,
   ``pursuits_broken_off``;
 - ``coverage_road_day``/``_night`` and ``coverage_area_day``/``_night``: fraction of road cells
   and of map cells inside some garrison unit's sensor range, sampled every
@@ -53,9 +54,11 @@ class Metrics:
         self.garrison = np.array(
             [model.spec.factions[f].role == "garrison" for f in model.faction_names]
         )
-        self.zones_barred = [info.barred for info in t.zones]
         self.cell_km = t.grid.cell_km
         # road segments: one per road-graph edge, so closure is counted where it happens
+        from scipy.ndimage import binary_dilation
+
+        self._near_border = binary_dilation(t.border >= 0, iterations=1).ravel()
         self.segments = segments_of(t)
         self.road_names = sorted({s["road"] for s in self.segments})
         self.segment_km = np.array([s["length_km"] for s in self.segments], dtype=float)
@@ -94,32 +97,38 @@ class Metrics:
             d["attacks_attempted"] += 1
             d[f"{kind}_attempted"] += 1
         elif kind == "attack_result":
-            if e.get("succeeded"):
+            if e.get("succeeded") and e.get("attack") in ATTACK_TYPES:
                 d["attacks_succeeded"] += 1
                 d[f"{e.get('attack', 'attack')}_succeeded"] += 1
         elif kind == "engagement":
             d["engagements"] += 1
             for faction, lost in e.get("losses", {}).items():
                 d[f"losses__{slug(faction)}"] += lost
-        elif kind == "crossing":
+        elif kind == "crossing" and e.get("insurgent"):
+            # garrison convoys driving through a border post are not what analysts count
             d["border_crossings"] += 1
         elif kind == "breakoff" and e.get("reason") == "zone":
             d["pursuits_broken_off"] += 1
         elif kind in ("resupply", "seizure_end", "relief"):
             d[f"{kind}_events"] += 1
 
-    def on_move(self, unit, r0, c0, r1, c1) -> None:
-        """Border crossings and zone entries along one unit's hourly move."""
+    def on_move(self, unit, r0, c0, r1, c1, traversed=()) -> None:
+        """Border crossings and zone entries along one unit's hourly move (``traversed``: the
+        flat cells passed through). A crossing needs a change of side *and* a path through the
+        border line itself: the side layer is extended beyond the line's ends."""
         t = unit.model.terrain
-        crossed = t.border_side.shape[0] and (
-            t.border_side[:, r0, c0] != t.border_side[:, r1, c1]
-        ).any()
+        crossed = (
+            t.border_side.shape[0]
+            and (t.border_side[:, r0, c0] != t.border_side[:, r1, c1]).any()
+            and self._near_border[np.asarray(traversed, dtype=np.int64)].any()
+        )
         if crossed and not unit.model.on_border_crossing(unit, (r0, c0)):
             return
         z1 = t.zone[r1, c1]
         if z1 >= 0 and t.zone[r0, c0] != z1:
             self.day["zone_entries"] += 1
-            if unit.faction in self.zones_barred[z1]:
+            m = unit.model
+            if z1 in m.barred_zones[m.faction_index[unit.faction]]:
                 self.day["zone_entries_barred"] += 1
 
     def close_road(self, cell: int, until_hour: int) -> int:
@@ -201,8 +210,7 @@ class Metrics:
         """Write the finished day's row."""
         f = model.force
         n = f.n
-        row = {"day": model.hour // 24 + (0 if (model.hour + 1) % 24 else 1)}
-        row["day"] = (model.hour + 1 + 23) // 24
+        row = {"day": (model.hour + 1 + 23) // 24}
         for key in ("attacks_attempted", "attacks_succeeded", "engagements", "border_crossings",
                     "zone_entries", "zone_entries_barred", "pursuits_broken_off",
                     "road_closed_hours"):  # fmt: skip

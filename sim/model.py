@@ -20,7 +20,7 @@ import pandas as pd
 
 from sim import combat, detection
 from sim.clock import Clock, LightLevel
-from sim.factions import resolved_unit
+from sim.factions import FOOT_OFFROAD_SPEED_KMH, FOOT_SPEED_KMH, resolved_unit
 from sim.knowledge import Knowledge
 from sim.metrics import Metrics
 from sim.paths import Router
@@ -43,6 +43,8 @@ GARRISON_FIRE_KINDS = {
 
 
 _ZERO_HOURS = np.zeros(1)
+#: A sighting of a unit its faction has not seen for this long is logged as a new contact.
+NEW_CONTACT_GAP_HOURS = 6
 
 
 @dataclass
@@ -242,6 +244,9 @@ class DesertModel(mesa.Model):
         f = self.force
         i = unit.idx
         key = (int(f.mobility[i]), float(f.speed_kmh[i]), float(f.offroad_speed_kmh[i]))
+        if f.vehicles[i] > 0 and f.fuel_days[i] <= 0:
+            # out of fuel: the crew leaves the vehicles and walks
+            key = (MOBILITIES.index("foot"), FOOT_SPEED_KMH, FOOT_OFFROAD_SPEED_KMH)
         hpc = self._hpc_cache.get(key)
         if hpc is None:  # a few speed classes per scenario: compute each layer once
             hpc = hours_per_cell(self.terrain, MOBILITIES[key[0]], key[1], key[2]).ravel()
@@ -404,7 +409,7 @@ class DesertModel(mesa.Model):
                 f.path_pos[i] = new
                 f.row[i], f.col[i] = r, c
                 path = unit.path
-                self.metrics.on_move(unit, r0, c0, r, c)
+                self.metrics.on_move(unit, r0, c0, r, c, path[pos + 1 : new + 1])
                 if unit.path is not path:  # turned back at a border: new orders
                     continue
             if new >= last:
@@ -474,6 +479,7 @@ class DesertModel(mesa.Model):
             target = np.concatenate(tgt_all)
         else:
             observer = target = np.empty(0, dtype=np.int64)
+        self._log_new_contacts(fac, observer, target, cells, light)
         self.knowledge.record(self.hour, fac[observer], observer, target, cells[target])
         units = self.units
         for tgt in np.unique(target).tolist():
@@ -483,6 +489,23 @@ class DesertModel(mesa.Model):
             if b is not None and b.wakes_on_contact:
                 units[obs].alerts.append("contact")
         return Detections(observer, target)
+
+    def _log_new_contacts(self, fac, observer, target, cells, light) -> None:
+        """Log a "detection" event when a faction regains sight of a unit it had not seen for
+        ``NEW_CONTACT_GAP_HOURS``: where contacts are made, without logging every glimpse."""
+        if len(target) == 0:
+            return
+        before = self.knowledge.seen_hour[fac[observer], target]
+        new = np.flatnonzero(before < self.hour - NEW_CONTACT_GAP_HOURS)
+        logged: set[tuple[int, int]] = set()
+        for k in new.tolist():
+            o, tg = int(observer[k]), int(target[k])
+            if (fac[o], tg) in logged:
+                continue
+            logged.add((fac[o], tg))
+            self.log("detection", int(cells[tg]), self.faction_names[fac[o]],
+                     unit=self.units[o].name, target=self.units[tg].name,
+                     target_faction=self.units[tg].faction, light=int(light))  # fmt: skip
 
     def _engage(self, det: Detections) -> None:
         """Resolve this hour's engagements: attacks under way and fire at detected enemies."""
@@ -511,6 +534,9 @@ class DesertModel(mesa.Model):
 
     def town_seized(self, town: str, unit: Unit) -> None:
         """A town fell: its garrison's faction knows at once (the news travels by phone)."""
+        for s in self._seizures:
+            if s["town"] == town and s["relief_hour"] is None:
+                s["seized"] = True
         f = self.force
         for fi, name in enumerate(self.faction_names):
             garrison = self.spec.factions[name].role == "garrison"
@@ -604,7 +630,8 @@ class DesertModel(mesa.Model):
                 unit.halt(Posture.RESTING)
             unit.alerts.append("intercepted")
             return False
-        self.log("crossing", cell, unit.faction, unit=unit.name)
+        self.log("crossing", cell, unit.faction, unit=unit.name,
+                 insurgent=bool(self.insurgent_faction[fi]))  # fmt: skip
         return True
 
     def _cordon_check(self) -> None:
@@ -628,8 +655,8 @@ class DesertModel(mesa.Model):
                 observers = np.full(len(leaving), sweeper.idx)
                 self.knowledge.record(self.hour, np.full(len(leaving), fi), observers, leaving,
                                       cells)  # fmt: skip
-                for i in leaving.tolist():
-                    self.log("cordon_sighting", int(cells[0]), sweeper.faction,
+                for k, i in enumerate(leaving.tolist()):
+                    self.log("cordon_sighting", int(cells[k]), sweeper.faction,
                              unit=self.units[i].name)  # fmt: skip
 
     def _cordons(self) -> list[Unit]:
@@ -665,7 +692,7 @@ class DesertModel(mesa.Model):
             sum(e["before_first_light"] for e in ends) / len(ends) if ends else float("nan")
         )
         relief = [e["relief_hours"] for e in ev if e["type"] == "relief"]
-        out["seizures"] = sum(1 for e in ev if e["type"] == "seizure_start")
+        out["seizures"] = sum(1 for s in self._seizures if s.get("seized"))
         out["relief_hours_mean"] = float(np.mean(relief)) if relief else float("nan")
         out["pursuits_broken_off_at_zone"] = sum(
             1 for e in ev if e["type"] == "breakoff" and e.get("reason") == "zone"
@@ -718,7 +745,7 @@ class Detections(NamedTuple):
 
 @dataclass
 class RunResult:
-    """Outputs of one run (see docs/contracts.md section 6)."""
+    """Outputs of one run (see docs/architecture.md, "Data flow")."""
 
     daily: pd.DataFrame
     summary: dict[str, float]

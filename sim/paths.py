@@ -249,9 +249,9 @@ class Router:
     ) -> np.ndarray:
         """Flat cells from `from_cell` to `target_cell` (both included; empty if unreachable).
 
-        The model's everyday route query. A cached field for the target is used when there is
-        one (and computed and kept for `cache=True` targets: bases, patrol points). Otherwise
-        the search runs on a window of the grid around the two cells, `margin` times their
+        The model's everyday route query. `cache=True` targets (bases, patrol points) follow
+        the target's whole-grid field, computed once and kept. Otherwise the search runs on a
+        window of the grid around the two cells, `margin` times their
         distance (at least 8 cells) wider on each side, which costs a few thousand cells
         rather than the whole theatre; where the window holds no route (a zone or a river in
         the way) it is doubled, and finally the whole grid's field is used.
@@ -261,7 +261,7 @@ class Router:
         if source == target:
             return np.array([source], dtype=np.int64)
         barred = frozenset(barred_zones)
-        key = (source, target, mobility, barred)
+        key = (source, target, mobility, barred, cache)
         with self._lock:
             known = self._paths.get(key)
             if known is not None:
@@ -276,13 +276,12 @@ class Router:
         return path
 
     def _local_path(self, source, target, mobility, barred, margin, cache) -> np.ndarray:
+        # The answer depends only on the arguments, never on what happens to be cached, so
+        # runs sharing a router (a batch worker) stay reproducible: `cache=True` queries always
+        # follow the whole-grid field, the others always search their window.
         grid = self.terrain.grid
-        with self._lock:
-            hit = self._fields.get((target, mobility, barred))
-        if hit is None and cache:
-            hit = self.field(target, mobility, barred)
-        if hit is not None:
-            return self._trace(hit[1], source, target)
+        if cache:
+            return self._trace(self.field(target, mobility, barred)[1], source, target)
         (r0, c0), (r1, c1) = divmod(source, grid.cols), divmod(target, grid.cols)
         pad = max(8, int(margin * max(abs(r0 - r1), abs(c0 - c1))))
         h = self.hours_per_km(mobility, barred)
@@ -316,15 +315,6 @@ class Router:
                 return np.zeros(0, np.int64)
             out.append(cur)
         return np.asarray(out, dtype=np.int64)
-
-    def _typical_hours_per_km(self, mobility: str) -> float:
-        """Median passable hours per km of the mobility: scales search cut-offs."""
-        cache = self.__dict__.setdefault("_typical", {})
-        if mobility not in cache:
-            h = self.hours_per_km(mobility)
-            finite = h[np.isfinite(h)]
-            cache[mobility] = float(np.median(finite)) if finite.size else 1.0
-        return cache[mobility]
 
     def path_cells(
         self, from_cell: Any, target_cell: Any, mobility: str,

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import json
 import math
 import sys
 import time
@@ -39,13 +40,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from sim.plots import (
     DPI,
     SLIDE_INCHES,
     factor_label,
     level_text,
+    metric_label,
     metric_title,
     plot_compare,
     plot_event_map,
@@ -86,7 +87,9 @@ MAX_SHOWN_POINTS = 6
 #: Above this many design points the HTML shows all-run tables only (the CSV has every point).
 MAX_HTML_POINTS = 30
 #: Metrics with a heatmap per factor pair (the first kept ones).
-HEADLINE_METRICS = 4
+HEADLINE_METRICS = 3
+#: Daily metrics drawn as time series (the first kept ones with a daily column).
+MAX_SERIES = 4
 #: Factor pairs with heatmaps (from the most influential factors when there are more).
 MAX_PAIRS = 3
 
@@ -94,6 +97,20 @@ MAX_PAIRS = 3
 # --------------------------------------------------------------------------------------------
 # Intervals
 # --------------------------------------------------------------------------------------------
+
+
+def _t_quantile(q: float, df: float) -> float:
+    # scipy.stats is imported on first use: `badia --help` and every other subcommand
+    # import this module to build the parser, and scipy.stats costs half a second
+    from scipy.stats import t
+
+    return float(t.ppf(q, df))
+
+
+def _normal_quantile(q: float) -> float:
+    from scipy.stats import norm
+
+    return float(norm.ppf(q))
 
 
 def _finite(values: Any) -> np.ndarray:
@@ -112,7 +129,7 @@ def t_interval(values: Any, level: float = 0.95) -> tuple[float, float]:
     if n < 2:
         return (math.nan, math.nan)
     mean = float(x.mean())
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * float(x.std(ddof=1)) / math.sqrt(n)
+    half = _t_quantile(0.5 + level / 2, n - 1) * float(x.std(ddof=1)) / math.sqrt(n)
     return (mean - half, mean + half)
 
 
@@ -126,7 +143,7 @@ def wilson_interval(successes: Any, n: Any, level: float = 0.95) -> tuple[Any, A
     m = np.asarray(n, dtype=float)
     if np.any(k < 0) or np.any(k > m):
         raise ValueError("wilson_interval: successes must lie in 0..n")
-    z = float(stats.norm.ppf(0.5 + level / 2))
+    z = _normal_quantile(0.5 + level / 2)
     with np.errstate(divide="ignore", invalid="ignore"):
         p = k / m
         denom = 1.0 + z * z / m
@@ -156,7 +173,7 @@ def welch_interval(a: Any, b: Any, level: float = 0.95) -> tuple[float, float, f
     if se2 == 0:
         return (diff, diff, diff)
     df = se2**2 / (va**2 / (len(x) - 1) + vb**2 / (len(y) - 1))
-    half = float(stats.t.ppf(0.5 + level / 2, df)) * math.sqrt(se2)
+    half = _t_quantile(0.5 + level / 2, df) * math.sqrt(se2)
     return (diff, diff - half, diff + half)
 
 
@@ -170,6 +187,27 @@ def welch_interval(a: Any, b: Any, level: float = 0.95) -> tuple[float, float, f
 _OK_CACHE: dict[int, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]] = {}
 
 
+def _hashable(value: Any) -> Any:
+    """A factor level that pandas can group by: lists and mappings become their text."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(str(_hashable(v)) for v in value) + "]"
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True, default=str)
+    return value
+
+
+def design_table(results: Results) -> pd.DataFrame:
+    """`results.design` with list- or mapping-valued levels (a route, say) as text, so every
+    factor column can be grouped and compared."""
+    design = results.design
+    if all(not isinstance(v, (list, tuple, dict)) for f in results.factors for v in design[f]):
+        return design
+    out = design.copy()
+    for f in results.factors:
+        out[f] = out[f].map(_hashable)
+    return out
+
+
 def ok_runs(results: Results) -> pd.DataFrame:
     """The finished runs (status "ok") with their design point's factor columns."""
     hit = _OK_CACHE.get(id(results))
@@ -178,7 +216,8 @@ def ok_runs(results: Results) -> pd.DataFrame:
     runs = results.runs
     if "status" in runs.columns:
         runs = runs[runs["status"] == "ok"]
-    df = results.with_design(runs.reset_index(drop=True))
+    df = runs.reset_index(drop=True).merge(design_table(results), on="point_id", how="left",
+                                           validate="many_to_one")
     if len(_OK_CACHE) > 16:
         _OK_CACHE.clear()
     _OK_CACHE[id(results)] = (results.runs, results.design, df)
@@ -355,7 +394,7 @@ def summarise(results: Results, metrics: Sequence[str], level: float = 0.95,
     if not by_point:
         return pd.DataFrame(rows, columns=cols)
     df = pd.DataFrame(rows, columns=["point_id", *cols])
-    df = df.merge(results.design, on="point_id", how="left")
+    df = df.merge(design_table(results), on="point_id", how="left")
     return df[["point_id", *results.factors, *cols]]
 
 
@@ -374,7 +413,7 @@ def is_continuous_factor(results: Results, factor: str, max_levels: int = 8) -> 
     """True if a factor is best read on bins: a continuous `range` in the experiment, or
     more than `max_levels` distinct numbers (a long integer range, many levels)."""
     spec = ((results.manifest.get("experiment") or {}).get("factors") or {}).get(factor) or {}
-    col = results.design[factor]
+    col = design_table(results)[factor]
     if not is_numeric_factor(col):
         return False
     if spec.get("range") is not None and not spec.get("integer"):
@@ -389,7 +428,7 @@ def factor_levels(results: Results, factor: str, max_levels: int = 8, bins: int 
     A continuous factor (`is_continuous_factor`) is cut into `bins` quantile bins of the
     design points, each labelled by the mean of its values.
     """
-    col = results.design.set_index("point_id")[factor]
+    col = design_table(results).set_index("point_id")[factor]
     distinct = list(pd.unique(col))
     if is_continuous_factor(results, factor, max_levels):
         bins = min(bins, len(distinct))
@@ -423,7 +462,7 @@ def _grouped_effect(runs: pd.DataFrame, metric: str, by: list[str], binned: bool
             mean, var = float(means.mean()), float(var_mean.sum()) / k**2
             if var > 0:
                 df = var_mean.sum() ** 2 / np.sum(var_mean**2 / (g["count"].to_numpy() - 1))
-                half = float(stats.t.ppf(0.5 + level / 2, df)) * math.sqrt(var)
+                half = _t_quantile(0.5 + level / 2, df) * math.sqrt(var)
             else:
                 half = 0.0
             lo, hi = mean - half, mean + half
@@ -433,7 +472,7 @@ def _grouped_effect(runs: pd.DataFrame, metric: str, by: list[str], binned: bool
             mean = float(st["mean"])
             if n_runs >= 2:
                 sd = math.sqrt(float(st["var"]))
-                half = float(stats.t.ppf(0.5 + level / 2, n_runs - 1)) * sd / math.sqrt(n_runs)
+                half = _t_quantile(0.5 + level / 2, n_runs - 1) * sd / math.sqrt(n_runs)
                 lo, hi = mean - half, mean + half
             else:
                 lo = hi = math.nan
@@ -493,7 +532,7 @@ def _design_matrix(results: Results, runs: pd.DataFrame) -> tuple[np.ndarray, li
             terms.append(f)
             owners.append(f)
         else:
-            levels = list(pd.unique(results.design[f]))
+            levels = list(pd.unique(design_table(results)[f]))
             for lv in levels[1:]:
                 cols.append((values.astype(str) == str(lv)).to_numpy(dtype=float))
                 terms.append(f"{f} = {lv}")
@@ -534,7 +573,7 @@ def regression_coefficients(results: Results, metric: str, level: float = 0.95
     sigma2 = float(resid @ resid) / dof
     cov = sigma2 * np.linalg.pinv(a.T @ a)
     se = np.sqrt(np.diag(cov))[1:]
-    tq = float(stats.t.ppf(0.5 + level / 2, dof))
+    tq = _t_quantile(0.5 + level / 2, dof)
     r2 = 1.0 - float(resid @ resid) / float(((zy - zy.mean()) ** 2).sum())
     b = beta[1:]
     return pd.DataFrame({"term": terms, "factor": owners, "src": b, "ci_low": b - tq * se,
@@ -637,7 +676,7 @@ def select_points(results: Results, metric: str | None, k: int = MAX_SHOWN_POINT
         return sorted(int(p) for p in means.index)
     low = list(means.index[: k // 2])
     high = list(means.index[len(means) - (k - k // 2):])
-    return [int(p) for p in low + high]
+    return sorted(int(p) for p in low + high)
 
 
 #: Event maps: name -> (event types, weight column prefix or None).
@@ -731,7 +770,7 @@ def designs_match(a: Results, b: Results) -> bool:
 
     def points(r: Results) -> set[tuple[str, ...]]:
         return {tuple(repr(_plain(row[f])) for f in sorted(r.factors))
-                for _, row in r.design.iterrows()}
+                for _, row in design_table(r).iterrows()}
 
     return points(a) == points(b)
 
@@ -765,7 +804,7 @@ def compare(a: Results, b: Results, metrics: Sequence[str] | None = None,
     factors = list(a.factors)
     rows = []
     for m in shared:
-        for _, point in a.design.iterrows():
+        for _, point in design_table(a).iterrows():
             key = {f: _plain(point[f]) for f in factors}
             in_a = ra["point_id"] == point["point_id"]
             mb = np.ones(len(rb), dtype=bool)
@@ -898,9 +937,11 @@ class _Ctx:
         r = self.results
         sections = []
         if not self.metrics:
-            sections.append(("tables", "Summary tables", "<p class=note>No summary metric "
-                             "varies across the finished runs, so there is nothing to "
-                             "tabulate or plot.</p>"))
+            why = ("No summary metric varies across the finished runs" if metric_columns(r)
+                   else "The runs kept no summary metrics (experiment <code>keep.summary"
+                        "</code>)")
+            sections.append(("tables", "Summary tables", f"<p class=note>{why}, so there is "
+                             f"nothing to tabulate or plot.</p>"))
         else:
             sections.append(("tables", "Summary tables", self.tables_section()))
             if r.factors:
@@ -951,10 +992,9 @@ class _Ctx:
         r = self.results
         frames, figs = [], []
         for metric in self.metrics:
-            for f in r.factors:
-                frames.append(main_effects(r, metric, f, self.level).assign(metric=metric,
-                                                                             factor=f))
-            fig = plot_main_effects(r, metric, None, level=self.level)
+            effects = {f: main_effects(r, metric, f, self.level) for f in r.factors}
+            frames += [e.assign(metric=metric, factor=f) for f, e in effects.items()]
+            fig = plot_main_effects(r, metric, None, level=self.level, effects=effects)
             figs.append(self.figure(fig, f"main_{_slug(metric)}",
                                     f"Main effects on {metric_title(metric).lower()}"))
         table = pd.concat(frames, ignore_index=True)
@@ -1011,7 +1051,7 @@ class _Ctx:
             col = daily_column(r, metric)
             if col and col[0] not in [c for c, _ in series]:
                 series.append(col)
-        series = series[:6]
+        series = series[:MAX_SERIES]
         if not series:
             return "<p class=note>None of the report's metrics has a daily column.</p>"
         figs, frames = [], []
@@ -1134,7 +1174,7 @@ def _n_ok(r: Results) -> int:
 
 
 def _points_text(r: Results, pts: Sequence[int]) -> str:
-    design = r.design.set_index("point_id")
+    design = design_table(r).set_index("point_id")
     return ", ".join(f"{p} ({_e(point_label(design.loc[p], r.factors))})" for p in pts)
 
 
@@ -1351,7 +1391,7 @@ def _page(ctx: _Ctx, sections: list[tuple[str, str, str]]) -> str:
             f"<tr><td>{int(row['point_id'])}</td>"
             + "".join(f"<td class=l>{_e(level_text(row[f], f))}</td>" for f in r.factors)
             + f"<td>{int(counts.get(row['point_id'], 0))}</td></tr>"
-            for _, row in r.design.iterrows())
+            for _, row in design_table(r).iterrows())
         design_html = f"<h3>Design points</h3><table>{head}{body}</table>"
     nav = "".join(f"<a href='#{a}'>{_e(h)}</a>" for a, h, _ in sections)
     body = "".join(f"<section id='{a}'><h2>{_e(h)}</h2>{s}</section>" for a, h, s in sections)
@@ -1428,13 +1468,44 @@ def main(argv: Iterable[str] | None = None) -> int:
 
 
 __all__ = [
-    "PROPORTION_COUNTS", "IntervalChoice", "Report", "ReportFile", "add_report_arguments",
-    "build_report", "compare", "daily_bands", "default_metrics", "event_density",
-    "event_layers", "factor_importance", "interaction_table", "interval_choice",
-    "main_effects", "plot_compare", "plot_event_map", "plot_event_maps", "plot_interaction",
-    "plot_main_effects", "plot_sensitivity", "plot_timeseries", "regression_coefficients",
-    "run_report_command", "scenario_terrain", "select_points", "sensitivity", "summarise",
-    "t_interval", "welch_interval", "wilson_interval",
+    "PROPORTION_COUNTS",
+    "IntervalChoice",
+    "Report",
+    "ReportFile",
+    "add_report_arguments",
+    "build_report",
+    "check_metrics",
+    "compare",
+    "daily_bands",
+    "default_metrics",
+    "event_density",
+    "event_layers",
+    "factor_importance",
+    "factor_label",
+    "interaction_table",
+    "interval_choice",
+    "level_text",
+    "main_effects",
+    "metric_bounds",
+    "metric_label",
+    "ok_runs",
+    "plot_compare",
+    "plot_event_map",
+    "plot_event_maps",
+    "plot_interaction",
+    "plot_main_effects",
+    "plot_sensitivity",
+    "plot_timeseries",
+    "regression_coefficients",
+    "run_report_command",
+    "save_figure",
+    "scenario_terrain",
+    "select_points",
+    "sensitivity",
+    "summarise",
+    "t_interval",
+    "welch_interval",
+    "wilson_interval",
 ]
 
 

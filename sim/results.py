@@ -17,7 +17,7 @@ A part is a one-row Parquet table::
     daily:   list<struct<day, metric, ...>>       (absent if no daily metric is kept)
     events:  list<struct<hour, day, type, row, col, lat, lon, faction, ...>>
 
-`load(DIR)` turns a folder into pandas DataFrames (docs/contracts.md section 7).
+`load(DIR)` turns a folder into pandas DataFrames (docs/architecture.md, "Batch and results store").
 """
 
 from __future__ import annotations
@@ -406,7 +406,7 @@ def _one_line(exc: BaseException) -> str:
 
 @dataclass
 class Results:
-    """A results folder as pandas DataFrames (docs/contracts.md section 7).
+    """A results folder as pandas DataFrames (docs/architecture.md, "Batch and results store").
 
     - `design`: point_id + one column per factor path
     - `runs`: run_id, point_id, replicate, seed, status ("ok" | "failed") + summary metrics

@@ -3,8 +3,10 @@
 A day of water is what the group drinks in 24 hours; resting in the shade of a cave uses less,
 moving in the heat more. A day of fuel is ``driving_hours_per_fuel_day`` hours of driving. A day
 of ammunition is ``fire_hours_per_ammo_day`` hours of sustained fire (spent in engagements).
-Refills: water at any water cell (oasis, well, river, town) and, for insurgents, at cave caches;
-everything at a friendly strongpoint or border post (garrisons supply their own).
+Refills: water at any water cell (oasis, well, river, town); for insurgents, water and fuel at
+their cave caches (ammunition only from a seized town or a trip across the border); everything
+at a friendly strongpoint or border post (garrisons supply their own). A vehicle unit out of fuel
+walks; a cell out of ammunition launches no attack and holds its fire.
 """
 
 from __future__ import annotations
@@ -49,9 +51,10 @@ def resupply_mask(model: DesertModel, n: int) -> np.ndarray:
     points = model.supply_points
     points = points[f.alive[points]]
     full = np.isin(keys, keys[points]) & f.alive[:n] if len(points) else np.zeros(n, bool)
-    # water alone from the land (and, for insurgents, their cave caches)
+    # water from the land; insurgents also keep water and fuel cached in their caves
     water_here = t.water_available.ravel()[cells]
-    insurgent = model.insurgent_faction[f.faction[:n]]
-    water_here |= insurgent & t.cave.ravel()[cells]
+    cache = model.insurgent_faction[f.faction[:n]] & t.cave.ravel()[cells]
+    water_here |= cache
     f.water_days[:n] = np.where(water_here & ~full, f.water_cap[:n], f.water_days[:n])
+    f.fuel_days[:n] = np.where(cache & ~full, f.fuel_cap[:n], f.fuel_days[:n])
     return full

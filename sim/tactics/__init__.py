@@ -125,6 +125,8 @@ def route_cells(model: DesertModel, unit: Unit, waypoints, closed: bool = False)
                 here = divmod(cells[-1], t.cols)
                 leg = model.router.road_route(model.router.nearest_node(here), wp).cells
                 flat = leg[:, 0].astype(np.int64) * t.cols + leg[:, 1]
+                if barred and np.isin(t.zone.ravel()[flat], sorted(barred)).any():
+                    raise ValueError("the road runs through a zone this unit may not enter")
                 if len(flat) and flat[0] != cells[-1]:
                     link = model.router.local_path(cells[-1], int(flat[0]), mob, barred)
                     flat = np.concatenate([link, flat[1:]]) if len(link) else flat

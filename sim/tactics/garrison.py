@@ -433,7 +433,9 @@ class ZoneGuard(Behaviour):
             # a handful of patrol points per zone, shared by its guards: each point's route
             # field is searched once and reused
             cells = np.flatnonzero(t.zone.ravel() == z) if z >= 0 else np.array([unit.cell])
-            points[z] = model.rng.choice(cells, size=min(6, len(cells)), replace=False)
+            # fixed per map (not per run), so every run of a batch shares their route fields
+            pick = np.random.default_rng(1000 + max(z, 0))
+            points[z] = pick.choice(cells, size=min(6, len(cells)), replace=False)
         self.cells = points[z]
 
     def decide(self) -> None:

@@ -2,7 +2,9 @@
 
 Every insurgent behaviour derives from :class:`CellBehaviour`, which holds what all of them
 share: where the cell's hides are, going to ground by day, finding water when it runs dry,
-avoiding fights without ammunition, and running for a refuge zone when pursued.
+avoiding fights without ammunition (no raid, ambush or assault is launched, and the cell does
+not fire), and running for a refuge zone when pursued. A cell whose vehicles are out of fuel
+walks (see ``DesertModel._hours_along``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ PURSUIT_ALERT_KM = 25.0
 REFUGE_DEPTH_KM = 4.0
 #: Refuge zones farther than this (km) are out of reach; the cell goes to ground instead.
 REFUGE_REACH_KM = 60.0
+#: A border crossing looks for a gap at most this much longer (km) than the direct route.
+GAP_DETOUR_KM = 15.0
 #: An ambush cell that lost fighters lies up this many nights before it ambushes again.
 RECOVERY_NIGHTS = 3
 #: Hours for which a hostile patrol seen near a stretch of road keeps ambushers off it.
@@ -99,18 +103,18 @@ class CellBehaviour(Behaviour):
 
     # --- refuge -----------------------------------------------------------------------------
     def _refuge_zones(self, names) -> list[int]:
-        """Zones barred to every faction hostile to this cell (where pursuit must stop)."""
+        """Zones the cell may enter that bar at least one of its enemies (where their pursuit
+        must stop), read from the model's current rules (events can change them)."""
         m = self.model
         t = m.terrain
         fi = m.faction_index[self.unit.faction]
-        enemies = {m.faction_names[j] for j in np.flatnonzero(m.hostile[fi])}
         zones = []
         for z, info in enumerate(t.zones):
             if names and info.name not in names:
                 continue
-            if self.unit.faction in info.barred:
+            if z in m.barred_zones[fi]:
                 continue
-            if enemies & set(info.barred):
+            if any(z in m.barred_zones[j] for j in np.flatnonzero(m.hostile[fi])):
                 zones.append(z)
         return zones
 
@@ -252,7 +256,8 @@ class NightRaid(CellBehaviour):
     """**Night raid**: leave the hide after dusk, strike a target outpost with surprise, and be
     back in a hide (not necessarily the same) before first light.
 
-    States: hidden -> approach -> attack -> withdraw -> hidden. Aborts if detected on the
+    States: hidden -> approach (guns ready: the fight opens when in range) -> withdraw ->
+    hidden (or the refuge when one is nearer than the hides). Aborts if detected on the
     approach (``abort_if_detected``) or if dawn would catch the group in the open.
     """
 
@@ -324,13 +329,6 @@ class NightRaid(CellBehaviour):
                 self.abort("no_contact")
             else:
                 u.sleep_until(m.hour + 1)
-        elif state == "attack":
-            # one hour of fire, or less if the fight is decided, then away before dawn
-            if self.alerted("broke_off", "target_gone") or m.hour >= self.raid["attack_hour"] + 1:
-                u.cease_fire()
-                self.withdraw()
-            else:
-                u.sleep_until(m.hour + 1)
         elif state == "withdraw":
             if u.is_moving:
                 return
@@ -339,6 +337,9 @@ class NightRaid(CellBehaviour):
     def try_launch(self) -> None:
         u = self.unit
         m = self.model
+        if u.supply("ammo") <= 0:
+            u.sleep_until(self.next_dusk_hour())  # nothing to fight with: stay hidden
+            return
         pick = self._pick_target()
         if pick is None:
             u.sleep_until(self.next_dusk_hour())
@@ -630,7 +631,8 @@ class SeizeTown(CellBehaviour):
                 return
             u.halt(Posture.HIDDEN)
             group = self._group()
-            ready = [g for g in group if g.behaviour.state == "gather" and not g.is_moving]
+            ready = [g for g in group if g.behaviour.state == "gather" and not g.is_moving
+                     and g.supply("ammo") > 0]  # fmt: skip
             if len(ready) >= self.params.min_group and self.is_night:
                 town = min(self.towns, key=lambda p: m.distance_km(u.cell, p.row * t.cols + p.col))
                 for g in ready:
@@ -743,7 +745,7 @@ class BorderCrossing(CellBehaviour):
                 u.sleep_until(self.next_dusk_hour())
                 return
             self.last_trip_hour = m.hour
-            if u.go_to(self.rendezvous, Posture.MOVING):
+            if self.travel_via_gap(self.rendezvous):
                 self.set_state("outbound")
                 m.log("crossing_attempt", u.cell, u.faction, unit=u.name, direction="out")
             else:
@@ -764,7 +766,7 @@ class BorderCrossing(CellBehaviour):
             f.strength[u.idx] = max(f.strength[u.idx], f.strength0[u.idx])  # recruits
             home = self.nearest_hides(self.home_cell, 1)
             target = int(home[0]) if len(home) else self.home_cell
-            if u.go_to(target, Posture.MOVING):
+            if self.travel_via_gap(target):
                 self.set_state("inbound")
                 m.log("crossing_attempt", u.cell, u.faction, unit=u.name, direction="in")
         elif state in ("inbound", "turned_back"):
@@ -773,6 +775,50 @@ class BorderCrossing(CellBehaviour):
             u.halt(Posture.HIDDEN)
             self.set_state("hidden")
             u.sleep_until(self.next_dusk_hour())
+
+    def gap(self, a: int, b: int) -> int:
+        """Where to cross the line between cells ``a`` and ``b``: the nearest crossing point
+        (``use_crossings``), or else, among the border cells within reach of the direct line,
+        the one farthest from the hostile posts."""
+        m = self.model
+        t = m.terrain
+        line = np.flatnonzero(t.border.ravel() == self.border)
+        if self.params.use_crossings:
+            points = line[t.crossing.ravel()[line]]
+            if len(points):
+                return int(nearest(points, a, t.cols, 1)[0])
+        f = m.force
+        fi = m.faction_index[self.unit.faction]
+        posts = [x.idx for x in m.units if x.kind == "border_post" and x.alive
+                 and m.hostile[fi, f.faction[x.idx]]]  # fmt: skip
+        (ra, ca), (rb, cb) = divmod(a, t.cols), divmod(b, t.cols)
+        rr, cc = np.divmod(line, t.cols)
+        detour = np.hypot(rr - ra, cc - ca) + np.hypot(rr - rb, cc - cb)
+        direct = np.hypot(ra - rb, ca - cb)
+        near_route = line[detour <= direct + GAP_DETOUR_KM / t.grid.cell_km]
+        if len(near_route) == 0 or not posts:
+            return int(line[np.argmin(detour)]) if len(line) else b
+        rr, cc = np.divmod(near_route, t.cols)
+        pr, pc = f.row[posts].astype(float), f.col[posts].astype(float)
+        clearance = np.min(np.hypot(rr[:, None] - pr, cc[:, None] - pc), axis=1)
+        return int(near_route[np.argmax(clearance)])
+
+    def travel_via_gap(self, target: int) -> bool:
+        """Go to ``target`` by way of the chosen gap in the line."""
+        u = self.unit
+        gap = self.gap(u.cell, target)
+        if not u.go_to(gap, Posture.MOVING):
+            return u.go_to(target, Posture.MOVING)
+        first = u.path
+        if not u.go_to(target, Posture.MOVING):
+            return False
+        # the second leg starts from the gap: plan it from there and join the two
+        second = self.model.router.local_path(
+            gap, target, ("foot", "offroad", "road")[int(self.model.force.mobility[u.idx])],
+            self.model.barred_zones[self.model.force.faction[u.idx]],
+        )
+        u.follow(np.concatenate([first, second[1:]]), Posture.MOVING)
+        return True
 
     def intercepted(self) -> None:
         """Turned back at the line: go back to the side it came from."""
