@@ -133,6 +133,7 @@ class DesertModel(mesa.Model):
         self.units: list[Unit] = []
         self._attached: list[Unit] = []  # units that move with another (escorts)
         self.tripwires: dict[int, Unit] = {}  # road cells watched by an ambush -> the ambusher
+        self.tripwire_mask = np.zeros(self.terrain.rows * self.terrain.cols, dtype=bool)
         self._spawn_units()
         self._prev_rc = np.zeros((max(capacity, 1), 2), dtype=np.int32)
         self.knowledge = Knowledge(
@@ -143,7 +144,8 @@ class DesertModel(mesa.Model):
         self.metrics = Metrics(self)
         from sim.tactics.garrison import Sweep
 
-        self._has_sweeps = any(isinstance(u.behaviour, Sweep) for u in self.units)
+        self._sweepers = [u for u in self.units if isinstance(u.behaviour, Sweep)]
+        self._has_sweeps = bool(self._sweepers)
         from sim.supplies import SUPPLY_POINT_KINDS
 
         self.supply_points = np.array(
@@ -422,6 +424,8 @@ class DesertModel(mesa.Model):
 
     def _tripped(self, unit: Unit, pos: int, new: int) -> int | None:
         """Index along ``unit``'s path where it runs into a hostile ambush this hour, if any."""
+        if not self.tripwire_mask[unit.path[pos + 1 : new + 1]].any():
+            return None
         fi = self.force.faction[unit.idx]
         for k in range(pos + 1, new + 1):
             ambusher = self.tripwires.get(int(unit.path[k]))
@@ -660,11 +664,9 @@ class DesertModel(mesa.Model):
                              unit=self.units[i].name)  # fmt: skip
 
     def _cordons(self) -> list[Unit]:
-        from sim.tactics.garrison import Sweep
-
         return [
-            u for u in self.units
-            if isinstance(u.behaviour, Sweep) and u.behaviour.params.cordon and u.alive
+            u for u in self._sweepers
+            if u.behaviour.params.cordon and u.alive
             and 0 <= u.behaviour.current < len(u.behaviour.squares)
         ]
 

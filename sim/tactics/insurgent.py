@@ -533,6 +533,7 @@ class Ambush(CellBehaviour):
             self.watching = road[(np.abs(rr - r) <= reach) & (np.abs(cc - c) <= reach)].tolist()
             for cell in self.watching:
                 m.tripwires[int(cell)] = self.unit
+                m.tripwire_mask[int(cell)] = True
         self.unit.sleep_until(m.hour + 1)
 
     def spring(self, prey) -> bool:
@@ -560,6 +561,7 @@ class Ambush(CellBehaviour):
         for cell in self.watching:
             if self.model.tripwires.get(cell) is self.unit:
                 del self.model.tripwires[cell]
+                self.model.tripwire_mask[cell] = False
         self.watching = []
 
     def _patrolled(self, road_cell: int) -> bool:
