@@ -10,10 +10,16 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 # Arguments for `make viz`, e.g. make viz VIZ_ARGS=scenarios/outpost_night_raid.yaml
 VIZ_ARGS ?=
 
-.PHONY: demo test lint bench viz venv assets clean
+.PHONY: demo maps test lint bench viz venv assets clean
 
-## demo: validate the bundled scenarios and draw their maps into out/maps/
+## demo: the main job: the quick experiment (a scenario batch) and its report
 demo: venv
+	$(BADIA) batch experiments/quick.yaml --out results/quick
+	$(BADIA) report results/quick --out results/quick/report
+	@echo "report: $(CURDIR)/results/quick/report/index.html"
+
+## maps: validate the bundled scenarios and draw their maps into out/maps/
+maps: venv
 	$(BADIA) validate scenarios/*.yaml
 	mkdir -p out/maps
 	for f in scenarios/*.yaml; do $(BADIA) map "$$f" -o "out/maps/$$(basename "$$f" .yaml).png" || exit 1; done

@@ -650,7 +650,8 @@ def plot_sensitivity(results: Results, metrics: Sequence[str] | str,
                 y = centre + 0.4 - step * (j + 0.5)
                 c = colour[term]
                 owner = term if sobol else str(r["factor"])
-                label = _term_label(term, owner) if i == 0 else None
+                base = "" if sobol else str(r.get("baseline", "") or "")
+                label = _term_label(term, owner, base) if i == 0 else None
                 if sobol:
                     ax.barh(y, r["ST"], step * 0.85, xerr=r["ST_conf"], color=c, alpha=0.35,
                             error_kw={"lw": 0.8, "capsize": 2, "ecolor": c})
@@ -692,11 +693,12 @@ def plot_sensitivity(results: Results, metrics: Sequence[str] | str,
     return fig
 
 
-def _term_label(term: str, factor: str) -> str:
+def _term_label(term: str, factor: str, baseline: str = "") -> str:
     if term == factor:
         return factor_label(factor)
     level = term.split(" = ", 1)[1] if " = " in term else term
-    return f"{factor_label(factor, unit=False)}: {level}"
+    versus = f" (vs {baseline})" if baseline else ""
+    return f"{factor_label(factor, unit=False)}: {level}{versus}"
 
 
 # --------------------------------------------------------------------------------------------

@@ -520,25 +520,28 @@ def interaction_table(results: Results, metric: str, factor_x: str, factor_y: st
     return df
 
 
-def _design_matrix(results: Results, runs: pd.DataFrame) -> tuple[np.ndarray, list[str],
-                                                                     list[str]]:
+def _design_matrix(results: Results, runs: pd.DataFrame
+                   ) -> tuple[np.ndarray, list[str], list[str], list[str]]:
     """Columns of the regressors: numeric factors as they are, categorical ones as 0/1
-    indicators against their first level. Returns (X, term names, factor of each term)."""
-    cols, terms, owners = [], [], []
+    indicators against their first level. Returns (X, term names, factor of each term,
+    baseline level of each term ("" for numeric factors))."""
+    cols, terms, owners, bases = [], [], [], []
     for f in results.factors:
         values = runs[f]
         if is_numeric_factor(values):
             cols.append(values.to_numpy(dtype=float))
             terms.append(f)
             owners.append(f)
+            bases.append("")
         else:
             levels = list(pd.unique(design_table(results)[f]))
             for lv in levels[1:]:
                 cols.append((values.astype(str) == str(lv)).to_numpy(dtype=float))
                 terms.append(f"{f} = {lv}")
                 owners.append(f)
+                bases.append(str(levels[0]))
     x = np.column_stack(cols) if cols else np.empty((len(runs), 0))
-    return x, terms, owners
+    return x, terms, owners, bases
 
 
 def regression_coefficients(results: Results, metric: str, level: float = 0.95
@@ -548,19 +551,21 @@ def regression_coefficients(results: Results, metric: str, level: float = 0.95
     An ordinary least-squares fit of the standardised metric on standardised regressors
     (numeric factors, and 0/1 indicators for the levels of categorical ones). A coefficient
     is the change in the metric, in standard deviations, per standard deviation of the
-    factor; the t-interval uses the fit's residual variance. Columns: term, factor, src,
-    ci_low, ci_high, r2, n_runs. Empty if the metric is constant or there are too few runs.
+    factor; the t-interval uses the fit's residual variance. Columns: term, factor,
+    baseline (the level an indicator is against), src, ci_low, ci_high, r2, n_runs. Empty if
+    the metric is constant or there are too few runs.
     """
     check_metrics(results, [metric])
     runs = ok_runs(results)
     runs = runs[np.isfinite(runs[metric].to_numpy(dtype=float))]
-    x, terms, owners = _design_matrix(results, runs)
+    x, terms, owners, bases = _design_matrix(results, runs)
     y = runs[metric].to_numpy(dtype=float)
-    cols = ["term", "factor", "src", "ci_low", "ci_high", "r2", "n_runs"]
+    cols = ["term", "factor", "baseline", "src", "ci_low", "ci_high", "r2", "n_runs"]
     keep = x.std(axis=0) > 0 if x.shape[1] else np.array([], dtype=bool)
     x = x[:, keep]
     terms = [t for t, k in zip(terms, keep, strict=True) if k]
     owners = [o for o, k in zip(owners, keep, strict=True) if k]
+    bases = [o for o, k in zip(bases, keep, strict=True) if k]
     n, p = x.shape
     if p == 0 or n <= p + 1 or y.std() == 0:
         return pd.DataFrame(columns=cols)
@@ -576,7 +581,8 @@ def regression_coefficients(results: Results, metric: str, level: float = 0.95
     tq = _t_quantile(0.5 + level / 2, dof)
     r2 = 1.0 - float(resid @ resid) / float(((zy - zy.mean()) ** 2).sum())
     b = beta[1:]
-    return pd.DataFrame({"term": terms, "factor": owners, "src": b, "ci_low": b - tq * se,
+    return pd.DataFrame({"term": terms, "factor": owners, "baseline": bases, "src": b,
+                         "ci_low": b - tq * se,
                          "ci_high": b + tq * se, "r2": r2, "n_runs": n}, columns=cols)
 
 
@@ -880,21 +886,27 @@ def build_report(results_dir: str | Path, out: str | Path | None = None, *,
                                f"(points are 0..{max(pids)})")
     out_dir = Path(out) if out is not None else Path(results_dir) / "report"
     fig_dir, tab_dir = out_dir / "figures", out_dir / "tables"
+    index = out_dir / "index.html"
     try:
+        previous = index.exists()
+        if previous:
+            index.unlink()   # no page may point at files of two different reports
         for d in (fig_dir, tab_dir):
             d.mkdir(parents=True, exist_ok=True)
-            if (out_dir / "index.html").exists():
+            if previous:
                 for old in d.glob("*.png" if d is fig_dir else "*.csv"):
-                    old.unlink()   # a previous report's files; nothing else is touched
+                    old.unlink()   # the previous report's files; nothing else is touched
     except OSError as exc:
         raise ResultsError(f"{out_dir}: cannot write the report ({exc.strerror or exc})"
                            ) from None
-    rep = Report(out=out_dir, index=out_dir / "index.html")
+    rep = Report(out=out_dir, index=index)
     ctx = _Ctx(results, other, metrics, rep, fig_dir, tab_dir, level,
-               list(points) if points else None)
+               list(dict.fromkeys(int(p) for p in points)) if points else None)
     sections = ctx.build()
-    page = _page(ctx, sections)
-    (out_dir / "index.html").write_text(page, encoding="utf-8")
+    # the page goes last, whole (temporary name, then rename): it exists only complete
+    tmp = out_dir / ".index.html.tmp"
+    tmp.write_text(_page(ctx, sections), encoding="utf-8")
+    tmp.replace(index)
     rep.elapsed_s = time.perf_counter() - t0
     return rep
 

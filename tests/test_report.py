@@ -243,6 +243,43 @@ def test_compare_uses_welch_overall_and_matches_points_by_factor_values() -> Non
     assert report.compare(a, c, ["losses__government_total"])[1] is None
 
 
+def test_default_metrics_skip_constant_empty_and_duplicate_columns() -> None:
+    res = _two_by_two()
+    res.runs["raid_attempted_total"] = res.runs["attacks_attempted_total"]    # a copy
+    res.runs["border_crossings_total"] = 0.0                                  # constant
+    res.runs["roads_open_fraction_mean"] = np.nan                             # all NaN
+    chosen = report.default_metrics(res)
+    assert chosen[:3] == ["attacks_attempted_total", "attacks_succeeded_total",
+                          "attack_success_rate"]
+    assert "losses__government_total" in chosen
+    assert not {"raid_attempted_total", "border_crossings_total",
+                "roads_open_fraction_mean"} & set(chosen)
+
+
+def test_select_points_keeps_the_extremes_of_the_metric() -> None:
+    design = [{"point_id": i, "a": float(i)} for i in range(10)]
+    rows = [{"point_id": i, "replicate": r, "engagements_total": float((i * 7) % 10)}
+            for i in range(10) for r in range(2)]
+    res = _synthetic(rows, design)
+    means = {i: (i * 7) % 10 for i in range(10)}
+    got = report.select_points(res, "engagements_total", k=4)
+    ranked = sorted(means, key=means.get)
+    assert got == sorted(ranked[:2] + ranked[-2:])
+    assert report.select_points(res, "engagements_total", k=20) == list(range(10))
+
+
+def test_list_valued_factor_levels_are_grouped_as_text() -> None:
+    routes = [["T3 outpost", "T3 oasis"], ["T3 outpost", "South well"]]
+    design = [{"point_id": i, "units[kind=patrol].tactic.route": r}
+              for i, r in enumerate(routes)]
+    rows = [{"point_id": i, "replicate": r, "engagements_total": float(i * 3 + r)}
+            for i in range(2) for r in range(3)]
+    res = _synthetic(rows, design)
+    eff = report.main_effects(res, "engagements_total", "units[kind=patrol].tactic.route")
+    assert list(eff["level"]) == ["[T3 outpost, T3 oasis]", "[T3 outpost, South well]"]
+    assert list(eff["mean"]) == [1.0, 4.0]
+
+
 def test_labels_carry_units() -> None:
     assert report.factor_label(RANGE) == "strongpoint night sensor range (km)"
     assert report.factor_label(SCHEDULE) == "patrol schedule"
