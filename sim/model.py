@@ -226,8 +226,7 @@ class DesertModel(mesa.Model):
         """Cells for ``count`` units placed ``at`` a place, an area or a [lat, lon] point."""
         t = self.terrain
         if isinstance(at, str) and at in t.places:
-            p = t.places[at]
-            return np.full(count, p.row * t.cols + p.col, dtype=np.int64)
+            return np.full(count, self.cell_of_place(at), dtype=np.int64)
         if isinstance(at, str) and at in t.areas:
             mask = t.areas[at]
             if t.cave[mask].any():

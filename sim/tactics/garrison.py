@@ -200,9 +200,8 @@ class Pursue(Behaviour):
 
     def __init__(self, model, unit, params=None, unit_spec=None):
         super().__init__(model, unit, params, unit_spec)
-        t = model.terrain
         base = getattr(params, "base", None)
-        self.base = unit.cell if base is None else t.places[base].row * t.cols + t.places[base].col
+        self.base = unit.cell if base is None else model.cell_of_place(base)
         self.max_range = float(getattr(params, "max_range_km", 80.0))
         self.quarry: int | None = None
         self.search_until = -1

@@ -265,8 +265,7 @@ class NightRaid(CellBehaviour):
 
     def __init__(self, model, unit, params=None, unit_spec=None):
         super().__init__(model, unit, params, unit_spec)
-        t = model.terrain
-        self.targets = [t.places[name].row * t.cols + t.places[name].col for name in params.targets]
+        self.targets = [model.cell_of_place(name) for name in params.targets]
         self.raid: dict | None = None
         self.speed_kmh = max(float(model.force.offroad_speed_kmh[unit.idx]), 1.0)
 
@@ -603,8 +602,7 @@ class SeizeTown(CellBehaviour):
         if gather is None:
             self.gather_cells = np.array([unit.cell])
         elif gather in t.places:
-            p = t.places[gather]
-            self.gather_cells = np.array([p.row * t.cols + p.col])
+            self.gather_cells = np.array([model.cell_of_place(gather)])
         else:
             self.gather_cells = np.flatnonzero(t.areas[gather])
         self.town = None
@@ -636,7 +634,7 @@ class SeizeTown(CellBehaviour):
             ready = [g for g in group if g.behaviour.state == "gather" and not g.is_moving
                      and g.supply("ammo") > 0]  # fmt: skip
             if len(ready) >= self.params.min_group and self.is_night:
-                town = min(self.towns, key=lambda p: m.distance_km(u.cell, p.row * t.cols + p.col))
+                town = min(self.towns, key=lambda p: m.distance_km(u.cell, m.cell_of_place(p.name)))
                 for g in ready:
                     g.behaviour.go_seize(town)
                 return
@@ -645,7 +643,7 @@ class SeizeTown(CellBehaviour):
         if state == "assault":
             if u.is_moving:
                 return
-            town_cell = self.town.row * t.cols + self.town.col
+            town_cell = m.cell_of_place(self.town.name)
             defenders = self._defenders(town_cell)
             if defenders:
                 u.attack(defenders[0], "seizure")
@@ -674,10 +672,9 @@ class SeizeTown(CellBehaviour):
         u.sleep_until(m.hour + 24)
 
     def go_seize(self, town) -> None:
-        t = self.model.terrain
         self.town = town
         self.model.town_assaulted(town.name, self.unit)
-        self.unit.go_to(town.row * t.cols + town.col, Posture.ATTACKING)
+        self.unit.go_to(self.model.cell_of_place(town.name), Posture.ATTACKING)
         self.set_state("assault")
 
     def _defenders(self, town_cell: int) -> list[int]:
@@ -725,8 +722,7 @@ class BorderCrossing(CellBehaviour):
     def __init__(self, model, unit, params=None, unit_spec=None):
         super().__init__(model, unit, params, unit_spec)
         t = model.terrain
-        p = t.places[params.rendezvous]
-        self.rendezvous = p.row * t.cols + p.col
+        self.rendezvous = model.cell_of_place(params.rendezvous)
         self.border = t.border_index(params.border)
         self.home_cell = unit.cell
         self.last_trip_hour = -(10**6)
