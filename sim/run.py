@@ -40,12 +40,15 @@ def event_overlays(events: list[dict]) -> list[dict]:
         "detection": ("detection", {"marker": ".", "color": "#1f77b4", "markersize": 3}),
         "loss": ("unit destroyed", {"marker": "X", "color": "black", "markersize": 8}),
         "raid_start": ("raid launched", {"marker": ">", "color": "#9467bd", "markersize": 5}),
-        "crossing": ("border crossing", {"marker": "d", "color": "#17becf", "markersize": 5}),
+        "crossing": ("insurgent border crossing",
+                     {"marker": "d", "color": "#17becf", "markersize": 5}),
         "breakoff": ("pursuit broken off", {"marker": "s", "color": "#ff7f0e", "markersize": 6}),
     }
     out = []
     for kind, (label, style) in styles.items():
-        pts = [(e["lat"], e["lon"]) for e in events if e["type"] == kind]
+        # garrison traffic through border posts is not what the crossing marker is for
+        pts = [(e["lat"], e["lon"]) for e in events
+               if e["type"] == kind and (kind != "crossing" or e.get("insurgent"))]
         if pts:
             out.append(Overlay(latlon=np.array(pts), label=f"{label} ({len(pts)})",
                                style={"linestyle": "none", "alpha": 0.8, **style}))
