@@ -28,7 +28,7 @@ from sim.scenario import Scenario, ScenarioError, load_scenario
 from sim.supplies import SupplyConfig, consume, resupply_mask
 from sim.tactics import make_behaviour
 from sim.terrain import build_terrain, hours_per_cell
-from sim.units import MOBILITIES, MOVING_POSTURES, ForceTable, Posture, Unit
+from sim.units import KINDS, MOBILITIES, MOVING_POSTURES, ForceTable, Posture, Unit
 
 DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "outpost_night_raid.yaml"
 
@@ -179,7 +179,7 @@ class DesertModel(mesa.Model):
             row=r,
             col=c,
             faction=self.faction_index[faction],
-            kind=0,
+            kind=KINDS.index(kind),
             mobility=MOBILITIES.index(ru.mobility),
             posture=int(Posture.RESTING),
             strength=ru.strength,
@@ -213,8 +213,10 @@ class DesertModel(mesa.Model):
         return unit
 
     def spawn_attached(self, leader: Unit, kind: str, strength: int) -> Unit:
-        """Create a unit that moves with ``leader`` (an escort with its convoy)."""
-        ru = resolved_unit_for_kind(kind, leader.faction, strength)
+        """Create a unit that moves with ``leader`` (an escort with its convoy: a patrol's
+        numbers, riding in the convoy's vehicles)."""
+        ru = resolved_unit_for_kind("patrol" if kind == "escort" else kind, leader.faction,
+                                    strength)  # fmt: skip
         r, c = leader.rc
         unit = self._add_unit(f"{leader.name}-escort", leader.faction, kind, ru, r, c)
         unit.attached_to = leader

@@ -99,9 +99,6 @@ class Unit(mesa.Agent):
         self.spec_index = -1  # which scenario `units[i]` entry it came from
 
     # --- numeric state, stored in the force table -------------------------------------------
-    def _col(self, name):
-        return getattr(self.model.force, name)
-
     @property
     def cell(self) -> int:
         """Flat index of the unit's cell."""

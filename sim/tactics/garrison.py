@@ -166,8 +166,7 @@ class Escort(Behaviour):
         self.escort = None
         strength = int(getattr(params, "escort_strength", 0))
         if strength > 0:
-            self.escort = model.spawn_attached(unit, "patrol", strength)
-            self.escort.kind = "escort"
+            self.escort = model.spawn_attached(unit, "escort", strength)
 
     def decide(self) -> None:
         u = self.unit
