@@ -75,8 +75,12 @@ def _add_set(p: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser for all subcommands."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser for all subcommands.
+
+    The batch, report and viz modules (pandas, scipy, matplotlib, dask) are imported only to
+    parse their own subcommand's arguments (``command``; all of them when None), so that
+    `badia validate` or `badia run` do not pay for them at start-up."""
     parser = argparse.ArgumentParser(
         prog="badia",
         description="Insurgent groups against garrison coverage in a desert theatre (Mesa ABM).",
@@ -110,9 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
         ("report", "sim.report", "write an HTML report of a results folder"),
         ("viz", "sim.app", "watch a scenario in the browser (Mesa SolaraViz)"),
     ):
-        mod = importlib.import_module(module)
         p = sub.add_parser(name, help=text)
-        getattr(mod, f"add_{name}_arguments")(p)
+        if command in (None, name):
+            mod = importlib.import_module(module)
+            getattr(mod, f"add_{name}_arguments")(p)
         p.set_defaults(func=_SUBCOMMANDS[name])
     return parser
 
@@ -121,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `badia` console script."""
     from sim.scenario import ScenarioError
 
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    command = next((w for w in words if not w.startswith("-")), "")
+    args = build_parser(command).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except ScenarioError as exc:

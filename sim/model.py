@@ -20,13 +20,23 @@ import pandas as pd
 
 from sim import combat, detection
 from sim.clock import Clock, LightLevel
+from sim.engagements import resolve_engagements
+from sim.events import apply_event
 from sim.factions import FOOT_OFFROAD_SPEED_KMH, FOOT_SPEED_KMH, resolved_unit
 from sim.knowledge import Knowledge
 from sim.metrics import Metrics
 from sim.paths import Router
-from sim.scenario import Scenario, ScenarioError, load_scenario
-from sim.supplies import SupplyConfig, consume, resupply_mask
+from sim.scenario import (
+    Scenario,
+    ScenarioError,
+    UnitSpec,
+    apply_overrides,
+    load_scenario,
+    parse_scenario,
+)
+from sim.supplies import SUPPLY_POINT_KINDS, SupplyConfig, consume, resupply_mask
 from sim.tactics import make_behaviour
+from sim.tactics.garrison import Sweep
 from sim.terrain import build_terrain, hours_per_cell
 from sim.units import KINDS, MOBILITIES, MOVING_POSTURES, ForceTable, Posture, Unit
 
@@ -142,12 +152,7 @@ class DesertModel(mesa.Model):
             np.array([round(scenario.factions[f].comms_delay_hours) for f in self.faction_names]),
         )
         self.metrics = Metrics(self)
-        from sim.tactics.garrison import Sweep
-
         self._sweepers = [u for u in self.units if isinstance(u.behaviour, Sweep)]
-        self._has_sweeps = bool(self._sweepers)
-        from sim.supplies import SUPPLY_POINT_KINDS
-
         self.supply_points = np.array(
             [u.idx for u in self.units if u.kind in SUPPLY_POINT_KINDS], dtype=np.int64
         )
@@ -367,8 +372,6 @@ class DesertModel(mesa.Model):
             self._replace_losses()
         while self._pending_events and self._pending_events[0][0] <= self.hour:
             _, _, event = self._pending_events.pop(0)
-            from sim.events import apply_event
-
             apply_event(self, event)
 
     def _decide(self) -> None:
@@ -514,8 +517,6 @@ class DesertModel(mesa.Model):
 
     def _engage(self, det: Detections) -> None:
         """Resolve this hour's engagements: attacks under way and fire at detected enemies."""
-        from sim.engagements import resolve_engagements
-
         resolve_engagements(self, det)
 
     def _supply(self) -> None:
@@ -641,7 +642,7 @@ class DesertModel(mesa.Model):
 
     def _cordon_check(self) -> None:
         """A cordon sees hidden cells that slip out of the square being swept."""
-        if not self._has_sweeps:
+        if not self._sweepers:
             return
         for sweeper in self._cordons():
             b = sweeper.behaviour
@@ -702,9 +703,7 @@ class DesertModel(mesa.Model):
         )
         out["crossings_intercepted"] = sum(1 for e in ev if e["type"] == "crossing_intercepted")
         out["insurgent_units_found_fraction"] = self.found_fraction()
-        from sim.tactics.garrison import Sweep
-
-        sweepers = [u.behaviour for u in self.units if isinstance(u.behaviour, Sweep)]
+        sweepers = [u.behaviour for u in self._sweepers]
         if sweepers:
             out["sweep_squares_cleared"] = sum(b.cleared_squares for b in sweepers)
             out["sweep_squares_total"] = sum(len(b.squares) for b in sweepers)
@@ -758,8 +757,6 @@ class RunResult:
 
 def load_scenario_from_model(scenario: Scenario, overrides) -> Scenario:
     """Apply ``--set`` overrides to an already loaded scenario."""
-    from sim.scenario import apply_overrides, parse_scenario
-
     data = scenario.model_dump(mode="json", by_alias=True, exclude_none=True)
     data = apply_overrides(data, list(overrides), scenario.name)
     return parse_scenario(data, source=scenario.name)
@@ -767,8 +764,6 @@ def load_scenario_from_model(scenario: Scenario, overrides) -> Scenario:
 
 def resolved_unit_for_kind(kind: str, faction: str, strength: int):
     """Kind defaults for a unit created during a run (an escort)."""
-    from sim.scenario import UnitSpec
-
     return resolved_unit(
         UnitSpec(faction=faction, kind=kind, at=[0.0, 0.0], strength=strength)
     )
