@@ -59,6 +59,7 @@ __all__ = [
     "candidate_pairs",
     "cells_to_km",
     "detect",
+    "detect_among",
     "detection_probability",
     "pair_distances_km",
     "rate_factor",
@@ -301,11 +302,64 @@ def detect(
         oi, ti = candidate_pairs(o1, rng_km, t1)
         exposure = np.full(oi.size, float(hours))
 
-    light_pairs = lv[oi] if lv.ndim else lv
-    f = rate_factor(conceal[ti], moving[ti], light_pairs, cfg) * exposure
+    search = None
     if obs_search_factor is not None:
+        search = _per(obs_search_factor, n_o, "obs_search_factor")[oi]
+    hit = _draw(rng, conceal[ti], moving[ti], lv[oi] if lv.ndim else lv, exposure, search, cfg)
+    return oi[hit], ti[hit]
+
+
+def _draw(rng, conceal, moving, light, exposure_hours, search_factor, cfg) -> np.ndarray:
+    """One uniform draw per candidate pair: which pairs detect (the rate model above)."""
+    f = rate_factor(conceal, moving, light, cfg) * exposure_hours
+    if search_factor is not None:
         # observers searching on purpose (a sweep looking into every cave) glimpse more often
-        f = f * _per(obs_search_factor, n_o, "obs_search_factor")[oi]
-    p = _p_from_factor(f, cfg)
-    hit = rng.random(oi.size) < p
+        f = f * search_factor
+    return rng.random(len(f)) < _p_from_factor(f, cfg)
+
+
+def detect_among(
+    rng: np.random.Generator,
+    blocks: list[tuple[np.ndarray, np.ndarray]],
+    pos_km: np.ndarray,
+    prev_km: np.ndarray,
+    range_km: np.ndarray,
+    concealment: np.ndarray,
+    moving: np.ndarray,
+    light: int,
+    cfg: DetectionConfig = DEFAULT_DETECTION,
+    search_factor: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """This hour's detections among a whole force, both ways across each hostile block.
+
+    All arrays are per unit (``pos_km``/``prev_km`` ``(n, 2)`` at the end and start of the
+    hour). ``blocks`` lists pairs of unit-index arrays ``(a, b)``: every unit of ``a`` looks for
+    every unit of ``b`` and the other way round, so one distance matrix serves both directions
+    (the model passes each faction against its enemies). Same rates and exposure as
+    :func:`detect`; returns ``(observer, target)`` unit indices of the detecting pairs.
+    """
+    mid = 0.5 * (pos_km + prev_km)
+    half = 0.5 * np.hypot(*(pos_km - prev_km).T)
+    obs_parts, tgt_parts = [], []
+    for a, b in blocks:
+        if len(a) == 0 or len(b) == 0:
+            continue
+        # a pair that ever comes within R during the hour is within R + both half-tracks of
+        # each other at mid-hour, so that cheap test leaves only the pairs worth timing
+        d = np.hypot(mid[a, 0:1] - mid[b, 0], mid[a, 1:2] - mid[b, 1])
+        slack = d - (half[a][:, None] + half[b])
+        ia, ib = np.nonzero(slack <= range_km[a][:, None])
+        ja, jb = np.nonzero(slack <= range_km[b])
+        obs_parts += [a[ia], b[jb]]
+        tgt_parts += [b[ib], a[ja]]
+    if not obs_parts:
+        empty = np.empty(0, dtype=np.intp)
+        return empty, empty
+    oi = np.concatenate(obs_parts)
+    ti = np.concatenate(tgt_parts)
+    exposure = time_in_range_hours(
+        prev_km[ti] - prev_km[oi], pos_km[ti] - pos_km[oi], range_km[oi]
+    )
+    search = None if search_factor is None else search_factor[oi]
+    hit = _draw(rng, concealment[ti], moving[ti], light, exposure, search, cfg)
     return oi[hit], ti[hit]

@@ -95,7 +95,7 @@ def resolve_engagements(model: DesertModel, det: Detections) -> None:
             continue
         if not f.alive[tgt]:
             unit.attack_target = None
-            unit.alerts.append("target_gone")
+            unit.alert("target_gone")
             continue
         if into_barred_zone(model, unit.idx, tgt):
             continue
@@ -187,9 +187,9 @@ def resolve_engagements(model: DesertModel, det: Detections) -> None:
                 u = model.units[i]
                 if not f.alive[i]:
                     continue
-                u.alerts.append("engaged")
+                u.alert("engaged")
                 if status in (combat.SideStatus.BROKE_OFF_LOSSES, combat.SideStatus.BROKE_OFF_AMMO):
-                    u.alerts.append("broke_off")
+                    u.alert("broke_off")
 
 
 def _apply_losses(model: DesertModel, members: list[int], losses: int) -> None:

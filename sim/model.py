@@ -10,6 +10,7 @@ over the force table. The model owns the only random generator (``self.rng``, se
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -38,7 +39,15 @@ from sim.supplies import SUPPLY_POINT_KINDS, SupplyConfig, consume, resupply_mas
 from sim.tactics import make_behaviour
 from sim.tactics.garrison import Sweep
 from sim.terrain import build_terrain, hours_per_cell
-from sim.units import KINDS, MOBILITIES, MOVING_POSTURES, ForceTable, Posture, Unit
+from sim.units import (
+    KINDS,
+    MOBILITIES,
+    MOVING_POSTURES,
+    NEVER_HOUR,
+    ForceTable,
+    Posture,
+    Unit,
+)
 
 DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "outpost_night_raid.yaml"
 
@@ -53,6 +62,10 @@ GARRISON_FIRE_KINDS = {
 
 
 _ZERO_HOURS = np.zeros(1)
+#: Timed paths kept per model (cached routes with the speeds of the units following them).
+TIMED_PATH_CACHE_SIZE = 2048
+_STEP_LENGTH = np.array([1.0, np.sqrt(2.0)])  # cells per step: side, diagonal
+_MOVING_LUT = np.isin(np.arange(len(Posture)), MOVING_POSTURES)  # posture -> on the move
 #: A sighting of a unit its faction has not seen for this long is logged as a new contact.
 NEW_CONTACT_GAP_HOURS = 6
 
@@ -98,12 +111,14 @@ class DesertModel(mesa.Model):
         self.config = config or ModelConfig()
         self.hour = 0  # hours simulated so far; the current step decides hour `self.hour`
         self.events: list[dict] = []
+        self.alerted: list[int] = []  # units with alerts waiting for the next decision round
 
         self.terrain = build_terrain(scenario.map, source=scenario.name)
         # one router per terrain, shared by every run in this process: its cached route fields
         # depend on the terrain only, so sharing them changes no result
         self.router = self.terrain.__dict__.setdefault("_router", Router(self.terrain))
         self._hpc_cache: dict[tuple, np.ndarray] = {}
+        self._timed_paths: dict[tuple, tuple] = {}
         grid = self.terrain.grid
         centre_lat, centre_lon = grid.latlon_of(grid.rows // 2, grid.cols // 2)
         self.clock = Clock(
@@ -142,8 +157,8 @@ class DesertModel(mesa.Model):
         self.force = ForceTable(max(capacity, 1))
         self.units: list[Unit] = []
         self._attached: list[Unit] = []  # units that move with another (escorts)
+        self._attached_arrays = (np.empty(0, np.int64), np.empty(0, np.int64))
         self.tripwires: dict[int, Unit] = {}  # road cells watched by an ambush -> the ambusher
-        self.tripwire_mask = np.zeros(self.terrain.rows * self.terrain.cols, dtype=bool)
         self._spawn_units()
         self._prev_rc = np.zeros((max(capacity, 1), 2), dtype=np.int32)
         self.knowledge = Knowledge(
@@ -157,6 +172,10 @@ class DesertModel(mesa.Model):
             [u.idx for u in self.units if u.kind in SUPPLY_POINT_KINDS], dtype=np.int64
         )
         self._moving = np.zeros(self.force.n, dtype=bool)
+        self._rc_now = np.zeros((max(capacity, 1), 2), dtype=np.int32)
+        self._concealment = self.terrain.concealment.ravel()
+        self._blocks: list[tuple[np.ndarray, np.ndarray]] = []
+        self._blocks_key = b""
         self._seizures: list[dict] = []
         self._replacements: list[tuple[int, Unit]] = []
         self._pending_events = sorted(
@@ -214,6 +233,7 @@ class DesertModel(mesa.Model):
         unit.path = np.array([r * self.terrain.cols + c], dtype=np.int64)
         unit.path_hours = np.zeros(1)
         unit.home = int(unit.path[0])
+        unit.plan = ([unit.home], [0.0])
         self.units.append(unit)
         return unit
 
@@ -261,32 +281,60 @@ class DesertModel(mesa.Model):
             self._hpc_cache[key] = hpc
         if len(cells) < 2:
             return np.zeros(len(cells))
-        r, c = np.divmod(cells, self.terrain.cols)
-        diag = (np.abs(np.diff(r)) + np.abs(np.diff(c))) == 2
-        step = hpc[cells[1:]] * np.where(diag, np.sqrt(2.0), 1.0)
-        return np.concatenate(([0.0], np.cumsum(step)))
+        hop = np.abs(np.diff(cells))
+        diag = (hop > 1) & (hop != self.terrain.cols)  # a diagonal step (not a side one, no stay)
+        out = np.empty(len(cells))
+        out[0] = 0.0
+        np.cumsum(hpc[cells[1:]] * _STEP_LENGTH[diag.view(np.int8)], out=out[1:])
+        return out
+
+    def _timed_path(self, unit: Unit, cells: np.ndarray) -> tuple:
+        """``(cells, hours, plan)`` for a path that starts at the unit's cell, cut where it
+        becomes impassable; ``plan`` is the same as two lists (what ``_move`` reads)."""
+        hours = self._hours_along(unit, cells)
+        finite = np.isfinite(hours)
+        if not finite.all():  # cut the path where it becomes impassable for this unit
+            cut = int(np.argmin(finite))
+            cells, hours = cells[:cut], hours[:cut]
+        return cells, hours, (cells.tolist(), hours.tolist())
 
     def order_path(self, unit: Unit, cells: np.ndarray, posture: Posture) -> None:
         """Follow ``cells`` (flat indices, starting at the unit's cell) with ``posture``."""
         cells = np.asarray(cells, dtype=np.int64)
         if len(cells) == 0 or cells[0] != unit.cell:
             cells = np.concatenate(([unit.cell], cells))
-        hours = self._hours_along(unit, cells)
-        finite = np.isfinite(hours)
-        if not finite.all():  # cut the path where it becomes impassable for this unit
-            cut = int(np.argmin(finite))
-            cells, hours = cells[:cut], hours[:cut]
-        unit.path, unit.path_hours = cells, hours
-        self.force.path_pos[unit.idx] = 0
-        self.force.path_last[unit.idx] = len(cells) - 1
-        self.force.path_clock[unit.idx] = 0.0
-        self.force.posture[unit.idx] = int(posture)
+            timed = self._timed_path(unit, cells)
+        elif cells.flags.writeable:
+            timed = self._timed_path(unit, cells)
+        else:
+            # a read-only path is a cached route (a patrol's round, a route to a base): its
+            # timing is kept by (path, speeds), so a unit repeating its round costs nothing
+            f = self.force
+            i = unit.idx
+            key = (id(cells), int(f.mobility[i]), float(f.speed_kmh[i]),
+                   float(f.offroad_speed_kmh[i]), bool(f.fuel_days[i] <= 0))  # fmt: skip
+            hit = self._timed_paths.get(key)
+            if hit is None or hit[0] is not cells:
+                if len(self._timed_paths) >= TIMED_PATH_CACHE_SIZE:
+                    self._timed_paths.clear()
+                hit = (cells, self._timed_path(unit, cells))
+                self._timed_paths[key] = hit
+            timed = hit[1]
+        unit.path, unit.path_hours, unit.plan = timed
+        i = unit.idx
+        self.force.path_pos[i] = 0
+        self.force.path_last[i] = len(unit.plan[0]) - 1
+        self.force.path_clock[i] = 0.0
+        self.force.posture[i] = int(posture)
 
     def order_halt(self, unit: Unit, posture: Posture) -> None:
         """Stop ``unit`` where it stands (no route to compute)."""
         i = unit.idx
-        unit.path = np.array([unit.cell], dtype=np.int64)
-        unit.path_hours = _ZERO_HOURS
+        cell = unit.cell
+        if len(unit.plan[0]) != 1 or unit.plan[0][0] != cell:  # else already halted here
+            unit.path = np.array([cell], dtype=np.int64)
+            unit.path_hours = _ZERO_HOURS
+            unit.plan = ([cell], [0.0])
         self.force.path_pos[i] = 0
         self.force.path_last[i] = 0
         self.force.path_clock[i] = 0.0
@@ -353,7 +401,7 @@ class DesertModel(mesa.Model):
         self._apply_due_events()
         self._decide()
         self._move()
-        self._moving = np.isin(self.force.posture[: self.force.n], MOVING_POSTURES)
+        self._moving = _MOVING_LUT[self.force.posture[: self.force.n]]
         self._cordon_check()
         detections = self._detect()
         self._engage(detections)
@@ -375,15 +423,29 @@ class DesertModel(mesa.Model):
             apply_event(self, event)
 
     def _decide(self) -> None:
-        """Wake the units whose timer is due or that were alerted, and let them decide."""
-        light = self.light_by_hour[self.hour]
-        light_changed = self.hour > 0 and light != self.light_by_hour[self.hour - 1]
-        for unit in self.units:
+        """Wake the units whose timer is due or that were alerted, and let them decide.
+
+        The timers are a force-table column, so the units due this hour are found in one
+        numpy call; a quiet hour costs nothing per sleeping unit."""
+        hour = self.hour
+        f = self.force
+        n = f.n
+        units = self.units
+        light_changed = hour > 0 and self.light_by_hour[hour] != self.light_by_hour[hour - 1]
+        due = f.alive[:n] & (f.wake_hour[:n] <= hour)
+        if light_changed:
+            due |= np.array([u.behaviour is not None and u.behaviour.wakes_on_light
+                             for u in units])  # fmt: skip
+        if self.alerted:
+            due[self.alerted] = True
+            self.alerted = []
+        for i in np.flatnonzero(due).tolist():
+            unit = units[i]
             b = unit.behaviour
-            if b is None or not self.force.alive[unit.idx]:
-                continue
-            if (
-                unit.wake_hour <= self.hour
+            if b is None:
+                f.wake_hour[i] = NEVER_HOUR  # nothing to decide (an escort rides along)
+            elif f.alive[i] and (
+                f.wake_hour[i] <= hour
                 or (unit.alerts and b.woken_by(unit.alerts))
                 or (light_changed and b.wakes_on_light)
             ):
@@ -391,48 +453,89 @@ class DesertModel(mesa.Model):
             unit.alerts.clear()
 
     def _move(self) -> None:
-        """Advance every moving unit along its path by one hour of travel."""
+        """Advance every moving unit along its path by one hour of travel.
+
+        Per mover this is a bisection in its path's hour marks (plain lists, set when the
+        order was given); ambush tripwires, border crossings and zone entries are then checked
+        for all movers at once, and only the few units that meet one are handled one by one."""
         f = self.force
-        self._prev_rc[: f.n, 0] = f.row[: f.n]
-        self._prev_rc[: f.n, 1] = f.col[: f.n]
-        cols = self.terrain.cols
         n = f.n
-        units = self.units
-        for i in np.flatnonzero(f.alive[:n] & (f.path_pos[:n] < f.path_last[:n])).tolist():
-            unit = units[i]
-            pos = f.path_pos[i]
-            last = f.path_last[i]
-            clock = f.path_clock[i] + 1.0
-            new = int(unit.path_hours.searchsorted(clock, side="right")) - 1
-            if self.tripwires and new > pos:
-                stop = self._tripped(unit, pos, new)
-                if stop is not None:  # ambushed on the way: the unit halts under fire there
-                    new, clock = stop, float(unit.path_hours[stop])
-            f.path_clock[i] = clock
-            if new != pos:
-                r0, c0 = int(f.row[i]), int(f.col[i])
-                r, c = divmod(int(unit.path[new]), cols)
-                f.path_pos[i] = new
-                f.row[i], f.col[i] = r, c
-                path = unit.path
-                self.metrics.on_move(unit, r0, c0, r, c, path[pos + 1 : new + 1])
-                if unit.path is not path:  # turned back at a border: new orders
-                    continue
-            if new >= last:
-                unit.alerts.append("arrived")
-        for unit in self._attached:  # escorts ride with their convoy
-            leader = unit.attached_to
-            if unit.alive and leader.alive:
-                i, j = unit.idx, leader.idx
-                f.row[i], f.col[i], f.posture[i] = f.row[j], f.col[j], f.posture[j]
+        prev = self._prev_rc[:n]
+        prev[:, 0], prev[:, 1] = f.row[:n], f.col[:n]
+        movers = np.flatnonzero(f.alive[:n] & (f.path_pos[:n] < f.path_last[:n]))
+        if len(movers):
+            clocks = f.path_clock[movers] + 1.0
+            positions = f.path_pos[movers].tolist()
+            units = self.units
+            wires = self.tripwires
+            stepped, new_pos, arrived = [], [], []
+            for i, pos, clock in zip(movers.tolist(), positions, clocks.tolist(), strict=True):
+                unit = units[i]
+                cells, hours = unit.plan
+                new = bisect_right(hours, clock) - 1
+                if wires and new > pos and not wires.keys().isdisjoint(cells[pos + 1 : new + 1]):
+                    stop = self._tripped(unit, pos, new)
+                    if stop is not None:  # ambushed on the way: the unit halts under fire there
+                        new, clock = stop, hours[stop]
+                f.path_clock[i] = clock
+                if new != pos:
+                    stepped.append(i)
+                    new_pos.append(new)
+                    f.path_pos[i] = new
+                    f.row[i], f.col[i] = divmod(cells[new], self.terrain.cols)
+                if new >= len(cells) - 1:
+                    arrived.append((unit, unit.plan))
+            if stepped:
+                self._crossings_and_entries(np.asarray(stepped), positions, movers, new_pos)
+            for unit, plan in arrived:
+                if unit.plan is plan:  # not turned back at a border (new orders)
+                    unit.alert("arrived")
+        if self._attached:  # escorts ride with their convoy
+            follower, leader = self._attached_idx()
+            ok = f.alive[follower] & f.alive[leader]
+            follower, leader = follower[ok], leader[ok]
+            f.row[follower], f.col[follower] = f.row[leader], f.col[leader]
+            f.posture[follower] = f.posture[leader]
+
+    def _attached_idx(self) -> tuple[np.ndarray, np.ndarray]:
+        if len(self._attached_arrays[0]) != len(self._attached):
+            self._attached_arrays = (
+                np.array([u.idx for u in self._attached], dtype=np.int64),
+                np.array([u.attached_to.idx for u in self._attached], dtype=np.int64),
+            )
+        return self._attached_arrays
+
+    def _crossings_and_entries(self, stepped, positions, movers, new_pos) -> None:
+        """Border crossings and zone entries of the units that changed cell this hour."""
+        f = self.force
+        t = self.terrain
+        r0, c0 = self._prev_rc[stepped, 0], self._prev_rc[stepped, 1]
+        r1, c1 = f.row[stepped], f.col[stepped]
+        z0, z1 = t.zone[r0, c0], t.zone[r1, c1]
+        check = (z1 >= 0) & (z0 != z1)
+        if t.border_side.shape[0]:
+            side_changed = (t.border_side[:, r0, c0] != t.border_side[:, r1, c1]).any(axis=0)
+            check |= side_changed
+        else:
+            side_changed = np.zeros(len(stepped), dtype=bool)
+        if not check.any():
+            return
+        start = dict(zip(movers.tolist(), positions, strict=True))
+        for k in np.flatnonzero(check).tolist():
+            i = int(stepped[k])
+            unit = self.units[i]
+            cells = unit.plan[0]
+            traversed = cells[start[i] + 1 : new_pos[k] + 1]
+            rc0 = (int(r0[k]), int(c0[k]))
+            self.metrics.on_move(unit, *rc0, int(r1[k]), int(c1[k]), traversed,
+                                 side_changed=bool(side_changed[k]))  # fmt: skip
 
     def _tripped(self, unit: Unit, pos: int, new: int) -> int | None:
         """Index along ``unit``'s path where it runs into a hostile ambush this hour, if any."""
-        if not self.tripwire_mask[unit.path[pos + 1 : new + 1]].any():
-            return None
         fi = self.force.faction[unit.idx]
+        cells = unit.plan[0]
         for k in range(pos + 1, new + 1):
-            ambusher = self.tripwires.get(int(unit.path[k]))
+            ambusher = self.tripwires.get(cells[k])
             if ambusher is None or not ambusher.alive:
                 continue
             if self.hostile[fi, self.force.faction[ambusher.idx]] and ambusher.behaviour.spring(
@@ -447,56 +550,55 @@ class DesertModel(mesa.Model):
         n = f.n
         t = self.terrain
         light = int(self.light_by_hour[self.hour])
-        cell_km = t.grid.cell_km
-        alive = f.alive[:n]
         fac = f.faction[:n]
-        pos = np.column_stack([f.row[:n], f.col[:n]]).astype(float) * cell_km
-        prev = self._prev_rc[:n].astype(float) * cell_km
-        cells = f.row[:n].astype(np.int64) * t.cols + f.col[:n]
-        moving = self._moving
-        concealment = t.concealment.ravel()[cells]
-        day_km, night_km = f.sensor_day_km[:n], f.sensor_night_km[:n]
-        ranges = detection.sensor_range_km(day_km, night_km, light, self.config.detection)
-        obs_all, tgt_all = [], []
-        # factions with the same enemies look in one call (garrisons against insurgents ...)
-        groups: dict[bytes, list[int]] = {}
-        for fi in range(len(self.faction_names)):
-            groups.setdefault(self.hostile[fi].tobytes(), []).append(fi)
-        for members in groups.values():
-            obs = np.flatnonzero(alive & np.isin(fac, members))
-            tgt = np.flatnonzero(alive & self.hostile[members[0], fac])
-            if len(obs) == 0 or len(tgt) == 0:
-                continue
-            oi, ti = detection.detect(
-                self.rng,
-                pos[obs],
-                ranges[obs],
-                pos[tgt],
-                concealment[tgt],
-                moving[tgt],
-                light,
-                self.config.detection,
-                obs_prev_km=prev[obs],
-                tgt_prev_km=prev[tgt],
-                obs_search_factor=f.search_factor[obs],
-            )
-            obs_all.append(obs[oi])
-            tgt_all.append(tgt[ti])
-        if obs_all:
-            observer = np.concatenate(obs_all)
-            target = np.concatenate(tgt_all)
-        else:
-            observer = target = np.empty(0, dtype=np.int64)
+        rc = self._rc_now[:n]
+        rc[:, 0], rc[:, 1] = f.row[:n], f.col[:n]
+        cells = rc[:, 0].astype(np.int64) * t.cols + rc[:, 1]
+        ranges = detection.sensor_range_km(
+            f.sensor_day_km[:n], f.sensor_night_km[:n], light, self.config.detection
+        )
+        observer, target = detection.detect_among(
+            self.rng,
+            self._hostile_blocks(),
+            rc * t.grid.cell_km,
+            self._prev_rc[:n] * t.grid.cell_km,
+            ranges,
+            self._concealment[cells],
+            self._moving,
+            light,
+            self.config.detection,
+            search_factor=f.search_factor[:n],
+        )
         self._log_new_contacts(fac, observer, target, cells, light)
         self.knowledge.record(self.hour, fac[observer], observer, target, cells[target])
         units = self.units
         for tgt in np.unique(target).tolist():
-            units[tgt].alerts.append("detected")
+            units[tgt].alert("detected")
         for obs in np.unique(observer).tolist():
             b = units[obs].behaviour
             if b is not None and b.wakes_on_contact:
-                units[obs].alerts.append("contact")
+                units[obs].alert("contact")
         return Detections(observer, target)
+
+    def _hostile_blocks(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each faction's living units against the living units of its enemies listed after
+        it (so each hostile pair of units is in one block), cached until a unit dies or
+        returns."""
+        f = self.force
+        alive = f.alive[: f.n]
+        key = alive.tobytes()
+        if self._blocks_key != key:
+            fac = f.faction[: f.n]
+            blocks = []
+            for fi in range(len(self.faction_names)):
+                later = self.hostile[fi] & (np.arange(len(self.faction_names)) > fi)
+                if later.any():
+                    mine = np.flatnonzero(alive & (fac == fi))
+                    theirs = np.flatnonzero(alive & later[fac])
+                    if len(mine) and len(theirs):
+                        blocks.append((mine, theirs))
+            self._blocks, self._blocks_key = blocks, key
+        return self._blocks
 
     def _log_new_contacts(self, fac, observer, target, cells, light) -> None:
         """Log a "detection" event when a faction regains sight of a unit it had not seen for
@@ -634,7 +736,7 @@ class DesertModel(mesa.Model):
                 unit.behaviour.intercepted()
             else:
                 unit.halt(Posture.RESTING)
-            unit.alerts.append("intercepted")
+            unit.alert("intercepted")
             return False
         self.log("crossing", cell, unit.faction, unit=unit.name,
                  insurgent=bool(self.insurgent_faction[fi]))  # fmt: skip

@@ -34,6 +34,8 @@ KINDS = ("cell", "strongpoint", "patrol", "convoy", "escort", "qrf", "border_pos
 MOBILITIES = ("foot", "offroad", "road")
 #: Postures in which a unit is on the move this hour.
 MOVING_POSTURES = (Posture.MOVING, Posture.ATTACKING, Posture.WITHDRAWING, Posture.PURSUING)
+#: A wake hour that never comes (units without a tactic, posts that only react to alerts).
+NEVER_HOUR = np.iinfo(np.int32).max
 
 
 class ForceTable:
@@ -48,7 +50,10 @@ class ForceTable:
         "water_days", "fuel_days", "ammo_days", "water_cap", "fuel_cap", "ammo_cap",
         "breakoff", "path_clock", "search_factor",
     )  # fmt: skip
-    INT_COLUMNS = ("row", "col", "faction", "kind", "mobility", "posture", "path_pos", "path_last")
+    INT_COLUMNS = (
+        "row", "col", "faction", "kind", "mobility", "posture", "path_pos", "path_last",
+        "wake_hour",
+    )  # fmt: skip
     BOOL_COLUMNS = ("alive", "fortified", "fires")
 
     def __init__(self, capacity: int):
@@ -90,6 +95,7 @@ class Unit(mesa.Agent):
         self.behaviour: Behaviour | None = None
         self.path: np.ndarray = np.empty(0, dtype=np.int64)  # flat cells, path[0] = start
         self.path_hours: np.ndarray = np.empty(0)  # cumulative hours to reach path[i]
+        self.plan: tuple[list[int], list[float]] = ([], [])  # path, path_hours as lists
         self.wake_hour = 0  # the next hour the tactic wants to decide
         self.alerts: list[str] = []  # why the unit was woken early (arrived, detected, fired on...)
         self.home: int = -1  # flat cell of its base, hide or post
@@ -99,6 +105,16 @@ class Unit(mesa.Agent):
         self.spec_index = -1  # which scenario `units[i]` entry it came from
 
     # --- numeric state, stored in the force table -------------------------------------------
+    @property
+    def wake_hour(self) -> int:
+        """The next hour the tactic wants to decide (a column, so the model finds the units
+        due this hour in one numpy call)."""
+        return int(self.model.force.wake_hour[self.idx])
+
+    @wake_hour.setter
+    def wake_hour(self, hour: int) -> None:
+        self.model.force.wake_hour[self.idx] = min(int(hour), NEVER_HOUR)
+
     @property
     def cell(self) -> int:
         """Flat index of the unit's cell."""
@@ -170,6 +186,13 @@ class Unit(mesa.Agent):
         """Stop attacking; the operation (one raid, one ambush) is over."""
         self.attack_target = None
         self.operation = None
+
+    def alert(self, reason: str) -> None:
+        """Wake the unit at the next decision round because of ``reason`` (arrived, detected,
+        engaged ...); its tactic decides whether the reason calls for new orders."""
+        if not self.alerts:
+            self.model.alerted.append(self.idx)
+        self.alerts.append(reason)
 
     def sleep_until(self, hour: int) -> None:
         """Ask to decide again at ``hour`` (absolute model hour), unless woken by an alert."""

@@ -16,6 +16,7 @@ from sim.detection import (
     candidate_pairs,
     cells_to_km,
     detect,
+    detect_among,
     detection_probability,
     pair_distances_km,
     sensor_range_km,
@@ -251,6 +252,47 @@ def test_300_by_300_detection_is_fast():
         detect(rng, obs, r, tgt, conc, mov, DAY, obs_prev_km=prev)
         times.append(time.perf_counter() - t0)
     assert np.median(times) < 0.005
+
+
+# --------------------------------------------------------------------------- a whole force at once
+def test_detect_among_matches_the_pair_law_both_ways_and_never_within_a_side():
+    """The model's hourly call: every pair across a hostile block is drawn with the pair law
+    (static pairs: detection_probability; a unit driving past: the exposure chord), in both
+    directions, and no unit ever detects one on its own side. 4000 hours; 99% family-wise
+    binomial bounds over all directed pairs."""
+    # side A: units 0, 1 (0 drives 20 km east past side B's unit 3); side B: 2, 3, 4
+    prev = np.array([[0.0, -10.0], [5.0, 0.0], [1.0, 1.0], [2.0, 0.0], [30.0, 30.0]])
+    pos = prev.copy()
+    pos[0] = [0.0, 10.0]
+    rng_km = np.array([3.0, 4.0, 2.0, 6.0, 8.0])
+    conceal = np.array([0.0, 0.5, 0.9, 0.3, 0.0])
+    moving = np.array([True, False, False, False, True])
+    factor = np.array([1.0, 1.0, 1.0, 4.0, 1.0])
+    blocks = [(np.array([0, 1]), np.array([2, 3, 4]))]
+    cfg = DetectionConfig()
+    expected = {}
+    for o in range(5):
+        for t in range(5):
+            if (o < 2) == (t < 2):
+                continue
+            hours = time_in_range_hours(prev[t] - prev[o], pos[t] - pos[o], rng_km[o])[0]
+            f = factor[o] * hours
+            p = detection_probability(0.0, 1.0, conceal[t], moving[t], NIGHT, cfg, f) if f else 0.0
+            expected[(o, t)] = p
+    # the driver passes 1 km from unit 2 (range 2 km): in range 2 sqrt(3) km of 20, 0.17 h
+    assert 0.2 < expected[(2, 0)] < 0.5 and expected[(4, 1)] == 0.0
+    n = 4000
+    counts = dict.fromkeys(expected, 0)
+    rng = np.random.default_rng(12)
+    for _ in range(n):
+        oi, ti = detect_among(rng, blocks, pos, prev, rng_km, conceal, moving, NIGHT, cfg,
+                              search_factor=factor)  # fmt: skip
+        for o, t in zip(oi.tolist(), ti.tolist(), strict=True):
+            assert (o, t) in counts, f"unit {o} detected {t} on its own side"
+            counts[(o, t)] += 1
+    z = z_family(len(expected))
+    for pair, p in expected.items():
+        assert abs(counts[pair] / n - p) <= binomial_halfwidth(p, n, z), (pair, counts[pair], p)
 
 
 # --------------------------------------------------------------------------- Koopman search laws

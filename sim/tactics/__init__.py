@@ -87,6 +87,13 @@ class Behaviour:
         starts = np.flatnonzero(night[1:] & ~night[:-1]) + 1
         return h + int(starts[0]) if len(starts) else h + 24
 
+    def next_night_hour(self) -> int:
+        """The next hour of full night (now, if it is night)."""
+        levels = self.model.light_by_hour
+        h = self.hour
+        later = np.flatnonzero(levels[h : h + 36] == LightLevel.NIGHT)
+        return h + int(later[0]) if len(later) else h + 24
+
     def next_day_hour(self) -> int:
         """The next hour of full daylight."""
         levels = self.model.light_by_hour

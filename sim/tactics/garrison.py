@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim.clock import LightLevel
 from sim.tactics import Behaviour, nearest, route_cells
 from sim.units import Posture
 
@@ -55,7 +56,6 @@ class Patrol(Behaviour):
 
     kind = "patrol"
     ignores = SEEN
-    wakes_on_light = True
     wakes_on_contact = True
 
     def __init__(self, model, unit, params=None, unit_spec=None):
@@ -75,6 +75,7 @@ class Patrol(Behaviour):
             else:
                 out = route_cells(self.model, self.unit, self.waypoints)
                 self._cells = np.concatenate([out, out[::-1][1:]])  # there and back
+            self._cells.flags.writeable = False  # the same round every time: timed once
         return self._cells
 
     def allowed_now(self) -> bool:
@@ -83,6 +84,22 @@ class Patrol(Behaviour):
         if self.schedule == "night":
             return self.is_night
         return True
+
+    def sleep_on_round(self) -> None:
+        """Sleep until the patrol arrives, or until its schedule ends while it is out."""
+        self.until_arrival()
+        if self.state == "out":
+            self.unit.sleep_until(min(self.unit.wake_hour, self.schedule_end_hour()))
+
+    def schedule_end_hour(self) -> int:
+        """The first hour from now outside the patrol's schedule (far off for "always")."""
+        if self.schedule == "always":
+            return self.hour + 24 * 365
+        levels = self.model.light_by_hour
+        wanted = LightLevel.DAY if self.schedule == "day" else LightLevel.NIGHT
+        h = self.hour
+        later = np.flatnonzero(levels[h : h + 36] != wanted)
+        return h + int(later[0]) if len(later) else h + 36
 
     def investigate(self) -> bool:
         """Drive at a fresh contact the patrol itself made near its route."""
@@ -130,7 +147,7 @@ class Patrol(Behaviour):
                 # the schedule ended while out: head straight home
                 u.go_to(u.home, Posture.MOVING, often=True)
                 self.set_state("return")
-            self.until_arrival()
+            self.sleep_on_round()
             return
         if self.state in ("out", "return"):
             self.set_state("waiting")
@@ -141,9 +158,11 @@ class Patrol(Behaviour):
             self.set_state("out")
             self.resume_at = 0
             self.next_start = self.hour + max(1, int(self.period))
+            self.sleep_on_round()
             return
-        if self.hour >= self.next_start:
-            u.sleep_until(self.next_day_hour() if self.schedule == "day" else self.hour + 1)
+        if self.hour >= self.next_start:  # due, but outside the schedule: wait for it
+            day = self.schedule == "day"
+            u.sleep_until(self.next_day_hour() if day else self.next_night_hour())
         else:
             u.sleep_until(self.next_start)
 
@@ -154,7 +173,6 @@ class Escort(Behaviour):
 
     kind = "escort"
     ignores = SEEN
-    wakes_on_light = True
 
     def __init__(self, model, unit, params=None, unit_spec=None):
         super().__init__(model, unit, params, unit_spec)
@@ -175,9 +193,11 @@ class Escort(Behaviour):
             return
         if self._out is None:
             self._out = route_cells(self.model, u, self.waypoints)
+            self._back = self._out[::-1].copy()
+            self._out.flags.writeable = self._back.flags.writeable = False  # timed once each
         if self.state == "out":
             # arrived at the far end: drive back next time
-            self._out = self._out[::-1]
+            self._out, self._back = self._back, self._out
             self.set_state("waiting")
             u.halt(Posture.RESTING)
             self.model.log("convoy_arrived", u.cell, u.faction, unit=u.name)
@@ -185,6 +205,7 @@ class Escort(Behaviour):
             u.follow(self._out, Posture.MOVING)
             self.set_state("out")
             self.next_start = self.hour + max(1, int(self.period))
+            self.until_arrival()
             return
         u.sleep_until(max(self.next_start, self.hour + 1) if self.is_day else self.next_day_hour())
 

@@ -532,7 +532,6 @@ class Ambush(CellBehaviour):
             self.watching = road[(np.abs(rr - r) <= reach) & (np.abs(cc - c) <= reach)].tolist()
             for cell in self.watching:
                 m.tripwires[int(cell)] = self.unit
-                m.tripwire_mask[int(cell)] = True
         self.unit.sleep_until(m.hour + 1)
 
     def spring(self, prey) -> bool:
@@ -553,14 +552,13 @@ class Ambush(CellBehaviour):
         u.attack(leader.idx, "ambush")
         self.set_state("attack")
         m.metrics.close_road(self.road_cell, m.hour + int(self.params.closure_hours))
-        u.alerts.append("sprung")
+        u.alert("sprung")
         return True
 
     def _unwatch(self) -> None:
         for cell in self.watching:
             if self.model.tripwires.get(cell) is self.unit:
                 del self.model.tripwires[cell]
-                self.model.tripwire_mask[cell] = False
         self.watching = []
 
     def _patrolled(self, road_cell: int) -> bool:
