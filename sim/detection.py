@@ -346,8 +346,10 @@ def detect_among(
             continue
         # a pair that ever comes within R during the hour is within R + both half-tracks of
         # each other at mid-hour, so that cheap test leaves only the pairs worth timing
-        d = np.hypot(mid[a, 0:1] - mid[b, 0], mid[a, 1:2] - mid[b, 1])
-        slack = d - (half[a][:, None] + half[b])
+        ma, mb = mid[a], mid[b]
+        slack = np.hypot(ma[:, 0:1] - mb[:, 0], ma[:, 1:2] - mb[:, 1])
+        slack -= half[a][:, None]
+        slack -= half[b]
         ia, ib = np.nonzero(slack <= range_km[a][:, None])
         ja, jb = np.nonzero(slack <= range_km[b])
         obs_parts += [a[ia], b[jb]]
@@ -357,6 +359,8 @@ def detect_among(
         return empty, empty
     oi = np.concatenate(obs_parts)
     ti = np.concatenate(tgt_parts)
+    if len(oi) == 0:
+        return oi, ti
     exposure = time_in_range_hours(
         prev_km[ti] - prev_km[oi], pos_km[ti] - pos_km[oi], range_km[oi]
     )

@@ -84,6 +84,7 @@ class Metrics:
         pts = np.vstack([area, road]) * self.cell_km if len(road) else area * self.cell_km
         self._tree = cKDTree(pts)
         self._static_cover: dict[tuple, np.ndarray] = {}
+        self._points_seen: dict[tuple[int, float], np.ndarray] = {}
         self._coverage = (0.0, 0.0)
         self._cov_samples = {"day": [], "night": []}
         self._cov_last = {"road_day": np.nan, "road_night": np.nan, "area_day": np.nan,
@@ -201,16 +202,28 @@ class Metrics:
         return road, area
 
     def _covered(self, f, which: np.ndarray, ranges: np.ndarray) -> np.ndarray:
-        """Sample points within range of any unit in ``which``."""
+        """Sample points within range of any unit in ``which``.
+
+        The points seen from a (cell, range) are kept: most mobile units spend most samples
+        at their base, and many share it, so only the units out on the move are looked up."""
         n = f.n
         covered = np.zeros(self._n_area + self._n_road, dtype=bool)
         if not which.any():
             return covered
-        xy = np.column_stack([f.row[:n][which], f.col[:n][which]]).astype(float) * self.cell_km
-        hits = self._tree.query_ball_point(xy, ranges[which], return_sorted=False)
-        idx = [np.asarray(h, dtype=np.int64) for h in hits if len(h)]
-        if idx:
-            covered[np.concatenate(idx)] = True
+        cells = (f.row[:n][which].astype(np.int64) << 32) | f.col[:n][which]
+        keys = list(zip(cells.tolist(), ranges[which].tolist(), strict=True))
+        known = self._points_seen
+        missing = sorted({k for k in keys if k not in known})
+        if missing:
+            if len(known) + len(missing) > 50_000:
+                known.clear()
+            rc = np.array([divmod(k, 1 << 32) for k, _ in missing], dtype=float)
+            radius = np.array([r for _, r in missing])
+            hits = self._tree.query_ball_point(rc * self.cell_km, radius, return_sorted=False)
+            for key, h in zip(missing, hits, strict=True):
+                known[key] = np.asarray(h, dtype=np.int64)
+        idx = [known[k] for k in set(keys)]
+        covered[np.concatenate(idx)] = True
         return covered
 
     def close_day(self, model: DesertModel) -> None:

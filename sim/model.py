@@ -161,12 +161,19 @@ class DesertModel(mesa.Model):
         self.tripwires: dict[int, Unit] = {}  # road cells watched by an ambush -> the ambusher
         self._spawn_units()
         self._prev_rc = np.zeros((max(capacity, 1), 2), dtype=np.int32)
+        self._latlon: dict[int, tuple[float, float]] = {}
         self.knowledge = Knowledge(
             nf,
             max(capacity, 1),
             np.array([round(scenario.factions[f].comms_delay_hours) for f in self.faction_names]),
         )
         self.metrics = Metrics(self)
+        self._share_seen = self.knowledge.latest_share.copy()
+        self._news_listeners = [
+            [u for u in self.units if u.faction == name and u.behaviour is not None
+             and u.behaviour.wakes_on_news]
+            for name in self.faction_names
+        ]  # fmt: skip
         self._sweepers = [u for u in self.units if isinstance(u.behaviour, Sweep)]
         self.supply_points = np.array(
             [u.idx for u in self.units if u.kind in SUPPLY_POINT_KINDS], dtype=np.int64
@@ -174,6 +181,7 @@ class DesertModel(mesa.Model):
         self._moving = np.zeros(self.force.n, dtype=bool)
         self._rc_now = np.zeros((max(capacity, 1), 2), dtype=np.int32)
         self._concealment = self.terrain.concealment.ravel()
+        self._region = region_of_cells(self.terrain)
         self._blocks: list[tuple[np.ndarray, np.ndarray]] = []
         self._blocks_key = b""
         self._seizures: list[dict] = []
@@ -378,16 +386,20 @@ class DesertModel(mesa.Model):
 
     def log(self, event_type: str, cell: int, faction: str = "", **data) -> dict:
         """Append an event to the run's event log and return it."""
-        r, c = divmod(int(cell), self.terrain.cols)
-        lat, lon = self.terrain.grid.latlon_of(r, c)
+        cell = int(cell)
+        r, c = divmod(cell, self.terrain.cols)
+        latlon = self._latlon.get(cell)
+        if latlon is None:
+            lat, lon = self.terrain.grid.latlon_of(r, c)
+            latlon = self._latlon[cell] = (round(float(lat), 5), round(float(lon), 5))
         event = {
             "hour": self.hour,
             "day": self.hour // 24 + 1,
             "type": event_type,
             "row": r,
             "col": c,
-            "lat": round(float(lat), 5),
-            "lon": round(float(lon), 5),
+            "lat": latlon[0],
+            "lon": latlon[1],
             "faction": faction,
             **data,
         }
@@ -432,6 +444,7 @@ class DesertModel(mesa.Model):
         n = f.n
         units = self.units
         light_changed = hour > 0 and self.light_by_hour[hour] != self.light_by_hour[hour - 1]
+        self._wake_on_news()
         due = f.alive[:n] & (f.wake_hour[:n] <= hour)
         if light_changed:
             due |= np.array([u.behaviour is not None and u.behaviour.wakes_on_light
@@ -452,6 +465,20 @@ class DesertModel(mesa.Model):
                 b.decide()
             unit.alerts.clear()
 
+    def _wake_on_news(self) -> None:
+        """Units that wait for news (a quick-reaction force at readiness) wake when a fresh
+        sighting reaches their faction, instead of looking at the reports every hour."""
+        share = self.knowledge.latest_share
+        changed = np.flatnonzero(share != self._share_seen)
+        if len(changed) == 0:
+            return
+        for fi in changed.tolist():
+            at = max(int(share[fi]), self.hour)
+            for unit in self._news_listeners[fi]:
+                if unit.behaviour is not None and unit.behaviour.wakes_on_news:
+                    unit.wake_hour = min(unit.wake_hour, at)
+        self._share_seen = share.copy()
+
     def _move(self) -> None:
         """Advance every moving unit along its path by one hour of travel.
 
@@ -468,7 +495,8 @@ class DesertModel(mesa.Model):
             positions = f.path_pos[movers].tolist()
             units = self.units
             wires = self.tripwires
-            stepped, new_pos, arrived = [], [], []
+            region = self._region
+            flagged, arrived = [], []
             for i, pos, clock in zip(movers.tolist(), positions, clocks.tolist(), strict=True):
                 unit = units[i]
                 cells, hours = unit.plan
@@ -479,14 +507,15 @@ class DesertModel(mesa.Model):
                         new, clock = stop, hours[stop]
                 f.path_clock[i] = clock
                 if new != pos:
-                    stepped.append(i)
-                    new_pos.append(new)
                     f.path_pos[i] = new
                     f.row[i], f.col[i] = divmod(cells[new], self.terrain.cols)
+                    if region[cells[pos]] != region[cells[new]]:  # a zone or border side changed
+                        flagged.append((unit, cells[pos], cells[new], cells[pos + 1 : new + 1]))
                 if new >= len(cells) - 1:
                     arrived.append((unit, unit.plan))
-            if stepped:
-                self._crossings_and_entries(np.asarray(stepped), positions, movers, new_pos)
+            cols = self.terrain.cols
+            for unit, start, end, traversed in flagged:
+                self.metrics.on_move(unit, *divmod(start, cols), *divmod(end, cols), traversed)
             for unit, plan in arrived:
                 if unit.plan is plan:  # not turned back at a border (new orders)
                     unit.alert("arrived")
@@ -504,31 +533,6 @@ class DesertModel(mesa.Model):
                 np.array([u.attached_to.idx for u in self._attached], dtype=np.int64),
             )
         return self._attached_arrays
-
-    def _crossings_and_entries(self, stepped, positions, movers, new_pos) -> None:
-        """Border crossings and zone entries of the units that changed cell this hour."""
-        f = self.force
-        t = self.terrain
-        r0, c0 = self._prev_rc[stepped, 0], self._prev_rc[stepped, 1]
-        r1, c1 = f.row[stepped], f.col[stepped]
-        z0, z1 = t.zone[r0, c0], t.zone[r1, c1]
-        check = (z1 >= 0) & (z0 != z1)
-        if t.border_side.shape[0]:
-            side_changed = (t.border_side[:, r0, c0] != t.border_side[:, r1, c1]).any(axis=0)
-            check |= side_changed
-        else:
-            side_changed = np.zeros(len(stepped), dtype=bool)
-        if not check.any():
-            return
-        start = dict(zip(movers.tolist(), positions, strict=True))
-        for k in np.flatnonzero(check).tolist():
-            i = int(stepped[k])
-            unit = self.units[i]
-            cells = unit.plan[0]
-            traversed = cells[start[i] + 1 : new_pos[k] + 1]
-            rc0 = (int(r0[k]), int(c0[k]))
-            self.metrics.on_move(unit, *rc0, int(r1[k]), int(c1[k]), traversed,
-                                 side_changed=bool(side_changed[k]))  # fmt: skip
 
     def _tripped(self, unit: Unit, pos: int, new: int) -> int | None:
         """Index along ``unit``'s path where it runs into a hostile ambush this hour, if any."""
@@ -581,22 +585,29 @@ class DesertModel(mesa.Model):
         return Detections(observer, target)
 
     def _hostile_blocks(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Each faction's living units against the living units of its enemies listed after
-        it (so each hostile pair of units is in one block), cached until a unit dies or
-        returns."""
+        """The living force split into blocks ``(a, b)`` such that every unit of ``a`` is
+        hostile to every unit of ``b`` and each hostile pair of units is in exactly one block.
+
+        Factions with the same enemies form a group (all garrisons against the insurgents);
+        groups are hostile all-or-nothing, so the theatre is one block of garrisons against
+        insurgents. Cached until a unit dies or returns."""
         f = self.force
         alive = f.alive[: f.n]
         key = alive.tobytes()
         if self._blocks_key != key:
             fac = f.faction[: f.n]
-            blocks = []
+            groups: dict[bytes, list[int]] = {}
             for fi in range(len(self.faction_names)):
-                later = self.hostile[fi] & (np.arange(len(self.faction_names)) > fi)
-                if later.any():
-                    mine = np.flatnonzero(alive & (fac == fi))
-                    theirs = np.flatnonzero(alive & later[fac])
-                    if len(mine) and len(theirs):
-                        blocks.append((mine, theirs))
+                groups.setdefault(self.hostile[fi].tobytes(), []).append(fi)
+            members = list(groups.values())
+            blocks = []
+            for gi, ga in enumerate(members):
+                for gb in members[gi + 1 :]:
+                    if self.hostile[ga[0], gb[0]]:
+                        a = np.flatnonzero(alive & np.isin(fac, ga))
+                        b = np.flatnonzero(alive & np.isin(fac, gb))
+                        if len(a) and len(b):
+                            blocks.append((a, b))
             self._blocks, self._blocks_key = blocks, key
         return self._blocks
 
@@ -889,3 +900,18 @@ def run_scenario(
     model = DesertModel(scenario, rng=seed, overrides=overrides, config=config)
     model.run_for_hours(model.spec.hours, progress=progress)
     return model.result()
+
+
+def region_of_cells(terrain) -> list[int]:
+    """Per flat cell, a number that differs between cells in different exclusion zones or on
+    different sides of any border: a move between cells with the same number crosses no border
+    and enters no zone, so the hourly move only looks closer at the rare ones that change it.
+    A plain list (cached on the terrain), because it is read one cell at a time."""
+    cached = terrain.__dict__.get("_regions")
+    if cached is None:
+        size = terrain.zone.size
+        layers = np.vstack([terrain.zone.reshape(1, size),
+                            terrain.border_side.reshape(len(terrain.border_side), size)])
+        _, inverse = np.unique(layers, axis=1, return_inverse=True)
+        cached = terrain.__dict__["_regions"] = inverse.ravel().tolist()
+    return cached

@@ -47,14 +47,28 @@ def resupply_mask(model: DesertModel, n: int) -> np.ndarray:
     f = model.force
     t = model.terrain
     cells = f.row[:n].astype(np.int64) * t.cols + f.col[:n]
-    keys = f.faction[:n].astype(np.int64) * t.rows * t.cols + cells
-    points = model.supply_points
-    points = points[f.alive[points]]
-    full = np.isin(keys, keys[points]) & f.alive[:n] if len(points) else np.zeros(n, bool)
+    fac = f.faction[:n]
+    full = _supply_layer(model)[fac, cells] & f.alive[:n]
     # water from the land; insurgents also keep water and fuel cached in their caves
     water_here = t.water_available.ravel()[cells]
-    cache = model.insurgent_faction[f.faction[:n]] & t.cave.ravel()[cells]
+    cache = model.insurgent_faction[fac] & t.cave.ravel()[cells]
     water_here |= cache
     f.water_days[:n] = np.where(water_here & ~full, f.water_cap[:n], f.water_days[:n])
     f.fuel_days[:n] = np.where(cache & ~full, f.fuel_cap[:n], f.fuel_days[:n])
     return full
+
+
+def _supply_layer(model: DesertModel) -> np.ndarray:
+    """``(factions, cells)`` bool: where each faction has a living supply point. Supply points
+    hardly ever move, so the layer is rebuilt only when one is lost, replaced or moved."""
+    f = model.force
+    points = model.supply_points
+    key = f.alive[points].tobytes() + f.row[points].tobytes() + f.col[points].tobytes()
+    cached = model.__dict__.get("_supply_cache")
+    if cached is None or cached[0] != key:
+        t = model.terrain
+        layer = np.zeros((len(model.faction_names), t.rows * t.cols), dtype=bool)
+        live = points[f.alive[points]]
+        layer[f.faction[live], f.row[live].astype(np.int64) * t.cols + f.col[live]] = True
+        cached = model.__dict__["_supply_cache"] = (key, layer)
+    return cached[1]

@@ -29,6 +29,7 @@ class Behaviour:
     kind: ClassVar[str] = ""
     wakes_on_light: ClassVar[bool] = False
     wakes_on_contact: ClassVar[bool] = False  # woken when the unit itself sees an enemy
+    wakes_on_news: ClassVar[bool] = False  # woken when a sighting reaches the unit's faction
     #: Alerts that do not need a decision (a garrison does not react to being seen).
     ignores: ClassVar[frozenset[str]] = frozenset()
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from sim.clock import LightLevel
 from sim.tactics import Behaviour, nearest, route_cells
-from sim.units import Posture
+from sim.units import NEVER_HOUR, Posture
 
 #: Garrison units do not change their plans because an insurgent saw them.
 SEEN = frozenset({"detected"})
@@ -217,6 +217,7 @@ class Pursue(Behaviour):
 
     kind = "pursue"
     ignores = SEEN
+    wakes_on_news = True
 
     def __init__(self, model, unit, params=None, unit_spec=None):
         super().__init__(model, unit, params, unit_spec)
@@ -232,8 +233,9 @@ class Pursue(Behaviour):
         fi = m.faction_index[u.faction]
         latest = int(m.knowledge.latest_share[fi])
         if self.state == "ready" and not (m.hour - PURSUIT_MAX_AGE_HOURS <= latest <= m.hour):
-            # nothing new has reached the faction: stay at readiness (a cheap look at the log)
-            u.sleep_until(min(max(latest, m.hour + 1), m.hour + PURSUIT_MAX_AGE_HOURS))
+            # nothing new has reached the faction: stay at readiness until news arrives (the
+            # model wakes the force when a sighting is shared; one may already be on its way)
+            u.sleep_until(latest if latest > m.hour else NEVER_HOUR)
             return
         idx, cells, ages = m.known_enemies(u, max_age_hours=PURSUIT_MAX_AGE_HOURS)
         if self.quarry is not None and not m.force.alive[self.quarry]:
