@@ -10,7 +10,6 @@ over the force table. The model owns the only random generator (``self.rng``, se
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -26,6 +25,7 @@ from sim.events import apply_event
 from sim.factions import FOOT_OFFROAD_SPEED_KMH, FOOT_SPEED_KMH, resolved_unit
 from sim.knowledge import Knowledge
 from sim.metrics import Metrics
+from sim.movement import PathBook
 from sim.paths import Router
 from sim.scenario import (
     Scenario,
@@ -155,6 +155,7 @@ class DesertModel(mesa.Model):
             u.count for u in scenario.units if getattr(u.tactic, "kind", None) == "escort"
         )
         self.force = ForceTable(max(capacity, 1))
+        self.paths = PathBook(max(capacity, 1))
         self.units: list[Unit] = []
         self._attached: list[Unit] = []  # units that move with another (escorts)
         self._attached_arrays = (np.empty(0, np.int64), np.empty(0, np.int64))
@@ -238,10 +239,8 @@ class DesertModel(mesa.Model):
         unit = Unit(self, idx, name, faction, kind)
         unit.spec_index = spec_index
         unit.resolved = ru
-        unit.path = np.array([r * self.terrain.cols + c], dtype=np.int64)
-        unit.path_hours = np.zeros(1)
-        unit.home = int(unit.path[0])
-        unit.plan = ([unit.home], [0.0])
+        unit.home = r * self.terrain.cols + c
+        self._set_path(unit, np.array([unit.home], dtype=np.int64), _ZERO_HOURS)
         self.units.append(unit)
         return unit
 
@@ -296,15 +295,15 @@ class DesertModel(mesa.Model):
         np.cumsum(hpc[cells[1:]] * _STEP_LENGTH[diag.view(np.int8)], out=out[1:])
         return out
 
-    def _timed_path(self, unit: Unit, cells: np.ndarray) -> tuple:
-        """``(cells, hours, plan)`` for a path that starts at the unit's cell, cut where it
-        becomes impassable; ``plan`` is the same as two lists (what ``_move`` reads)."""
+    def _timed_path(self, unit: Unit, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(cells, hours)`` for a path that starts at the unit's cell, cut where it becomes
+        impassable for the unit."""
         hours = self._hours_along(unit, cells)
         finite = np.isfinite(hours)
         if not finite.all():  # cut the path where it becomes impassable for this unit
             cut = int(np.argmin(finite))
             cells, hours = cells[:cut], hours[:cut]
-        return cells, hours, (cells.tolist(), hours.tolist())
+        return cells, hours
 
     def order_path(self, unit: Unit, cells: np.ndarray, posture: Posture) -> None:
         """Follow ``cells`` (flat indices, starting at the unit's cell) with ``posture``."""
@@ -328,25 +327,25 @@ class DesertModel(mesa.Model):
                 hit = (cells, self._timed_path(unit, cells))
                 self._timed_paths[key] = hit
             timed = hit[1]
-        unit.path, unit.path_hours, unit.plan = timed
-        i = unit.idx
-        self.force.path_pos[i] = 0
-        self.force.path_last[i] = len(unit.plan[0]) - 1
-        self.force.path_clock[i] = 0.0
-        self.force.posture[i] = int(posture)
+        self._set_path(unit, *timed)
+        self.force.posture[unit.idx] = int(posture)
 
     def order_halt(self, unit: Unit, posture: Posture) -> None:
         """Stop ``unit`` where it stands (no route to compute)."""
-        i = unit.idx
         cell = unit.cell
-        if len(unit.plan[0]) != 1 or unit.plan[0][0] != cell:  # else already halted here
-            unit.path = np.array([cell], dtype=np.int64)
-            unit.path_hours = _ZERO_HOURS
-            unit.plan = ([cell], [0.0])
+        if len(unit.path) != 1 or unit.path[0] != cell:  # else already halted here
+            self._set_path(unit, np.array([cell], dtype=np.int64), _ZERO_HOURS)
+        else:
+            self.force.path_clock[unit.idx] = 0.0
+        self.force.posture[unit.idx] = int(posture)
+
+    def _set_path(self, unit: Unit, cells: np.ndarray, hours: np.ndarray) -> None:
+        i = unit.idx
+        unit.path, unit.path_hours = cells, hours
+        self.paths.write(i, cells, hours)
         self.force.path_pos[i] = 0
-        self.force.path_last[i] = 0
+        self.force.path_last[i] = len(cells) - 1
         self.force.path_clock[i] = 0.0
-        self.force.posture[i] = int(posture)
 
     def order_move(self, unit: Unit, target: int, posture: Posture, *, often=False) -> bool:
         """Route to ``target`` over the cost field of the unit's mobility, avoiding barred zones."""
@@ -480,44 +479,38 @@ class DesertModel(mesa.Model):
         self._share_seen = share.copy()
 
     def _move(self) -> None:
-        """Advance every moving unit along its path by one hour of travel.
+        """Advance every moving unit along its path by one hour of travel, all at once.
 
-        Per mover this is a bisection in its path's hour marks (plain lists, set when the
-        order was given); ambush tripwires, border crossings and zone entries are then checked
-        for all movers at once, and only the few units that meet one are handled one by one."""
+        One ``searchsorted`` in the path book finds where each mover is after the hour;
+        ambush tripwires on the cells passed, border crossings and zone entries (a change of
+        ``region_of_cells``) are found in numpy too, and only the few units that meet one are
+        handled one by one."""
         f = self.force
         n = f.n
         prev = self._prev_rc[:n]
         prev[:, 0], prev[:, 1] = f.row[:n], f.col[:n]
         movers = np.flatnonzero(f.alive[:n] & (f.path_pos[:n] < f.path_last[:n]))
         if len(movers):
-            clocks = f.path_clock[movers] + 1.0
-            positions = f.path_pos[movers].tolist()
-            units = self.units
-            wires = self.tripwires
-            region = self._region
-            flagged, arrived = [], []
-            for i, pos, clock in zip(movers.tolist(), positions, clocks.tolist(), strict=True):
-                unit = units[i]
-                cells, hours = unit.plan
-                new = bisect_right(hours, clock) - 1
-                if wires and new > pos and not wires.keys().isdisjoint(cells[pos + 1 : new + 1]):
-                    stop = self._tripped(unit, pos, new)
-                    if stop is not None:  # ambushed on the way: the unit halts under fire there
-                        new, clock = stop, hours[stop]
-                f.path_clock[i] = clock
-                if new != pos:
-                    f.path_pos[i] = new
-                    f.row[i], f.col[i] = divmod(cells[new], self.terrain.cols)
-                    if region[cells[pos]] != region[cells[new]]:  # a zone or border side changed
-                        flagged.append((unit, cells[pos], cells[new], cells[pos + 1 : new + 1]))
-                if new >= len(cells) - 1:
-                    arrived.append((unit, unit.plan))
+            book = self.paths
+            old = f.path_pos[movers].astype(np.int64)
+            clock = f.path_clock[movers] + 1.0
+            new = book.advance(movers, clock)
+            if self.tripwires:
+                self._stop_at_tripwires(movers, old, new, clock)
+            f.path_clock[movers] = clock
+            f.path_pos[movers] = new
+            start, end = book.cells_at(movers, old), book.cells_at(movers, new)
+            f.row[movers], f.col[movers] = np.divmod(end, self.terrain.cols)
+            done = new >= f.path_last[movers]
+            arrived = [(self.units[i], book.serial[i]) for i in movers[done].tolist()]
             cols = self.terrain.cols
-            for unit, start, end, traversed in flagged:
-                self.metrics.on_move(unit, *divmod(start, cols), *divmod(end, cols), traversed)
-            for unit, plan in arrived:
-                if unit.plan is plan:  # not turned back at a border (new orders)
+            for k in np.flatnonzero(self._region[start] != self._region[end]).tolist():
+                unit = self.units[int(movers[k])]  # a zone edge or border lies between: look
+                traversed = unit.path[old[k] + 1 : new[k] + 1]
+                r0, c0 = divmod(int(start[k]), cols)
+                self.metrics.on_move(unit, r0, c0, *divmod(int(end[k]), cols), traversed)
+            for unit, serial in arrived:
+                if book.serial[unit.idx] == serial:  # not turned back at a border (new orders)
                     unit.alert("arrived")
         if self._attached:  # escorts ride with their convoy
             follower, leader = self._attached_idx()
@@ -525,6 +518,17 @@ class DesertModel(mesa.Model):
             follower, leader = follower[ok], leader[ok]
             f.row[follower], f.col[follower] = f.row[leader], f.col[leader]
             f.posture[follower] = f.posture[leader]
+
+    def _stop_at_tripwires(self, movers, old, new, clock) -> None:
+        """Movers that drive into a hostile ambush this hour halt under fire there (``new``
+        and ``clock`` are updated in place)."""
+        cells, owner = self.paths.passed(movers, old, new)
+        hit = np.isin(cells, np.fromiter(self.tripwires, dtype=np.int64))
+        for k in np.unique(owner[hit]).tolist():
+            unit = self.units[int(movers[k])]
+            stop = self._tripped(unit, int(old[k]), int(new[k]))
+            if stop is not None:
+                new[k], clock[k] = stop, unit.path_hours[stop]
 
     def _attached_idx(self) -> tuple[np.ndarray, np.ndarray]:
         if len(self._attached_arrays[0]) != len(self._attached):
@@ -537,9 +541,9 @@ class DesertModel(mesa.Model):
     def _tripped(self, unit: Unit, pos: int, new: int) -> int | None:
         """Index along ``unit``'s path where it runs into a hostile ambush this hour, if any."""
         fi = self.force.faction[unit.idx]
-        cells = unit.plan[0]
+        cells = unit.path
         for k in range(pos + 1, new + 1):
-            ambusher = self.tripwires.get(cells[k])
+            ambusher = self.tripwires.get(int(cells[k]))
             if ambusher is None or not ambusher.alive:
                 continue
             if self.hostile[fi, self.force.faction[ambusher.idx]] and ambusher.behaviour.spring(
@@ -902,16 +906,16 @@ def run_scenario(
     return model.result()
 
 
-def region_of_cells(terrain) -> list[int]:
+def region_of_cells(terrain) -> np.ndarray:
     """Per flat cell, a number that differs between cells in different exclusion zones or on
     different sides of any border: a move between cells with the same number crosses no border
     and enters no zone, so the hourly move only looks closer at the rare ones that change it.
-    A plain list (cached on the terrain), because it is read one cell at a time."""
+    Cached on the terrain."""
     cached = terrain.__dict__.get("_regions")
     if cached is None:
         size = terrain.zone.size
         layers = np.vstack([terrain.zone.reshape(1, size),
                             terrain.border_side.reshape(len(terrain.border_side), size)])
         _, inverse = np.unique(layers, axis=1, return_inverse=True)
-        cached = terrain.__dict__["_regions"] = inverse.ravel().tolist()
+        cached = terrain.__dict__["_regions"] = inverse.ravel().astype(np.int32)
     return cached

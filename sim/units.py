@@ -95,7 +95,6 @@ class Unit(mesa.Agent):
         self.behaviour: Behaviour | None = None
         self.path: np.ndarray = np.empty(0, dtype=np.int64)  # flat cells, path[0] = start
         self.path_hours: np.ndarray = np.empty(0)  # cumulative hours to reach path[i]
-        self.plan: tuple[list[int], list[float]] = ([], [])  # path, path_hours as lists
         self.wake_hour = 0  # the next hour the tactic wants to decide
         self.alerts: list[str] = []  # why the unit was woken early (arrived, detected, fired on...)
         self.home: int = -1  # flat cell of its base, hide or post
