@@ -118,18 +118,16 @@ class Metrics:
         elif kind in ("resupply", "seizure_end", "relief"):
             d[f"{kind}_events"] += 1
 
-    def on_move(self, unit, r0, c0, r1, c1, traversed=(), side_changed=None) -> None:
+    def on_move(self, unit, r0, c0, r1, c1, traversed=()) -> None:
         """Border crossings and zone entries along one unit's hourly move (``traversed``: the
         flat cells passed through). A crossing needs a change of side *and* a path through the
-        border line itself: the side layer is extended beyond the line's ends.
-        ``side_changed`` is that change of side if the caller already knows it."""
+        border line itself: the side layer is extended beyond the line's ends."""
         t = unit.model.terrain
-        if side_changed is None:
-            side_changed = bool(
-                t.border_side.shape[0]
-                and (t.border_side[:, r0, c0] != t.border_side[:, r1, c1]).any()
-            )
-        crossed = side_changed and self._near_border[np.asarray(traversed, dtype=np.int64)].any()
+        crossed = (
+            t.border_side.shape[0]
+            and (t.border_side[:, r0, c0] != t.border_side[:, r1, c1]).any()
+            and self._near_border[np.asarray(traversed, dtype=np.int64)].any()
+        )
         if crossed and not unit.model.on_border_crossing(unit, (r0, c0)):
             return
         z1 = t.zone[r1, c1]
