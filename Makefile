@@ -47,7 +47,7 @@ venv:
 
 ## assets: fill solara's offline CDN cache from npm (also done by `make test`)
 assets: venv
-	$(PY) -m sim.assets
+	$(PY) -m sim.app.assets
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .badia-cache build *.egg-info

@@ -31,7 +31,7 @@ def make_models(days: float, seed: int):
     from mesa.examples import EpsteinCivilViolence
     from mesa.examples.advanced.epstein_civil_violence.model import EpsteinScenario
 
-    from sim.model import DesertModel
+    from sim.engine.model import DesertModel
 
     scenario = REPO / "scenarios" / "badia_theatre.yaml"
     length = [f"days={days}"]

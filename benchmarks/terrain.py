@@ -24,8 +24,8 @@ sys.path.insert(0, str(REPO))
 _FRESH_LOAD = """
 import sys, time
 t0 = time.perf_counter()
-from sim.scenario import load_scenario
-from sim import terrain as T
+from sim.scenario.loading import load_scenario
+from sim.world import terrain as T
 imported = time.perf_counter()
 s = load_scenario(sys.argv[1])
 loaded = time.perf_counter()
@@ -54,9 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     cache = tempfile.mkdtemp(prefix="badia-bench-")
     os.environ["BADIA_CACHE_DIR"] = cache
 
-    from sim import terrain as T
-    from sim.paths import Router
-    from sim.scenario import load_scenario
+    from sim.world import terrain as T
+    from sim.scenario.loading import load_scenario
+    from sim.world.routes import Router
 
     scenario = load_scenario(args.scenario)
     spec = scenario.map

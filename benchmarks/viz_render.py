@@ -3,7 +3,7 @@
 Usage:  .venv/bin/python benchmarks/viz_render.py [--scenario scenarios/badia_theatre.yaml]
                                                  [--steps 20] [--region "whole map"]
 
-A frame is what the app sends to the browser after each step: `sim.viz.map_figure` (the cached
+A frame is what the app sends to the browser after each step: `sim.app.viz.map_figure` (the cached
 terrain raster plus the overlay: units, recent events, detections, clock) saved as PNG. The first
 frame of a view also draws and caches the terrain and is reported apart ("first frame"); the
 figure reported is the mean over the next `--steps` steps (model stepping not included).
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
                         "and Palmyra)")  # fmt: skip
     args = parser.parse_args(argv)
 
-    from sim import viz
+    from sim.app import viz
 
     t0 = time.perf_counter()
     model = viz.VizModel(scenario_path=args.scenario)

@@ -4,8 +4,8 @@
     python experiments/analysis_example.py results/quick            # -> results/quick/analysis/
 
 Copy it (or paste the body into a notebook) and change the metric, the factor and the figures.
-Every `sim.report.plot_*` function returns a matplotlib Figure, so you can restyle it, add to
-it, or `fig.savefig(...)` it anywhere; `sim.report.summarise` and `main_effects` return pandas
+Every `sim.analysis.report.plot_*` function returns a matplotlib Figure, so you can restyle it, add to
+it, or `fig.savefig(...)` it anywhere; `sim.analysis.report.summarise` and `main_effects` return pandas
 DataFrames with the numbers behind them.
 """
 
@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from sim import report
-from sim.results import ResultsError, load
+from sim.analysis import report
+from sim.errors import ResultsError
+from sim.experiments.results import load
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,22 +12,19 @@ import sys
 from pathlib import Path
 
 from sim import __version__
-
-
-class UserError(Exception):
-    """An error caused by the user's input: printed as one line, exit status 1."""
+from sim.errors import UserError
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from sim.scenario import main_validate
+    from sim.scenario.loading import main_validate
 
     return main_validate(args.files, overrides=args.set)
 
 
 def _cmd_map(args: argparse.Namespace) -> int:
-    from sim.maps import render_map
-    from sim.scenario import load_scenario
-    from sim.terrain import build_terrain
+    from sim.analysis.maps import render_map
+    from sim.scenario.loading import load_scenario
+    from sim.world.terrain import build_terrain
 
     scenario = load_scenario(args.file, overrides=args.set)
     terrain = build_terrain(scenario.map, source=str(args.file))
@@ -39,25 +36,25 @@ def _cmd_map(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from sim.run import run_command
+    from sim.experiments.single import run_command
 
     return run_command(args)
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
-    from sim.batch import run_batch_command
+    from sim.experiments.batch import run_batch_command
 
     return run_batch_command(args)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from sim.report import run_report_command
+    from sim.analysis.report import run_report_command
 
     return run_report_command(args)
 
 
 def _cmd_viz(args: argparse.Namespace) -> int:
-    from sim.app import run_viz_command
+    from sim.app.serve import run_viz_command
 
     return run_viz_command(args)
 
@@ -110,9 +107,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     # the other subcommands live with their domain module: (name, module, help)
     for name, module, text in (
-        ("batch", "sim.batch", "run an experiment (design x replicates) into a results folder"),
-        ("report", "sim.report", "write an HTML report of a results folder"),
-        ("viz", "sim.app", "watch a scenario in the browser (Mesa SolaraViz)"),
+        ("batch", "sim.experiments.batch", "run an experiment (design x replicates) into a results folder"),
+        ("report", "sim.analysis.report", "write an HTML report of a results folder"),
+        ("viz", "sim.app.serve", "watch a scenario in the browser (Mesa SolaraViz)"),
     ):
         p = sub.add_parser(name, help=text)
         if command in (None, name):
@@ -124,7 +121,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `badia` console script."""
-    from sim.scenario import ScenarioError
+    from sim.errors import ScenarioError
 
     words = sys.argv[1:] if argv is None else list(argv)
     command = next((w for w in words if not w.startswith("-")), "")

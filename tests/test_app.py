@@ -19,12 +19,12 @@ import solara
 from mesa.visualization.solara_viz import ModelController, ModelCreator, _check_model_params
 from mesa.visualization.utils import force_update
 
-from sim import viz
-from sim.clock import LightLevel
-from sim.factions import resolved_unit
-from sim.model import DesertModel
-from sim.scenario import load_scenario
-from sim.units import Posture
+from sim.app import viz
+from sim.engine.model import DesertModel
+from sim.engine.units import Posture
+from sim.scenario.defaults import resolved_unit
+from sim.scenario.loading import load_scenario
+from sim.world.clock import LightLevel
 
 REPO = Path(__file__).resolve().parents[1]
 OUTPOST = REPO / "scenarios" / "outpost_night_raid.yaml"
@@ -330,7 +330,7 @@ def test_plots_follow_the_datacollector():
 def test_viz_command_serves_this_app_on_localhost():
     import argparse
 
-    from sim.app import APP_FILE, add_viz_arguments, viz_command
+    from sim.app.serve import APP_FILE, add_viz_arguments, viz_command
 
     parser = argparse.ArgumentParser()
     add_viz_arguments(parser)
@@ -351,14 +351,14 @@ def test_viz_with_a_bad_scenario_prints_one_line(tmp_path, capsys):
 
 
 def test_importing_the_app_module_stays_cheap():
-    """`badia` imports sim.app for its arguments: that must not load solara or build a model."""
-    code = "import sys, sim.app; print('solara' in sys.modules, 'sim.viz' in sys.modules)"
+    """`badia` imports sim.app.serve for its arguments: that must not load solara or build a model."""
+    code = "import sys, sim.app.serve; print('solara' in sys.modules, 'sim.app.viz' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                          env={**os.environ, "PYTHONPATH": str(REPO)}, check=True)  # fmt: skip
     assert out.stdout.split() == ["False", "False"]
-    import sim.app
+    import sim.app.serve
 
-    assert sim.app.page is viz.Page
+    assert sim.app.serve.page is viz.Page
 
 
 def test_frame_to_file_for_documentation(tmp_path, capsys):

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from browser import serve
 
-from sim.scenario import load_scenario
-from sim.viz import slider_specs
+from sim.app.viz import slider_specs
+from sim.scenario.loading import load_scenario
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"

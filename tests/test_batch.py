@@ -1,7 +1,7 @@
 """`badia batch` end to end with the real model: same results on any executor, crash-safe
 resume, failing runs recorded, changed experiments refused.
 
-Every test runs `sim.model.run_scenario` on the bundled `scenarios/outpost_night_raid.yaml`
+Every test runs `sim.engine.model.run_scenario` on the bundled `scenarios/outpost_night_raid.yaml`
 for a day or two, so a batch takes seconds; worker start-up (importing the model) dominates.
 """
 
@@ -22,14 +22,14 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from sim.batch import (
+from sim.experiments.batch import (
     EXIT_BAD_INPUT,
     EXIT_OK,
     EXIT_RUNS_FAILED,
     run_batch,
     run_batch_command,
 )
-from sim.results import load
+from sim.experiments.results import load
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = ROOT / "scenarios" / "outpost_night_raid.yaml"
@@ -107,7 +107,7 @@ def test_sigkill_midway_then_rerun_stores_every_run_exactly_once(tmp_path: Path)
                                 "{levels: [1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5]}\n"
                                 "replicates: 5\ndays: 5\n")
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "sim.batch", str(exp), "--out", str(out), "--workers", "2",
+    cmd = [sys.executable, "-m", "sim.experiments.batch", str(exp), "--out", str(out), "--workers", "2",
            "--quiet"]
     # a new session, so SIGKILL reaches the worker processes too (a crashed machine)
     proc = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
@@ -249,7 +249,7 @@ def test_keep_selects_metrics_and_event_types(tmp_path: Path) -> None:
 
 
 def test_a_batch_run_equals_run_scenario_on_the_file_with_its_seed(tmp_path: Path) -> None:
-    from sim.model import run_scenario
+    from sim.engine.model import run_scenario
 
     path = "units[kind=strongpoint].night_sensor_range_km"
     exp = _experiment(tmp_path, f"factors:\n  {path}: {{levels: [1.0, 4.0]}}\ndays: 2\n"
@@ -275,7 +275,7 @@ def test_a_batch_run_equals_run_scenario_on_the_file_with_its_seed(tmp_path: Pat
 
 
 def test_each_worker_parses_a_design_point_once(tmp_path: Path) -> None:
-    from sim.batch import _scenario_for
+    from sim.experiments.batch import _scenario_for
 
     exp = _experiment(tmp_path, "factors:\n  units[kind=patrol].tactic.schedule: "
                                 "{levels: [day, night]}\nreplicates: 3\ndays: 1\n")

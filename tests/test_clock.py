@@ -11,7 +11,7 @@ from astral import Observer
 from astral.sun import dusk, elevation, sun
 from pydantic import ValidationError
 
-from sim.clock import (
+from sim.world.clock import (
     Clock,
     LightConfig,
     LightLevel,

@@ -19,8 +19,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from sim.clock import LightLevel
-from sim.combat import (
+from sim.rules.combat import (
     CombatConfig,
     FireMode,
     SideState,
@@ -29,6 +28,7 @@ from sim.combat import (
     engage,
     engage_many,
 )
+from sim.world.clock import LightLevel
 
 Z99 = 2.576
 

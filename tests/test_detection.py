@@ -10,8 +10,7 @@ import pytest
 from pydantic import ValidationError
 from scipy.stats import norm
 
-from sim.clock import LightLevel
-from sim.detection import (
+from sim.rules.detection import (
     DetectionConfig,
     candidate_pairs,
     cells_to_km,
@@ -22,6 +21,7 @@ from sim.detection import (
     sensor_range_km,
     time_in_range_hours,
 )
+from sim.world.clock import LightLevel
 
 DAY, TWILIGHT, NIGHT = LightLevel.DAY, LightLevel.TWILIGHT, LightLevel.NIGHT
 Z99 = 2.576  # two-sided 99% normal quantile

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from sim.model import run_scenario
-from sim.scenario import parse_scenario
+from sim.engine.model import run_scenario
+from sim.scenario.loading import parse_scenario
 
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text()

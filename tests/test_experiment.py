@@ -10,16 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sim.batch import EXIT_BAD_INPUT, run_batch_command
-from sim.experiment import (
-    ExperimentError,
-    FactorSpec,
-    expand_design,
-    load_experiment,
-    plan_runs,
-    run_seed,
-)
-from sim.scenario import ScenarioError
+from sim.errors import ExperimentError, ScenarioError
+from sim.experiments.batch import EXIT_BAD_INPUT, run_batch_command
+from sim.experiments.design import FactorSpec, expand_design, load_experiment, plan_runs, run_seed
 
 ROOT = Path(__file__).resolve().parent.parent
 BAD = Path(__file__).parent / "data" / "bad_experiments"

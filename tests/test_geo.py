@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import yaml
 
-from sim.geo import EARTH_RADIUS_KM, Grid, OutsideGridError, haversine_km
+from sim.errors import OutsideGridError
+from sim.world.geo import EARTH_RADIUS_KM, Grid, haversine_km
 
 DATA = Path(__file__).parent / "data" / "geo"
 

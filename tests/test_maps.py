@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import yaml
 
-from sim import terrain as T
-from sim.maps import GROUND_COLOURS, HIGHWAY_COLOUR, Overlay, plot_terrain, render_map
-from sim.scenario import MapSpec, load_scenario
-from sim.terrain import Ground, build_terrain
+from sim.world import terrain as T
+from sim.analysis.maps import GROUND_COLOURS, HIGHWAY_COLOUR, Overlay, plot_terrain, render_map
+from sim.scenario.loading import load_scenario
+from sim.scenario.map import MapSpec
+from sim.world.terrain import Ground, build_terrain
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt

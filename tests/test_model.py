@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.clock import LightLevel
-from sim.model import DesertModel, run_scenario
-from sim.run import write_run
-from sim.scenario import parse_scenario
-from sim.units import Posture
+from sim.engine.model import DesertModel, run_scenario
+from sim.engine.units import Posture
+from sim.experiments.single import write_run
+from sim.scenario.loading import parse_scenario
+from sim.world.clock import LightLevel
 
 REPO = Path(__file__).resolve().parent.parent
 OUTPOST = REPO / "scenarios" / "outpost_night_raid.yaml"

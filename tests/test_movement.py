@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.movement import PathBook
+from sim.engine.movement import PathBook
 
 
 def _random_path(rng, start_cell: int) -> tuple[np.ndarray, np.ndarray]:

@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 import yaml
 
-from sim import terrain as T
-from sim.geo import haversine_km
-from sim.paths import NoRouteError, Router, grid_graph
-from sim.scenario import MapSpec, load_scenario
-from sim.terrain import DEFAULT_CONFIG, Ground, build_terrain
+from sim.world import terrain as T
+from sim.errors import NoRouteError
+from sim.scenario.loading import load_scenario
+from sim.scenario.map import MapSpec
+from sim.world.geo import haversine_km
+from sim.world.routes import Router, grid_graph
+from sim.world.terrain import DEFAULT_CONFIG, Ground, build_terrain
 
 DATA = Path(__file__).parent / "data" / "geo"
 REPO = Path(__file__).resolve().parents[1]

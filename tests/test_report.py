@@ -2,7 +2,7 @@
 small real batch (every figure and table it lists exists, PNGs of the stated size, only
 working relative links), bad parts named or left out, and the A-against-B comparison.
 
-The batches are real (`sim.batch.run_batch` on `tests/data/report/*.yaml`, 12 runs of 2 days
+The batches are real (`sim.experiments.batch.run_batch` on `tests/data/report/*.yaml`, 12 runs of 2 days
 each), run once per module in threads.
 """
 
@@ -24,10 +24,11 @@ from matplotlib.figure import Figure
 from PIL import Image
 from scipy import stats
 
-from sim import report
-from sim.batch import run_batch
+from sim.analysis import report
 from sim.cli import main as badia
-from sim.results import Results, ResultsError, load
+from sim.errors import ResultsError
+from sim.experiments.batch import run_batch
+from sim.experiments.results import Results, load
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data" / "report"

@@ -12,9 +12,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from sim.results import (
+from sim.errors import ResultsError
+from sim.experiments.results import (
     STORE_FORMAT,
-    ResultsError,
     ResultsStore,
     RunIds,
     atomic_write_bytes,

@@ -12,7 +12,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from sim.factions import (
+from sim.errors import PathError, ScenarioError
+from sim.scenario.defaults import (
     KIND_DEFAULTS,
     enemies_of,
     factions_with_role,
@@ -22,22 +23,11 @@ from sim.factions import (
     resolved_units,
     role_of,
 )
-from sim.scenario import (
-    MapSpec,
-    PathError,
-    Scenario,
-    ScenarioError,
-    Selector,
-    UnitSpec,
-    apply_overrides,
-    load_raw,
-    load_scenario,
-    main_validate,
-    parse_path,
-    parse_scenario,
-    resolve_path,
-    set_path,
-)
+from sim.scenario.loading import load_raw, load_scenario, main_validate, parse_scenario
+from sim.scenario.map import MapSpec
+from sim.scenario.overrides import apply_overrides, resolve_path, set_path
+from sim.scenario.paths import Selector, parse_path
+from sim.scenario.schema import Scenario, UnitSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path("tests/data")

@@ -15,14 +15,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sim.scenario import (
-    Scenario,
-    ScenarioError,
-    apply_overrides,
-    load_raw,
-    load_scenario,
-    parse_scenario,
-)
+from sim.errors import ScenarioError
+from sim.scenario.loading import load_raw, load_scenario, parse_scenario
+from sim.scenario.overrides import apply_overrides
+from sim.scenario.schema import Scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = {

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from browser import serve, solara_command
 
-from sim import assets
+from sim.app import assets
 
 ROOT = Path(__file__).resolve().parents[1]
 FIND_PYTHON = ROOT / "scripts" / "find-python"
@@ -100,7 +100,7 @@ def test_find_python_honours_PYTHON_and_rejects_a_bad_one(tmp_path):
     assert good.stdout.strip() == str(REAL_PYTHON)
 
 
-# ---------------------------------------------------------------- sim.assets: fetch and unpack
+# ---------------------------------------------------------------- sim.app.assets: fetch and unpack
 
 
 def _tarball(path: Path, top: str, files: dict[str, bytes]) -> None:
@@ -305,7 +305,7 @@ def walk_app_url(tmp_path_factory):
     """The tiny SolaraViz app served by ``solara run --production`` on a free local port."""
     missing = assets.missing_files(assets.discover_assets(), assets.cache_dir())
     if missing:
-        pytest.fail(f"solara asset cache incomplete (run `python -m sim.assets`): {missing}")
+        pytest.fail(f"solara asset cache incomplete (run `python -m sim.app.assets`): {missing}")
     app = tmp_path_factory.mktemp("walk") / "app.py"
     app.write_text(WALK_APP)
     with serve(solara_command(app), cwd=app.parent) as url:
@@ -320,7 +320,7 @@ def test_asset_cache_holds_every_file_the_installed_solara_requests():
     assert any(k.startswith("@widgetti/vue-grid-layout@") for k in keys)
     assert all(a.source == "discovered" for a in wanted)
     missing = assets.missing_files(wanted, assets.cache_dir())
-    assert missing == [], f"run `python -m sim.assets` (make test does): missing {missing}"
+    assert missing == [], f"run `python -m sim.app.assets` (make test does): missing {missing}"
 
 
 def test_solara_server_serves_every_asset_from_the_cache(walk_app_url):

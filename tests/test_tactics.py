@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from sim.clock import LightLevel
-from sim.model import DesertModel, run_scenario
+from sim.engine.model import DesertModel, run_scenario
+from sim.world.clock import LightLevel
 
 SCEN = Path(__file__).resolve().parent.parent / "scenarios"
 
@@ -241,7 +241,7 @@ def test_every_bundled_scenario_validates_runs_its_full_length_and_maps(name, tm
 
     import pandas as pd
 
-    from sim.scenario import load_scenario
+    from sim.scenario.loading import load_scenario
 
     scenario = load_scenario(SCEN / name)
     out = tmp_path / "run"

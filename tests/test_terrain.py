@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 import yaml
 
-from sim import terrain as T
-from sim.geo import haversine_km
-from sim.scenario import MapSpec, ScenarioError
-from sim.terrain import (
+from sim.world import terrain as T
+from sim.errors import ScenarioError, TerrainError
+from sim.scenario.map import MapSpec
+from sim.world.geo import haversine_km
+from sim.world.terrain import (
     DEFAULT_CONFIG,
     Ground,
     Road,
-    TerrainError,
     Water,
     build_terrain,
     hours_per_cell,
@@ -355,8 +355,8 @@ def test_caves_scattered_within_their_area_reproducibly(box_terrain):
 
 def test_cave_scatter_is_the_same_in_a_fresh_process(box_terrain):
     code = (
-        "import yaml, numpy as np; from sim.scenario import MapSpec;"
-        "from sim.terrain import build_terrain;"
+        "import yaml, numpy as np; from sim.scenario.map import MapSpec;"
+        "from sim.world.terrain import build_terrain;"
         f"m = MapSpec.model_validate(yaml.safe_load(open({str(DATA / 'box_small.yaml')!r})));"
         "t = build_terrain(m, 'x', cache=False);"
         "print(np.flatnonzero(t.areas['Ridge caves']).tolist())"

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from sim.clock import LightLevel
+from sim.world.clock import LightLevel
 
 if TYPE_CHECKING:
-    from sim.model import DesertModel
-    from sim.units import Unit
+    from sim.engine.model import DesertModel
+    from sim.engine.units import Unit
 
 
 class Behaviour:

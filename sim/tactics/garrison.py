@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.clock import LightLevel
+from sim.engine.units import NEVER_HOUR, Posture
 from sim.tactics import Behaviour, nearest, route_cells
-from sim.units import NEVER_HOUR, Posture
+from sim.world.clock import LightLevel
 
 #: Garrison units do not change their plans because an insurgent saw them.
 SEEN = frozenset({"detected"})

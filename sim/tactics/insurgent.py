@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.clock import LightLevel
+from sim.engine.units import Posture
 from sim.tactics import Behaviour, nearest
-from sim.units import Posture
+from sim.world.clock import LightLevel
 
 #: A pursuer closer than this (km) makes a cell run for refuge.
 PURSUIT_ALERT_KM = 25.0

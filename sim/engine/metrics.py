@@ -1,0 +1,337 @@
+"""What a run reports: collected hourly inside the run, written per day.
+
+Daily columns (one row per simulated day):
+
+- ``attacks_attempted``, ``attacks_succeeded`` and per attack type (``raid_``, ``ambush_``,
+  ``seizure_`` ...): an attack succeeds when the attacked side is destroyed or breaks off, or
+  loses more fighters than the attacker;
+- ``losses__<faction>``: fighters lost that day; ``units_alive__<faction>`` and
+  ``fighters_alive__<faction>`` at the end of the day;
+- ``detections_day__<faction>``, ``detections_night__<faction>``: detections made by the faction
+  in daylight (and twilight) and at night;
+- ``road_closed_hours`` (segment-hours, all roads) and ``road_closed_hours__<road>``: hours a
+  road segment was closed by an ambush set on it or an attack on it in the last hours;
+- ``roads_open_fraction``: mean over the day's hours of the fraction of road km open;
+- ``border_crossings`` (by insurgent units), ``zone_entries``, ``zone_entries_barred`` (must stay
+  0), ``engagements``,
+  ``pursuits_broken_off``;
+- ``coverage_road_day``/``_night`` and ``coverage_area_day``/``_night``: fraction of road cells
+  and of map cells inside some garrison unit's sensor range, sampled every
+  ``coverage_every_hours`` and averaged by light (twilight counts as day).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from scipy.spatial import cKDTree
+
+from sim.world.clock import LightLevel
+
+if TYPE_CHECKING:
+    from sim.engine.model import DesertModel
+
+
+def slug(name: str) -> str:
+    """A metric-safe name: lower case, words joined by underscores."""
+    return re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_") or "x"
+
+
+#: Sample points for garrison coverage (area lattice; half as many road cells at most).
+COVERAGE_SAMPLES = 8000
+
+#: Event types that count as attacks (insurgent initiative), by attack kind.
+ATTACK_TYPES = ("raid", "ambush", "seizure", "attack")
+
+
+class Metrics:
+    """Hourly accumulation and daily roll-up of a run's metrics."""
+
+    def __init__(self, model: DesertModel):
+        t = model.terrain
+        self.factions = [slug(f) for f in model.faction_names]
+        self.garrison = np.array(
+            [model.spec.factions[f].role == "garrison" for f in model.faction_names]
+        )
+        self.cell_km = t.grid.cell_km
+        # road segments: one per road-graph edge, so closure is counted where it happens
+        from scipy.ndimage import binary_dilation
+
+        self._near_border = binary_dilation(t.border >= 0, iterations=1).ravel()
+        self.segments = segments_of(t)
+        self.road_names = sorted({s["road"] for s in self.segments})
+        self.segment_km = np.array([s["length_km"] for s in self.segments], dtype=float)
+        self.closed_until = np.full(len(self.segments), -1, dtype=np.int64)
+        self._segment_of_cell = np.full(t.rows * t.cols, -1, dtype=np.int64)
+        for i, s in enumerate(self.segments):
+            self._segment_of_cell[s["cells"]] = i
+        # fixed coverage sample points (road cells and a regular lattice over the map)
+        # a regular lattice of at most ~COVERAGE_SAMPLES points estimates the covered fraction
+        # to within a percent or so, at a fraction of the cost of testing every cell
+        stride = max(1, int(np.ceil(np.sqrt(t.rows * t.cols / COVERAGE_SAMPLES))))
+        rr, cc = np.mgrid[stride // 2 : t.rows : stride, stride // 2 : t.cols : stride]
+        area = np.column_stack([rr.ravel(), cc.ravel()]).astype(float)
+        road_cells = np.flatnonzero(t.road.ravel() > 0)
+        if len(road_cells) > COVERAGE_SAMPLES // 2:
+            road_cells = road_cells[:: len(road_cells) // (COVERAGE_SAMPLES // 2) + 1]
+        road = np.column_stack(np.divmod(road_cells, t.cols)).astype(float)
+        self._n_area = len(area)
+        self._n_road = len(road)
+        pts = np.vstack([area, road]) * self.cell_km if len(road) else area * self.cell_km
+        self._tree = cKDTree(pts)
+        self._static_cover: dict[tuple, np.ndarray] = {}
+        self._points_seen: dict[tuple[int, float], np.ndarray] = {}
+        self._coverage = (0.0, 0.0)
+        self._cov_samples = {"day": [], "night": []}
+        self._cov_last = {"road_day": np.nan, "road_night": np.nan, "area_day": np.nan,
+                          "area_night": np.nan}  # fmt: skip
+        self.day = defaultdict(float)
+        self.rows: list[dict] = []
+        self.totals = defaultdict(float)
+        self._open_fraction_hours: list[float] = []
+
+    # --------------------------------------------------------------------------- event hooks
+    def on_event(self, e: dict) -> None:
+        """Count an event from the log."""
+        kind = e["type"]
+        d = self.day
+        if kind in ATTACK_TYPES:
+            d["attacks_attempted"] += 1
+            d[f"{kind}_attempted"] += 1
+        elif kind == "attack_result":
+            if e.get("succeeded") and e.get("attack") in ATTACK_TYPES:
+                d["attacks_succeeded"] += 1
+                d[f"{e.get('attack', 'attack')}_succeeded"] += 1
+        elif kind == "engagement":
+            d["engagements"] += 1
+            for faction, lost in e.get("losses", {}).items():
+                d[f"losses__{slug(faction)}"] += lost
+        elif kind == "crossing" and e.get("insurgent"):
+            # garrison convoys driving through a border post are not what analysts count
+            d["border_crossings"] += 1
+        elif kind == "breakoff" and e.get("reason") == "zone":
+            d["pursuits_broken_off"] += 1
+        elif kind in ("resupply", "seizure_end", "relief"):
+            d[f"{kind}_events"] += 1
+
+    def on_move(self, unit, r0, c0, r1, c1, traversed=()) -> None:
+        """Border crossings and zone entries along one unit's hourly move (``traversed``: the
+        flat cells passed through). A crossing needs a change of side *and* a path through the
+        border line itself: the side layer is extended beyond the line's ends."""
+        t = unit.model.terrain
+        crossed = (
+            t.border_side.shape[0]
+            and (t.border_side[:, r0, c0] != t.border_side[:, r1, c1]).any()
+            and self._near_border[np.asarray(traversed, dtype=np.int64)].any()
+        )
+        if crossed and not unit.model.on_border_crossing(unit, (r0, c0)):
+            return
+        z1 = t.zone[r1, c1]
+        if z1 >= 0 and t.zone[r0, c0] != z1:
+            self.day["zone_entries"] += 1
+            m = unit.model
+            if z1 in m.barred_zones[m.faction_index[unit.faction]]:
+                self.day["zone_entries_barred"] += 1
+
+    def close_road(self, cell: int, until_hour: int) -> int:
+        """Mark the road segment through ``cell`` closed until ``until_hour``; -1 if no road."""
+        seg = int(self._segment_of_cell[cell]) if len(self.segments) else -1
+        if seg >= 0:
+            self.closed_until[seg] = max(self.closed_until[seg], until_hour)
+        return seg
+
+    def segment_of(self, cell: int) -> int:
+        return int(self._segment_of_cell[cell]) if len(self.segments) else -1
+
+    # --------------------------------------------------------------------------- hourly
+    def record_hour(self, model: DesertModel, det) -> None:
+        """Accumulate this hour's counters; close the day after its 24th hour."""
+        hour = model.hour
+        night = model.light_by_hour[hour] == LightLevel.NIGHT
+        d = self.day
+        if len(det.observer):
+            counts = np.bincount(model.force.faction[det.observer], minlength=len(self.factions))
+            tag = "night" if night else "day"
+            for fi in np.flatnonzero(counts):
+                d[f"detections_{tag}__{self.factions[fi]}"] += counts[fi]
+        if len(self.segments):
+            closed = self.closed_until > hour
+            if closed.any():
+                d["road_closed_hours"] += int(closed.sum())
+                for i in np.flatnonzero(closed):
+                    d[f"road_closed_hours__{slug(self.segments[i]['road'])}"] += 1
+            total = self.segment_km.sum()
+            self._open_fraction_hours.append(
+                1.0 - float(self.segment_km[closed].sum() / total) if total > 0 else 1.0
+            )
+        if hour % model.config.coverage_every_hours == 0:
+            road_cov, area_cov = self.coverage(model, night)
+            self._cov_samples["night" if night else "day"].append((road_cov, area_cov))
+        if (hour + 1) % 24 == 0:
+            self.close_day(model)
+
+    def coverage(self, model: DesertModel, night: bool) -> tuple[float, float]:
+        """(road, area) fractions inside some garrison unit's sensor range now.
+
+        Posts that never move (speed 0) cover the same points all run long, so their union is
+        kept per light and recomputed only when one of them is lost or re-equipped; the mobile
+        units are added on top at each sample.
+        """
+        f = model.force
+        n = f.n
+        g = f.alive[:n] & self.garrison[f.faction[:n]]
+        static = g & (f.speed_kmh[:n] <= 0) & (f.offroad_speed_kmh[:n] <= 0)
+        mobile = g & ~static
+        ranges = f.sensor_night_km[:n] if night else f.sensor_day_km[:n]
+        key = (night, np.flatnonzero(static).tobytes(), ranges[static].tobytes())
+        base = self._static_cover.get(key)
+        if base is None:
+            base = self._covered(f, static, ranges)
+            self._static_cover = {k: v for k, v in self._static_cover.items() if k[0] != night}
+            self._static_cover[key] = base
+        covered = base | self._covered(f, mobile, ranges) if mobile.any() else base
+        area = float(covered[: self._n_area].mean()) if self._n_area else 0.0
+        road = float(covered[self._n_area :].mean()) if self._n_road else float("nan")
+        self._coverage = (road, area)
+        return road, area
+
+    def _covered(self, f, which: np.ndarray, ranges: np.ndarray) -> np.ndarray:
+        """Sample points within range of any unit in ``which``.
+
+        The points seen from a (cell, range) are kept: most mobile units spend most samples
+        at their base, and many share it, so only the units out on the move are looked up."""
+        n = f.n
+        covered = np.zeros(self._n_area + self._n_road, dtype=bool)
+        if not which.any():
+            return covered
+        cells = (f.row[:n][which].astype(np.int64) << 32) | f.col[:n][which]
+        keys = list(zip(cells.tolist(), ranges[which].tolist(), strict=True))
+        known = self._points_seen
+        missing = sorted({k for k in keys if k not in known})
+        if missing:
+            if len(known) + len(missing) > 50_000:
+                known.clear()
+            rc = np.array([divmod(k, 1 << 32) for k, _ in missing], dtype=float)
+            radius = np.array([r for _, r in missing])
+            hits = self._tree.query_ball_point(rc * self.cell_km, radius, return_sorted=False)
+            for key, h in zip(missing, hits, strict=True):
+                known[key] = np.asarray(h, dtype=np.int64)
+        idx = [known[k] for k in set(keys)]
+        covered[np.concatenate(idx)] = True
+        return covered
+
+    def close_day(self, model: DesertModel) -> None:
+        """Write the finished day's row."""
+        f = model.force
+        n = f.n
+        row = {"day": (model.hour + 1 + 23) // 24}
+        for key in ("attacks_attempted", "attacks_succeeded", "engagements", "border_crossings",
+                    "zone_entries", "zone_entries_barred", "pursuits_broken_off",
+                    "road_closed_hours"):  # fmt: skip
+            row[key] = 0.0
+        for name in self.factions:
+            row[f"losses__{name}"] = 0.0
+            row[f"detections_day__{name}"] = 0.0
+            row[f"detections_night__{name}"] = 0.0
+        for road in self.road_names:
+            row[f"road_closed_hours__{slug(road)}"] = 0.0
+        for kind in ATTACK_TYPES:
+            row[f"{kind}_attempted"] = 0.0
+            row[f"{kind}_succeeded"] = 0.0
+        row.update(self.day)
+        alive = f.alive[:n]
+        for fi, name in enumerate(self.factions):
+            mine = alive & (f.faction[:n] == fi)
+            row[f"units_alive__{name}"] = float(mine.sum())
+            row[f"fighters_alive__{name}"] = float(f.strength[:n][mine].sum())
+        hours = self._open_fraction_hours
+        row["roads_open_fraction"] = float(np.mean(hours)) if hours else 1.0
+        for tag in ("day", "night"):
+            samples = self._cov_samples[tag]
+            if samples:
+                self._cov_last[f"road_{tag}"] = float(np.mean([s[0] for s in samples]))
+                self._cov_last[f"area_{tag}"] = float(np.mean([s[1] for s in samples]))
+            row[f"coverage_road_{tag}"] = self._cov_last[f"road_{tag}"]
+            row[f"coverage_area_{tag}"] = self._cov_last[f"area_{tag}"]
+        for key, value in self.day.items():
+            self.totals[key] += value
+        self.rows.append({k: float(v) if k != "day" else int(v) for k, v in row.items()})
+        self.day = defaultdict(float)
+        self._open_fraction_hours = []
+        self._cov_samples = {"day": [], "night": []}
+
+    # --------------------------------------------------------------------------- outputs
+    def daily_frame(self) -> pd.DataFrame:
+        """One row per finished day; columns sorted for stable files."""
+        if not self.rows:
+            return pd.DataFrame({"day": pd.Series([], dtype="int64")})
+        df = pd.DataFrame(self.rows).fillna(0.0)
+        cols = ["day", *sorted(c for c in df.columns if c != "day")]
+        return df[cols]
+
+    def summary(self, model: DesertModel) -> dict[str, float]:
+        """End-of-run figures: totals, final strengths, mean coverage and success rates."""
+        df = self.daily_frame()
+        out: dict[str, float] = {"days": float(len(df))}
+        if len(df) == 0:
+            return out
+        for col in df.columns:
+            if col == "day":
+                continue
+            if col.startswith(("units_alive", "fighters_alive")):
+                out[f"{col}_end"] = float(df[col].iloc[-1])
+            elif col.startswith(("coverage", "roads_open")):
+                out[f"{col}_mean"] = float(df[col].mean())
+            else:
+                out[f"{col}_total"] = float(df[col].sum())
+        tried = out.get("attacks_attempted_total", 0.0)
+        out["attack_success_rate"] = (
+            out.get("attacks_succeeded_total", 0.0) / tried if tried else float("nan")
+        )
+        for key, value in model.extra_summary().items():
+            out[key] = float(value)
+        return out
+
+    def reporters(self) -> dict:
+        """Model reporters for Mesa's DataCollector (values of the day so far and totals)."""
+        def current(key):
+            return lambda m: float(m.metrics.day.get(key, 0.0) + m.metrics.totals.get(key, 0.0))
+
+        reps = {
+            "attacks attempted": current("attacks_attempted"),
+            "attacks succeeded": current("attacks_succeeded"),
+            "engagements": current("engagements"),
+            "road segments open": lambda m: (
+                float((m.metrics.closed_until <= m.hour).sum()) if len(m.metrics.segments) else 0.0
+            ),
+            "coverage road": lambda m: m.metrics._coverage[0],
+            "coverage area": lambda m: m.metrics._coverage[1],
+        }
+        for fi, name in enumerate(self.factions):
+            reps[f"losses {name}"] = current(f"losses__{name}")
+            reps[f"units alive {name}"] = (
+                lambda m, fi=fi: float(
+                    (m.force.view("alive") & (m.force.view("faction") == fi)).sum()
+                )
+            )
+        return reps
+
+
+def segments_of(terrain) -> list[dict]:
+    """Road segments (road-graph edges) with their name, length and cells."""
+    segs = []
+    for u, v, data in terrain.road_graph.edges(data=True):
+        cells = np.asarray(data.get("cells", []))
+        if cells.ndim == 2 and len(cells):
+            flat = cells[:, 0].astype(np.int64) * terrain.cols + cells[:, 1]
+        else:
+            flat = cells.astype(np.int64)
+        segs.append(
+            {"road": str(data.get("road", "road")), "a": str(u), "b": str(v),
+             "length_km": float(data.get("length_km", 0.0)), "cells": flat}
+        )  # fmt: skip
+    return segs

@@ -1,0 +1,207 @@
+"""Units: one Mesa agent per unit, backed by a row of the model's force table.
+
+What every unit does every hour (moving along its path, being seen, spending supplies) is done
+by the model in numpy over the whole :class:`ForceTable`; a :class:`Unit` agent owns its row and
+makes the decisions (through its tactic) when it wakes. That split keeps the hourly step
+vectorised while the agents stay readable.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import TYPE_CHECKING
+
+import mesa
+import numpy as np
+
+if TYPE_CHECKING:
+    from sim.engine.model import DesertModel
+    from sim.tactics import Behaviour
+
+
+class Posture(IntEnum):
+    """What a unit is doing; drives detection (moving units are easier to see) and fire."""
+
+    HIDDEN = 0
+    RESTING = 1
+    MOVING = 2
+    ATTACKING = 3
+    WITHDRAWING = 4
+    PURSUING = 5
+
+
+KINDS = ("cell", "strongpoint", "patrol", "convoy", "escort", "qrf", "border_post", "zone_guard")
+MOBILITIES = ("foot", "offroad", "road")
+#: Postures in which a unit is on the move this hour.
+MOVING_POSTURES = (Posture.MOVING, Posture.ATTACKING, Posture.WITHDRAWING, Posture.PURSUING)
+#: A wake hour that never comes (units without a tactic, posts that only react to alerts).
+NEVER_HOUR = np.iinfo(np.int32).max
+
+
+class ForceTable:
+    """Per-unit numeric state as numpy columns (structure of arrays), indexed by ``Unit.idx``.
+
+    Columns that change every hour live here so the model can update all units at once.
+    """
+
+    FLOAT_COLUMNS = (
+        "strength", "strength0", "vehicles", "speed_kmh", "offroad_speed_kmh",
+        "sensor_day_km", "sensor_night_km", "weapon_range_km", "kill_rate_per_hour",
+        "water_days", "fuel_days", "ammo_days", "water_cap", "fuel_cap", "ammo_cap",
+        "breakoff", "path_clock", "search_factor",
+    )  # fmt: skip
+    INT_COLUMNS = (
+        "row", "col", "faction", "kind", "mobility", "posture", "path_pos", "path_last",
+        "wake_hour",
+    )  # fmt: skip
+    BOOL_COLUMNS = ("alive", "fortified", "fires")
+
+    def __init__(self, capacity: int):
+        self.n = 0
+        for name in self.FLOAT_COLUMNS:
+            setattr(self, name, np.zeros(capacity, dtype=np.float64))
+        for name in self.INT_COLUMNS:
+            setattr(self, name, np.zeros(capacity, dtype=np.int32))
+        for name in self.BOOL_COLUMNS:
+            setattr(self, name, np.zeros(capacity, dtype=bool))
+
+    def add(self, **values) -> int:
+        """Append one unit's row and return its index."""
+        i = self.n
+        self.n += 1
+        for key, value in values.items():
+            getattr(self, key)[i] = value
+        return i
+
+    def view(self, name: str) -> np.ndarray:
+        """The live part of a column."""
+        return getattr(self, name)[: self.n]
+
+
+class Unit(mesa.Agent):
+    """A unit: an insurgent cell, a strongpoint, a patrol, a convoy, a QRF, a post or a guard.
+
+    Numeric state (position, strength, supplies, posture) is read and written through
+    properties onto the model's :class:`ForceTable`; the agent itself keeps identity, its
+    orders (the path it follows) and its tactic.
+    """
+
+    def __init__(self, model: DesertModel, idx: int, name: str, faction: str, kind: str):
+        super().__init__(model)
+        self.idx = idx
+        self.name = name
+        self.faction = faction
+        self.kind = kind
+        self.behaviour: Behaviour | None = None
+        self.path: np.ndarray = np.empty(0, dtype=np.int64)  # flat cells, path[0] = start
+        self.path_hours: np.ndarray = np.empty(0)  # cumulative hours to reach path[i]
+        self.wake_hour = 0  # the next hour the tactic wants to decide
+        self.alerts: list[str] = []  # why the unit was woken early (arrived, detected, fired on...)
+        self.home: int = -1  # flat cell of its base, hide or post
+        self.attached_to: Unit | None = None  # an escort follows its convoy
+        self.attack_target: int | None = None  # force-table index of the unit it attacks
+        self.operation: dict | None = None  # the attack under way: kind, whether logged, result
+        self.spec_index = -1  # which scenario `units[i]` entry it came from
+
+    # --- numeric state, stored in the force table -------------------------------------------
+    @property
+    def wake_hour(self) -> int:
+        """The next hour the tactic wants to decide (a column, so the model finds the units
+        due this hour in one numpy call)."""
+        return int(self.model.force.wake_hour[self.idx])
+
+    @wake_hour.setter
+    def wake_hour(self, hour: int) -> None:
+        self.model.force.wake_hour[self.idx] = min(int(hour), NEVER_HOUR)
+
+    @property
+    def cell(self) -> int:
+        """Flat index of the unit's cell."""
+        f = self.model.force
+        return int(f.row[self.idx]) * self.model.terrain.cols + int(f.col[self.idx])
+
+    @property
+    def rc(self) -> tuple[int, int]:
+        f = self.model.force
+        return int(f.row[self.idx]), int(f.col[self.idx])
+
+    @property
+    def strength(self) -> float:
+        return float(self.model.force.strength[self.idx])
+
+    @property
+    def alive(self) -> bool:
+        return bool(self.model.force.alive[self.idx])
+
+    @property
+    def posture(self) -> Posture:
+        return Posture(int(self.model.force.posture[self.idx]))
+
+    @posture.setter
+    def posture(self, value: Posture) -> None:
+        self.model.force.posture[self.idx] = int(value)
+
+    def supply(self, name: str) -> float:
+        """Days of ``water``, ``fuel`` or ``ammo`` left."""
+        return float(getattr(self.model.force, f"{name}_days")[self.idx])
+
+    @property
+    def is_moving(self) -> bool:
+        return self.path_pos < len(self.path) - 1
+
+    @property
+    def path_pos(self) -> int:
+        return int(self.model.force.path_pos[self.idx])
+
+    @property
+    def destination(self) -> int:
+        return int(self.path[-1]) if len(self.path) else self.cell
+
+    # --- orders ----------------------------------------------------------------------------------
+    def go_to(self, target_cell: int, posture: Posture = Posture.MOVING, *, often=False) -> bool:
+        """Plan a route to ``target_cell`` and start moving; False if it cannot be reached.
+
+        ``often=True`` marks a target the unit will return to (its base, a patrol point), whose
+        route field is then kept in the router's cache."""
+        return self.model.order_move(self, target_cell, posture, often=often)
+
+    def follow(self, cells: np.ndarray, posture: Posture = Posture.MOVING) -> None:
+        """Follow an explicit cell path (a patrol route)."""
+        self.model.order_path(self, cells, posture)
+
+    def halt(self, posture: Posture = Posture.RESTING) -> None:
+        """Stop where it stands."""
+        self.model.order_halt(self, posture)
+
+    def attack(self, target_idx: int, kind: str) -> None:
+        """Open fire on unit ``target_idx`` when in weapon range (``kind``: raid, ambush...)."""
+        self.attack_target = int(target_idx)
+        if self.operation is None or self.operation.get("target") != target_idx:
+            self.operation = {"kind": kind, "target": int(target_idx), "logged": False,
+                              "since": self.model.hour}  # fmt: skip
+        self.posture = Posture.ATTACKING
+
+    def cease_fire(self) -> None:
+        """Stop attacking; the operation (one raid, one ambush) is over."""
+        self.attack_target = None
+        self.operation = None
+
+    def alert(self, reason: str) -> None:
+        """Wake the unit at the next decision round because of ``reason`` (arrived, detected,
+        engaged ...); its tactic decides whether the reason calls for new orders."""
+        if not self.alerts:
+            self.model.alerted.append(self.idx)
+        self.alerts.append(reason)
+
+    def sleep_until(self, hour: int) -> None:
+        """Ask to decide again at ``hour`` (absolute model hour), unless woken by an alert."""
+        self.wake_hour = max(int(hour), self.model.hour + 1)
+
+    def remove(self) -> None:
+        """Take the unit out of the model (destroyed)."""
+        self.model.force.alive[self.idx] = False
+        self.model.force.strength[self.idx] = 0.0
+        super().remove()
+
+    def __repr__(self) -> str:
+        return f"<Unit {self.name} {self.faction}/{self.kind} at {self.rc}>"

@@ -1,0 +1,559 @@
+"""`badia batch`: run an experiment's design x replicates on any executor into a results folder.
+
+    badia batch EXPERIMENT [--out DIR] [--workers N] [--scheduler ADDRESS] [--force-new]
+
+The parent process expands the design, opens (or resumes) the results store and keeps a bounded
+window of runs in flight on a `concurrent.futures.Executor`: local worker processes by default
+(a "forkserver" or "spawn" pool, so no thread of the parent is ever forked), or a running Dask
+cluster's executor with `--scheduler tcp://host:8786`. Each worker keeps the parsed scenario of
+a design point cached (and the terrain module caches the terrain), runs `sim.engine.model.run_scenario`,
+and sends back the finished run as the compressed bytes of its Parquet part; the parent only
+writes those bytes to disk, atomically. A run that raises becomes a failure record; the batch
+goes on.
+
+Exit status (`run_batch_command` / `python -m sim.experiments.batch`):
+    0  every run of the design finished
+    1  bad input: an invalid experiment file, or a results folder made by another experiment
+    3  some runs failed (see DIR/failures/); rerun the same command to retry just those
+    4  the batch stopped early (a worker process died, or the cluster went away); rerun to resume
+    130 interrupted (Ctrl-C); rerun to resume
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import json
+import multiprocessing
+import os
+import sys
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Executor, Future, wait
+from concurrent.futures.process import BrokenProcessPool, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sim.errors import BatchError, ResultsError, ScenarioError, did_you_mean
+from sim.experiments.design import (
+    Design,
+    LoadedExperiment,
+    describe,
+    expand_design,
+    fingerprint,
+    load_experiment,
+    plan_runs,
+    point_overrides,
+)
+from sim.experiments.results import (
+    STORE_FORMAT,
+    ResultsStore,
+    RunIds,
+    code_version,
+    encode_part,
+    package_versions,
+    read_manifest,
+)
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 1
+EXIT_RUNS_FAILED = 3
+EXIT_INCOMPLETE = 4
+EXIT_INTERRUPTED = 130
+
+#: A run function with the signature of `sim.engine.model.run_scenario(scenario, *, seed, days)`.
+Runner = Callable[..., Any]
+
+
+# --------------------------------------------------------------------------------------------
+# Worker side
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every run of a batch shares; sent along with each task (a few KB of YAML)."""
+
+    scenario_yaml: str                 # the resolved base scenario (experiment `set` applied)
+    scenario_source: str               # the base scenario file, for error messages
+    days: float | None                 # run length (None: the scenario's)
+    keep: dict[str, Any]               # KeepSpec as a dict
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """One run: who it is and the factor values of its design point."""
+
+    ids: RunIds
+    overrides: tuple[tuple[str, Any], ...]
+
+
+@dataclass
+class RunOutcome:
+    """What a worker sends back: the finished part's bytes, or a failure record."""
+
+    ids: RunIds
+    part: bytes | None = None
+    failure: dict[str, Any] | None = None
+    missing_metrics: tuple[str, ...] = ()   # kept names this run did not report
+    seconds: float = 0.0
+
+
+@functools.lru_cache(maxsize=32)
+def _scenario_for(scenario_yaml: str, overrides_json: str, source: str) -> Any:
+    """The validated scenario of one design point, parsed once per worker process.
+
+    Keyed by the resolved base scenario's YAML and the point's overrides, so replicates of a
+    point (and every run of a factor-free experiment) reuse one parse."""
+    import yaml
+
+    from sim.scenario.loading import parse_scenario
+    from sim.scenario.overrides import apply_overrides
+
+    data = yaml.safe_load(scenario_yaml)
+    overrides = [tuple(o) for o in json.loads(overrides_json)]
+    prov: dict = {(): source}
+    if overrides:
+        data = apply_overrides(data, overrides, source, prov)
+    return parse_scenario(data, source, _provenance=prov)
+
+
+def _select(names: list[str] | str, available: list[str]) -> tuple[list[str], list[str]]:
+    """(names to keep that exist, kept names that do not) for a keep list or all/none."""
+    if names == "all":
+        return list(available), []
+    if names == "none":
+        return [], []
+    have = set(available)
+    return [n for n in names if n in have], [n for n in names if n not in have]
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, ScenarioError):
+        return "; ".join(exc.messages)
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def execute_run(ctx: RunContext, task: RunTask, runner: Runner | None = None) -> RunOutcome:
+    """Run one task and return its Parquet part (or its failure record). Never raises for a
+    failing run: the error, its one-line message and the traceback travel back as data."""
+    t0 = time.perf_counter()
+    ids = task.ids
+    try:
+        scenario = _scenario_for(ctx.scenario_yaml, json.dumps(task.overrides, default=str),
+                                 ctx.scenario_source)
+        if runner is None:
+            from sim.engine.model import run_scenario as runner
+        # a fresh copy per run: the cached parse must not carry state from one run to the next
+        result = runner(scenario.model_copy(deep=True), seed=ids.seed, days=ctx.days)
+        keep = ctx.keep
+        summary = dict(result.summary)
+        s_names, s_missing = _select(keep["summary"], list(summary))
+        summary = {k: summary.get(k) for k in s_names}
+        summary.update(dict.fromkeys(s_missing, float("nan")))
+        daily = result.daily
+        d_names, d_missing = _select(keep["daily"], [c for c in daily.columns if c != "day"])
+        if keep["daily"] == "none":
+            daily = None
+        else:
+            daily = daily[["day", *d_names]].copy()
+            for name in d_missing:
+                daily[name] = float("nan")
+        events = result.events
+        if keep["events"] == "none":
+            events = []
+        elif keep["events"] != "all":
+            wanted = set(keep["events"])
+            events = [e for e in events if e.get("type") in wanted]
+        part = encode_part(ids, summary, daily, events)
+        missing = [f"summary: {n!r}{did_you_mean(n, result.summary)}" for n in s_missing]
+        missing += [f"daily: {n!r}{did_you_mean(n, result.daily.columns)}" for n in d_missing]
+        return RunOutcome(ids, part=part, seconds=time.perf_counter() - t0,
+                          missing_metrics=tuple(missing))
+    except Exception as exc:   # a failing run is data, not the end of the batch
+        return RunOutcome(ids, failure=_failure_record(ids, task.overrides, exc),
+                          seconds=time.perf_counter() - t0)
+
+
+def _failure_record(ids: RunIds, overrides: tuple[tuple[str, Any], ...],
+                    exc: BaseException) -> dict[str, Any]:
+    return {
+        "run_id": ids.run_id, "point_id": ids.point_id, "replicate": ids.replicate,
+        "seed": ids.seed, "factors": {p: v for p, v in overrides},
+        "error_type": type(exc).__name__, "error": _one_line(exc),
+        "messages": list(exc.messages) if isinstance(exc, ScenarioError) else [],
+        "traceback": "".join(traceback.format_exception(exc)),
+        "time": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Parent side: the store
+# --------------------------------------------------------------------------------------------
+
+
+def build_manifest(exp: LoadedExperiment, design: Design) -> dict[str, Any]:
+    """The manifest of a new store: experiment, base scenario, design, runs, versions."""
+    runs = list(plan_runs(design, exp.spec.replicates, exp.spec.seed))
+    return {
+        "format": STORE_FORMAT,
+        "name": exp.name,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "fingerprint": fingerprint(exp, design),
+        "experiment": exp.spec.model_dump(mode="json"),
+        "experiment_file": exp.source,
+        "experiment_text": exp.text,
+        "base_scenario": {"file": exp.scenario_source, "yaml": exp.scenario_yaml},
+        "design": design.to_json(),
+        "runs": {"columns": ["run_id", "point_id", "replicate", "seed"],
+                 "rows": [[r.run_id, r.point_id, r.replicate, r.seed] for r in runs]},
+        "seeds": "numpy.random.SeedSequence(experiment.seed, spawn_key=(point_id, replicate))"
+                 ".generate_state(1, numpy.uint64)[0] >> 1",
+        "code": code_version(),
+        "packages": package_versions(),
+    }
+
+
+def _what_changed(old: dict[str, Any], exp: LoadedExperiment, design: Design) -> list[str]:
+    old_exp = dict(old.get("experiment") or {})
+    new_exp = exp.spec.model_dump(mode="json")
+    changed = [k for k in sorted(set(old_exp) | set(new_exp))
+               if k not in ("description", "scenario") and old_exp.get(k) != new_exp.get(k)]
+    if (old.get("base_scenario") or {}).get("yaml") != exp.scenario_yaml:
+        changed.append("base scenario")
+    if not changed and (old.get("design") or {}).get("points") != design.to_json()["points"]:
+        changed.append("design points")
+    return changed or ["format"]
+
+
+def _aside_name(out: Path) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    aside = out.with_name(f"{out.name}.old-{stamp}")
+    n = 1
+    while aside.exists():
+        aside = out.with_name(f"{out.name}.old-{stamp}-{n}")
+        n += 1
+    return aside
+
+
+def open_store(exp: LoadedExperiment, design: Design, out: Path, force_new: bool = False
+               ) -> tuple[ResultsStore, list[str]]:
+    """Create the results store at `out`, or reopen it to resume.
+
+    An existing store of a different experiment (or base scenario) is refused with a
+    `BatchError` unless `force_new`, which moves the old folder to `<out>.old-<timestamp>`
+    (results are never deleted). Returns the store and notes to print."""
+    notes: list[str] = []
+    out = Path(out)
+    exists = out.exists() and (not out.is_dir() or any(out.iterdir()))
+    if exists and not force_new:
+        if not out.is_dir():
+            raise BatchError(f"{out}: exists and is not a folder; choose another --out")
+        try:
+            old = read_manifest(out)
+        except ResultsError as exc:
+            raise BatchError(f"{exc}; choose another --out, or --force-new to move it aside "
+                             f"and start a fresh store") from None
+        if old.get("fingerprint") != fingerprint(exp, design):
+            changed = ", ".join(_what_changed(old, exp, design))
+            raise BatchError(
+                f"{out}: holds results of a different experiment ({old.get('name')!r} from "
+                f"{old.get('experiment_file')}; changed: {changed}); use --force-new to move "
+                f"it to {out.name}.old-<timestamp> and start afresh, or choose another --out")
+        store = ResultsStore(out, old)
+        was, now = old.get("code") or {}, code_version()
+        if (was.get("sim"), was.get("git_commit")) != (now["sim"], now["git_commit"]):
+            notes.append(f"note: {out} was started by another code version (sim "
+                         f"{was.get('sim')}, commit {was.get('git_commit')}); resuming anyway")
+        return store, notes
+    if exists:
+        aside = _aside_name(out)
+        os.replace(out, aside)
+        notes.append(f"moved the old {out} to {aside}")
+    return ResultsStore.create(out, build_manifest(exp, design)), notes
+
+
+# --------------------------------------------------------------------------------------------
+# Parent side: the run loop
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BatchReport:
+    """What a batch did. `exit_code` follows the module docstring."""
+
+    out: Path
+    total: int                       # runs in the design
+    already_done: int                # finished before this invocation
+    completed: int = 0               # finished now
+    failed: list[int] = field(default_factory=list)    # run ids that raised now
+    not_run: int = 0                 # left undone (stopped early)
+    stopped: str | None = None       # why the batch stopped early
+    interrupted: bool = False
+    elapsed_s: float = 0.0
+    missing_metrics: set[str] = field(default_factory=set)
+
+    @property
+    def exit_code(self) -> int:
+        """0 all done, 3 some runs failed, 4 stopped early, 130 interrupted."""
+        if self.interrupted:
+            return EXIT_INTERRUPTED
+        if self.stopped:
+            return EXIT_INCOMPLETE
+        return EXIT_RUNS_FAILED if self.failed else EXIT_OK
+
+
+def default_workers() -> int:
+    """Cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:   # not on Linux
+        return os.cpu_count() or 1
+
+
+def local_executor(workers: int) -> ProcessPoolExecutor:
+    """A process pool that never forks the (possibly threaded) parent: forkserver where the
+    platform has it, else spawn. The start method is chosen per pool, not set globally."""
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
+
+
+@contextlib.contextmanager
+def _executor_for(workers: int | None, scheduler: str | None
+                  ) -> Iterator[tuple[Executor, int, str]]:
+    """(executor, parallel slots, description), shut down on exit."""
+    if scheduler:
+        from distributed import Client
+
+        try:
+            client = Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError) as exc:
+            raise BatchError(f"--scheduler {scheduler}: cannot reach the Dask scheduler "
+                             f"({_one_line(exc)})") from None
+        try:
+            slots = sum(client.nthreads().values()) or 1
+            executor = client.get_executor(pure=False)
+            try:
+                yield executor, slots, f"Dask cluster {scheduler} ({slots} worker threads)"
+            finally:
+                executor.shutdown(wait=False)
+        finally:
+            client.close()
+        return
+    n = workers or default_workers()
+    executor = local_executor(n)
+    try:
+        yield executor, n, f"{n} local worker process(es)"
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+def run_batch(
+    experiment: str | Path | LoadedExperiment,
+    out: str | Path | None = None,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    executor: Executor | None = None,
+    force_new: bool = False,
+    runner: Runner | None = None,
+    progress: bool = True,
+    window: int | None = None,
+    log: Callable[[str], None] | None = None,
+) -> BatchReport:
+    """Run every missing run of an experiment into the results store at `out`.
+
+    Args:
+        experiment: an experiment file, or one already loaded.
+        out: the results folder (default `results/<experiment name>`).
+        workers: local worker processes (default: the cores available).
+        scheduler: a Dask scheduler address; runs go to that cluster instead.
+        executor: any `concurrent.futures.Executor` to use as is (not shut down here).
+        force_new: move an existing store aside and start a fresh one.
+        runner: the run function (default `sim.engine.model.run_scenario`); must be picklable.
+        progress: show a tqdm progress bar on stderr.
+        window: runs in flight at once (default 2 per worker, at least 4), which bounds
+            what the parent holds in memory.
+        log: where to print notes (default: stderr).
+
+    Raises `ExperimentError`/`ScenarioError` for a bad experiment and `BatchError` for a store
+    that cannot be used; failing runs do not raise (see `BatchReport.failed`).
+    """
+    say = log or (lambda line: print(line, file=sys.stderr))
+    exp = experiment if isinstance(experiment, LoadedExperiment) else load_experiment(experiment)
+    design = expand_design(exp)
+    out_path = Path(out) if out is not None else Path("results") / exp.name
+    store, notes = open_store(exp, design, out_path, force_new=force_new)
+    for note in notes:
+        say(note)
+    store.clear_temporary()
+    done, bad = store.finished_run_ids()
+    for part in bad:
+        say(f"note: {part.parent / part.name.split('.bad-')[0]} was unreadable; moved to "
+            f"{part.name} and the run will be done again")
+    all_runs = list(plan_runs(design, exp.spec.replicates, exp.spec.seed))
+    todo = deque(RunTask(r, point_overrides(design, r.point_id))
+                 for r in all_runs if r.run_id not in done)
+    report = BatchReport(out=out_path, total=len(all_runs), already_done=len(done))
+    ctx = RunContext(scenario_yaml=exp.scenario_yaml, scenario_source=exp.scenario_source,
+                     days=exp.spec.days, keep=exp.spec.keep.model_dump(mode="json"))
+    t0 = time.perf_counter()
+    if not todo:
+        report.elapsed_s = time.perf_counter() - t0
+        return report
+    if executor is not None:
+        say(f"{describe(exp, design)}; {len(todo)} to run -> {out_path}")
+        _drive(executor, max(4, window or 4), ctx, todo, runner, store, report, progress,
+               exp.name, say)
+    else:
+        with _executor_for(workers, scheduler) as (pool, slots, what):
+            say(f"{describe(exp, design)}; {len(todo)} to run on {what} -> {out_path}")
+            _drive(pool, window or max(4, 2 * slots), ctx, todo, runner, store, report,
+                   progress, exp.name, say)
+    report.elapsed_s = time.perf_counter() - t0
+    return report
+
+
+def _drive(executor: Executor, window: int, ctx: RunContext, todo: deque[RunTask],
+           runner: Runner | None, store: ResultsStore, report: BatchReport, progress: bool,
+           name: str, say: Callable[[str], None]) -> None:
+    """Keep at most `window` runs in flight; store each outcome as it arrives."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=report.total, initial=report.already_done, desc=name, unit="run",
+               disable=not progress, dynamic_ncols=True, mininterval=0.5, smoothing=0.1)
+    in_flight: dict[Future[RunOutcome], RunTask] = {}
+    warned_missing = False
+    try:
+        while todo or in_flight:
+            while todo and len(in_flight) < window:
+                task = todo.popleft()
+                in_flight[executor.submit(execute_run, ctx, task, runner)] = task
+            finished, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+            for fut in finished:
+                task = in_flight.pop(fut)
+                try:
+                    outcome = fut.result()
+                except (BrokenProcessPool, CancelledError) as exc:
+                    report.stopped = (f"the executor stopped ({_one_line(exc)}); a worker "
+                                      f"process probably died (out of memory?)")
+                    todo.appendleft(task)
+                    raise _Stop from None
+                except Exception as exc:   # the executor could not run the task at all
+                    outcome = RunOutcome(task.ids, failure=_failure_record(
+                        task.ids, task.overrides, exc))
+                if outcome.part is not None:
+                    store.write_part(task.ids.run_id, outcome.part)
+                    report.completed += 1
+                    if outcome.missing_metrics:
+                        report.missing_metrics.update(outcome.missing_metrics)
+                        if not warned_missing:
+                            warned_missing = True
+                            say(f"warning: keep: run {task.ids.run_id} reported no metric "
+                                f"{'; '.join(outcome.missing_metrics)} (stored as NaN)")
+                else:
+                    assert outcome.failure is not None
+                    store.write_failure(task.ids.run_id, outcome.failure)
+                    report.failed.append(task.ids.run_id)
+                    if len(report.failed) == 1:
+                        say(f"run {task.ids.run_id} failed: {outcome.failure['error']}")
+                bar.update(1)
+                bar.set_postfix(failed=len(report.failed), refresh=False)
+    except _Stop:
+        pass
+    except KeyboardInterrupt:
+        report.interrupted = True
+    finally:
+        for fut in in_flight:
+            fut.cancel()
+        report.not_run = len(todo) + len(in_flight)
+        bar.close()
+
+
+class _Stop(Exception):
+    """Internal: leave the run loop (the executor broke)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+
+def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add `badia batch`'s arguments to `parser`."""
+    parser.add_argument("experiment", type=Path, help="experiment file (experiments/*.yaml)")
+    parser.add_argument("--out", type=Path, metavar="DIR",
+                        help="results folder (default: results/<experiment name>); rerun on "
+                             "the same folder to resume")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="local worker processes (default: all cores)")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="run on a Dask cluster, e.g. tcp://10.0.0.5:8786")
+    parser.add_argument("--force-new", action="store_true",
+                        help="move an existing results folder to DIR.old-<timestamp> and "
+                             "start afresh")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run_batch_command(args: argparse.Namespace) -> int:
+    """`badia batch`: run the experiment, print a summary; returns the exit status."""
+    if args.workers is not None and args.workers < 1:
+        print(f"badia batch: --workers must be at least 1, got {args.workers}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.workers is not None and args.scheduler:
+        print("badia batch: give --workers or --scheduler, not both", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        report = run_batch(args.experiment, args.out, workers=args.workers,
+                           scheduler=args.scheduler, force_new=args.force_new,
+                           progress=not getattr(args, "quiet", False))
+    except ScenarioError as exc:      # includes ExperimentError
+        for line in exc.messages:
+            print(line, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (BatchError, ResultsError) as exc:
+        print(f"badia batch: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("badia batch: interrupted; rerun the same command to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    _print_summary(report)
+    return report.exit_code
+
+
+def _print_summary(r: BatchReport) -> None:
+    have = r.already_done + r.completed
+    line = (f"{r.out}: {have} of {r.total} runs stored ({r.completed} now, "
+            f"{r.already_done} before) in {r.elapsed_s:.1f} s")
+    if r.failed:
+        line += f"; {len(r.failed)} failed (see {r.out / 'failures'})"
+    print(line)
+    if r.failed:
+        print(f"badia batch: {len(r.failed)} run(s) failed; fix the cause and rerun the same "
+              f"command to retry them", file=sys.stderr)
+    if r.stopped:
+        print(f"badia batch: stopped early: {r.stopped}; {r.not_run} runs not done; rerun the "
+              f"same command to resume", file=sys.stderr)
+    if r.interrupted:
+        print(f"badia batch: interrupted; {r.not_run} runs not done; rerun the same command "
+              f"to resume", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m sim.experiments.batch EXPERIMENT ...` (the same as `badia batch`)."""
+    parser = argparse.ArgumentParser(prog="badia batch", description=__doc__.split("\n")[0])
+    add_batch_arguments(parser)
+    return run_batch_command(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    # run the module's own copy, so workers unpickle `sim.experiments.batch.execute_run`, not `__main__.`
+    from sim.experiments.batch import main as _main
+
+    sys.exit(_main())

@@ -1,0 +1,321 @@
+"""The scenario schema: factions, tactics (a discriminated union on `kind`), units, events and
+the Scenario itself. Types only; references are checked by :mod:`sim.scenario.references`."""
+
+from __future__ import annotations
+
+import math
+import typing
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from sim.scenario.fields import FiniteFloat, Name, PointRef, _Model
+from sim.scenario.map import MapSpec
+from sim.scenario.vocab import Mobility, Role, Schedule, UnitKind
+
+
+class FactionSpec(_Model):
+    """A side. `hostile` lists factions it fights (hostility is made symmetric by the engine)."""
+
+    role: Role
+    hostile: list[Name] = Field(default_factory=list)
+    colour: str = Field(default="#7f7f7f", pattern=r"^#[0-9a-fA-F]{6}$")
+    comms_delay_hours: FiniteFloat = Field(default=1.0, ge=0)
+    border_security: FiniteFloat = Field(default=0.0, ge=0, le=1)
+
+
+# --------------------------------------------------------------------------------------------
+# Tactics (discriminated union on `kind`)
+# --------------------------------------------------------------------------------------------
+
+
+class HideTactic(_Model):
+    """Insurgent: stay concealed in the given areas (default: where it starts)."""
+
+    kind: Literal["hide"]
+    hides: list[Name] = Field(default_factory=list)           # area names
+
+
+class NightRaidTactic(_Model):
+    """Insurgent: move at night to a target place, strike, fall back to a hide."""
+
+    kind: Literal["night_raid"]
+    targets: list[Name] = Field(min_length=1)                  # place names
+    hides: list[Name] = Field(default_factory=list)            # area names
+    max_distance_km: FiniteFloat = Field(default=80.0, gt=0)
+    abort_if_detected: bool = True
+
+
+class AmbushTactic(_Model):
+    """Insurgent: wait beside a road (optionally one stretch of it) and hit a passing convoy."""
+
+    kind: Literal["ambush"]
+    road: Name                                                  # road name
+    segment: tuple[Name, Name] | None = None                    # two places on the road
+    closure_hours: FiniteFloat = Field(default=12.0, ge=0)
+    min_convoy_strength: int = Field(default=0, ge=0)
+    max_odds: FiniteFloat = Field(default=2.0, gt=0)   # spring only if target <= odds x own
+    wait_hours: FiniteFloat = Field(default=20.0, gt=0)  # how long an ambush lies in wait
+
+
+class SeizeTownTactic(_Model):
+    """Insurgent: gather groups, then take and hold a town."""
+
+    kind: Literal["seize_town"]
+    towns: list[Name] = Field(min_length=1)                    # place names
+    gather_at: Name | None = None                               # area or place name
+    hold_hours: FiniteFloat = Field(default=24.0, ge=0)
+    min_group: int = Field(default=2, ge=1)
+
+
+class BorderCrossingTactic(_Model):
+    """Insurgent: cross a border to a rendezvous, at night, every few nights."""
+
+    kind: Literal["border_crossing"]
+    border: Name                                                # border name
+    rendezvous: Name                                            # place name
+    use_crossings: bool = False
+    nights_between: int = Field(default=2, ge=0)
+
+
+class RefugeTactic(_Model):
+    """Insurgent: shelter in zones barred to its enemies (default: any such zone)."""
+
+    kind: Literal["refuge"]
+    zones: list[Name] = Field(default_factory=list)            # zone names
+
+
+class HoldTactic(_Model):
+    """Garrison: stay at the post and defend it."""
+
+    kind: Literal["hold"]
+
+
+class PatrolTactic(_Model):
+    """Garrison: drive a route of places / points on a schedule."""
+
+    kind: Literal["patrol"]
+    route: list[PointRef] = Field(min_length=2)
+    schedule: Schedule = "always"
+    period_hours: FiniteFloat = Field(default=24.0, gt=0)
+
+
+class EscortTactic(_Model):
+    """Garrison: escort convoys along a route every so many hours."""
+
+    kind: Literal["escort"]
+    route: list[PointRef] = Field(min_length=2)
+    depart_every_hours: FiniteFloat = Field(default=24.0, gt=0)
+    escort_strength: int = Field(default=8, ge=0)
+
+
+class PursueTactic(_Model):
+    """Garrison: chase detected enemies up to a range from base, then return."""
+
+    kind: Literal["pursue"]
+    max_range_km: FiniteFloat = Field(default=80.0, gt=0)
+    base: Name | None = None                                    # place name
+
+
+class SweepTactic(_Model):
+    """Garrison: search an area square by square, optionally with a cordon."""
+
+    kind: Literal["sweep"]
+    area: Name                                                  # area name
+    square_km: FiniteFloat = Field(default=5.0, gt=0)
+    hours_per_square: FiniteFloat = Field(default=6.0, gt=0)
+    cordon: bool = True
+
+
+class BorderWatchTactic(_Model):
+    """Garrison: watch a border and intercept crossings."""
+
+    kind: Literal["border_watch"]
+    border: Name                                                # border name
+
+
+class ZoneGuardTactic(_Model):
+    """Garrison: guard a zone and engage barred factions inside it."""
+
+    kind: Literal["zone_guard"]
+    zone: Name                                                  # zone name
+
+
+InsurgentTactic = (
+    HideTactic | NightRaidTactic | AmbushTactic | SeizeTownTactic | BorderCrossingTactic
+    | RefugeTactic
+)
+GarrisonTactic = (
+    HoldTactic | PatrolTactic | EscortTactic | PursueTactic | SweepTactic | BorderWatchTactic
+    | ZoneGuardTactic
+)
+TacticSpec = Annotated[
+    HideTactic | NightRaidTactic | AmbushTactic | SeizeTownTactic | BorderCrossingTactic
+    | RefugeTactic | HoldTactic | PatrolTactic | EscortTactic | PursueTactic | SweepTactic
+    | BorderWatchTactic | ZoneGuardTactic,
+    Field(discriminator="kind"),
+]
+
+INSURGENT_TACTICS = frozenset(
+    ["hide", "night_raid", "ambush", "seize_town", "border_crossing", "refuge"])
+GARRISON_TACTICS = frozenset(
+    ["hold", "patrol", "escort", "pursue", "sweep", "border_watch", "zone_guard"])
+TACTIC_MODELS: dict[str, type[BaseModel]] = {
+    typing.get_args(m.model_fields["kind"].annotation)[0]: m
+    for m in typing.get_args(typing.get_args(TacticSpec)[0])
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Units, events, scenario
+# --------------------------------------------------------------------------------------------
+
+
+class UnitSpec(_Model):
+    """A unit (or `count` identical units). Numbers left out come from the kind's defaults
+    (`sim.scenario.defaults.KIND_DEFAULTS`); use `sim.scenario.defaults.resolved_unit` to get them filled."""
+
+    name: Name | None = None
+    faction: Name
+    kind: UnitKind
+    count: int = Field(default=1, ge=1)
+    at: PointRef                                  # place name, area name or [lat, lon]
+    route: list[PointRef] | None = Field(default=None, min_length=2)
+    strength: int | None = Field(default=None, ge=0)
+    vehicles: int | None = Field(default=None, ge=0)
+    mobility: Mobility | None = None
+    speed_kmh: FiniteFloat | None = Field(default=None, ge=0)
+    offroad_speed_kmh: FiniteFloat | None = Field(default=None, ge=0)
+    sensor_range_km: FiniteFloat | None = Field(default=None, ge=0)
+    night_sensor_range_km: FiniteFloat | None = Field(default=None, ge=0)
+    weapon_range_km: FiniteFloat | None = Field(default=None, ge=0)
+    kill_rate_per_hour: FiniteFloat | None = Field(default=None, ge=0)
+    fortified: bool | None = None
+    water_days: FiniteFloat | None = Field(default=None, ge=0)
+    fuel_days: FiniteFloat | None = Field(default=None, ge=0)
+    ammo_days: FiniteFloat | None = Field(default=None, ge=0)
+    breakoff_loss_fraction: FiniteFloat | None = Field(default=None, ge=0, le=1)
+    tactic: TacticSpec | None = None
+
+
+class EventSpec(_Model):
+    """At `day` + `hour` after the start, set scenario paths (override grammar) to new values."""
+
+    day: FiniteFloat = Field(ge=0)
+    hour: FiniteFloat = Field(default=0.0, ge=0, lt=24)
+    set: dict[Name, Any] = Field(min_length=1)
+
+    @property
+    def at_hours(self) -> float:
+        """Hours after the scenario start."""
+        return self.day * 24.0 + self.hour
+
+
+_DEFAULT_START = datetime(2018, 6, 1, 18, 0)
+
+
+class _FlowListDumper(yaml.SafeDumper):
+    """Safe dumper writing lists of scalars (points, name lists) on one line, as people do."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
+    flat = all(not isinstance(v, (dict, list)) or (
+        isinstance(v, list) and all(not isinstance(x, (dict, list)) for x in v)) for v in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flat and bool(data))
+
+
+def _flat(v: Any) -> bool:
+    if isinstance(v, str):
+        return "\n" not in v
+    if isinstance(v, list):
+        return all(_flat(x) and not isinstance(x, dict) for x in v)
+    return not isinstance(v, dict)
+
+
+def _represent_dict(dumper: yaml.SafeDumper, data: dict) -> yaml.Node:
+    flow = bool(data) and all(_flat(v) for v in data.values()) and len(str(data)) < 200
+    return dumper.represent_mapping("tag:yaml.org,2002:map", data, flow_style=flow)
+
+
+def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+    style = "|" if "\n" in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_FlowListDumper.add_representer(list, _represent_list)
+_FlowListDumper.add_representer(dict, _represent_dict)
+_FlowListDumper.add_representer(str, _represent_str)
+
+
+class Scenario(_Model):
+    """A whole scenario, resolved (no `extends` left once loaded).
+
+    Validating this model checks each field; references between parts (a unit's place, a
+    tactic's road, an event's path) are checked by :func:`sim.scenario.loading.parse_scenario`,
+    the one way scenarios enter the program, which reports every problem with its full path."""
+
+    name: Name
+    description: str = ""
+    extends: str | None = None
+    seed: int = Field(default=0, ge=0)
+    start: datetime = _DEFAULT_START
+    utc_offset_hours: FiniteFloat = Field(default=3.0, ge=-12, le=14)
+    days: FiniteFloat = Field(default=30.0, gt=0)
+    map: MapSpec
+    factions: dict[Name, FactionSpec] = Field(min_length=1)
+    units: list[UnitSpec] = Field(default_factory=list)
+    events: list[EventSpec] = Field(default_factory=list)
+
+    @field_validator("start", mode="before")
+    @classmethod
+    def _start(cls, v: Any) -> Any:
+        # YAML may hand over a str ("2018-06-01T18:00"), a datetime or a date.
+        if isinstance(v, datetime):
+            return v
+        if isinstance(v, (int, float)):
+            # pydantic would read a number as a Unix timestamp: surely not what was meant
+            raise ValueError(f"expected a date and time like 2018-06-01T18:00, got {v!r}")
+        if hasattr(v, "isoformat") and hasattr(v, "year") and not hasattr(v, "hour"):
+            return datetime(v.year, v.month, v.day)
+        return v
+
+    @model_validator(mode="after")
+    def _wall_clock(self) -> Scenario:
+        if self.start.tzinfo is not None:
+            # an explicit offset is converted to the scenario's wall clock
+            wall = timezone(timedelta(hours=self.utc_offset_hours))
+            self.start = self.start.astimezone(wall).replace(tzinfo=None)
+        return self
+
+    def to_yaml(self) -> str:
+        """A resolved, self-contained YAML file (no `extends`, seed included) that reloads to an
+        equal Scenario."""
+        data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        data.pop("extends", None)
+        data["seed"] = self.seed
+        whole_minute = self.start.second == 0 and self.start.microsecond == 0
+        data["start"] = self.start.isoformat(timespec="minutes" if whole_minute else "auto")
+        return yaml.dump(data, Dumper=_FlowListDumper, sort_keys=False, allow_unicode=True,
+                         width=100)
+
+    @property
+    def end(self) -> datetime:
+        """Wall-clock time the run ends."""
+        return self.start + timedelta(days=self.days)
+
+    @property
+    def hours(self) -> int:
+        """Number of one-hour steps."""
+        return math.ceil(self.days * 24.0 - 1e-9)
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------------
