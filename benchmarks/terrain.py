@@ -54,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     cache = tempfile.mkdtemp(prefix="badia-bench-")
     os.environ["BADIA_CACHE_DIR"] = cache
 
-    from sim.world import terrain as T
     from sim.scenario.loading import load_scenario
+    from sim.world import terrain as T
     from sim.world.routes import Router
 
     scenario = load_scenario(args.scenario)

@@ -36,7 +36,7 @@ def _cmd_map(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from sim.experiments.single import run_command
+    from sim.analysis.run_report import run_command
 
     return run_command(args)
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import yaml
 
-from sim.world import terrain as T
 from sim.analysis.maps import GROUND_COLOURS, HIGHWAY_COLOUR, Overlay, plot_terrain, render_map
 from sim.scenario.loading import load_scenario
 from sim.scenario.map import MapSpec
+from sim.world import terrain as T
 from sim.world.terrain import Ground, build_terrain
 
 matplotlib.use("Agg")

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import golden_outputs
 import numpy as np
 import pandas as pd
 import pytest
@@ -56,8 +57,7 @@ def test_same_seed_gives_identical_outputs_and_another_seed_does_not(tmp_path):
     for label, seed in (("a", 5), ("b", 5), ("c", 6)):
         res = run_scenario(OUTPOST, seed=seed, days=6)
         model_out = tmp_path / label
-        model = DesertModel(OUTPOST, rng=seed)  # terrain for the map
-        write_run(res, model_out, model.terrain)
+        write_run(res, model_out)
         runs[label] = model_out
     for name in ("daily.parquet", "events.jsonl", "scenario.yaml"):
         assert (runs["a"] / name).read_bytes() == (runs["b"] / name).read_bytes(), name
@@ -204,3 +204,13 @@ def test_badia_run_bad_input_is_one_line(args, needle):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# --------------------------------------------------------------------------- golden outputs
+@pytest.mark.parametrize("name", [p.stem for p in golden_outputs.scenario_paths()])
+def test_bundled_scenarios_reproduce_their_golden_outputs(name):
+    """Every bundled scenario, seed 11, 10 days: the event log and the daily table hash to the
+    stored values. A change that alters behaviour on purpose rewrites tests/golden/hashes.json
+    (`python tests/golden_outputs.py --write`) in a commit of its own and says why."""
+    stored = json.loads(golden_outputs.HASHES.read_text())[name]
+    assert golden_outputs.hashes_of(golden_outputs.ROOT / "scenarios" / f"{name}.yaml") == stored

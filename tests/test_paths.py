@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import yaml
 
-from sim.world import terrain as T
 from sim.errors import NoRouteError
 from sim.scenario.loading import load_scenario
 from sim.scenario.map import MapSpec
+from sim.world import terrain as T
 from sim.world.geo import haversine_km
 from sim.world.routes import Router, grid_graph
 from sim.world.terrain import DEFAULT_CONFIG, Ground, build_terrain

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import yaml
 
-from sim.world import terrain as T
 from sim.errors import ScenarioError, TerrainError
 from sim.scenario.map import MapSpec
+from sim.world import terrain as T
 from sim.world.geo import haversine_km
 from sim.world.terrain import (
     DEFAULT_CONFIG,

@@ -1,58 +1,31 @@
-"""`badia run`: one scenario, one seed; summary table, daily metrics, event log, map."""
+"""One run's outputs: the data files `badia run` writes and its summary table."""
 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 
-from sim.scenario.loading import load_scenario
+
+def events_jsonl(events: list[dict]) -> str:
+    """The event log as JSON Lines, keys sorted: the bytes of `events.jsonl`."""
+    return "".join(json.dumps(e, sort_keys=True, default=_json_default) + "\n" for e in events)
 
 
-def write_run(result, out: Path, terrain) -> None:
-    """Write a run's files: daily.parquet, events.jsonl, scenario.yaml, map.png."""
-    from sim.analysis.maps import render_map
-
+def write_run(result, out: Path) -> None:
+    """Write a run's data files: daily.parquet, events.jsonl and the resolved scenario.yaml
+    (which replays the run)."""
     out.mkdir(parents=True, exist_ok=True)
     result.daily.to_parquet(out / "daily.parquet", index=False)
-    with open(out / "events.jsonl", "w", encoding="utf-8") as fh:
-        for event in result.events:
-            fh.write(json.dumps(event, sort_keys=True, default=_json_default) + "\n")
+    (out / "events.jsonl").write_text(events_jsonl(result.events), encoding="utf-8")
     (out / "scenario.yaml").write_text(result.scenario.to_yaml(), encoding="utf-8")
-    title = f"{result.scenario.name} (seed {result.scenario.seed})"
-    render_map(terrain, out / "map.png", title=title, overlays=event_overlays(result.events))
 
 
 def _json_default(value):
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def event_overlays(events: list[dict]) -> list[dict]:
-    """Map overlays for a run: engagements, detections of note and losses."""
-    from sim.analysis.maps import Overlay
-
-    styles = {
-        "engagement": ("engagement", {"marker": "x", "color": "#d62728", "markersize": 7}),
-        "detection": ("detection", {"marker": ".", "color": "#1f77b4", "markersize": 3}),
-        "loss": ("unit destroyed", {"marker": "X", "color": "black", "markersize": 8}),
-        "raid_start": ("raid launched", {"marker": ">", "color": "#9467bd", "markersize": 5}),
-        "crossing": ("insurgent border crossing",
-                     {"marker": "d", "color": "#17becf", "markersize": 5}),
-        "breakoff": ("pursuit broken off", {"marker": "s", "color": "#ff7f0e", "markersize": 6}),
-    }
-    out = []
-    for kind, (label, style) in styles.items():
-        # garrison traffic through border posts is not what the crossing marker is for
-        pts = [(e["lat"], e["lon"]) for e in events
-               if e["type"] == kind and (kind != "crossing" or e.get("insurgent"))]
-        if pts:
-            out.append(Overlay(latlon=np.array(pts), label=f"{label} ({len(pts)})",
-                               style={"linestyle": "none", "alpha": 0.8, **style}))
-    return out
 
 
 def summary_table(summary: dict[str, float]) -> str:
@@ -70,22 +43,3 @@ def summary_table(summary: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
-def run_command(args) -> int:
-    """Entry point of `badia run`."""
-    from sim.engine.model import DesertModel
-
-    scenario = load_scenario(args.scenario, overrides=args.set)
-    if args.days is not None:
-        scenario = scenario.model_copy(update={"days": float(args.days)})
-    t0 = time.perf_counter()
-    model = DesertModel(scenario, rng=args.seed)
-    hours = model.spec.hours
-    model.run_for_hours(hours, progress=not args.quiet)
-    result = model.result()
-    elapsed = time.perf_counter() - t0
-    out = args.out or Path("out") / Path(args.scenario).stem
-    write_run(result, Path(out), model.terrain)
-    print(summary_table(result.summary))
-    print(f"\n{hours / 24:.1f} days simulated in {elapsed:.1f} s; wrote {out}/"
-          "{daily.parquet, events.jsonl, scenario.yaml, map.png}")
-    return 0
