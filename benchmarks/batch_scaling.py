@@ -5,7 +5,8 @@
     python benchmarks/batch_scaling.py --memory     # 2,000 short runs: parent RSS < 300 MB?
 
 Each configuration runs the same fixed experiment (the bundled outpost night raid, one factor,
-replicates) as a separate `python -m sim.experiments.batch` process into a fresh results folder, exactly as a
+replicates) as a separate `python -m sim.experiments.batch` process into a fresh results folder,
+exactly as a
 user would. Reported per configuration:
 
 - wall time and runs per second, including worker start-up (importing the model);
@@ -60,7 +61,8 @@ def _peak_rss_mb(pid: int) -> float | None:
 
 def run_batch_process(experiment: Path, out: Path, extra: list[str]) -> dict[str, float]:
     """Run `python -m sim.experiments.batch` and measure it (see the module docstring)."""
-    cmd = [sys.executable, "-m", "sim.experiments.batch", str(experiment), "--out", str(out), "--quiet",
+    cmd = [sys.executable, "-m", "sim.experiments.batch", str(experiment), "--out", str(out),
+           "--quiet",
            *extra]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -25,7 +25,7 @@ _FRESH_LOAD = """
 import sys, time
 t0 = time.perf_counter()
 from sim.scenario.loading import load_scenario
-from sim.world import terrain as T
+from sim.world import cache as T
 imported = time.perf_counter()
 s = load_scenario(sys.argv[1])
 loaded = time.perf_counter()
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["BADIA_CACHE_DIR"] = cache
 
     from sim.scenario.loading import load_scenario
-    from sim.world import terrain as T
+    from sim.world import cache as T
     from sim.world.routes import Router
 
     scenario = load_scenario(args.scenario)

@@ -3,9 +3,9 @@
 Usage:  .venv/bin/python benchmarks/viz_render.py [--scenario scenarios/badia_theatre.yaml]
                                                  [--steps 20] [--region "whole map"]
 
-A frame is what the app sends to the browser after each step: `sim.app.viz.map_figure` (the cached
-terrain raster plus the overlay: units, recent events, detections, clock) saved as PNG. The first
-frame of a view also draws and caches the terrain and is reported apart ("first frame"); the
+A frame is what the app sends to the browser after each step: `sim.app.map_frame.map_figure` (the
+cached terrain raster plus the overlay: units, recent events, detections, clock) saved as PNG. The
+first frame of a view also draws and caches the terrain and is reported apart ("first frame"); the
 figure reported is the mean over the next `--steps` steps (model stepping not included).
 Target: under 300 ms per frame on the theatre. The plots panel is timed the same way.
 """
@@ -38,29 +38,33 @@ def main(argv: list[str] | None = None) -> int:
                         "and Palmyra)")  # fmt: skip
     args = parser.parse_args(argv)
 
-    from sim.app import viz
+    from sim.app.map_frame import map_figure
+    from sim.app.model import VizModel
+    from sim.app.plots import plots_figure
+    from sim.app.style import figure_png
+    from sim.app.views import WHOLE_MAP, map_regions
 
     t0 = time.perf_counter()
-    model = viz.VizModel(scenario_path=args.scenario)
+    model = VizModel(scenario_path=args.scenario)
     init_s = time.perf_counter() - t0
     rows, cols = model.terrain.shape
     print(f"{model.spec.name}: {rows} x {cols} cells, {len(model.units)} units "
           f"(model built in {init_s:.2f} s)")  # fmt: skip
-    regions = args.region or [viz.WHOLE_MAP, "Palmyra"]
-    regions = [r for r in regions if r in viz.map_regions(model)] or [viz.WHOLE_MAP]
+    regions = args.region or [WHOLE_MAP, "Palmyra"]
+    regions = [r for r in regions if r in map_regions(model)] or [WHOLE_MAP]
     worst = 0.0
     for region in regions:
-        first = _ms(lambda r=region: viz.figure_png(viz.map_figure(model, r)))
+        first = _ms(lambda r=region: figure_png(map_figure(model, r)))
         frames, steps = [], []
         for _ in range(args.steps):
             steps.append(_ms(model.step))
-            frames.append(_ms(lambda r=region: viz.figure_png(viz.map_figure(model, r))))
+            frames.append(_ms(lambda r=region: figure_png(map_figure(model, r))))
         mean = statistics.fmean(frames)
         worst = max(worst, mean)
         print(f"  map '{region}': first frame {first:.0f} ms (draws the terrain); next "
               f"{args.steps} frames mean {mean:.0f} ms, median {statistics.median(frames):.0f}, "
               f"max {max(frames):.0f} ms  (model step mean {statistics.fmean(steps):.0f} ms)")
-    plots = [_ms(lambda: viz.figure_png(viz.plots_figure(model))) for _ in range(5)]
+    plots = [_ms(lambda: figure_png(plots_figure(model))) for _ in range(5)]
     print(f"  plots panel: mean {statistics.fmean(plots):.0f} ms over 5 draws "
           f"(at hour {model.hour})")  # fmt: skip
     ok = worst < BUDGET_MS

@@ -24,7 +24,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _cmd_map(args: argparse.Namespace) -> int:
     from sim.analysis.maps import render_map
     from sim.scenario.loading import load_scenario
-    from sim.world.terrain import build_terrain
+    from sim.world.cache import build_terrain
 
     scenario = load_scenario(args.file, overrides=args.set)
     terrain = build_terrain(scenario.map, source=str(args.file))
@@ -107,7 +107,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     # the other subcommands live with their domain module: (name, module, help)
     for name, module, text in (
-        ("batch", "sim.experiments.batch", "run an experiment (design x replicates) into a results folder"),
+        ("batch", "sim.experiments.batch",
+         "run an experiment (design x replicates) into a results folder"),
         ("report", "sim.analysis.report", "write an HTML report of a results folder"),
         ("viz", "sim.app.serve", "watch a scenario in the browser (Mesa SolaraViz)"),
     ):

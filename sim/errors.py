@@ -51,6 +51,11 @@ class ExperimentError(ScenarioError):
     """Bad experiment input: `.messages` holds one line per problem, `<file>: <path>: <msg>`."""
 
 
+class CalibrationError(ScenarioError):
+    """Bad calibration input (the calibration file, its observed data, or a results folder that
+    cannot be resumed): `.messages` holds one line per problem, `<file>: <path>: <msg>`."""
+
+
 class ResultsError(Exception):
     """A results folder that cannot be read as asked; the message is one line naming the file."""
 

@@ -24,7 +24,7 @@ def scenario_paths() -> list[Path]:
 
 def hashes_of(path: Path) -> dict[str, object]:
     """sha256 of ``events.jsonl`` as `badia run` writes it and of the daily table's content."""
-    from sim.engine.model import run_scenario
+    from sim.engine.run import run_scenario
     from sim.experiments.single import events_jsonl
 
     result = run_scenario(path, seed=SEED, days=DAYS)

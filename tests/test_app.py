@@ -19,9 +19,25 @@ import solara
 from mesa.visualization.solara_viz import ModelController, ModelCreator, _check_model_params
 from mesa.visualization.utils import force_update
 
-from sim.app import viz
+from sim.app.background import background
+from sim.app.map_frame import _known, map_figure
+from sim.app.model import VizModel, model_params
+from sim.app.page import MapView, Page
+from sim.app.plots import plots_figure
+from sim.app.scenarios import (
+    ENV_SCENARIO,
+    SliderSpec,
+    bundled_scenarios,
+    distribute,
+    slider_specs,
+    start_scenario,
+)
+from sim.app.snapshot import main as snapshot_main
+from sim.app.status import light_shown, status_text
+from sim.app.style import figure_png
+from sim.app.views import VIEW_SUFFIX, WHOLE_MAP, follow_names, map_regions, resolve_view
 from sim.engine.model import DesertModel
-from sim.engine.units import Posture
+from sim.rules.state import Posture
 from sim.scenario.defaults import resolved_unit
 from sim.scenario.loading import load_scenario
 from sim.world.clock import LightLevel
@@ -41,8 +57,8 @@ def theatre():
     return load_scenario(THEATRE)
 
 
-def _specs(scenario) -> dict[str, viz.SliderSpec]:
-    return {s.name: s for s in viz.slider_specs(scenario)}
+def _specs(scenario) -> dict[str, SliderSpec]:
+    return {s.name: s for s in slider_specs(scenario)}
 
 
 def _count(model, kind: str) -> int:
@@ -76,7 +92,7 @@ def test_sliders_offered_only_where_their_paths_resolve(outpost, theatre):
     ("shares", "total"), [((10, 10, 4, 2), 13), ((1,), 5), ((3, 1), 2), ((5, 5, 5), 100)]
 )
 def test_distribute_keeps_total_and_proportion(shares, total):
-    out = viz.distribute(shares, total)
+    out = distribute(shares, total)
     assert sum(out) == max(total, len(shares))
     assert min(out) >= 1
     # proportional within one unit of the exact share (after the one-each floor)
@@ -85,8 +101,8 @@ def test_distribute_keeps_total_and_proportion(shares, total):
 
 
 def test_slider_values_change_the_run(theatre):
-    m = viz.VizModel(scenario_file="badia_theatre", patrols=36, border_security=0.9,
-                     escort_strength=20)  # fmt: skip
+    m = VizModel(scenario_file="badia_theatre", patrols=36, border_security=0.9,
+                 escort_strength=20)  # fmt: skip
     assert _count(m, "patrol") == 36
     iraq = m.faction_index["iraq"]
     assert m.border_security[iraq] == pytest.approx(0.9)
@@ -99,7 +115,7 @@ def test_slider_values_change_the_run(theatre):
 
 
 def test_night_sensor_slider_sets_the_garrison_only(outpost):
-    m = viz.VizModel(scenario_file="outpost_night_raid", night_sensor_range_km=4.0)
+    m = VizModel(scenario_file="outpost_night_raid", night_sensor_range_km=4.0)
     f = m.force
     garrison = np.array([outpost.factions[u.faction].role == "garrison" for u in m.units])
     assert np.all(f.view("sensor_night_km")[garrison] == 4.0)
@@ -109,8 +125,8 @@ def test_night_sensor_slider_sets_the_garrison_only(outpost):
 
 def test_sliders_at_their_defaults_change_nothing(outpost):
     """Reset with untouched sliders must replay the scenario as written."""
-    defaults = {s.name: s.value for s in viz.slider_specs(outpost)}
-    a = viz.VizModel(scenario_file="outpost_night_raid", **defaults)
+    defaults = {s.name: s.value for s in slider_specs(outpost)}
+    a = VizModel(scenario_file="outpost_night_raid", **defaults)
     b = DesertModel(OUTPOST)
     assert a.viz.overrides == [] and a.seed == b.seed == outpost.seed
     for _ in range(30):
@@ -122,20 +138,20 @@ def test_sliders_at_their_defaults_change_nothing(outpost):
 
 def test_slider_values_for_another_scenario_are_ignored(outpost):
     patrols = _specs(outpost)["patrols"].value
-    m = viz.VizModel(scenario_file="outpost_night_raid", patrols=patrols + 4,
-                     sliders_for="/elsewhere.yaml")  # fmt: skip
+    m = VizModel(scenario_file="outpost_night_raid", patrols=patrols + 4,
+                 sliders_for="/elsewhere.yaml")  # fmt: skip
     assert _count(m, "patrol") == patrols and m.viz.changed == {}
 
 
 def test_seed_text_is_used_and_bad_input_becomes_a_notice(outpost):
-    assert viz.VizModel(scenario_file="outpost_night_raid", rng="42").seed == 42
-    m = viz.VizModel(scenario_file="outpost_night_raid", rng="forty")
+    assert VizModel(scenario_file="outpost_night_raid", rng="42").seed == 42
+    m = VizModel(scenario_file="outpost_night_raid", rng="forty")
     assert m.seed == outpost.seed
     assert any("seed 'forty'" in n for n in m.viz.notices)
-    m = viz.VizModel(scenario_path="no/such/file.yaml")
+    m = VizModel(scenario_path="no/such/file.yaml")
     assert m.viz.notices[0].startswith("no/such/file.yaml:")
     assert all("\n" not in n for n in m.viz.notices)
-    assert m.spec.name == load_scenario(viz.start_scenario()).name
+    assert m.spec.name == load_scenario(start_scenario()).name
 
 
 def test_bad_scenario_file_names_file_and_field(tmp_path):
@@ -143,22 +159,22 @@ def test_bad_scenario_file_names_file_and_field(tmp_path):
     text, n = re.subn(r"strength: \d+", "strength: -3", OUTPOST.read_text(), count=1)
     assert n == 1
     bad.write_text(text)
-    m = viz.VizModel(scenario_path=str(bad))
+    m = VizModel(scenario_path=str(bad))
     assert any(n.startswith(str(bad)) and "strength" in n for n in m.viz.notices)
 
 
 def test_model_params_fit_the_model_signature():
     """SolaraViz rebuilds the model as type(model)(**params) on Reset (Mesa issue 2722)."""
-    m = viz.VizModel(scenario_file="badia_theatre")
-    params = viz.model_params(m)
+    m = VizModel(scenario_file="badia_theatre")
+    params = model_params(m)
     _check_model_params(m, params)  # raises on unknown names or missing required args
-    signature = inspect.signature(viz.VizModel.__init__).parameters
+    signature = inspect.signature(VizModel.__init__).parameters
     assert all(p.default is not inspect.Parameter.empty for n, p in signature.items()
                if n != "self")  # fmt: skip
     values = {k: v["value"] if isinstance(v, dict) else v for k, v in params.items()}
-    again = viz.VizModel(**values)
+    again = VizModel(**values)
     assert again.spec == m.spec and again.seed == m.seed
-    assert params["scenario_file"]["values"] == list(viz.bundled_scenarios())
+    assert params["scenario_file"]["values"] == list(bundled_scenarios())
 
 
 # ------------------------------------------------------------------------------- controls
@@ -171,12 +187,12 @@ def _button(rc, label: str):
 def test_controls_step_slider_and_reset(outpost):
     """Mesa's parameter panel and controller with our params: Step advances one hour per click;
     a slider moved then Reset rebuilds the model with the new value."""
-    model = solara.reactive(viz.VizModel(scenario_file="outpost_night_raid"))
+    model = solara.reactive(VizModel(scenario_file="outpost_night_raid"))
     params = solara.reactive({})
 
     @solara.component
     def Controls():
-        ModelCreator(model, viz.model_params(model.value), model_parameters=params)
+        ModelCreator(model, model_params(model.value), model_parameters=params)
         ModelController(model, model_parameters=params, play_interval=solara.reactive(100),
                         render_interval=solara.reactive(1),
                         use_threads=solara.reactive(False))  # fmt: skip
@@ -192,12 +208,12 @@ def test_controls_step_slider_and_reset(outpost):
     _button(rc, "Reset").click()
     assert model.value.hour == 0
     assert _count(model.value, "patrol") == patrols + 2
-    assert f"Patrols {patrols + 2} (set)" in viz.status_text(model.value)
+    assert f"Patrols {patrols + 2} (set)" in status_text(model.value)
 
 
 def test_map_view_image_updates_after_a_step():
-    model = viz.VizModel(scenario_file="outpost_night_raid")
-    _, rc = solara.render(viz.MapView(model), handle_error=False)
+    model = VizModel(scenario_file="outpost_night_raid")
+    _, rc = solara.render(MapView(model), handle_error=False)
 
     def image() -> bytes:
         return rc.find(ipywidgets.Image).widget.value
@@ -215,9 +231,9 @@ def test_map_view_image_updates_after_a_step():
 
 
 def test_page_renders_map_and_plots(monkeypatch):
-    monkeypatch.delenv(viz.ENV_SCENARIO, raising=False)
+    monkeypatch.delenv(ENV_SCENARIO, raising=False)
     # (the sidebar's controls are portals that only a served page shows: see test_app_e2e.py)
-    _, rc = solara.render(viz.Page(), handle_error=False)
+    _, rc = solara.render(Page(), handle_error=False)
     images = rc.find(ipywidgets.Image).widgets
     assert len(images) == 2 and all(len(w.value) > 1000 for w in images)
 
@@ -227,8 +243,8 @@ def test_page_renders_map_and_plots(monkeypatch):
 
 @pytest.fixture(scope="module")
 def theatre_at_night():
-    m = viz.VizModel(scenario_file="badia_theatre")
-    while not (viz.light_shown(m) == LightLevel.NIGHT and any(
+    m = VizModel(scenario_file="badia_theatre")
+    while not (light_shown(m) == LightLevel.NIGHT and any(
             u.attack_target is not None for u in m.units)):  # fmt: skip
         m.step()
         assert m.hour < 72, "no night raid in the first three days"
@@ -245,7 +261,7 @@ def _count_points(fig, prefix: str) -> int:
 
 def test_map_figure_draws_units_and_marks(theatre_at_night):
     m = theatre_at_night
-    fig = viz.map_figure(m, recent_hours=6)
+    fig = map_figure(m, recent_hours=6)
     # the background is the cached raster; the overlay is drawn on top of it
     assert len(fig.images) == 1
     alive = m.force.view("alive")
@@ -264,17 +280,17 @@ def test_map_figure_draws_units_and_marks(theatre_at_night):
     # engagements of the last 6 hours are marked where they happened
     recent = [e for e in m.events if e["type"] == "engagement" and e["hour"] >= m.hour - 6]
     assert _count_points(fig, "engagements") == len(recent)
-    older = viz.map_figure(m, recent_hours=1)
+    older = map_figure(m, recent_hours=1)
     assert _count_points(older, "engagements") <= len(recent)
 
 
 def test_faction_viewpoint_hides_the_other_side(theatre_at_night):
     m = theatre_at_night
     gov = m.faction_index["government"]
-    fig = viz.map_figure(m, viewpoint="government" + viz.VIEW_SUFFIX)
+    fig = map_figure(m, viewpoint="government" + VIEW_SUFFIX)
     fac = m.force.view("faction")
     alive = m.force.view("alive")
-    known, _, _ = viz._known(m, gov)
+    known, _, _ = _known(m, gov)
     assert _count_points(fig, "units:") == int((alive & ~m.hostile[gov, fac]).sum())
     assert _count_points(fig, "known") == len(known)
     # the government does not know where every insurgent is
@@ -283,9 +299,9 @@ def test_faction_viewpoint_hides_the_other_side(theatre_at_night):
 
 def test_night_darkens_the_ground_not_the_labels(theatre_at_night):
     m = theatre_at_night
-    view = viz.resolve_view(m, viz.WHOLE_MAP)
-    day = viz.background(m, view, light=LightLevel.DAY).rgba[..., :3].astype(float)
-    night = viz.background(m, view, light=LightLevel.NIGHT).rgba[..., :3].astype(float)
+    view = resolve_view(m, WHOLE_MAP)
+    day = background(m, view, light=LightLevel.DAY).rgba[..., :3].astype(float)
+    night = background(m, view, light=LightLevel.NIGHT).rgba[..., :3].astype(float)
     assert night.mean() < 0.8 * day.mean()
     # the figure margins (title, legend) are not shaded
     assert np.array_equal(night[-10:], day[-10:])
@@ -293,25 +309,25 @@ def test_night_darkens_the_ground_not_the_labels(theatre_at_night):
 
 def test_regions_zoom_and_frames_are_fast_enough(theatre_at_night):
     m = theatre_at_night
-    regions = viz.map_regions(m)
+    regions = map_regions(m)
     assert {"whole map", "Al-Tanf zone", "Palmyra", "Euphrates valley"} <= set(regions)
     whole = regions["whole map"]
     palmyra = regions["Palmyra"]
     assert palmyra.width_cells < whole.width_cells / 3
     p = m.terrain.places["Palmyra"]
     assert palmyra.r0 < p.row < palmyra.r1 and palmyra.c0 < p.col < palmyra.c1
-    follow = viz.follow_names(m)
-    assert follow and viz.resolve_view(m, follow[0]).width_cells < whole.width_cells
-    assert viz.resolve_view(m, "no such region") == whole
-    png = viz.figure_png(viz.map_figure(m, "Palmyra"))
+    follow = follow_names(m)
+    assert follow and resolve_view(m, follow[0]).width_cells < whole.width_cells
+    assert resolve_view(m, "no such region") == whole
+    png = figure_png(map_figure(m, "Palmyra"))
     assert png[:4] == b"\x89PNG"
 
 
 def test_plots_follow_the_datacollector():
-    m = viz.VizModel(scenario_file="outpost_night_raid")
+    m = VizModel(scenario_file="outpost_night_raid")
     for _ in range(30):
         m.step()
-    fig = viz.plots_figure(m)
+    fig = plots_figure(m)
     df = m.datacollector.get_model_vars_dataframe()
     assert len(df) == 30
     alive = fig.axes[1].get_lines()
@@ -351,21 +367,22 @@ def test_viz_with_a_bad_scenario_prints_one_line(tmp_path, capsys):
 
 
 def test_importing_the_app_module_stays_cheap():
-    """`badia` imports sim.app.serve for its arguments: that must not load solara or build a model."""
-    code = "import sys, sim.app.serve; print('solara' in sys.modules, 'sim.app.viz' in sys.modules)"
+    """`badia` imports sim.app.serve for its arguments: it must not load solara or build a model."""
+    code = ("import sys, sim.app.serve; "
+            "print('solara' in sys.modules, 'sim.app.page' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                          env={**os.environ, "PYTHONPATH": str(REPO)}, check=True)  # fmt: skip
     assert out.stdout.split() == ["False", "False"]
     import sim.app.serve
 
-    assert sim.app.serve.page is viz.Page
+    assert sim.app.serve.page is Page
 
 
 def test_frame_to_file_for_documentation(tmp_path, capsys):
     out = tmp_path / "frame.png"
     plots = tmp_path / "plots.png"
-    assert viz.main([str(OUTPOST), "--hours", "3", "-o", str(out), "--plots", str(plots)]) == 0
+    assert snapshot_main([str(OUTPOST), "--hours", "3", "-o", str(out), "--plots", str(plots)]) == 0
     assert out.read_bytes()[:4] == plots.read_bytes()[:4] == b"\x89PNG"
     assert "hour 3 of" in capsys.readouterr().out
-    assert viz.main([str(tmp_path / "missing.yaml"), "-o", str(out)]) == 1
+    assert snapshot_main([str(tmp_path / "missing.yaml"), "-o", str(out)]) == 1
     assert "missing.yaml" in capsys.readouterr().err

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from browser import serve
 
-from sim.app.viz import slider_specs
+from sim.app.scenarios import slider_specs
 from sim.scenario.loading import load_scenario
 
 REPO = Path(__file__).resolve().parents[1]

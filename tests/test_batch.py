@@ -1,7 +1,7 @@
 """`badia batch` end to end with the real model: same results on any executor, crash-safe
 resume, failing runs recorded, changed experiments refused.
 
-Every test runs `sim.engine.model.run_scenario` on the bundled `scenarios/outpost_night_raid.yaml`
+Every test runs `sim.engine.run.run_scenario` on the bundled `scenarios/outpost_night_raid.yaml`
 for a day or two, so a batch takes seconds; worker start-up (importing the model) dominates.
 """
 
@@ -107,7 +107,8 @@ def test_sigkill_midway_then_rerun_stores_every_run_exactly_once(tmp_path: Path)
                                 "{levels: [1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5]}\n"
                                 "replicates: 5\ndays: 5\n")
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "sim.experiments.batch", str(exp), "--out", str(out), "--workers", "2",
+    cmd = [sys.executable, "-m", "sim.experiments.batch", str(exp), "--out", str(out),
+           "--workers", "2",
            "--quiet"]
     # a new session, so SIGKILL reaches the worker processes too (a crashed machine)
     proc = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
@@ -249,7 +250,7 @@ def test_keep_selects_metrics_and_event_types(tmp_path: Path) -> None:
 
 
 def test_a_batch_run_equals_run_scenario_on_the_file_with_its_seed(tmp_path: Path) -> None:
-    from sim.engine.model import run_scenario
+    from sim.engine.run import run_scenario
 
     path = "units[kind=strongpoint].night_sensor_range_km"
     exp = _experiment(tmp_path, f"factors:\n  {path}: {{levels: [1.0, 4.0]}}\ndays: 2\n"

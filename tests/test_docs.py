@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from sim.engine.model import run_scenario
+from sim.engine.run import run_scenario
 from sim.scenario.loading import parse_scenario
 
 REPO = Path(__file__).resolve().parent.parent

@@ -13,7 +13,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "sim"
 
 #: The layers from the bottom up; a module may import its own layer and those below it.
 LAYERS = (
-    ("sim.errors",),
+    # the foundation: user-facing errors and the projection maths (pure functions of numbers)
+    ("sim.errors", "sim.world.geo"),
     ("sim.scenario",),
     ("sim.world",),
     ("sim.rules",),

@@ -12,8 +12,9 @@ import yaml
 from sim.analysis.maps import GROUND_COLOURS, HIGHWAY_COLOUR, Overlay, plot_terrain, render_map
 from sim.scenario.loading import load_scenario
 from sim.scenario.map import MapSpec
-from sim.world import terrain as T
-from sim.world.terrain import Ground, build_terrain
+from sim.world import cache as T
+from sim.world.cache import build_terrain
+from sim.world.raster import Ground
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt

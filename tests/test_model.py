@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.engine.model import DesertModel, run_scenario
-from sim.engine.units import Posture
+from sim.engine.model import DesertModel
+from sim.engine.run import run_scenario
 from sim.experiments.single import write_run
+from sim.rules.state import Posture
 from sim.scenario.loading import parse_scenario
 from sim.world.clock import LightLevel
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import gc
 import math
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +15,11 @@ import yaml
 from sim.errors import NoRouteError
 from sim.scenario.loading import load_scenario
 from sim.scenario.map import MapSpec
-from sim.world import terrain as T
+from sim.world import cache as T
+from sim.world.cache import build_terrain
 from sim.world.geo import haversine_km
-from sim.world.routes import Router, grid_graph
-from sim.world.terrain import DEFAULT_CONFIG, Ground, build_terrain
+from sim.world.raster import DEFAULT_CONFIG, Ground
+from sim.world.routes import Router, grid_graph, router_for
 
 DATA = Path(__file__).parent / "data" / "geo"
 REPO = Path(__file__).resolve().parents[1]
@@ -183,6 +186,26 @@ def test_field_cache_returns_the_identical_arrays_and_is_bounded(flat):
     assert router.dijkstra_runs == 4
     with pytest.raises(ValueError):
         a[0] = 5           # shared arrays are read-only
+
+
+def test_router_for_is_one_router_per_terrain_kept_with_the_terrain(flat):
+    router = router_for(flat)
+    assert isinstance(router, Router) and router.terrain is flat
+    assert router_for(flat) is router
+    other = build_terrain(ascii_map(["..", ".."]), "other", cache=False)
+    assert router_for(other) is not router
+    # the terrain keeps its router, not the other way round: both go when the terrain goes
+    gone = weakref.ref(other)
+    del other
+    gc.collect()
+    assert gone() is None
+
+
+def test_hours_per_km_is_cached_on_the_router(flat):
+    router = Router(flat)
+    h = router.hours_per_km("foot")
+    assert router.hours_per_km("foot", frozenset()) is h and not h.flags.writeable
+    assert router.hours_per_km("offroad") is not h
 
 
 def test_bad_targets_and_mobilities_are_rejected(flat):

@@ -2,12 +2,13 @@
 small real batch (every figure and table it lists exists, PNGs of the stated size, only
 working relative links), bad parts named or left out, and the A-against-B comparison.
 
-The batches are real (`sim.experiments.batch.run_batch` on `tests/data/report/*.yaml`, 12 runs of 2 days
-each), run once per module in threads.
+The batches are real (`sim.experiments.batch.run_batch` on `tests/data/report/*.yaml`, 12 runs
+of 2 days each), run once per module in threads.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import subprocess
@@ -24,7 +25,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 from scipy import stats
 
-from sim.analysis import report
+from sim.analysis import figures, labels, report, statistics
 from sim.cli import main as badia
 from sim.errors import ResultsError
 from sim.experiments.batch import run_batch
@@ -48,17 +49,17 @@ def test_t_interval_matches_scipy(level: float) -> None:
     n = len(VALUES)
     mean, sd = VALUES.mean(), VALUES.std(ddof=1)
     by_hand = stats.t.ppf((1 + level) / 2, n - 1) * sd / math.sqrt(n)
-    lo, hi = report.t_interval(VALUES, level)
+    lo, hi = statistics.t_interval(VALUES, level)
     assert (lo, hi) == pytest.approx((mean - by_hand, mean + by_hand), rel=1e-12)
     ref = stats.t.interval(level, n - 1, loc=mean, scale=stats.sem(VALUES))
     assert (lo, hi) == pytest.approx(ref, rel=1e-12)
 
 
 def test_t_interval_edge_cases() -> None:
-    assert all(math.isnan(v) for v in report.t_interval([3.0]))
-    assert report.t_interval([2.0, 2.0, 2.0]) == (2.0, 2.0)
+    assert all(math.isnan(v) for v in statistics.t_interval([3.0]))
+    assert statistics.t_interval([2.0, 2.0, 2.0]) == (2.0, 2.0)
     # NaNs (runs where the metric is undefined) are dropped, not propagated
-    assert report.t_interval([*VALUES, np.nan]) == pytest.approx(report.t_interval(VALUES))
+    assert statistics.t_interval([*VALUES, np.nan]) == pytest.approx(statistics.t_interval(VALUES))
 
 
 def _wilson_by_quadratic(k: int, n: int, level: float) -> tuple[float, float]:
@@ -75,28 +76,28 @@ def _wilson_by_quadratic(k: int, n: int, level: float) -> tuple[float, float]:
 @pytest.mark.parametrize("k", [0, 1, 7, 20])
 def test_wilson_interval_matches_the_closed_form(k: int, level: float) -> None:
     n = 20
-    lo, hi = report.wilson_interval(k, n, level)
+    lo, hi = statistics.wilson_interval(k, n, level)
     assert (lo, hi) == pytest.approx(_wilson_by_quadratic(k, n, level), abs=1e-12)
     assert 0.0 <= lo <= k / n <= hi <= 1.0
 
 
 def test_wilson_interval_bounds_and_arrays() -> None:
-    lo0, hi0 = report.wilson_interval(0, 10)
+    lo0, hi0 = statistics.wilson_interval(0, 10)
     assert lo0 == pytest.approx(0.0, abs=1e-15) and hi0 > 0
-    lo_n, hi_n = report.wilson_interval(10, 10)
+    lo_n, hi_n = statistics.wilson_interval(10, 10)
     assert hi_n == pytest.approx(1.0, abs=1e-15) and lo_n < 1
-    los, his = report.wilson_interval(np.array([0, 1, 10]), np.array([10, 10, 10]))
+    los, his = statistics.wilson_interval(np.array([0, 1, 10]), np.array([10, 10, 10]))
     assert los[1] == pytest.approx(_wilson_by_quadratic(1, 10, 0.95)[0], abs=1e-12)
     assert his[2] == pytest.approx(1.0)
-    assert all(math.isnan(v) for v in report.wilson_interval(0, 0))
+    assert all(math.isnan(v) for v in statistics.wilson_interval(0, 0))
     with pytest.raises(ValueError):
-        report.wilson_interval(11, 10)
+        statistics.wilson_interval(11, 10)
 
 
 def test_welch_interval_matches_scipy() -> None:
     a = np.array([3.1, 4.5, 2.8, 5.0, 4.1, 3.7])
     b = np.array([2.0, 2.9, 1.1, 3.5, 2.2, 1.8, 2.6, 3.0, 2.4])
-    diff, lo, hi = report.welch_interval(a, b)
+    diff, lo, hi = statistics.welch_interval(a, b)
     ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
     assert diff == pytest.approx(a.mean() - b.mean())
     assert (lo, hi) == pytest.approx((ci.low, ci.high), rel=1e-10)
@@ -141,7 +142,7 @@ def _two_by_two(replicates: int = 4, seed: int = 1) -> Results:
 
 def test_summarise_gives_t_intervals_percentiles_and_pooled_wilson() -> None:
     res = _two_by_two()
-    table = report.summarise(res, ["losses__government_total", "attack_success_rate"])
+    table = statistics.summarise(res, ["losses__government_total", "attack_success_rate"])
     assert len(table) == 8 and {"a", "b", "point_id"} <= set(table.columns)
     for pid in range(4):
         runs = res.runs[res.runs["point_id"] == pid]
@@ -169,7 +170,7 @@ def test_a_rate_whose_successes_exceed_attempts_falls_back_to_t_and_says_why() -
     res.runs.loc[0, "attacks_succeeded_total"] = res.runs.loc[0, "attacks_attempted_total"] + 2
     res.runs.loc[0, "attack_success_rate"] = (res.runs.loc[0, "attacks_succeeded_total"]
                                               / res.runs.loc[0, "attacks_attempted_total"])
-    table = report.summarise(res, ["attack_success_rate"], by_point=False)
+    table = statistics.summarise(res, ["attack_success_rate"], by_point=False)
     assert table.loc[0, "interval"].startswith("t (not a proportion")
     x = res.runs["attack_success_rate"].to_numpy()
     assert table.loc[0, "mean"] == pytest.approx(x.mean())
@@ -180,16 +181,16 @@ def test_intervals_are_clipped_to_the_possible_range() -> None:
     rows = [{"point_id": 0, "replicate": r, "raid_succeeded_total": v,
              "coverage_road_night_mean": c}
             for r, (v, c) in enumerate([(0, 1.0), (0, 1.0), (1, 0.9), (0, 1.0)])]
-    table = report.summarise(_synthetic(rows, design), ["raid_succeeded_total",
+    table = statistics.summarise(_synthetic(rows, design), ["raid_succeeded_total",
                                                         "coverage_road_night_mean"])
     raids, cover = table.iloc[0], table.iloc[1]
-    assert report.t_interval([0, 0, 1, 0])[0] < 0 and raids["ci_low"] == 0.0
-    assert report.t_interval([1.0, 1.0, 0.9, 1.0])[1] > 1 and cover["ci_high"] == 1.0
+    assert statistics.t_interval([0, 0, 1, 0])[0] < 0 and raids["ci_low"] == 0.0
+    assert statistics.t_interval([1.0, 1.0, 0.9, 1.0])[1] > 1 and cover["ci_high"] == 1.0
 
 
 def test_main_effect_averages_point_means_with_a_satterthwaite_interval() -> None:
     res = _two_by_two(replicates=5, seed=3)
-    eff = report.main_effects(res, "losses__government_total", "a")
+    eff = statistics.main_effects(res, "losses__government_total", "a")
     assert list(eff["level"]) == [1.0, 3.0] and list(eff["n_runs"]) == [10, 10]
     for _, row in eff.iterrows():
         groups = [g["losses__government_total"].to_numpy()
@@ -213,7 +214,7 @@ def test_standardised_regression_coefficients_match_the_analytic_values() -> Non
     y = 2 * runs["a"] + 3 * (runs["b"] == "y") + np.random.default_rng(0).normal(0, 1e-3,
                                                                                  len(runs))
     res.runs["losses__government_total"] = y.to_numpy()
-    src = report.regression_coefficients(res, "losses__government_total").set_index("term")
+    src = statistics.regression_coefficients(res, "losses__government_total").set_index("term")
     sd_y = y.std(ddof=1)
     assert src.loc["a", "src"] == pytest.approx(2 * runs["a"].std(ddof=1) / sd_y, abs=1e-3)
     assert src.loc["b = y", "src"] == pytest.approx(
@@ -226,7 +227,7 @@ def test_compare_uses_welch_overall_and_matches_points_by_factor_values() -> Non
     a, b = _two_by_two(seed=7), _two_by_two(seed=8)
     b.design = b.design.iloc[::-1].reset_index(drop=True)     # same points, another order
     b.design["point_id"] = [3, 2, 1, 0]
-    overall, per_point = report.compare(a, b, ["losses__government_total"])
+    overall, per_point = statistics.compare(a, b, ["losses__government_total"])
     x, y = a.runs["losses__government_total"], b.runs["losses__government_total"]
     ci = stats.ttest_ind(x, y, equal_var=False).confidence_interval(0.95)
     row = overall.iloc[0]
@@ -241,7 +242,7 @@ def test_compare_uses_welch_overall_and_matches_points_by_factor_values() -> Non
     # different designs: only the all-run comparison
     c = _two_by_two(seed=9)
     c.design["a"] = c.design["a"] * 2
-    assert report.compare(a, c, ["losses__government_total"])[1] is None
+    assert statistics.compare(a, c, ["losses__government_total"])[1] is None
 
 
 def test_default_metrics_skip_constant_empty_and_duplicate_columns() -> None:
@@ -249,7 +250,7 @@ def test_default_metrics_skip_constant_empty_and_duplicate_columns() -> None:
     res.runs["raid_attempted_total"] = res.runs["attacks_attempted_total"]    # a copy
     res.runs["border_crossings_total"] = 0.0                                  # constant
     res.runs["roads_open_fraction_mean"] = np.nan                             # all NaN
-    chosen = report.default_metrics(res)
+    chosen = statistics.default_metrics(res)
     assert chosen[:3] == ["attacks_attempted_total", "attacks_succeeded_total",
                           "attack_success_rate"]
     assert "losses__government_total" in chosen
@@ -263,10 +264,10 @@ def test_select_points_keeps_the_extremes_of_the_metric() -> None:
             for i in range(10) for r in range(2)]
     res = _synthetic(rows, design)
     means = {i: (i * 7) % 10 for i in range(10)}
-    got = report.select_points(res, "engagements_total", k=4)
+    got = statistics.select_points(res, "engagements_total", k=4)
     ranked = sorted(means, key=means.get)
     assert got == sorted(ranked[:2] + ranked[-2:])
-    assert report.select_points(res, "engagements_total", k=20) == list(range(10))
+    assert statistics.select_points(res, "engagements_total", k=20) == list(range(10))
 
 
 def test_list_valued_factor_levels_are_grouped_as_text() -> None:
@@ -276,18 +277,18 @@ def test_list_valued_factor_levels_are_grouped_as_text() -> None:
     rows = [{"point_id": i, "replicate": r, "engagements_total": float(i * 3 + r)}
             for i in range(2) for r in range(3)]
     res = _synthetic(rows, design)
-    eff = report.main_effects(res, "engagements_total", "units[kind=patrol].tactic.route")
+    eff = statistics.main_effects(res, "engagements_total", "units[kind=patrol].tactic.route")
     assert list(eff["level"]) == ["[T3 outpost, T3 oasis]", "[T3 outpost, South well]"]
     assert list(eff["mean"]) == [1.0, 4.0]
 
 
 def test_labels_carry_units() -> None:
-    assert report.factor_label(RANGE) == "strongpoint night sensor range (km)"
-    assert report.factor_label(SCHEDULE) == "patrol schedule"
-    assert report.metric_label("losses__government_total", days=7) == (
+    assert labels.factor_label(RANGE) == "strongpoint night sensor range (km)"
+    assert labels.factor_label(SCHEDULE) == "patrol schedule"
+    assert labels.metric_label("losses__government_total", days=7) == (
         "Fighters lost, government (fighters per 7-day run)")
-    assert report.metric_label("coverage_road_night_mean").startswith("Road coverage at night")
-    assert report.level_text(4.0, RANGE) == "4 km"
+    assert labels.metric_label("coverage_road_night_mean").startswith("Road coverage at night")
+    assert labels.level_text(4.0, RANGE) == "4 km"
 
 
 # --------------------------------------------------------------------------------------------
@@ -387,13 +388,32 @@ def test_summary_table_has_a_row_per_point_and_metric(batches: dict[str, Path],
 
 def test_plot_functions_return_figures(batches: dict[str, Path]) -> None:
     res = load(batches["tiny"])
-    figs = [report.plot_main_effects(res, "losses__government_total", RANGE),
-            report.plot_interaction(res, "losses__government_total", SCHEDULE, RANGE),
-            report.plot_timeseries(res, "losses__government_total", points=[0, 3]),
-            report.plot_event_map(res, 0),
-            report.plot_sensitivity(res, ["losses__government_total", "engagements_total"])]
+    figs = [figures.plot_main_effects(res, "losses__government_total", RANGE),
+            figures.plot_interaction(res, "losses__government_total", SCHEDULE, RANGE),
+            figures.plot_timeseries(res, "losses__government_total", points=[0, 3]),
+            figures.plot_event_map(res, 0),
+            figures.plot_sensitivity(res, ["losses__government_total", "engagements_total"])]
     assert all(isinstance(f, Figure) for f in figs)
     assert len(figs[0].axes) == 1                       # one factor asked, one panel
+
+
+def test_importing_and_drawing_leave_a_notebook_backend_alone(batches: dict[str, Path]) -> None:
+    # a notebook's backend (here svg) must survive importing the analysis modules and drawing
+    # slides and maps with them; pyplot (its current figure, its open figures) is never used
+    code = f"""
+import sys, matplotlib
+matplotlib.use("svg")
+from sim.analysis import figures, maps, report, statistics
+from sim.experiments.results import load
+res = load({str(batches["tiny"])!r})
+figures.plot_event_map(res, 0)
+maps.plot_terrain(statistics.scenario_terrain(res))
+print(matplotlib.get_backend(), "matplotlib.pyplot" in sys.modules)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["svg", "False"]
 
 
 def test_sobol_report_shows_indices_with_confidence_intervals(
@@ -421,6 +441,24 @@ def test_cli_writes_into_the_results_folder_by_default(batches: dict[str, Path],
     assert "main_engagements_total.png" in figures and "daily_engagements.png" in figures
     daily = pd.read_csv(copy / "report" / "tables" / "daily.csv")
     assert set(daily["point_id"]) == {1, 2}
+
+
+def test_text_from_the_results_folder_is_escaped_not_markup(batches: dict[str, Path],
+                                                           tmp_path: Path) -> None:
+    copy = tmp_path / "tiny"
+    shutil.copytree(batches["tiny"], copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    odd = "<script>alert('x')</script> & <b>co</b>"
+    manifest["experiment"]["description"] = odd
+    manifest["name"] = "tiny <i>"
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    rep = report.build_report(copy, tmp_path / "rep", metrics=["engagements_total"])
+    page = rep.index.read_text(encoding="utf-8")
+    assert "<script>" not in page and "<i>" not in page and "<b>co" not in page
+    assert "&lt;script&gt;" in page
+    _, text = _parse(rep.index)
+    assert odd in text and "badia report: tiny <i>" in text
+    _check_links(rep.index)
 
 
 @pytest.mark.parametrize("damage", ["corrupt", "missing"])

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from sim.engine.model import DesertModel, run_scenario
+from sim.engine.model import DesertModel
+from sim.engine.run import run_scenario
 from sim.world.clock import LightLevel
 
 SCEN = Path(__file__).resolve().parent.parent / "scenarios"

@@ -7,24 +7,28 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import yaml
 
 from sim.errors import ScenarioError, TerrainError
+from sim.scenario.loading import load_scenario
 from sim.scenario.map import MapSpec
-from sim.world import terrain as T
+from sim.scenario.vocab import MOBILITIES
+from sim.world import cache as T
+from sim.world.cache import build_terrain
 from sim.world.geo import haversine_km
-from sim.world.terrain import (
+from sim.world.geometry import line_cells, supercover
+from sim.world.raster import (
     DEFAULT_CONFIG,
     Ground,
     Road,
+    TerrainConfig,
     Water,
-    build_terrain,
     hours_per_cell,
-    line_cells,
-    supercover,
+    region_of_cells,
 )
 
 DATA = Path(__file__).parent / "data" / "geo"
@@ -200,6 +204,24 @@ def test_hours_per_cell_uses_road_speed_on_roads_only(ascii_terrain):
         hours_per_cell(t, "boat", 1.0, 1.0)
 
 
+def test_move_cost_layers_follow_the_vocabulary_mobilities(ascii_terrain):
+    assert tuple(ascii_terrain.move_cost) == MOBILITIES
+
+
+def test_flat_and_rc_convert_cell_indices_like_the_grid(ascii_terrain):
+    t = ascii_terrain
+    assert t.flat(2, 3) == 23 == t.grid.flat(2, 3) and type(t.flat(np.int32(2), 3)) is int
+    assert t.rc(23) == (2, 3) == t.grid.unflat(23) and t.rc(np.int64(23)) == (2, 3)
+    rr, cc = np.indices(t.shape)
+    flat = t.flat(rr.ravel().astype(np.int32), cc.ravel())
+    assert flat.dtype == np.int64
+    np.testing.assert_array_equal(flat, np.arange(t.grid.size))
+    r, c = t.rc(flat.astype(np.int32))
+    assert r.dtype == c.dtype == np.int64
+    np.testing.assert_array_equal(r, rr.ravel())
+    np.testing.assert_array_equal(c, cc.ravel())
+
+
 def test_layers_are_read_only(ascii_terrain):
     with pytest.raises(ValueError):
         ascii_terrain.ground[0, 0] = 3
@@ -356,7 +378,7 @@ def test_caves_scattered_within_their_area_reproducibly(box_terrain):
 def test_cave_scatter_is_the_same_in_a_fresh_process(box_terrain):
     code = (
         "import yaml, numpy as np; from sim.scenario.map import MapSpec;"
-        "from sim.world.terrain import build_terrain;"
+        "from sim.world.cache import build_terrain;"
         f"m = MapSpec.model_validate(yaml.safe_load(open({str(DATA / 'box_small.yaml')!r})));"
         "t = build_terrain(m, 'x', cache=False);"
         "print(np.flatnonzero(t.areas['Ridge caves']).tolist())"
@@ -403,6 +425,43 @@ def test_too_many_caves_is_a_one_line_error_naming_file_and_field():
     assert isinstance(info.value, TerrainError)
     (msg,) = info.value.messages
     assert msg.startswith("scenarios/x.yaml: map.areas[3].count: ") and "\n" not in msg
+
+
+# =============================================================================================
+# Regions
+# =============================================================================================
+
+
+def _regions_by_columns(terrain) -> np.ndarray:
+    """The region layer as first written: `np.unique` over the columns of the stacked layers."""
+    size = terrain.zone.size
+    layers = np.vstack([terrain.zone.reshape(1, size),
+                        terrain.border_side.reshape(len(terrain.border_side), size)])
+    _, inverse = np.unique(layers, axis=1, return_inverse=True)
+    return inverse.ravel().astype(np.int32)
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "scenarios").glob("*.yaml")),
+                         ids=lambda p: p.stem)
+def test_regions_of_the_bundled_scenarios_are_numbered_as_before(path):
+    t = build_terrain(load_scenario(path).map, path.name)
+    expected = _regions_by_columns(t)
+    got = region_of_cells(t)
+    assert got.dtype == np.int32
+    np.testing.assert_array_equal(got, expected)
+    assert t.regions is t.regions and not t.regions.flags.writeable
+    np.testing.assert_array_equal(t.regions, expected)
+
+
+@pytest.mark.parametrize("n_zones, n_borders", [(0, 0), (1, 0), (0, 1), (3, 2), (5, 4),
+                                                (2, 20), (1, 63)])
+def test_regions_are_numbered_as_before_on_random_layers(n_zones, n_borders):
+    # (2, 20) has more possible keys than cells, (1, 63) more than an int64 holds
+    rng = np.random.default_rng(n_zones * 100 + n_borders)
+    zone = rng.integers(-1, n_zones, size=(13, 17)).astype(np.int16)
+    side = rng.choice(np.array([-1, 1], np.int8), size=(n_borders, 13, 17))
+    fake = SimpleNamespace(zone=zone, border_side=side)
+    np.testing.assert_array_equal(region_of_cells(fake), _regions_by_columns(fake))
 
 
 # =============================================================================================
@@ -525,7 +584,7 @@ def test_unwritable_cache_folder_only_costs_a_rebuild(tmp_path, monkeypatch):
 
 def test_config_is_part_of_the_cache_key():
     m = load_map("ascii_layers")
-    slow_flat = T.TerrainConfig(foot_ground_factor={**DEFAULT_CONFIG.foot_ground_factor,
+    slow_flat = TerrainConfig(foot_ground_factor={**DEFAULT_CONFIG.foot_ground_factor,
                                                     "flat": 3.0})
     a = build_terrain(m, "x")
     b = build_terrain(m, "x", config=slow_flat)

@@ -1,16 +1,19 @@
 """Figures of a results folder for briefings and notebooks (matplotlib, no pyplot state).
 
-Every `plot_*` function takes a `sim.experiments.results.Results` (from `sim.experiments.results.load`) and returns a
-`matplotlib.figure.Figure` of one slide (16:9, `SLIDE_INCHES` at `DPI`), drawn in one style:
-titles say what is shown, axes carry units, intervals are labelled with their level. The
-numbers come from `sim.analysis.report` (imported inside the functions: `sim.analysis.report` imports this
-module). `save_figure(fig, path)` writes a PNG and returns its pixel size.
+Every `plot_*` function takes a `sim.experiments.results.Results` (from
+`sim.experiments.results.load`) and returns a `matplotlib.figure.Figure` of one slide (16:9,
+`SLIDE_INCHES` at `DPI`), drawn in one style: titles say what is shown, axes carry units,
+intervals are labelled with their level. The numbers come from `sim.analysis.statistics`, the
+words from `sim.analysis.labels`. `save_figure(fig, path)` writes a PNG and returns its pixel
+size. Figures are made with `matplotlib.figure.Figure` on an Agg canvas, never with pyplot, so
+drawing one neither opens a window nor touches a notebook's backend or current figure.
+(`matplotlib.figure` and `sim.analysis.maps` are imported inside the functions that use them:
+`badia report --help` imports this module, and they cost most of a second.)
 """
 
 from __future__ import annotations
 
 import math
-import re
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,11 +23,36 @@ import matplotlib as mpl
 import numpy as np
 import pandas as pd
 
+from sim.analysis.labels import (
+    factor_label,
+    fmt,
+    level_text,
+    metric_label,
+    metric_title,
+    point_label,
+)
+from sim.analysis.statistics import (
+    daily_bands,
+    daily_column,
+    design_table,
+    event_density,
+    factor_levels,
+    interaction_table,
+    main_effects,
+    n_finished,
+    ok_runs,
+    run_days,
+    scenario_terrain,
+    select_points,
+    sensitivity,
+)
+from sim.errors import ResultsError
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from sim.experiments.results import Results
-    from sim.world.terrain import Terrain
+    from sim.world.raster import Terrain
 
 #: A briefing slide: 16:9; at DPI this is 1200 x 675 pixels.
 SLIDE_INCHES = (10.0, 5.625)
@@ -52,166 +80,6 @@ STYLE: dict[str, Any] = {
     "figure.facecolor": "white",
     "savefig.facecolor": "white",
 }
-
-
-# --------------------------------------------------------------------------------------------
-# Labels
-# --------------------------------------------------------------------------------------------
-
-_PLURAL = {"attacks": "Attacks", "attack": "Attacks", "raid": "Raids", "ambush": "Ambushes",
-           "seizure": "Seizures", "patrol_contact": "Patrol contacts"}
-_FIXED: dict[str, tuple[str, str]] = {
-    "attack_success_rate": ("Attack success rate", "successes per attempt"),
-    "roads_open_fraction_mean": ("Road km open", "fraction, mean over hours"),
-    "road_closed_hours_total": ("Road closure", "segment-hours per {run}"),
-    "border_crossings_total": ("Border crossings", "per {run}"),
-    "engagements_total": ("Engagements", "per {run}"),
-    "zone_entries_total": ("Zone entries", "per {run}"),
-    "zone_entries_barred_total": ("Entries into barred zones", "per {run}"),
-    "pursuits_broken_off_total": ("Pursuits broken off", "per {run}"),
-    "pursuits_broken_off_at_zone": ("Pursuits broken off at a zone", "per {run}"),
-    "crossings_intercepted": ("Border crossings intercepted", "per {run}"),
-    "insurgent_units_found_fraction": ("Insurgent units found", "fraction ever seen"),
-    "raids_started": ("Raids started", "per {run}"),
-    "raids_started_at_night_fraction": ("Raids started at night", "fraction of raids"),
-    "raids_hidden_before_first_light_fraction": ("Raiders hidden before first light",
-                                                 "fraction of raids"),
-    "seizures": ("Town seizures", "per {run}"),
-    "relief_hours_mean": ("Time to relieve a seized town", "h"),
-    "sweep_squares_cleared": ("Sweep squares cleared", "per {run}"),
-    "sweep_squares_total": ("Sweep squares", "per {run}"),
-}
-
-
-def _words(name: str) -> str:
-    return name.replace("_", " ").strip()
-
-
-def describe_metric(metric: str) -> tuple[str, str]:
-    """(title, unit) of a summary or daily metric, e.g. ("Fighters lost, government",
-    "fighters per {run}"); "{run}" stands for the run length (see `metric_label`)."""
-    if metric in _FIXED:
-        return _FIXED[metric]
-    base = metric
-    for suffix in ("_total", "_mean", "_end"):
-        if base.endswith(suffix):
-            base = base[: -len(suffix)]
-            break
-    daily = base == metric
-    per = "per day" if daily else "per {run}"
-    if m := re.fullmatch(r"(\w+?)_(attempted|succeeded)", base):
-        kind = _PLURAL.get(m.group(1), _words(m.group(1)).capitalize())
-        return f"{kind} {m.group(2)}", per
-    if m := re.fullmatch(r"losses__(\w+)", base):
-        return f"Fighters lost, {_words(m.group(1))}", f"fighters {per}"
-    if m := re.fullmatch(r"detections_(day|night)__(\w+)", base):
-        when = "by day" if m.group(1) == "day" else "at night"
-        return f"Detections by {_words(m.group(2))} {when}", per
-    if m := re.fullmatch(r"road_closed_hours(?:__(\w+))?", base):
-        where = f" of {_words(m.group(1))}" if m.group(1) else ""
-        return f"Road closure{where}", f"segment-hours {per}"
-    if m := re.fullmatch(r"coverage_(road|area)_(day|night)", base):
-        what = "Road" if m.group(1) == "road" else "Area"
-        when = "by day" if m.group(2) == "day" else "at night"
-        cells = "road cells" if m.group(1) == "road" else "map"
-        return f"{what} coverage {when}", f"fraction of {cells} in sensor range"
-    if base == "roads_open_fraction":
-        return "Road km open", "fraction"
-    if m := re.fullmatch(r"(fighters|units)_alive__(\w+)", base):
-        when = " at the end" if metric.endswith("_end") else ""
-        return f"{m.group(1).capitalize()} alive{when}, {_words(m.group(2))}", m.group(1)
-    if base in ("border_crossings", "engagements", "zone_entries", "pursuits_broken_off"):
-        return _words(base).capitalize(), per
-    if base.endswith("_fraction"):
-        return _words(base[: -len("_fraction")]).capitalize(), "fraction"
-    if base.endswith("_events"):
-        return _words(base).capitalize(), per
-    return _words(metric).capitalize(), "per {run}" if metric.endswith("_total") else ""
-
-
-def _run_text(days: float | None) -> str:
-    return f"{days:g}-day run" if days else "run"
-
-
-def metric_title(metric: str) -> str:
-    """A metric's plain-language title, e.g. "Attacks attempted"."""
-    return describe_metric(metric)[0]
-
-
-def metric_label(metric: str, days: float | None = None, cumulative: bool = False) -> str:
-    """Axis label with units, e.g. "Attacks attempted (per 7-day run)"."""
-    title, unit = describe_metric(metric)
-    unit = unit.replace("{run}", _run_text(days))
-    if cumulative:
-        title = f"{title}, running total"
-        unit = unit.replace(" per day", "").replace("per day", "")
-    return f"{title} ({unit})" if unit else title
-
-
-_UNITS = (("_per_hour", "per h"), ("_kmh", "km/h"), ("_km", "km"), ("_hours", "h"),
-          ("_days", "days"), ("_fraction", "fraction"))
-_DROP = {"units", "factions", "tactic", "events"}
-
-
-def factor_unit(path: str) -> str:
-    """The unit in a factor path's last name (`night_sensor_range_km` -> "km"), or ""."""
-    last = re.split(r"\.(?![^\[]*\])", path)[-1]
-    for suffix, unit in _UNITS:
-        if last.endswith(suffix):
-            return unit
-    return ""
-
-
-def factor_label(path: str, unit: bool = True) -> str:
-    """A factor path in words: `units[kind=strongpoint].night_sensor_range_km` ->
-    "strongpoint night sensor range (km)"."""
-    words = []
-    for seg in re.split(r"\.(?![^\[]*\])", path):
-        m = re.fullmatch(r"(\w+)\[(.*)\]", seg)
-        if m:
-            inner = m.group(2)
-            words.append(inner.split("=", 1)[1] if "=" in inner else
-                         f"{m.group(1).rstrip('s')} {inner}")
-            continue
-        if seg in _DROP:
-            continue
-        name = seg
-        for suffix, _ in _UNITS:
-            if name.endswith(suffix) and suffix != "_fraction":
-                name = name[: -len(suffix)]
-                break
-        words.append(_words(name))
-    text = " ".join(w for w in words if w) or path
-    u = factor_unit(path)
-    return f"{text} ({u})" if unit and u and u != "fraction" else text
-
-
-def level_text(value: Any, factor: str | None = None) -> str:
-    """A factor level for a label: numbers to 3 significant digits with the factor's unit."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return str(value)
-    text = f"{value:.0f}" if float(value).is_integer() else f"{value:.3g}"
-    u = factor_unit(factor) if factor else ""
-    return f"{text} {u}" if u and u != "fraction" else text
-
-
-def point_label(row: Any, factors: Sequence[str]) -> str:
-    """A design point in a few words: its levels joined by " · " (e.g. "night · 4 km")."""
-    return " · ".join(level_text(row[f], f) for f in factors) or "base"
-
-
-def _design(results: Results) -> pd.DataFrame:
-    from sim.analysis.report import design_table
-
-    return design_table(results)
-
-
-def _days(results: Results) -> float | None:
-    from sim.analysis.report import _days as days
-
-    return days(results)
 
 
 # --------------------------------------------------------------------------------------------
@@ -252,19 +120,6 @@ def _title(fig: Figure, text: str) -> None:
     fig.suptitle(textwrap.fill(text, int(fig.get_figwidth() * 9)), x=0.01, ha="left")
 
 
-def _grid(n: int) -> tuple[int, int]:
-    if n <= 3:
-        return 1, n
-    if n == 4:
-        return 2, 2
-    return math.ceil(n / 3), 3
-
-
-def _n_ok(results: Results) -> int:
-    runs = results.runs
-    return int((runs["status"] == "ok").sum()) if "status" in runs else len(runs)
-
-
 # --------------------------------------------------------------------------------------------
 # Main effects
 # --------------------------------------------------------------------------------------------
@@ -276,12 +131,10 @@ def plot_main_effects(results: Results, metric: str, factor: str | Sequence[str]
     """Main effects of one or more factors (default: all) on a summary metric: one panel per
     factor, the mean at each level over the other factors' levels with its CI, the design
     points' means as grey dots, and the mean over all runs as a dashed line. `effects` may
-    hold `sim.analysis.report.main_effects` tables already computed, by factor."""
-    from sim.analysis.report import main_effects, ok_runs
-
+    hold `sim.analysis.statistics.main_effects` tables already computed, by factor."""
     factors = (list(results.factors) if factor is None
                else [factor] if isinstance(factor, str) else list(factor))
-    days = _days(results)
+    days = run_days(results)
     runs = ok_runs(results)
     point_means = runs.groupby("point_id")[metric].mean()
     overall = float(runs[metric].mean())
@@ -299,8 +152,6 @@ def plot_main_effects(results: Results, metric: str, factor: str | Sequence[str]
             y = eff["mean"].to_numpy(dtype=float)
             lo, hi = eff["ci_low"].to_numpy(dtype=float), eff["ci_high"].to_numpy(dtype=float)
             # the design points' own means, at their level (jittered for categorical factors)
-            from sim.analysis.report import factor_levels
-
             lv, _, _ = factor_levels(results, f)
             pos = {v: xi for v, xi in zip(eff["level"], x, strict=True)}
             px = np.array([pos.get(lv.get(p), np.nan) for p in point_means.index], dtype=float)
@@ -329,7 +180,7 @@ def plot_main_effects(results: Results, metric: str, factor: str | Sequence[str]
         axes[0].legend(loc="best")
         _title(fig, f"{metric_title(metric)}: main effects")
         _footnote(fig, f"Mean over the other factors' levels with its {level:.0%} confidence "
-                       f"interval across replicates; {_n_ok(results)} runs of "
+                       f"interval across replicates; {n_finished(results)} runs of "
                        f"{len(results.design)} design points ({results.manifest.get('name')})")
     return fig
 
@@ -343,8 +194,6 @@ def plot_interaction(results: Results, metric: str, factor_x: str, factor_y: str
                      level: float = 0.95) -> Figure:
     """Heatmap of a metric's mean over two factors' levels (averaged over any others), each
     cell annotated with the mean and the half-width of its CI."""
-    from sim.analysis.report import fmt, interaction_table
-
     tab = interaction_table(results, metric, factor_x, factor_y, level)
     xs, ys = tab.attrs["x_levels"], tab.attrs["y_levels"]
     grid = np.full((len(ys), len(xs)), np.nan)
@@ -355,7 +204,7 @@ def plot_interaction(results: Results, metric: str, factor_x: str, factor_y: str
         i, j = yi[row.y], xi[row.x]
         grid[i, j] = row.mean
         half[i, j] = (row.ci_high - row.ci_low) / 2
-    days = _days(results)
+    days = run_days(results)
     with mpl.rc_context(STYLE):
         fig = new_figure()
         ax = fig.subplots()
@@ -390,7 +239,7 @@ def plot_interaction(results: Results, metric: str, factor_x: str, factor_y: str
                     f"{factor_label(factor_y, False)}")
         _footnote(fig, f"Mean of the runs in each cell (bold) and the half-width of its "
                        f"{level:.0%} CI (±), averaged over any other factors; "
-                       f"{_n_ok(results)} runs ({results.manifest.get('name')})")
+                       f"{n_finished(results)} runs ({results.manifest.get('name')})")
     return fig
 
 
@@ -405,21 +254,17 @@ def plot_timeseries(results: Results, column: str, points: Sequence[int] | None 
     the CI of that mean as a band. `column` is a daily column (`losses__government`) or a
     summary metric whose daily column exists (`losses__government_total`, drawn as a running
     total). `points` default: at most 6, the extremes of the metric."""
-    from sim.analysis.report import daily_bands, daily_column, select_points
-
     col, cum = column, bool(cumulative)
     if column not in results.daily.columns:
         found = daily_column(results, column)
         if found is None:
-            from sim.errors import ResultsError
-
             raise ResultsError(f"{results.path}: no daily column behind {column!r}")
         col, cum = found if cumulative is None else (found[0], cumulative)
     if points is None:
         summary = f"{col}_total" if f"{col}_total" in results.runs.columns else None
         points = select_points(results, summary)
     bands = daily_bands(results, col, points, cum, level)
-    design = _design(results).set_index("point_id")
+    design = design_table(results).set_index("point_id")
     with mpl.rc_context(STYLE):
         fig = new_figure()
         ax = fig.subplots()
@@ -501,7 +346,6 @@ def plot_event_map(results: Results, point_id: int | Sequence[int],
     of points pooled), as events (or the summed `weight` column, e.g. `losses.government`)
     per run per km^2 over the base scenario's terrain."""
     from sim.analysis.maps import plot_terrain
-    from sim.analysis.report import event_density, scenario_terrain
 
     if terrain is None:
         first = point_id if isinstance(point_id, (int, np.integer)) else next(iter(point_id))
@@ -520,7 +364,7 @@ def plot_event_map(results: Results, point_id: int | Sequence[int],
         cb.outline.set_visible(False)
         what = title or ", ".join(types)
         pids = [point_id] if isinstance(point_id, (int, np.integer)) else list(point_id)
-        design = _design(results).set_index("point_id")
+        design = design_table(results).set_index("point_id")
         pts = ", ".join(f"{p} ({point_label(design.loc[p], results.factors)})" for p in pids)
         _title(fig, f"{what.capitalize()}: design point{'s' if len(pids) > 1 else ''} {pts}")
         _footnote(fig, f"All {n_runs} finished runs of the point pooled; smoothed over "
@@ -533,9 +377,9 @@ _RASTER_CACHE: dict[tuple[int, float, bool], tuple[Any, np.ndarray]] = {}
 
 
 def terrain_raster(terrain: Terrain, width_in: float, labels: bool = True) -> np.ndarray:
-    """The terrain drawn by `sim.analysis.maps.plot_terrain` (roads, places, zones, scale bar) as an
-    RGBA image `width_in` inches wide at twice `DPI`, for small multiples: drawing the vector
-    map once and showing it in every panel is several times faster than drawing each."""
+    """The terrain drawn by `sim.analysis.maps.plot_terrain` (roads, places, zones, scale bar)
+    as an RGBA image `width_in` inches wide at twice `DPI`, for small multiples: drawing the
+    vector map once and showing it in every panel is several times faster than drawing each."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -566,15 +410,13 @@ def plot_event_maps(results: Results, points: Sequence[int], types: Sequence[str
         "engagement",), weight: str | None = None, title: str | None = None,
                     terrain: Terrain | None = None) -> Figure:
     """`plot_event_map` for several design points side by side, on one colour scale."""
-    from sim.analysis.report import event_density, scenario_terrain
-
     if terrain is None:
         terrain = scenario_terrain(results)
     bin_cells, smooth = _map_bins(terrain)
     layers = [event_density(results, p, types, terrain.shape, weight, bin_cells, smooth,
                             terrain.grid.cell_km) for p in points]
     vmax = max((float(d.max()) for d, _ in layers), default=0.0)
-    design = _design(results).set_index("point_id")
+    design = design_table(results).set_index("point_id")
     rows, cols = terrain.shape
     nr, nc, panel_in = _map_grid(len(points), cols / rows)
     base = terrain_raster(terrain, panel_in, labels=len(points) <= 6)
@@ -619,9 +461,7 @@ def plot_sensitivity(results: Results, metrics: Sequence[str] | str,
     """Sensitivity of each metric (at most 8) to the factors in one chart, a row group per
     metric and a colour per factor: Sobol' total (bar) and first-order (dot) indices with
     their CIs for Sobol' designs, else standardised regression coefficients with CIs (see
-    `sim.analysis.report.sensitivity`)."""
-    from sim.analysis.report import sensitivity
-
+    `sim.analysis.statistics.sensitivity`)."""
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)[:8]
     if table is None:
         table = pd.concat([sensitivity(results, m, level).assign(metric=m) for m in metrics],
@@ -708,8 +548,9 @@ def _term_label(term: str, factor: str, baseline: str = "") -> str:
 
 def plot_compare(overall: pd.DataFrame, label_a: str = "A", label_b: str = "B",
                  level: float = 0.95) -> Figure:
-    """Forest plot of `sim.analysis.report.compare`'s all-run table: each metric's difference A - B as
-    a percentage of B's mean, with the CI of the difference on the same scale."""
+    """Forest plot of `sim.analysis.statistics.compare`'s all-run table: each metric's
+    difference A - B as a percentage of B's mean, with the CI of the difference on the same
+    scale."""
     df = overall[np.isfinite(overall["rel_diff"].to_numpy(dtype=float))]
     with mpl.rc_context(STYLE):
         fig = new_figure()
@@ -733,8 +574,8 @@ def plot_compare(overall: pd.DataFrame, label_a: str = "A", label_b: str = "B",
 
 
 __all__ = [
-    "DPI", "PALETTE", "SLIDE_INCHES", "STYLE", "describe_metric", "factor_label",
-    "level_text", "metric_label", "metric_title", "new_figure", "plot_compare",
-    "plot_event_map", "plot_event_maps", "plot_interaction", "plot_main_effects",
-    "plot_sensitivity", "plot_timeseries", "point_label", "save_figure",
+    "ACCENT", "DPI", "PALETTE", "SLIDE_INCHES", "STYLE", "density_cmap", "new_figure",
+    "plot_compare", "plot_event_map", "plot_event_maps", "plot_interaction",
+    "plot_main_effects", "plot_sensitivity", "plot_timeseries", "save_figure",
+    "terrain_raster",
 ]

@@ -5,6 +5,10 @@ top in grid coordinates (x = column, y = row, north up), with latitude/longitude
 a faint graticule computed from the projection. `plot_terrain` draws into an Axes;
 `render_map` writes a PNG. Overlays let callers (the run map, reports) add point sets such as
 engagements or detections.
+
+No pyplot: a map made here is a `matplotlib.figure.Figure` on an Agg canvas, so importing this
+module or drawing a map never chooses a backend (a notebook's inline backend stays as it is)
+and leaves no figure open in pyplot.
 """
 
 from __future__ import annotations
@@ -16,19 +20,17 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
-
-matplotlib.use("Agg")
-
 import matplotlib.patheffects as pe
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from scipy import ndimage
 
-from sim.world.terrain import Ground, Terrain, Water
+from sim.world.raster import Ground, Terrain, Water
 
 # desert palette per Ground value
 GROUND_COLOURS: dict[Ground, str] = {
@@ -476,12 +478,16 @@ def plot_terrain(
     labels: bool = True,
     legend: bool = True,
 ) -> Axes:
-    """Draw the terrain (and optional overlays) into `ax` (a new figure if None); returns it."""
+    """Draw the terrain (and optional overlays) into `ax` and return it. With `ax=None` the
+    map gets a Figure of its own, on an Agg canvas and not known to pyplot (`ax.figure`; a
+    notebook shows it by displaying `ax.figure`)."""
     rows, cols = terrain.shape
     if ax is None:
         aspect = rows / cols
         width = 11.5 if cols > 120 else 9.5
-        fig, ax = plt.subplots(figsize=(width, max(4.0, (width - 2.6) * aspect + 0.8)))
+        fig = Figure(figsize=(width, max(4.0, (width - 2.6) * aspect + 0.8)))
+        FigureCanvasAgg(fig)
+        ax = fig.subplots()
         fig.subplots_adjust(left=0.06, right=0.80, top=0.94, bottom=0.06)
     small = cols <= 120 and rows <= 120
     ax.imshow(terrain_rgb(terrain, river_px=0 if cols < 250 else 1),
@@ -528,12 +534,8 @@ def plot_terrain(
 def render_map(terrain: Terrain, path: str | Path, *, dpi: int = 150, **kw: Any) -> Path:
     """Draw the terrain with `plot_terrain(**kw)` and write a PNG to `path`."""
     ax = plot_terrain(terrain, **kw)
-    fig = ax.figure
     out = Path(path)
-    try:
-        fig.savefig(out, dpi=dpi)
-    finally:
-        plt.close(fig)
+    ax.figure.savefig(out, dpi=dpi)
     return out
 
 

@@ -10,8 +10,8 @@ The assets are not hard-coded: they are read from the installed solara (its page
 Vue components that load libraries at run time), so an upgrade of solara is followed automatically.
 A fallback list, for solara 1.64, is used only when discovery finds nothing.
 
-Run ``python -m sim.app.assets`` (idempotent), ``--check`` to only report, ``--list`` to print the URL
-paths, ``--all`` to include libraries SolaraViz never loads (echarts, codemirror, milkdown).
+Run ``python -m sim.app.assets`` (idempotent), ``--check`` to only report, ``--list`` to print the
+URL paths, ``--all`` to include libraries SolaraViz never loads (echarts, codemirror, milkdown).
 """
 
 from __future__ import annotations

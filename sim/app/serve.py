@@ -1,9 +1,9 @@
 """`badia viz`: watch a scenario unfold in the browser (Mesa SolaraViz, served by solara).
 
 Run ``badia viz [SCENARIO] [--port 8765] [--host 127.0.0.1]``, or ``solara run sim/app/serve.py``
-(the scenario then comes from ``$BADIA_VIZ_SCENARIO``, else the default scenario). The app itself
-(model, map, plots, controls) is in :mod:`sim.app.viz`; ``page`` is loaded from there on first use,
-so that importing this module (the ``badia`` command line does, for its arguments) stays cheap.
+(the scenario then comes from ``$BADIA_VIZ_SCENARIO``, else the default scenario). The page itself
+(map, plots, controls) is :func:`sim.app.page.Page`; ``page`` is loaded from there on first use, so
+that importing this module (the ``badia`` command line does, for its arguments) stays cheap.
 
 The browser front end is served from solara's local asset cache (``make assets``): nothing is
 fetched from the internet at run time.
@@ -18,8 +18,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+#: The file ``solara run`` serves: this one (its ``page`` is :func:`sim.app.page.Page`).
 APP_FILE = Path(__file__).resolve()
-ENV_SCENARIO = "BADIA_VIZ_SCENARIO"  # the same name as sim.app.viz.ENV_SCENARIO
+ENV_SCENARIO = "BADIA_VIZ_SCENARIO"  # the same name as sim.app.scenarios.ENV_SCENARIO
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 
@@ -28,7 +29,7 @@ def __getattr__(name: str) -> Any:
     # `page` (what `solara run` serves) is built on first access: PEP 562 module __getattr__,
     # which also serves the module object `solara run sim/app/serve.py` executes this file into.
     if name in ("page", "Page"):
-        from sim.app.viz import Page
+        from sim.app.page import Page
 
         return Page
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -30,10 +30,12 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
+from sim.scenario.vocab import ATTACK_TYPES
 from sim.world.clock import LightLevel
 
 if TYPE_CHECKING:
-    from sim.engine.model import DesertModel
+    from sim.rules.state import Detections
+    from sim.tactics.base import TacticState
 
 
 def slug(name: str) -> str:
@@ -44,31 +46,20 @@ def slug(name: str) -> str:
 #: Sample points for garrison coverage (area lattice; half as many road cells at most).
 COVERAGE_SAMPLES = 8000
 
-#: Event types that count as attacks (insurgent initiative), by attack kind.
-ATTACK_TYPES = ("raid", "ambush", "seizure", "attack")
 
 
 class Metrics:
     """Hourly accumulation and daily roll-up of a run's metrics."""
 
-    def __init__(self, model: DesertModel):
+    def __init__(self, model: TacticState):
         t = model.terrain
         self.factions = [slug(f) for f in model.faction_names]
         self.garrison = np.array(
             [model.spec.factions[f].role == "garrison" for f in model.faction_names]
         )
         self.cell_km = t.grid.cell_km
-        # road segments: one per road-graph edge, so closure is counted where it happens
-        from scipy.ndimage import binary_dilation
-
-        self._near_border = binary_dilation(t.border >= 0, iterations=1).ravel()
-        self.segments = segments_of(t)
-        self.road_names = sorted({s["road"] for s in self.segments})
-        self.segment_km = np.array([s["length_km"] for s in self.segments], dtype=float)
-        self.closed_until = np.full(len(self.segments), -1, dtype=np.int64)
-        self._segment_of_cell = np.full(t.rows * t.cols, -1, dtype=np.int64)
-        for i, s in enumerate(self.segments):
-            self._segment_of_cell[s["cells"]] = i
+        self.roads = model.roads  # read only: closures are written by the tactics
+        self.zone = t.zone
         # fixed coverage sample points (road cells and a regular lattice over the map)
         # a regular lattice of at most ~COVERAGE_SAMPLES points estimates the covered fraction
         # to within a percent or so, at a fraction of the cost of testing every cell
@@ -118,37 +109,17 @@ class Metrics:
         elif kind in ("resupply", "seizure_end", "relief"):
             d[f"{kind}_events"] += 1
 
-    def on_move(self, unit, r0, c0, r1, c1, traversed=()) -> None:
-        """Border crossings and zone entries along one unit's hourly move (``traversed``: the
-        flat cells passed through). A crossing needs a change of side *and* a path through the
-        border line itself: the side layer is extended beyond the line's ends."""
-        t = unit.model.terrain
-        crossed = (
-            t.border_side.shape[0]
-            and (t.border_side[:, r0, c0] != t.border_side[:, r1, c1]).any()
-            and self._near_border[np.asarray(traversed, dtype=np.int64)].any()
-        )
-        if crossed and not unit.model.on_border_crossing(unit, (r0, c0)):
-            return
-        z1 = t.zone[r1, c1]
-        if z1 >= 0 and t.zone[r0, c0] != z1:
+    def on_zone_move(self, r0: int, c0: int, r1: int, c1: int, barred: frozenset[int]) -> None:
+        """Count a zone entry when a unit's hourly move ends in a zone it did not start in
+        (``barred``: the zones its faction may not enter)."""
+        z1 = self.zone[r1, c1]
+        if z1 >= 0 and self.zone[r0, c0] != z1:
             self.day["zone_entries"] += 1
-            m = unit.model
-            if z1 in m.barred_zones[m.faction_index[unit.faction]]:
+            if z1 in barred:
                 self.day["zone_entries_barred"] += 1
 
-    def close_road(self, cell: int, until_hour: int) -> int:
-        """Mark the road segment through ``cell`` closed until ``until_hour``; -1 if no road."""
-        seg = int(self._segment_of_cell[cell]) if len(self.segments) else -1
-        if seg >= 0:
-            self.closed_until[seg] = max(self.closed_until[seg], until_hour)
-        return seg
-
-    def segment_of(self, cell: int) -> int:
-        return int(self._segment_of_cell[cell]) if len(self.segments) else -1
-
     # --------------------------------------------------------------------------- hourly
-    def record_hour(self, model: DesertModel, det) -> None:
+    def record_hour(self, model: TacticState, det: Detections) -> None:
         """Accumulate this hour's counters; close the day after its 24th hour."""
         hour = model.hour
         night = model.light_by_hour[hour] == LightLevel.NIGHT
@@ -158,15 +129,16 @@ class Metrics:
             tag = "night" if night else "day"
             for fi in np.flatnonzero(counts):
                 d[f"detections_{tag}__{self.factions[fi]}"] += counts[fi]
-        if len(self.segments):
-            closed = self.closed_until > hour
+        roads = self.roads
+        if len(roads.segments):
+            closed = roads.closed(hour)
             if closed.any():
                 d["road_closed_hours"] += int(closed.sum())
                 for i in np.flatnonzero(closed):
-                    d[f"road_closed_hours__{slug(self.segments[i]['road'])}"] += 1
-            total = self.segment_km.sum()
+                    d[f"road_closed_hours__{slug(roads.segments[i].road)}"] += 1
+            total = roads.segment_km.sum()
             self._open_fraction_hours.append(
-                1.0 - float(self.segment_km[closed].sum() / total) if total > 0 else 1.0
+                1.0 - float(roads.segment_km[closed].sum() / total) if total > 0 else 1.0
             )
         if hour % model.config.coverage_every_hours == 0:
             road_cov, area_cov = self.coverage(model, night)
@@ -174,7 +146,7 @@ class Metrics:
         if (hour + 1) % 24 == 0:
             self.close_day(model)
 
-    def coverage(self, model: DesertModel, night: bool) -> tuple[float, float]:
+    def coverage(self, model: TacticState, night: bool) -> tuple[float, float]:
         """(road, area) fractions inside some garrison unit's sensor range now.
 
         Posts that never move (speed 0) cover the same points all run long, so their union is
@@ -224,7 +196,7 @@ class Metrics:
         covered[np.concatenate(idx)] = True
         return covered
 
-    def close_day(self, model: DesertModel) -> None:
+    def close_day(self, model: TacticState) -> None:
         """Write the finished day's row."""
         f = model.force
         n = f.n
@@ -237,7 +209,7 @@ class Metrics:
             row[f"losses__{name}"] = 0.0
             row[f"detections_day__{name}"] = 0.0
             row[f"detections_night__{name}"] = 0.0
-        for road in self.road_names:
+        for road in self.roads.road_names:
             row[f"road_closed_hours__{slug(road)}"] = 0.0
         for kind in ATTACK_TYPES:
             row[f"{kind}_attempted"] = 0.0
@@ -273,7 +245,7 @@ class Metrics:
         cols = ["day", *sorted(c for c in df.columns if c != "day")]
         return df[cols]
 
-    def summary(self, model: DesertModel) -> dict[str, float]:
+    def summary(self) -> dict[str, float]:
         """End-of-run figures: totals, final strengths, mean coverage and success rates."""
         df = self.daily_frame()
         out: dict[str, float] = {"days": float(len(df))}
@@ -292,8 +264,6 @@ class Metrics:
         out["attack_success_rate"] = (
             out.get("attacks_succeeded_total", 0.0) / tried if tried else float("nan")
         )
-        for key, value in model.extra_summary().items():
-            out[key] = float(value)
         return out
 
     def reporters(self) -> dict:
@@ -306,7 +276,7 @@ class Metrics:
             "attacks succeeded": current("attacks_succeeded"),
             "engagements": current("engagements"),
             "road segments open": lambda m: (
-                float((m.metrics.closed_until <= m.hour).sum()) if len(m.metrics.segments) else 0.0
+                float(m.roads.open_count(m.hour)) if len(m.roads.segments) else 0.0
             ),
             "coverage road": lambda m: m.metrics._coverage[0],
             "coverage area": lambda m: m.metrics._coverage[1],
@@ -319,19 +289,3 @@ class Metrics:
                 )
             )
         return reps
-
-
-def segments_of(terrain) -> list[dict]:
-    """Road segments (road-graph edges) with their name, length and cells."""
-    segs = []
-    for u, v, data in terrain.road_graph.edges(data=True):
-        cells = np.asarray(data.get("cells", []))
-        if cells.ndim == 2 and len(cells):
-            flat = cells[:, 0].astype(np.int64) * terrain.cols + cells[:, 1]
-        else:
-            flat = cells.astype(np.int64)
-        segs.append(
-            {"road": str(data.get("road", "road")), "a": str(u), "b": str(v),
-             "length_km": float(data.get("length_km", 0.0)), "cells": flat}
-        )  # fmt: skip
-    return segs

@@ -8,74 +8,22 @@ vectorised while the agents stay readable.
 
 from __future__ import annotations
 
-from enum import IntEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import mesa
 import numpy as np
 
+from sim.rules.state import NEVER_HOUR, Operation, Posture
+
 if TYPE_CHECKING:
-    from sim.engine.model import DesertModel
-    from sim.tactics import Behaviour
+    from sim.engine.orders import Orders
+    from sim.tactics.base import Behaviour, TacticState
 
+    class UnitHost(TacticState, Protocol):
+        """The run a unit belongs to: the tactics' view of it, and the orders."""
 
-class Posture(IntEnum):
-    """What a unit is doing; drives detection (moving units are easier to see) and fire."""
-
-    HIDDEN = 0
-    RESTING = 1
-    MOVING = 2
-    ATTACKING = 3
-    WITHDRAWING = 4
-    PURSUING = 5
-
-
-KINDS = ("cell", "strongpoint", "patrol", "convoy", "escort", "qrf", "border_post", "zone_guard")
-MOBILITIES = ("foot", "offroad", "road")
-#: Postures in which a unit is on the move this hour.
-MOVING_POSTURES = (Posture.MOVING, Posture.ATTACKING, Posture.WITHDRAWING, Posture.PURSUING)
-#: A wake hour that never comes (units without a tactic, posts that only react to alerts).
-NEVER_HOUR = np.iinfo(np.int32).max
-
-
-class ForceTable:
-    """Per-unit numeric state as numpy columns (structure of arrays), indexed by ``Unit.idx``.
-
-    Columns that change every hour live here so the model can update all units at once.
-    """
-
-    FLOAT_COLUMNS = (
-        "strength", "strength0", "vehicles", "speed_kmh", "offroad_speed_kmh",
-        "sensor_day_km", "sensor_night_km", "weapon_range_km", "kill_rate_per_hour",
-        "water_days", "fuel_days", "ammo_days", "water_cap", "fuel_cap", "ammo_cap",
-        "breakoff", "path_clock", "search_factor",
-    )  # fmt: skip
-    INT_COLUMNS = (
-        "row", "col", "faction", "kind", "mobility", "posture", "path_pos", "path_last",
-        "wake_hour",
-    )  # fmt: skip
-    BOOL_COLUMNS = ("alive", "fortified", "fires")
-
-    def __init__(self, capacity: int):
-        self.n = 0
-        for name in self.FLOAT_COLUMNS:
-            setattr(self, name, np.zeros(capacity, dtype=np.float64))
-        for name in self.INT_COLUMNS:
-            setattr(self, name, np.zeros(capacity, dtype=np.int32))
-        for name in self.BOOL_COLUMNS:
-            setattr(self, name, np.zeros(capacity, dtype=bool))
-
-    def add(self, **values) -> int:
-        """Append one unit's row and return its index."""
-        i = self.n
-        self.n += 1
-        for key, value in values.items():
-            getattr(self, key)[i] = value
-        return i
-
-    def view(self, name: str) -> np.ndarray:
-        """The live part of a column."""
-        return getattr(self, name)[: self.n]
+        orders: Orders
+        alerted: list[int]
 
 
 class Unit(mesa.Agent):
@@ -86,7 +34,7 @@ class Unit(mesa.Agent):
     orders (the path it follows) and its tactic.
     """
 
-    def __init__(self, model: DesertModel, idx: int, name: str, faction: str, kind: str):
+    def __init__(self, model: UnitHost, idx: int, name: str, faction: str, kind: str):
         super().__init__(model)
         self.idx = idx
         self.name = name
@@ -100,7 +48,7 @@ class Unit(mesa.Agent):
         self.home: int = -1  # flat cell of its base, hide or post
         self.attached_to: Unit | None = None  # an escort follows its convoy
         self.attack_target: int | None = None  # force-table index of the unit it attacks
-        self.operation: dict | None = None  # the attack under way: kind, whether logged, result
+        self.operation: Operation | None = None  # the attack under way
         self.spec_index = -1  # which scenario `units[i]` entry it came from
 
     # --- numeric state, stored in the force table -------------------------------------------
@@ -163,22 +111,21 @@ class Unit(mesa.Agent):
 
         ``often=True`` marks a target the unit will return to (its base, a patrol point), whose
         route field is then kept in the router's cache."""
-        return self.model.order_move(self, target_cell, posture, often=often)
+        return self.model.orders.move(self, target_cell, posture, often=often)
 
     def follow(self, cells: np.ndarray, posture: Posture = Posture.MOVING) -> None:
         """Follow an explicit cell path (a patrol route)."""
-        self.model.order_path(self, cells, posture)
+        self.model.orders.follow(self, cells, posture)
 
     def halt(self, posture: Posture = Posture.RESTING) -> None:
         """Stop where it stands."""
-        self.model.order_halt(self, posture)
+        self.model.orders.halt(self, posture)
 
     def attack(self, target_idx: int, kind: str) -> None:
         """Open fire on unit ``target_idx`` when in weapon range (``kind``: raid, ambush...)."""
         self.attack_target = int(target_idx)
-        if self.operation is None or self.operation.get("target") != target_idx:
-            self.operation = {"kind": kind, "target": int(target_idx), "logged": False,
-                              "since": self.model.hour}  # fmt: skip
+        if self.operation is None or self.operation.target != target_idx:
+            self.operation = Operation(kind=kind, target=int(target_idx), since=self.model.hour)
         self.posture = Posture.ATTACKING
 
     def cease_fire(self) -> None:

@@ -6,7 +6,8 @@ The parent process expands the design, opens (or resumes) the results store and 
 window of runs in flight on a `concurrent.futures.Executor`: local worker processes by default
 (a "forkserver" or "spawn" pool, so no thread of the parent is ever forked), or a running Dask
 cluster's executor with `--scheduler tcp://host:8786`. Each worker keeps the parsed scenario of
-a design point cached (and the terrain module caches the terrain), runs `sim.engine.model.run_scenario`,
+a design point cached (and the terrain module caches the terrain), runs
+`sim.engine.run.run_scenario`,
 and sends back the finished run as the compressed bytes of its Parquet part; the parent only
 writes those bytes to disk, atomically. A run that raises becomes a failure record; the batch
 goes on.
@@ -66,7 +67,7 @@ EXIT_RUNS_FAILED = 3
 EXIT_INCOMPLETE = 4
 EXIT_INTERRUPTED = 130
 
-#: A run function with the signature of `sim.engine.model.run_scenario(scenario, *, seed, days)`.
+#: A run function with the signature of `sim.engine.run.run_scenario(scenario, *, seed, days)`.
 Runner = Callable[..., Any]
 
 
@@ -149,7 +150,7 @@ def execute_run(ctx: RunContext, task: RunTask, runner: Runner | None = None) ->
         scenario = _scenario_for(ctx.scenario_yaml, json.dumps(task.overrides, default=str),
                                  ctx.scenario_source)
         if runner is None:
-            from sim.engine.model import run_scenario as runner
+            from sim.engine.run import run_scenario as runner
         # a fresh copy per run: the cached parse must not carry state from one run to the next
         result = runner(scenario.model_copy(deep=True), seed=ids.seed, days=ctx.days)
         keep = ctx.keep
@@ -376,7 +377,7 @@ def run_batch(
         scheduler: a Dask scheduler address; runs go to that cluster instead.
         executor: any `concurrent.futures.Executor` to use as is (not shut down here).
         force_new: move an existing store aside and start a fresh one.
-        runner: the run function (default `sim.engine.model.run_scenario`); must be picklable.
+        runner: the run function (default `sim.engine.run.run_scenario`); must be picklable.
         progress: show a tqdm progress bar on stderr.
         window: runs in flight at once (default 2 per worker, at least 4), which bounds
             what the parent holds in memory.
@@ -553,7 +554,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # run the module's own copy, so workers unpickle `sim.experiments.batch.execute_run`, not `__main__.`
+    # run the module's own copy, so workers unpickle `sim.experiments.batch.execute_run`,
+    # not `__main__.`
     from sim.experiments.batch import main as _main
 
     sys.exit(_main())

@@ -367,3 +367,44 @@ def detect_among(
     search = None if search_factor is None else search_factor[oi]
     hit = _draw(rng, concealment[ti], moving[ti], light, exposure, search, cfg)
     return oi[hit], ti[hit]
+
+
+def hostile_blocks(alive: np.ndarray, faction: np.ndarray, hostile: np.ndarray
+                   ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The living units split into blocks ``(a, b)`` such that every unit of ``a`` is hostile
+    to every unit of ``b`` and each hostile pair of units is in exactly one block.
+
+    Factions with the same enemies (equal rows of the symmetric ``hostile`` matrix) form a
+    group; groups are hostile all-or-nothing, so a theatre of garrisons against insurgents is
+    one block, and :func:`detect_among` needs one distance matrix per block."""
+    groups: dict[bytes, list[int]] = {}
+    for fi in range(len(hostile)):
+        groups.setdefault(hostile[fi].tobytes(), []).append(fi)
+    members = list(groups.values())
+    blocks = []
+    for gi, ga in enumerate(members):
+        for gb in members[gi + 1 :]:
+            if hostile[ga[0], gb[0]]:
+                a = np.flatnonzero(alive & np.isin(faction, ga))
+                b = np.flatnonzero(alive & np.isin(faction, gb))
+                if len(a) and len(b):
+                    blocks.append((a, b))
+    return blocks
+
+
+def new_contacts(seen_hour: np.ndarray, faction: np.ndarray, observer: np.ndarray,
+                 target: np.ndarray, not_seen_since: int) -> list[tuple[int, int]]:
+    """``(observer, target)`` of this hour's detections that are *new contacts*: the observer's
+    faction had not seen the target since ``not_seen_since`` (``seen_hour``: the factions'
+    last-seen hours before this hour's detections). One per (faction, target), first
+    observer first."""
+    if len(target) == 0:
+        return []
+    before = seen_hour[faction[observer], target]
+    out, logged = [], set()
+    for k in np.flatnonzero(before < not_seen_since).tolist():
+        o, tg = int(observer[k]), int(target[k])
+        if (faction[o], tg) not in logged:
+            logged.add((faction[o], tg))
+            out.append((o, tg))
+    return out

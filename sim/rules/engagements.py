@@ -1,8 +1,9 @@
 """Who fights whom this hour, and what the fights do to the units.
 
-Attrition itself is :mod:`sim.rules.combat`; this module assembles the sides from the model's state,
-resolves all of the hour's engagements in one vectorised call, and applies the outcome (losses,
-destroyed units, break-offs, ammunition spent, the event log).
+Attrition itself is :mod:`sim.rules.combat`; this module assembles the sides from the run state
+(:class:`sim.rules.state.RunState`: the force table, units, knowledge, terrain, ``log`` and
+``unit_destroyed``), resolves all of the hour's engagements in one vectorised call, and applies
+the outcome (losses, destroyed units, break-offs, ammunition spent, the event log).
 
 An engagement opens when
 
@@ -23,15 +24,21 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sim.engine.units import Posture
 from sim.rules import combat
+from sim.rules.state import Posture
 
 if TYPE_CHECKING:
-    from sim.engine.model import DesertModel, Detections
-    from sim.engine.units import Unit
+    from sim.rules.state import Detections, RunState, UnitView
+
+#: Concealment a side keeps when it is not lying hidden (moving, resting in the open): half of
+#: what the ground offers.
+EXPOSED_CONCEALMENT_FACTOR = 0.5
+#: Weapon range is measured between cell centres; half a cell of slack lets a unit at the edge
+#: of range in the next cell fire.
+RANGE_SLACK_CELLS = 0.5
 
 
-def _side(model: DesertModel, members: list[int], surprised: bool) -> combat.SideState:
+def _side(model: RunState, members: list[int], surprised: bool) -> combat.SideState:
     f = model.force
     t = model.terrain
     idx = np.asarray(members)
@@ -47,20 +54,20 @@ def _side(model: DesertModel, members: list[int], surprised: bool) -> combat.Sid
         strength=total,
         kill_rate_per_hour=rate,
         fortified=bool(f.fortified[idx].any()),
-        concealment=concealment if hidden else concealment * 0.5,
+        concealment=concealment if hidden else concealment * EXPOSED_CONCEALMENT_FACTOR,
         ammo_hours=ammo_hours,
         breakoff_loss_fraction=float(f.breakoff[idx].min()),
         surprised=surprised,
     )
 
 
-def _in_range(model: DesertModel, a: int, b: int, range_km: float) -> bool:
+def _in_range(model: RunState, a: int, b: int, range_km: float) -> bool:
     f = model.force
     d = np.hypot(f.row[a] - f.row[b], f.col[a] - f.col[b]) * model.terrain.grid.cell_km
-    return d <= range_km + 0.5 * model.terrain.grid.cell_km
+    return d <= range_km + RANGE_SLACK_CELLS * model.terrain.grid.cell_km
 
 
-def into_barred_zone(model: DesertModel, shooter_idx: int, target_idx: int) -> bool:
+def into_barred_zone(model: RunState, shooter_idx: int, target_idx: int) -> bool:
     """Whether the target stands in a zone the shooter's faction is barred from: deconfliction
     forbids firing into it as much as entering it."""
     f = model.force
@@ -68,7 +75,7 @@ def into_barred_zone(model: DesertModel, shooter_idx: int, target_idx: int) -> b
     return zone >= 0 and zone in model.barred_zones[f.faction[shooter_idx]]
 
 
-def opens_fire_on(model: DesertModel, shooter: Unit, target_idx: int) -> bool:
+def opens_fire_on(model: RunState, shooter: UnitView, target_idx: int) -> bool:
     """Whether ``shooter`` fires on a hostile unit it has just seen (rules of engagement)."""
     f = model.force
     i = shooter.idx
@@ -82,13 +89,13 @@ def opens_fire_on(model: DesertModel, shooter: Unit, target_idx: int) -> bool:
     return True
 
 
-def resolve_engagements(model: DesertModel, det: Detections) -> None:
+def resolve_engagements(model: RunState, det: Detections) -> None:
     """Open, fight and apply every engagement of this hour."""
     f = model.force
     hour = model.hour
     attackers: dict[int, list[int]] = {}  # attacked unit -> attacking units
     surprise: dict[int, bool] = {}
-    initiated: dict[int, Unit] = {}  # attacked unit -> the unit whose attack order opened it
+    initiated: dict[int, UnitView] = {}  # attacked unit -> the unit whose attack order opened it
     for unit in model.units:
         tgt = unit.attack_target
         if tgt is None or not f.alive[unit.idx]:
@@ -107,7 +114,7 @@ def resolve_engagements(model: DesertModel, det: Detections) -> None:
             if unit.operation is None:  # a pursuit in the open surprises nobody
                 surprise[tgt] = False
             else:
-                since = unit.operation.get("since", hour)
+                since = unit.operation.since
                 surprise[tgt] = surprise.get(tgt, True) and not (since <= seen < hour)
             initiated.setdefault(tgt, unit)
     engaged = {i for group in attackers.values() for i in group} | set(attackers)
@@ -157,7 +164,7 @@ def resolve_engagements(model: DesertModel, det: Detections) -> None:
         losses = {a_faction: int(res.losses_a)}
         losses[b_faction] = losses.get(b_faction, 0) + int(res.losses_b)
         opener = initiated.get(tgt)
-        attack_kind = opener.operation.get("kind", "attack") if opener and opener.operation else ""
+        attack_kind = opener.operation.kind if opener and opener.operation else ""
         model.log(
             "engagement",
             model.units[tgt].cell,
@@ -175,9 +182,9 @@ def resolve_engagements(model: DesertModel, det: Detections) -> None:
             res.status_b != combat.SideStatus.HOLDING
             or res.losses_b > res.losses_a
         ) and res.status_a in (combat.SideStatus.HOLDING,)
-        if opener is not None and opener.operation and not opener.operation.get("logged"):
-            opener.operation["logged"] = True
-            opener.operation["succeeded"] = bool(succeeded)
+        if opener is not None and opener.operation and not opener.operation.logged:
+            opener.operation.logged = True
+            opener.operation.succeeded = bool(succeeded)
             model.log(attack_kind, model.units[tgt].cell, a_faction, unit=opener.name,
                       target=model.units[tgt].name)  # fmt: skip
             model.log("attack_result", model.units[tgt].cell, a_faction, attack=attack_kind,
@@ -192,7 +199,7 @@ def resolve_engagements(model: DesertModel, det: Detections) -> None:
                     u.alert("broke_off")
 
 
-def _apply_losses(model: DesertModel, members: list[int], losses: int) -> None:
+def _apply_losses(model: RunState, members: list[int], losses: int) -> None:
     """Share a side's losses among its units in proportion to their strength."""
     f = model.force
     if losses <= 0:
@@ -214,7 +221,7 @@ def _apply_losses(model: DesertModel, members: list[int], losses: int) -> None:
         model.unit_destroyed(model.units[int(i)])
 
 
-def _spend_ammo(model: DesertModel, members: list[int], hours_fired: float) -> None:
+def _spend_ammo(model: RunState, members: list[int], hours_fired: float) -> None:
     f = model.force
     per_day = model.config.supplies.fire_hours_per_ammo_day
     idx = np.asarray(members)

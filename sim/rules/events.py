@@ -1,6 +1,7 @@
 """Scenario events: changes that happen during a run (``events: [{day, hour, set: {...}}]``).
 
-Paths use the same grammar as ``--set`` (:func:`sim.scenario.overrides.resolve_path`); at run time they
+Paths use the same grammar as ``--set`` (:func:`sim.scenario.overrides.resolve_path`); at run
+time they
 change the live state: a faction's ``border_security`` or ``comms_delay_hours``, the numbers of
 the units that came from a ``units[...]`` entry (for example border posts reinforced on day 20),
 or which factions a zone bars.
@@ -14,7 +15,7 @@ from sim.errors import ScenarioError
 from sim.scenario.overrides import resolve_path
 
 if TYPE_CHECKING:
-    from sim.engine.model import DesertModel
+    from sim.rules.state import RunState
     from sim.scenario.schema import EventSpec
 
 #: Unit spec fields that map onto force-table columns at run time.
@@ -34,7 +35,7 @@ UNIT_COLUMNS = {
 }
 
 
-def apply_event(model: DesertModel, event: EventSpec) -> None:
+def apply_event(model: RunState, event: EventSpec) -> None:
     """Apply one scenario event to the running model and log it."""
     for path, value in event.set.items():
         try:
@@ -47,7 +48,7 @@ def apply_event(model: DesertModel, event: EventSpec) -> None:
                   path=path, value=value)  # fmt: skip
 
 
-def _apply_location(model: DesertModel, loc: tuple, value) -> None:
+def _apply_location(model: RunState, loc: tuple, value) -> None:
     f = model.force
     head = loc[0]
     if head == "factions":

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from sim.engine.model import DesertModel
-    from sim.engine.units import ForceTable
+    from sim.rules.force import ForceTable
+    from sim.world.raster import Terrain
 
 #: Unit kinds that act as supply points for their faction.
 SUPPLY_POINT_KINDS = ("strongpoint", "border_post")
@@ -42,33 +42,49 @@ def consume(force: ForceTable, n: int, moving: np.ndarray, cfg: SupplyConfig) ->
     force.fuel_days[:n] = np.maximum(force.fuel_days[:n] - fuel, 0.0)
 
 
-def resupply_mask(model: DesertModel, n: int) -> np.ndarray:
-    """Units that refill everything this hour: at a friendly supply point (strongpoint, post)."""
-    f = model.force
-    t = model.terrain
-    cells = f.row[:n].astype(np.int64) * t.cols + f.col[:n]
-    fac = f.faction[:n]
-    full = _supply_layer(model)[fac, cells] & f.alive[:n]
+class SupplyPoints:
+    """Where each faction has a living supply point (strongpoint, border post), as a
+    ``(factions, cells)`` bool layer. Supply points hardly ever move, so the layer is rebuilt only
+    when one is lost, replaced or moved; the cache belongs to this object."""
+
+    def __init__(self, points: np.ndarray, n_factions: int, shape: tuple[int, int]):
+        self.points = np.asarray(points, dtype=np.int64)
+        self.n_factions = n_factions
+        self.shape = shape
+        self._key: bytes | None = None
+        self._layer = np.zeros((n_factions, shape[0] * shape[1]), dtype=bool)
+
+    def layer(self, force: ForceTable) -> np.ndarray:
+        p = self.points
+        key = force.alive[p].tobytes() + force.row[p].tobytes() + force.col[p].tobytes()
+        if key != self._key:
+            layer = np.zeros((self.n_factions, self.shape[0] * self.shape[1]), dtype=bool)
+            live = p[force.alive[p]]
+            layer[force.faction[live], force.cells(live, self.shape[1])] = True
+            self._key, self._layer = key, layer
+        return self._layer
+
+
+def resupply(
+    force: ForceTable,
+    n: int,
+    terrain: Terrain,
+    insurgent_faction: np.ndarray,
+    points: SupplyPoints,
+) -> None:
+    """Refill this hour: everything at a friendly supply point; water at any water cell; water
+    and fuel for insurgents at their cave caches."""
+    t = terrain
+    cells = force.cells(slice(0, n), t.cols)
+    fac = force.faction[:n]
+    full = points.layer(force)[fac, cells] & force.alive[:n]
     # water from the land; insurgents also keep water and fuel cached in their caves
     water_here = t.water_available.ravel()[cells]
-    cache = model.insurgent_faction[fac] & t.cave.ravel()[cells]
+    cache = insurgent_faction[fac] & t.cave.ravel()[cells]
     water_here |= cache
-    f.water_days[:n] = np.where(water_here & ~full, f.water_cap[:n], f.water_days[:n])
-    f.fuel_days[:n] = np.where(cache & ~full, f.fuel_cap[:n], f.fuel_days[:n])
-    return full
-
-
-def _supply_layer(model: DesertModel) -> np.ndarray:
-    """``(factions, cells)`` bool: where each faction has a living supply point. Supply points
-    hardly ever move, so the layer is rebuilt only when one is lost, replaced or moved."""
-    f = model.force
-    points = model.supply_points
-    key = f.alive[points].tobytes() + f.row[points].tobytes() + f.col[points].tobytes()
-    cached = model.__dict__.get("_supply_cache")
-    if cached is None or cached[0] != key:
-        t = model.terrain
-        layer = np.zeros((len(model.faction_names), t.rows * t.cols), dtype=bool)
-        live = points[f.alive[points]]
-        layer[f.faction[live], f.row[live].astype(np.int64) * t.cols + f.col[live]] = True
-        cached = model.__dict__["_supply_cache"] = (key, layer)
-    return cached[1]
+    force.water_days[:n] = np.where(water_here & ~full, force.water_cap[:n], force.water_days[:n])
+    force.fuel_days[:n] = np.where(cache & ~full, force.fuel_cap[:n], force.fuel_days[:n])
+    for name in ("water", "fuel", "ammo"):
+        days = getattr(force, f"{name}_days")
+        cap = getattr(force, f"{name}_cap")
+        days[:n] = np.where(full, cap[:n], days[:n])

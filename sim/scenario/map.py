@@ -4,7 +4,6 @@ between places, roads, areas and zones). Pure: a MapSpec in, a list of problems 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Annotated, Any
 
 from pydantic import (
@@ -16,6 +15,7 @@ from pydantic import (
 from sim.scenario.fields import FiniteFloat, Name, PointRef, _defer, _Model, _unknown
 from sim.scenario.paths import Loc, Problem, render_path
 from sim.scenario.vocab import AreaKind, Ground, PlaceKind, RoadClass, WaterKind
+from sim.world.geo import Grid
 
 #: Default town footprint radius by place kind, used when `radius_km` is omitted.
 _KM_PER_DEG_LAT = 111.32
@@ -318,22 +318,13 @@ def ascii_box(centre_lat: float, centre_lon: float, cell_km: float, rows: int, c
               ) -> BoxSpec:
     """The lat/lon box covered by a rows x cols grid of `cell_km` cells centred on a point.
 
-    Uses `sim.world.geo.Grid(...).box` when the geo module is available, else a local equirectangular
+    The grid's own projection (:class:`sim.world.geo.Grid`) gives the box; a degenerate grid
+    (no rows or columns, which validation reports on its own) falls back to an equirectangular
     estimate (111.32 km per degree of latitude, cos(lat) shrink for longitude)."""
     try:
-        from sim.world.geo import Grid  # local import: geo is optional for validation
-
-        box = Grid(centre_lat, centre_lon, cell_km, rows, cols).box
-        if isinstance(box, BoxSpec):
-            return box
-        if isinstance(box, Mapping):
-            s, w, n, e = box["south"], box["west"], box["north"], box["east"]
-        elif hasattr(box, "south"):
-            s, w, n, e = box.south, box.west, box.north, box.east
-        else:
-            s, w, n, e = box
-        return BoxSpec.model_construct(south=float(s), west=float(w), north=float(n), east=float(e))
-    except Exception:
+        s, w, n, e = Grid(centre_lat, centre_lon, cell_km, rows, cols).box
+        return BoxSpec.model_construct(south=s, west=w, north=n, east=e)
+    except (ValueError, ArithmeticError):
         pass
     half_lat = rows * cell_km / 2.0 / _KM_PER_DEG_LAT
     coslat = max(math.cos(math.radians(centre_lat)), 1e-6)

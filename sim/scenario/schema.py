@@ -180,7 +180,8 @@ TACTIC_MODELS: dict[str, type[BaseModel]] = {
 
 class UnitSpec(_Model):
     """A unit (or `count` identical units). Numbers left out come from the kind's defaults
-    (`sim.scenario.defaults.KIND_DEFAULTS`); use `sim.scenario.defaults.resolved_unit` to get them filled."""
+    (`sim.scenario.defaults.KIND_DEFAULTS`); use `sim.scenario.defaults.resolved_unit` to get
+    them filled."""
 
     name: Name | None = None
     faction: Name

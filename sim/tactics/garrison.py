@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.engine.units import NEVER_HOUR, Posture
-from sim.tactics import Behaviour, nearest, route_cells
+from sim.rules.state import NEVER_HOUR, Posture
+from sim.scenario.vocab import MOBILITIES
+from sim.tactics.base import HOURS_PER_DAY, YEAR_HOURS, Behaviour, nearest, route_cells
 from sim.world.clock import LightLevel
 
 #: Garrison units do not change their plans because an insurgent saw them.
@@ -24,23 +25,47 @@ SWEEP_SEARCH_FACTOR = 20.0
 #: A road patrol scans the verges for ambushes and mines as it drives: it glimpses a group lying
 #: up beside the road more often than a passing convoy does.
 PATROL_SEARCH_FACTOR = 4.0
+#: A patrol investigates only contacts it made itself this recently (hours): older ones have
+#: moved on from where it saw them.
+INVESTIGATE_MAX_AGE_HOURS = 1
+#: A convoy whose spec names no tactic drives unescorted (fighters); the schema's default
+#: ``escort_strength`` is for a convoy given the ``escort`` tactic.
+NO_TACTIC_ESCORT_STRENGTH = 0
+#: A pursuer within this many cells of the nearest edge cell of a barred zone is at the edge
+#: and breaks off, rather than re-routing hour after hour for the last cell or two.
+ZONE_EDGE_REACHED_CELLS = 2
+#: A searcher sees to both sides of its lane: the sweep width is this many sensor ranges.
+SWEEP_WIDTH_SENSOR_RANGES = 2
+#: Lanes are spaced for the day sensor range, but for no more than this many night ranges: a
+#: square is searched by night as well as by day, so a force with poor night sight walks
+#: closer lanes.
+SWEEP_NIGHT_RANGE_FACTOR = 2
+#: A zone guard re-decides this many hours after setting out for its next patrol point (sooner
+#: if it arrives): about half a day's leg, so it keeps moving round the zone.
+ZONE_GUARD_LEG_HOURS = 12
 
 
 class Hold(Behaviour):
     """**Hold**: a strongpoint watches, fights from its fortification and reports what it sees
-    (its detections go to the faction's knowledge like everyone's)."""
+    (its detections go to the faction's knowledge like everyone's).
+
+    Uses: ``model.hour``, ``unit.halt``, ``unit.sleep_until``.
+    """
 
     kind = "hold"
     ignores = SEEN
 
     def decide(self) -> None:
         self.unit.halt(Posture.RESTING)
-        self.unit.sleep_until(self.hour + 24 * 365)
+        self.unit.sleep_until(self.hour + YEAR_HOURS)
 
 
 class BorderWatch(Hold):
     """**Border watch**: a post on the border; events can change its strength during a run,
-    and its faction's ``border_security`` sets the chance of intercepting a crossing."""
+    and its faction's ``border_security`` sets the chance of intercepting a crossing.
+
+    Uses: as :class:`Hold`.
+    """
 
     kind = "border_watch"
 
@@ -52,6 +77,11 @@ class Patrol(Behaviour):
     ambushes lying beside the road before a convoy drives into them.
 
     States: waiting -> out (route there and back) [-> investigating -> out] -> waiting.
+
+    Uses: ``model.rng``, ``model.calendar``, ``model.known_enemies``,
+    ``model.knowledge.seen_by``, ``model.distance_km``, ``model.force.search_factor``,
+    ``route_cells``; ``unit.follow``, ``unit.go_to``, ``unit.attack``, ``unit.path_pos``,
+    ``unit.sleep_until``.
     """
 
     kind = "patrol"
@@ -61,8 +91,8 @@ class Patrol(Behaviour):
     def __init__(self, model, unit, params=None, unit_spec=None):
         super().__init__(model, unit, params, unit_spec)
         waypoints = list(getattr(params, "route", None) or unit_spec.route or [])
-        self.schedule = getattr(params, "schedule", "always")
-        self.period = float(getattr(params, "period_hours", 24.0))
+        self.schedule = self.param("schedule")
+        self.period = float(self.param("period_hours"))
         self.waypoints = waypoints
         self._cells: np.ndarray | None = None
         self.next_start = int(model.rng.integers(0, max(1, int(self.period))))
@@ -94,18 +124,15 @@ class Patrol(Behaviour):
     def schedule_end_hour(self) -> int:
         """The first hour from now outside the patrol's schedule (far off for "always")."""
         if self.schedule == "always":
-            return self.hour + 24 * 365
-        levels = self.model.light_by_hour
+            return self.hour + YEAR_HOURS
         wanted = LightLevel.DAY if self.schedule == "day" else LightLevel.NIGHT
-        h = self.hour
-        later = np.flatnonzero(levels[h : h + 36] != wanted)
-        return h + int(later[0]) if len(later) else h + 36
+        return self.model.calendar.end_of(self.hour, wanted)
 
     def investigate(self) -> bool:
         """Drive at a fresh contact the patrol itself made near its route."""
         u = self.unit
         m = self.model
-        idx, cells, _ = m.known_enemies(u, max_age_hours=1)
+        idx, cells, _ = m.known_enemies(u, max_age_hours=INVESTIGATE_MAX_AGE_HOURS)
         mine = m.knowledge.seen_by[m.faction_index[u.faction], idx] == u.idx
         near = [
             (m.distance_km(u.cell, c), i, c)
@@ -169,7 +196,11 @@ class Patrol(Behaviour):
 
 class Escort(Behaviour):
     """**Escort**: a convoy drives its route by day every ``depart_every_hours`` with an
-    escort of ``escort_strength`` fighters riding with it (an attached unit that fights back)."""
+    escort of ``escort_strength`` fighters riding with it (an attached unit that fights back).
+
+    Uses: ``model.rng``, ``model.calendar``, ``model.spawn_attached``, ``model.log``,
+    ``route_cells``; ``unit.follow``, ``unit.halt``, ``unit.sleep_until``.
+    """
 
     kind = "escort"
     ignores = SEEN
@@ -178,11 +209,11 @@ class Escort(Behaviour):
         super().__init__(model, unit, params, unit_spec)
         waypoints = list(getattr(params, "route", None) or unit_spec.route or [])
         self.waypoints = waypoints
-        self.period = float(getattr(params, "depart_every_hours", 24.0))
+        self.period = float(self.param("depart_every_hours"))
         self.next_start = int(model.rng.integers(0, max(1, int(self.period))))
         self._out: np.ndarray | None = None
         self.escort = None
-        strength = int(getattr(params, "escort_strength", 0))
+        strength = NO_TACTIC_ESCORT_STRENGTH if params is None else int(params.escort_strength)
         if strength > 0:
             self.escort = model.spawn_attached(unit, "escort", strength)
 
@@ -213,7 +244,13 @@ class Escort(Behaviour):
 class Pursue(Behaviour):
     """**Pursue**: a quick-reaction force drives to where the enemy was last seen and chases it
     as far as ``max_range_km`` from base; it stops at the edge of a zone its faction is barred
-    from (the event log records the break-off) and returns to base."""
+    from (the event log records the break-off) and returns to base.
+
+    Uses: ``model.knowledge.latest_share``, ``model.known_enemies``, ``model.distance_km``,
+    ``model.barred_zones``, ``model.sites.zone_edges``, ``model.cell_of_place``, ``model.log``;
+    ``unit.go_to``, ``unit.attack_target``, ``unit.destination``, ``unit.cease_fire``,
+    ``unit.sleep_until``.
+    """
 
     kind = "pursue"
     ignores = SEEN
@@ -221,9 +258,9 @@ class Pursue(Behaviour):
 
     def __init__(self, model, unit, params=None, unit_spec=None):
         super().__init__(model, unit, params, unit_spec)
-        base = getattr(params, "base", None)
+        base = self.param("base")
         self.base = unit.cell if base is None else model.cell_of_place(base)
-        self.max_range = float(getattr(params, "max_range_km", 80.0))
+        self.max_range = float(self.param("max_range_km"))
         self.quarry: int | None = None
         self.search_until = -1
 
@@ -287,7 +324,8 @@ class Pursue(Behaviour):
             # the quarry is inside a zone this force may not enter: drive to the edge nearest
             # to where it was last seen, and stop there
             edge = nearest(self._edge_cells(barred), cell, t.cols, 1)
-            at_edge = len(edge) and m.distance_km(u.cell, int(edge[0])) <= 2 * t.grid.cell_km
+            reached_km = ZONE_EDGE_REACHED_CELLS * t.grid.cell_km
+            at_edge = len(edge) and m.distance_km(u.cell, int(edge[0])) <= reached_km
             if at_edge or len(edge) == 0 or not u.go_to(int(edge[0]), Posture.PURSUING):
                 self.break_off("zone", zone=t.zones[zone].name)
                 return True
@@ -311,14 +349,7 @@ class Pursue(Behaviour):
 
     def _edge_cells(self, barred: frozenset[int]) -> np.ndarray:
         """Cells just outside the barred zones (where a pursuit must stop)."""
-        m = self.model
-        cache = m.__dict__.setdefault("_zone_edges", {})
-        if barred not in cache:
-            from scipy.ndimage import binary_dilation
-
-            inside = np.isin(m.terrain.zone, sorted(barred))
-            cache[barred] = np.flatnonzero(binary_dilation(inside, iterations=1) & ~inside)
-        return cache[barred]
+        return self.model.sites.zone_edges(barred)
 
     def break_off(self, reason: str, **extra) -> None:
         u = self.unit
@@ -352,6 +383,11 @@ class Sweep(Behaviour):
     lanes cover it in the time given. With sweep width ``W`` (twice the searchers' sensor range),
     speed ``v`` and ``h`` hours, the covered fraction is ``min(1, W v h / square_km^2)``
     (Koopman's exhaustive sweep); squares wider than the lanes the time allows leave gaps.
+
+    Uses: ``model.terrain.areas``, ``model.force.sensor_day_km`` / ``sensor_night_km``,
+    ``model.force.search_factor``, ``model.found_fraction``, ``model.log``; ``unit.go_to``,
+    ``unit.follow``, ``unit.path_hours``, ``unit.sleep_until``. The cordon rule
+    (:mod:`sim.rules.cordon`) reads :meth:`square_mask_cells`.
     """
 
     kind = "sweep"
@@ -385,8 +421,9 @@ class Sweep(Behaviour):
         f = m.force
         r0, c0 = sq[0] * self.side, sq[1] * self.side
         r1, c1 = min(r0 + self.side, t.rows), min(c0 + self.side, t.cols)
-        sensor = min(f.sensor_day_km[self.unit.idx], f.sensor_night_km[self.unit.idx] * 2)
-        spacing = max(1, int(2 * sensor / t.grid.cell_km))
+        night_km = f.sensor_night_km[self.unit.idx] * SWEEP_NIGHT_RANGE_FACTOR
+        sensor = min(f.sensor_day_km[self.unit.idx], night_km)
+        spacing = max(1, int(SWEEP_WIDTH_SENSOR_RANGES * sensor / t.grid.cell_km))
         cells = []
         lane_rows = list(range(r0 + spacing // 2, r1, spacing)) or [min((r0 + r1) // 2, t.rows - 1)]
         for k, r in enumerate(lane_rows):
@@ -398,7 +435,7 @@ class Sweep(Behaviour):
         u = self.unit
         m = self.model
         if self.current >= len(self.squares):
-            u.sleep_until(m.hour + 24 * 365)  # the sweep is over
+            u.sleep_until(m.hour + YEAR_HOURS)  # the sweep is over
             return
         if self.current >= 0 and m.hour < self.square_until:
             u.sleep_until(self.square_until)  # still searching (or watching) this square
@@ -410,10 +447,11 @@ class Sweep(Behaviour):
         m.force.search_factor[u.idx] = SWEEP_SEARCH_FACTOR
         if self.current >= len(self.squares):
             m.force.search_factor[u.idx] = 1.0
+            days = round(m.hour / HOURS_PER_DAY, 2)
             m.log("sweep_done", u.cell, u.faction, unit=u.name, squares=len(self.squares),
-                  found_fraction=m.found_fraction(), days=round(m.hour / 24, 2))  # fmt: skip
+                  found_fraction=m.found_fraction(), days=days)  # fmt: skip
             u.halt(Posture.RESTING)
-            u.sleep_until(m.hour + 24 * 365)
+            u.sleep_until(m.hour + YEAR_HOURS)
             return
         lanes = self._lanes(self.squares[self.current])
         reach_hours = 0.0
@@ -429,7 +467,7 @@ class Sweep(Behaviour):
     def _walkable(self, cells: np.ndarray) -> np.ndarray:
         """Drop cells the unit cannot enter (rivers for vehicles), keeping order."""
         m = self.model
-        mob = ("foot", "offroad", "road")[int(m.force.mobility[self.unit.idx])]
+        mob = MOBILITIES[int(m.force.mobility[self.unit.idx])]
         ok = np.isfinite(m.terrain.move_cost[mob].ravel()[cells])
         return cells[ok]
 
@@ -440,7 +478,11 @@ class Sweep(Behaviour):
 
 class ZoneGuard(Behaviour):
     """**Zone guard**: the zone's guarding faction patrols inside it, between random points,
-    and engages units of factions barred from the zone (see ``engagements.opens_fire_on``)."""
+    and engages units of factions barred from the zone (see ``engagements.opens_fire_on``).
+
+    Uses: ``model.sites.zone_patrol_points``, ``model.rng``; ``unit.go_to``, ``unit.halt``,
+    ``unit.sleep_until``.
+    """
 
     kind = "zone_guard"
     ignores = SEEN
@@ -449,15 +491,7 @@ class ZoneGuard(Behaviour):
         super().__init__(model, unit, params, unit_spec)
         t = model.terrain
         z = t.zone_index(params.zone) if params is not None else int(t.zone.ravel()[unit.cell])
-        points = model.__dict__.setdefault("_zone_points", {})
-        if z not in points:
-            # a handful of patrol points per zone, shared by its guards: each point's route
-            # field is searched once and reused
-            cells = np.flatnonzero(t.zone.ravel() == z) if z >= 0 else np.array([unit.cell])
-            # fixed per map (not per run), so every run of a batch shares their route fields
-            pick = np.random.default_rng(1000 + max(z, 0))
-            points[z] = pick.choice(cells, size=min(6, len(cells)), replace=False)
-        self.cells = points[z]
+        self.cells = model.sites.zone_patrol_points(z, unit.cell)
 
     def decide(self) -> None:
         u = self.unit
@@ -468,7 +502,7 @@ class ZoneGuard(Behaviour):
         target = int(self.cells[m.rng.integers(len(self.cells))])
         if not u.go_to(target, Posture.MOVING, often=True):
             u.halt(Posture.RESTING)
-        u.sleep_until(m.hour + 12)
+        u.sleep_until(m.hour + ZONE_GUARD_LEG_HOURS)
 
 
 __all__ = ["BorderWatch", "Escort", "Hold", "Patrol", "Pursue", "Sweep", "ZoneGuard", "nearest"]

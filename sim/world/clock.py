@@ -433,3 +433,55 @@ class Clock:
     def hours_since_sunrise(self, hour_index: Any) -> Any:
         """Hours from the last sunrise at or before step ``hour_index`` to it."""
         return self._gap_hours(self._rise, hour_index, forward=False)
+
+
+class LightCalendar:
+    """The light of every hour of a run, precomputed once, and the questions tactics ask of it
+    ("how long until first light", "when does the next night begin").
+
+    ``levels[h]`` is the :class:`LightLevel` of step ``h`` (:meth:`Clock.light_levels`). Queries
+    look at most 48 hours ahead; past the end of the table they answer "in a day" (24 h), which
+    only happens at the end of a run.
+    """
+
+    #: How far ahead the queries look, in hours (a night and a day and then some).
+    LOOKAHEAD_HOURS = 48
+
+    def __init__(self, levels: np.ndarray):
+        self.levels = levels
+
+    def at(self, hour: int) -> LightLevel:
+        """Light level of step ``hour``."""
+        return LightLevel(int(self.levels[hour]))
+
+    def changed_at(self, hour: int) -> bool:
+        """Whether the light of step ``hour`` differs from the step before (dusk, dawn)."""
+        return hour > 0 and self.levels[hour] != self.levels[hour - 1]
+
+    def hours_to_first_light(self, hour: int) -> float:
+        """Hours from ``hour`` until morning twilight begins (the end of darkness); 0 by day."""
+        end = min(len(self.levels), hour + 30)
+        later = np.flatnonzero(self.levels[hour:end] != LightLevel.NIGHT)
+        return float(later[0]) if len(later) else float(end - hour)
+
+    def next_dusk_hour(self, hour: int) -> int:
+        """The first hour of the next night (after the coming day if it is night now)."""
+        night = self.levels[hour : hour + self.LOOKAHEAD_HOURS] == LightLevel.NIGHT
+        starts = np.flatnonzero(night[1:] & ~night[:-1]) + 1
+        return hour + int(starts[0]) if len(starts) else hour + 24
+
+    def next_night_hour(self, hour: int) -> int:
+        """The next hour of full night (``hour`` itself if it is night)."""
+        later = np.flatnonzero(self.levels[hour : hour + 36] == LightLevel.NIGHT)
+        return hour + int(later[0]) if len(later) else hour + 24
+
+    def next_day_hour(self, hour: int) -> int:
+        """The next hour of full daylight after ``hour``."""
+        later = np.flatnonzero(self.levels[hour + 1 : hour + 37] == LightLevel.DAY)
+        return hour + 1 + int(later[0]) if len(later) else hour + 1 + 24
+
+    def end_of(self, hour: int, level: LightLevel, window_hours: int = 36) -> int:
+        """The first hour at or after ``hour`` whose light is not ``level`` (``hour +
+        window_hours`` if the light stays ``level`` that long)."""
+        later = np.flatnonzero(self.levels[hour : hour + window_hours] != level)
+        return hour + int(later[0]) if len(later) else hour + window_hours

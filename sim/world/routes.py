@@ -9,7 +9,11 @@ graph (edges reversed, so the predecessors point toward the target), and are cac
 Edge weights are hours for the mobility's reference unit (`TerrainConfig.reference_speed_kmh`):
 the step length (cell_km, or cell_km * sqrt(2) diagonally) times the mean of the two cells' hours
 per km. A unit with other speeds follows the same next hops; it times its own steps with
-`sim.world.terrain.hours_per_cell`. Cells of zones the faction is barred from are impassable.
+`sim.world.raster.hours_per_cell`. Cells of zones the faction is barred from are impassable.
+
+`router_for(terrain)` is the terrain's own router, kept with it and shared by every model that
+routes on it in this process: its caches depend on the terrain alone, so sharing them changes
+no result.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
 from sim.errors import NoRouteError
-from sim.world.terrain import MOBILITIES, Terrain, hours_per_cell
+from sim.scenario.vocab import MOBILITIES
+from sim.world.raster import Terrain, hours_per_cell, read_only
 
 #: How many recent (from, to, mobility, barred) routes a router keeps.
 PATH_CACHE_SIZE = 4096
@@ -45,11 +50,6 @@ class Route:
     length_km: float
     roads: list[str]
     nodes: list[str]
-
-
-def _freeze(a: np.ndarray) -> np.ndarray:
-    a.flags.writeable = False
-    return a
 
 
 def grid_graph(hours_per_km: np.ndarray, cell_km: float, *, reverse: bool = False) -> csr_matrix:
@@ -100,6 +100,7 @@ class Router:
         self._fields = OrderedDict()
         # recent routes: patrols, guards and returns to base repeat the same trips
         self._paths: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._hours_per_km: dict[tuple[str, frozenset[int]], np.ndarray] = {}
         self._lock = threading.Lock()
         self.dijkstra_runs = 0          # how many fields were computed (not served from cache)
         g = terrain.road_graph
@@ -138,7 +139,7 @@ class Router:
             raise NoRouteError(f"no road route from {src!r} to {dst!r}") from None
         if len(nodes) == 1:
             cell = np.array([g.nodes[src]["cell"]], np.int32)
-            return Route(_freeze(cell), 0.0, [], nodes)
+            return Route(read_only(cell), 0.0, [], nodes)
         parts: list[np.ndarray] = []
         roads: list[str] = []
         length = 0.0
@@ -153,7 +154,7 @@ class Router:
             if not roads or roads[-1] != e["road"]:
                 roads.append(e["road"])
         route_cells = np.concatenate(parts).astype(np.int32)
-        return Route(_freeze(route_cells), float(length), roads, nodes)
+        return Route(read_only(route_cells), float(length), roads, nodes)
 
     # ------------------------------------------------------------------ off-road fields
     def _check(self, mobility: str) -> None:
@@ -164,12 +165,12 @@ class Router:
         """Reference unit's hours per km in each cell (inf where impassable or barred)."""
         self._check(mobility)
         key = (mobility, frozenset(barred_zones))
-        cache = self.__dict__.setdefault("_hpk", {})
+        cache = self._hours_per_km
         if key not in cache:
-            cache[key] = _freeze(self._hours_per_km(mobility, key[1]))
+            cache[key] = read_only(self._compute_hours_per_km(mobility, key[1]))
         return cache[key]
 
-    def _hours_per_km(self, mobility: str, barred_zones: frozenset[int]) -> np.ndarray:
+    def _compute_hours_per_km(self, mobility: str, barred_zones: frozenset[int]) -> np.ndarray:
         t = self.terrain
         v_road, v_off = t.config.reference_speed_kmh[mobility]
         h = hours_per_cell(t, mobility, v_road, v_off) / np.float32(t.cell_km)
@@ -220,7 +221,7 @@ class Router:
         cost = dist.astype(np.float32)
         hop = np.where(pred < 0, -1, pred).astype(np.int32)
         hop[target] = target
-        result = (_freeze(cost), _freeze(hop))
+        result = (read_only(cost), read_only(hop))
         with self._lock:
             self.dijkstra_runs += 1
             self._fields[key] = result
@@ -265,7 +266,7 @@ class Router:
                 self._paths.move_to_end(key)
                 return known
         path = self._local_path(source, target, mobility, barred, margin, cache)
-        _freeze(path)
+        read_only(path)
         with self._lock:
             self._paths[key] = path
             while len(self._paths) > PATH_CACHE_SIZE:
@@ -279,7 +280,7 @@ class Router:
         grid = self.terrain.grid
         if cache:
             return self._trace(self.field(target, mobility, barred)[1], source, target)
-        (r0, c0), (r1, c1) = divmod(source, grid.cols), divmod(target, grid.cols)
+        (r0, c0), (r1, c1) = self.terrain.rc(source), self.terrain.rc(target)
         pad = max(8, int(margin * max(abs(r0 - r1), abs(c0 - c1))))
         h = self.hours_per_km(mobility, barred)
         while True:
@@ -297,7 +298,7 @@ class Router:
             path = self._trace(pred, local_s, local_t)
             if len(path):
                 rr, cc = np.divmod(path, width)
-                return (rr + top) * grid.cols + (cc + left)
+                return self.terrain.flat(rr + top, cc + left)
             pad *= 2
 
     @staticmethod
@@ -331,3 +332,9 @@ class Router:
             out.append(cur)
         r, c = grid.unflat(np.array(out))
         return np.stack([r, c], axis=1).astype(np.int32)
+
+
+def router_for(terrain: Terrain) -> Router:
+    """The terrain's router: one per terrain, kept with it (`Terrain.derived`) and shared by
+    every model on it in this process, so their route fields are computed once."""
+    return terrain.derived("router", Router)

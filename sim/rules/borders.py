@@ -1,0 +1,76 @@
+"""Border crossings and their interception.
+
+A unit's hourly move *crosses a border* when it changes side of a border line and its path
+passes through the line itself (the side layer extends beyond the line's ends, so a change of
+side alone is not enough). The hostile side may intercept a crossing: with ``s_j`` the
+``border_security`` of each faction ``j`` hostile to the crosser, the crossing is stopped with
+probability
+
+    p = 1 - prod_j (1 - s_j),
+
+i.e. each hostile faction's border guard gets an independent chance. An intercepted unit is
+turned back to where it started the hour, its tactic is told (``intercepted``), and the event is
+logged; a crossing that goes through is logged as ``crossing``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy.ndimage import binary_dilation
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from sim.rules.state import RunState, UnitView
+    from sim.world.raster import Terrain
+
+
+class BorderLines:
+    """Where the border lines run, for the crossing test (built once per run)."""
+
+    def __init__(self, terrain: Terrain):
+        self.side = terrain.border_side
+        # a path "passes through the line" if it touches a line cell or its 8 neighbours
+        # (a diagonal step can slip between two line cells)
+        self.near_line = binary_dilation(terrain.border >= 0, iterations=1).ravel()
+
+    def crossed(self, r0: int, c0: int, r1: int, c1: int, traversed: Sequence[int]) -> bool:
+        """Whether a move from (r0, c0) to (r1, c1) through the flat cells ``traversed``
+        crosses a border line."""
+        return bool(
+            self.side.shape[0]
+            and (self.side[:, r0, c0] != self.side[:, r1, c1]).any()
+            and self.near_line[np.asarray(traversed, dtype=np.int64)].any()
+        )
+
+
+def interception_probability(border_security: np.ndarray, hostile: np.ndarray) -> float:
+    """``1 - prod(1 - s)`` over the factions hostile to the crosser (``hostile``: a bool row of
+    the hostility matrix)."""
+    security = border_security[hostile]
+    return 1.0 - float(np.prod(1.0 - security)) if len(security) else 0.0
+
+
+def attempt_crossing(state: RunState, unit: UnitView, old_rc: tuple[int, int]) -> bool:
+    """A unit crossed a border line this hour: the hostile side may intercept it and turn it
+    back. Returns True if the crossing went through.
+
+    Uses ``state.faction_index``, ``hostile``, ``border_security``, ``insurgent_faction``,
+    ``rng``, ``force`` and ``log``; the unit's ``behaviour.intercepted()`` if it has one."""
+    fi = state.faction_index[unit.faction]
+    p = interception_probability(state.border_security, state.hostile[fi])
+    cell = unit.cell
+    if p > 0 and state.rng.random() < p:
+        state.log("crossing_intercepted", cell, unit.faction, unit=unit.name)
+        state.force.row[unit.idx], state.force.col[unit.idx] = old_rc
+        if hasattr(unit.behaviour, "intercepted"):
+            unit.behaviour.intercepted()
+        else:
+            unit.halt()
+        unit.alert("intercepted")
+        return False
+    state.log("crossing", cell, unit.faction, unit=unit.name,
+              insurgent=bool(state.insurgent_faction[fi]))  # fmt: skip
+    return True

@@ -1,0 +1,187 @@
+"""Tactics: what a unit decides when it wakes, as small state machines.
+
+A :class:`Behaviour` is attached to one unit. The engine calls :meth:`Behaviour.decide` when the
+unit's timer is due (``unit.sleep_until``), when something alerted it (it arrived, was detected,
+fought, broke off) or, for behaviours with ``wakes_on_light``, at dusk and dawn. Between
+decisions the engine moves, detects and fights for every unit at once, so a decision is an order
+(a path to follow, a target to attack, a posture), not per-hour work.
+
+Behaviours are typed against :class:`TacticState`, the narrow view of a run they use (the
+engine's ``DesertModel`` provides it); they never import the engine.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+import numpy as np
+
+from sim.rules.state import RunState
+from sim.scenario.schema import TACTIC_MODELS
+from sim.scenario.vocab import MOBILITIES
+from sim.world.clock import LightLevel
+
+if TYPE_CHECKING:
+    from sim.rules.state import UnitView
+    from sim.tactics.sites import Sites
+    from sim.world.clock import LightCalendar
+    from sim.world.roads import RoadState
+    from sim.world.routes import Router
+
+#: Hours in a day: tactics count rests and recoveries in days and nights.
+HOURS_PER_DAY = 24
+#: A sleep longer than any run (a year, in hours): "until something alerts the unit". Kept at a
+#: year rather than ``NEVER_HOUR`` so a unit that only reacts to alerts still re-decides once a
+#: year, as it always has.
+YEAR_HOURS = 365 * HOURS_PER_DAY
+
+
+class TacticState(RunState, Protocol):
+    """What tactics use of a run, beyond the rules' :class:`~sim.rules.state.RunState`.
+
+    State: the light ``calendar``, the ``router``, the ``roads`` (segments, closures), the
+    ``sites`` (hides, refuges, water, zone edges), the ambush ``tripwires`` (road cell ->
+    ambusher), the current ``light``. Queries: ``known_enemies``, ``distance_km``,
+    ``cell_of_place``, ``escorts_of``, ``found_fraction``. Orders with effects beyond the unit:
+    ``spawn_attached`` (an escort), ``town_assaulted`` and ``town_seized``.
+    """
+
+    calendar: LightCalendar
+    router: Router
+    roads: RoadState
+    sites: Sites
+    tripwires: dict[int, UnitView]
+
+    @property
+    def light(self) -> LightLevel: ...
+    def known_enemies(self, unit: UnitView, max_age_hours: int | None = None
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+    def distance_km(self, a: int, b: int) -> float: ...
+    def cell_of_place(self, name: str) -> int: ...
+    def escorts_of(self, leader: UnitView) -> list[UnitView]: ...
+    def found_fraction(self) -> float: ...
+    def spawn_attached(self, leader: UnitView, kind: str, strength: int) -> UnitView: ...
+    def town_assaulted(self, town: str, unit: UnitView) -> None: ...
+    def town_seized(self, town: str, unit: UnitView) -> None: ...
+
+
+class Behaviour:
+    """Base class: a tactic's state and the unit it drives.
+
+    Uses: ``model.hour``, ``model.light``, ``model.calendar``, ``model.force.path_clock``,
+    ``unit.alerts``, ``unit.path_hours``, ``unit.sleep_until``.
+    """
+
+    kind: ClassVar[str] = ""
+    wakes_on_light: ClassVar[bool] = False
+    wakes_on_contact: ClassVar[bool] = False  # woken when the unit itself sees an enemy
+    wakes_on_news: ClassVar[bool] = False  # woken when a sighting reaches the unit's faction
+    #: Alerts that do not need a decision (a garrison does not react to being seen).
+    ignores: ClassVar[frozenset[str]] = frozenset()
+
+    def woken_by(self, alerts: list[str]) -> bool:
+        """Whether any of the unit's alerts calls for a decision now."""
+        return any(a not in self.ignores for a in alerts)
+
+    def __init__(self, model: TacticState, unit: UnitView, params=None, unit_spec=None):
+        self.model = model
+        self.unit = unit
+        self.params = params
+        self.unit_spec = unit_spec
+        self.state = "start"
+
+    def decide(self) -> None:  # pragma: no cover - every tactic overrides it
+        raise NotImplementedError
+
+    def param(self, name: str):
+        """The tactic parameter ``name``: the scenario's value, or the schema's default for this
+        kind when the unit's spec names no tactic (``params`` is None)."""
+        if self.params is not None:
+            return getattr(self.params, name)
+        return TACTIC_MODELS[self.kind].model_fields[name].get_default(call_default_factory=True)
+
+    # small helpers shared by tactics ------------------------------------------------------
+    @property
+    def hour(self) -> int:
+        return self.model.hour
+
+    @property
+    def is_night(self) -> bool:
+        return self.model.light == LightLevel.NIGHT
+
+    @property
+    def is_day(self) -> bool:
+        return self.model.light == LightLevel.DAY
+
+    def set_state(self, state: str) -> None:
+        self.state = state
+
+    def until_arrival(self) -> None:
+        """Sleep while the unit follows its path: "arrived" (or any other alert) wakes it."""
+        u = self.unit
+        remaining = u.path_hours[-1] - float(self.model.force.path_clock[u.idx])
+        u.sleep_until(self.hour + max(1, int(remaining) + 1))
+
+    def alerted(self, *reasons: str) -> bool:
+        return any(r in self.unit.alerts for r in reasons)
+
+    def hours_to_first_light(self) -> float:
+        """Hours from now until morning twilight begins (the end of darkness)."""
+        return self.model.calendar.hours_to_first_light(self.hour)
+
+    def next_dusk_hour(self) -> int:
+        """The first hour of the next night (after the coming day if it is night now)."""
+        return self.model.calendar.next_dusk_hour(self.hour)
+
+    def next_night_hour(self) -> int:
+        """The next hour of full night (now, if it is night)."""
+        return self.model.calendar.next_night_hour(self.hour)
+
+    def next_day_hour(self) -> int:
+        """The next hour of full daylight."""
+        return self.model.calendar.next_day_hour(self.hour)
+
+
+def nearest(cells: np.ndarray, cell: int, cols: int, k: int = 1) -> np.ndarray:
+    """The ``k`` cells of ``cells`` nearest (straight line) to ``cell``."""
+    if len(cells) == 0:
+        return cells
+    r, c = divmod(int(cell), cols)
+    rr, cc = np.divmod(cells, cols)
+    d2 = (rr - r) ** 2 + (cc - c) ** 2
+    if k >= len(cells):
+        return cells[np.argsort(d2, kind="stable")]
+    part = np.argpartition(d2, k)[:k]
+    return cells[part[np.argsort(d2[part], kind="stable")]]
+
+
+def route_cells(model: TacticState, unit: UnitView, waypoints, closed: bool = False) -> np.ndarray:
+    """Flat cells through ``waypoints`` (places or [lat, lon]), on roads where the unit is
+    road-bound or both ends are on the road network, else over its cost field."""
+    t = model.terrain
+    cells = [unit.cell]
+    points = list(waypoints) + ([waypoints[0]] if closed else [])
+    mob = MOBILITIES[int(model.force.mobility[unit.idx])]
+    barred = model.barred_zones[model.force.faction[unit.idx]]
+    for wp in points:
+        r, c = t.locate(wp)
+        target = r * t.cols + c
+        if mob != "foot" and isinstance(wp, str) and wp in t.road_graph:
+            # vehicles drive between places on the road network's shortest route
+            try:
+                here = divmod(cells[-1], t.cols)
+                leg = model.router.road_route(model.router.nearest_node(here), wp).cells
+                flat = leg[:, 0].astype(np.int64) * t.cols + leg[:, 1]
+                if barred and np.isin(t.zone.ravel()[flat], sorted(barred)).any():
+                    raise ValueError("the road runs through a zone this unit may not enter")
+                if len(flat) and flat[0] != cells[-1]:
+                    link = model.router.local_path(cells[-1], int(flat[0]), mob, barred)
+                    flat = np.concatenate([link, flat[1:]]) if len(link) else flat
+                cells.extend(flat[1:].tolist())
+                continue
+            except ValueError:
+                pass
+        flat = model.router.local_path(cells[-1], target, mob, barred)
+        if len(flat):
+            cells.extend(flat[1:].tolist())
+    return np.asarray(cells, dtype=np.int64)

@@ -1,0 +1,245 @@
+"""Insurgent cells: what every insurgent behaviour shares, and the hide and refuge tactics.
+
+Every insurgent behaviour derives from :class:`CellBehaviour`, which holds what all of them
+share: where the cell's hides are, going to ground by day, finding water when it runs dry,
+avoiding fights without ammunition (no raid, ambush or assault is launched, and the cell does
+not fire), and running for a refuge zone when pursued. A cell whose vehicles are out of fuel
+walks (see ``Orders.hours_along`` in :mod:`sim.engine.orders`). The other insurgent tactics
+live in :mod:`sim.tactics.raids`, :mod:`sim.tactics.ambush`, :mod:`sim.tactics.seizure` and
+:mod:`sim.tactics.crossing`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.rules.state import Posture
+from sim.tactics.base import Behaviour, nearest
+
+#: A pursuer closer than this (km) makes a cell run for refuge.
+PURSUIT_ALERT_KM = 25.0
+#: How far inside a refuge zone a fleeing cell goes (km): beyond the pursuers' weapons.
+REFUGE_DEPTH_KM = 4.0
+#: Refuge zones farther than this (km) are out of reach; the cell goes to ground instead.
+REFUGE_REACH_KM = 60.0
+#: Only pursuers the faction saw this recently (hours) set off the refuge reflex: an older
+#: sighting says little about where the pursuer is now.
+PURSUER_MAX_AGE_HOURS = 2
+#: Going to ground picks at random among this many nearest hides, so a cell is not always
+#: found back in the cave it came from.
+GO_TO_GROUND_HIDES = 3
+#: Chance, at each night-time decision of a hidden cell, that it moves to another hide:
+#: relocating now and then keeps the garrison guessing.
+RELOCATE_CHANCE = 0.15
+#: A relocating cell picks among this many next-nearest hides (a short night's walk).
+RELOCATE_HIDES = 3
+#: A hidden cell re-decides this often (hours) outside full daylight, to catch its chance to
+#: relocate.
+HIDE_RECHECK_HOURS = 6
+#: Below this much water (days of normal use) a hidden cell goes for water at night, with time
+#: in hand to reach it.
+LOW_WATER_DAYS = 0.5
+
+
+class CellBehaviour(Behaviour):
+    """Shared insurgent logic; on its own it is the **hide** tactic.
+
+    Uses: ``model.sites`` (hides, refuge cells, water), ``model.terrain.cave`` / ``zone``,
+    ``model.barred_zones``, ``model.hostile``, ``model.known_enemies``, ``model.distance_km``,
+    ``model.rng``, ``model.calendar``, ``model.log``; ``unit.go_to``, ``unit.halt``,
+    ``unit.cease_fire``, ``unit.supply``, ``unit.sleep_until``.
+    """
+
+    kind = "hide"
+    wakes_on_light = True
+
+    def __init__(self, model, unit, params=None, unit_spec=None):
+        super().__init__(model, unit, params, unit_spec)
+        t = model.terrain
+        areas = list(getattr(params, "hides", None) or [])
+        self.hides = self._hide_cells(areas)
+        self.refuge_zones = self._refuge_zones(getattr(params, "zones", None))
+        self.in_refuge = False
+        unit.posture = Posture.HIDDEN if t.cave.ravel()[unit.cell] else Posture.RESTING
+
+    # --- hides ------------------------------------------------------------------------------
+    def _hide_cells(self, areas: list[str]) -> np.ndarray:
+        """Cave cells in the named areas; else caves within reach; else rugged ground nearby."""
+        return self.model.sites.hides(areas)
+
+    def back_in_hide(self) -> bool:
+        """The start of each night's decision: a cell still on the move keeps going, one away
+        from its hides goes to ground, one in a hide lies hidden. True if it is in its hide."""
+        u = self.unit
+        if u.is_moving:
+            return False
+        if not self.at_hide():
+            self.go_to_ground()
+            self.set_state("withdraw")
+            return False
+        u.halt(Posture.HIDDEN)
+        self.set_state("hidden")
+        return True
+
+    def nearest_hides(self, cell: int, k: int) -> np.ndarray:
+        """The ``k`` hides nearest to ``cell``."""
+        return nearest(self.hides, cell, self.model.terrain.cols, k)
+
+    def at_hide(self) -> bool:
+        t = self.model.terrain
+        return bool(t.cave.ravel()[self.unit.cell]) or (
+            len(self.hides) and self.unit.cell in set(self.nearest_hides(self.unit.cell, 1))
+        )
+
+    def go_to_ground(self, near: int | None = None) -> bool:
+        """Withdraw to one of the nearest hides (not necessarily the one it came from)."""
+        u = self.unit
+        choices = self.nearest_hides(u.cell if near is None else near, GO_TO_GROUND_HIDES)
+        if len(choices) == 0:
+            u.halt(Posture.HIDDEN)
+            return False
+        target = int(choices[self.model.rng.integers(len(choices))])
+        if target == u.cell:
+            u.halt(Posture.HIDDEN)
+            return True
+        return u.go_to(target, Posture.WITHDRAWING)
+
+    # --- refuge -----------------------------------------------------------------------------
+    def _refuge_zones(self, names) -> list[int]:
+        """Zones the cell may enter that bar at least one of its enemies (where their pursuit
+        must stop), read from the model's current rules (events can change them)."""
+        m = self.model
+        t = m.terrain
+        fi = m.faction_index[self.unit.faction]
+        zones = []
+        for z, info in enumerate(t.zones):
+            if names and info.name not in names:
+                continue
+            if z in m.barred_zones[fi]:
+                continue
+            if any(z in m.barred_zones[j] for j in np.flatnonzero(m.hostile[fi])):
+                zones.append(z)
+        return zones
+
+    def pursuers(self) -> list[int]:
+        """Enemy units known to be chasing, or closing on, this cell."""
+        m = self.model
+        f = m.force
+        idx, cells, _ = m.known_enemies(self.unit, max_age_hours=PURSUER_MAX_AGE_HOURS)
+        out = []
+        for i, cell in zip(idx.tolist(), cells.tolist(), strict=True):
+            if f.posture[i] == int(Posture.PURSUING) and (
+                m.distance_km(cell, self.unit.cell) <= PURSUIT_ALERT_KM
+            ):
+                out.append(i)
+        return out
+
+    def _refuge_cells(self) -> np.ndarray:
+        """Cells a little inside the refuge zones (so a cell that reaches one is clearly in):
+        deep enough that no one outside is within weapon range."""
+        return self.model.sites.refuge_cells(self.refuge_zones, REFUGE_DEPTH_KM)
+
+    def seek_refuge(self) -> bool:
+        """Run for the nearest refuge zone barred to the pursuers; False if none is in reach."""
+        m = self.model
+        t = m.terrain
+        u = self.unit
+        if not self.refuge_zones:
+            return False
+        target = nearest(self._refuge_cells(), u.cell, t.cols, 1)
+        if len(target) == 0 or m.distance_km(int(target[0]), u.cell) > REFUGE_REACH_KM:
+            return False
+        if t.zone.ravel()[u.cell] in self.refuge_zones:
+            self.in_refuge = True
+            u.halt(Posture.HIDDEN)
+            return True
+        if u.go_to(int(target[0]), Posture.WITHDRAWING):
+            self.set_state("fleeing")
+            m.log("refuge_run", u.cell, u.faction, unit=u.name)
+            return True
+        return False
+
+    # --- shared reflexes ---------------------------------------------------------------------
+    def reflexes(self) -> bool:
+        """Urgent reactions common to all cells; True if one took over this decision."""
+        u = self.unit
+        m = self.model
+        t = m.terrain
+        if self.state == "fleeing":
+            if t.zone.ravel()[u.cell] in self.refuge_zones:
+                self.in_refuge = True
+                m.log("refuge_reached", u.cell, u.faction, unit=u.name)
+                self.on_refuge()
+                u.halt(Posture.HIDDEN)
+                self.set_state("refuge")
+                u.sleep_until(self.next_dusk_hour())
+                return True
+            if u.is_moving:
+                return True
+            self.set_state("hidden")  # stopped short of the zone (cut off): go to ground
+        if self.state == "refuge":
+            if self.is_night and not self.pursuers():
+                # the hunt is over: back to the hides under cover of the next night
+                self.in_refuge = False
+                self.go_to_ground()
+                self.set_state("withdraw")
+            else:
+                u.halt(Posture.HIDDEN)
+                u.sleep_until(self.next_dusk_hour())
+            return True
+        if self.alerted("detected", "engaged") and self.pursuers() and self.seek_refuge():
+            u.cease_fire()
+            return True
+        if u.supply("ammo") <= 0:
+            m.force.fires[u.idx] = False
+            u.cease_fire()
+        if u.supply("water") < LOW_WATER_DAYS and self.state in ("hidden", "start", "refuge"):
+            return self.fetch_water()
+        return False
+
+    def on_refuge(self) -> None:
+        """Hook: the cell reached a refuge zone (a raid records how it ended)."""
+
+    def fetch_water(self) -> bool:
+        """Go to the nearest water (oasis, well, town, river) or cave cache, by night."""
+        m = self.model
+        t = m.terrain
+        if not self.is_night:
+            self.unit.sleep_until(self.next_dusk_hour())
+            return True
+        target = nearest(m.sites.water(), self.unit.cell, t.cols, 1)
+        if len(target) and self.unit.go_to(int(target[0]), Posture.MOVING):
+            self.set_state("to_water")
+            return True
+        return False
+
+    def decide(self) -> None:
+        """Hide: stay in the hide by day; at night, now and then, move to another one."""
+        u = self.unit
+        if self.reflexes():
+            return
+        if u.is_moving:
+            return
+        if self.state == "withdraw" and not u.is_moving:
+            self.set_state("hidden")
+        if not self.at_hide():
+            self.go_to_ground()
+            return
+        u.halt(Posture.HIDDEN)
+        self.set_state("hidden")
+        if self.is_night and self.model.rng.random() < RELOCATE_CHANCE:
+            # relocating between caves at night keeps the garrison guessing
+            others = self.nearest_hides(u.cell, RELOCATE_HIDES + 1)[1:]
+            if len(others):
+                u.go_to(int(others[self.model.rng.integers(len(others))]), Posture.MOVING)
+                return
+        u.sleep_until(self.next_dusk_hour() if self.is_day else self.hour + HIDE_RECHECK_HOURS)
+
+
+class RefugeBehaviour(CellBehaviour):
+    """**Refuge**: hide close to a zone barred to the enemy and run into it when pursued.
+
+    Uses: as :class:`CellBehaviour` (its ``zones`` choose the refuges).
+    """
+
+    kind = "refuge"
