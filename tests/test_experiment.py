@@ -197,3 +197,26 @@ def test_bundled_experiments_load(path: Path) -> None:
     exp = load_experiment(path)
     d = expand_design(exp)
     assert len(d.points) >= 1 and exp.spec.replicates >= 1
+
+
+def test_nolh_design_is_a_listed_kind_and_needs_a_factor(tmp_path: Path) -> None:
+    with pytest.raises(ExperimentError, match=r"design\.kind: unknown design kind 'nolhs' "
+                                              r"\(did you mean 'nolh'\?\) \(one of .*nolh\)"):
+        load_experiment(_write(tmp_path, "design: {kind: nolhs}\n"))
+    with pytest.raises(ExperimentError, match="factors: a nolh design needs at least one factor"):
+        load_experiment(_write(tmp_path, "design: nolh\n", "b.yaml"))
+
+
+def test_nolh_design_points_and_runs(tmp_path: Path) -> None:
+    p = _write(tmp_path, "factors:\n"
+                         "  units[kind=patrol].night_sensor_range_km: {range: {min: 1.0, "
+                         "max: 4.0}}\n"
+                         "  units[kind=patrol].tactic.period_hours: {levels: [6, 12, 24]}\n"
+                         "design: {kind: nolh, stack: 2}\nreplicates: 2\n")
+    exp = load_experiment(p)
+    d = expand_design(exp)
+    assert d.kind == "nolh" and len(d.points) == 2 * 16 + 1
+    v = sorted({pt["units[kind=patrol].night_sensor_range_km"] for pt in d.points})
+    assert v[0] == 1.0 and v[-1] == 4.0 and len(v) == 17
+    runs = list(plan_runs(d, exp.spec.replicates, exp.spec.seed))
+    assert [r.run_id for r in runs] == list(range(33 * 2))

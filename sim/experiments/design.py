@@ -48,7 +48,7 @@ from sim.scenario.schema import Scenario
 
 #: Refuse designs larger than this many runs (a typo in a level list, not a real experiment).
 MAX_RUNS = 1_000_000
-DESIGN_KINDS = ("full_factorial", "latin_hypercube", "sobol")
+DESIGN_KINDS = ("full_factorial", "latin_hypercube", "sobol", "nolh")
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
 
@@ -188,13 +188,24 @@ class SobolDesign(_Model):
         return v
 
 
+class NolhDesign(_Model):
+    """A nearly orthogonal Latin hypercube of Cioppa and Lucas (2007), the published table
+    (17, 33, 65 or 129 runs for up to 7, 11, 16 or 22 factors), `stack` rotated copies of it
+    (each copy after the first without the shared centre row): see `sim.experiments.nolh`.
+    Deterministic: no seed."""
+
+    kind: Literal["nolh"]
+    stack: int = Field(default=1, ge=1)
+
+
 def _design_shorthand(v: Any) -> Any:
     # `design: full_factorial` is short for `design: {kind: full_factorial}`
     return {"kind": v} if isinstance(v, str) else v
 
 
 DesignSpec = Annotated[
-    Union[FullFactorialDesign, LatinHypercubeDesign, SobolDesign],  # noqa: UP007 - discriminator
+    Union[FullFactorialDesign, LatinHypercubeDesign, SobolDesign,  # noqa: UP007 - discriminator
+          NolhDesign],
     Field(discriminator="kind"),
     BeforeValidator(_design_shorthand),
 ]
@@ -277,7 +288,7 @@ def _model_fields_at(loc: tuple[Any, ...], data: Any) -> list[str]:
         elif model is Experiment and seg == "design":
             kind = node.get("kind") if isinstance(node, dict) else node
             model = {"full_factorial": FullFactorialDesign, "latin_hypercube":
-                     LatinHypercubeDesign, "sobol": SobolDesign}.get(kind)
+                     LatinHypercubeDesign, "sobol": SobolDesign, "nolh": NolhDesign}.get(kind)
         elif isinstance(model, type) and issubclass(model, BaseModel):
             field = model.model_fields.get(str(seg))
             ann = field.annotation if field else None
@@ -456,6 +467,8 @@ def expand_design(exp: LoadedExperiment | Experiment, source: str | None = None)
         return Design(d.kind, names, points)
     if not facs:
         raise ExperimentError(f"{source}: factors: a {d.kind} design needs at least one factor")
+    if isinstance(d, NolhDesign):
+        return _nolh_design(source, d, names, facs, spec.replicates)
     seed = spec.seed if d.seed is None else d.seed
     if isinstance(d, LatinHypercubeDesign):
         from scipy.stats import qmc
@@ -476,6 +489,39 @@ def expand_design(exp: LoadedExperiment | Experiment, source: str | None = None)
     return Design(d.kind, names, _points(names, facs, unit),
                   sobol={"problem": problem, "calc_second_order": d.calc_second_order,
                          "samples": d.samples})
+
+
+def _nolh_design(source: str, d: NolhDesign, names: tuple[str, ...], facs: list[FactorSpec],
+                 replicates: int) -> Design:
+    """The NOLH table's levels 1..m as factor values: a continuous range gets
+    `nolh.scale` (level 1 is min, level m is max); levels and integer ranges get the stratum
+    centres `nolh.to_unit(..., strata=True)` through `FactorSpec.from_unit`, so each value
+    takes m / k runs, rounded, like the sampled designs."""
+    from sim.experiments import nolh
+
+    if len(facs) > nolh.MAX_FACTORS:
+        raise ExperimentError(
+            f"{source}: factors: {len(facs)} factors, more than the {nolh.MAX_FACTORS} a nolh "
+            f"design takes (its largest table has {nolh.TABLE_RUNS[-1]} runs); vary fewer "
+            f"factors or use a latin_hypercube design")
+    runs = nolh.table_runs(len(facs))
+    n_cols = nolh.columns(runs)
+    if d.stack > n_cols:
+        raise ExperimentError(
+            f"{source}: design.stack: at most {n_cols} for {len(facs)} factor(s) (the "
+            f"{runs}-run table has {n_cols} columns, so {n_cols} distinct rotations), "
+            f"got {d.stack}")
+    _check_size(source, nolh.stacked_runs(runs, d.stack), replicates)
+    levels = nolh.nolh(len(facs), stack=d.stack)
+    columns: list[list[Any]] = []
+    for j, f in enumerate(facs):
+        if f.range is not None and not f.integer:
+            columns.append([float(v) for v in nolh.scale(levels[:, j], runs, f.range.min,
+                                                            f.range.max)])
+        else:
+            columns.append(f.from_unit(nolh.to_unit(levels[:, j], runs, strata=True)))
+    points = tuple(dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True))
+    return Design(d.kind, names, points)
 
 
 def _points(names: tuple[str, ...], facs: list[FactorSpec], unit: np.ndarray
