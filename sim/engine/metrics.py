@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
-from sim.scenario.vocab import ATTACK_TYPES
+from sim.scenario.vocab import ATTACK_TYPES, CAMPAIGN_ATTACK_TYPES
 from sim.world.clock import LightLevel
 
 if TYPE_CHECKING:
@@ -59,6 +59,9 @@ class Metrics:
         )
         self.cell_km = t.grid.cell_km
         self.roads = model.roads  # read only: closures are written by the tactics
+        # the campaign's attack kinds get columns only where a campaign can produce them
+        campaign = model.spec.campaign is not None
+        self.attack_types = ATTACK_TYPES + (CAMPAIGN_ATTACK_TYPES if campaign else ())
         self.zone = t.zone
         # fixed coverage sample points (road cells and a regular lattice over the map)
         # a regular lattice of at most ~COVERAGE_SAMPLES points estimates the covered fraction
@@ -90,11 +93,12 @@ class Metrics:
         """Count an event from the log."""
         kind = e["type"]
         d = self.day
-        if kind in ATTACK_TYPES:
+        if kind in ATTACK_TYPES or kind in CAMPAIGN_ATTACK_TYPES:
             d["attacks_attempted"] += 1
             d[f"{kind}_attempted"] += 1
         elif kind == "attack_result":
-            if e.get("succeeded") and e.get("attack") in ATTACK_TYPES:
+            attack = e.get("attack")
+            if e.get("succeeded") and (attack in ATTACK_TYPES or attack in CAMPAIGN_ATTACK_TYPES):
                 d["attacks_succeeded"] += 1
                 d[f"{e.get('attack', 'attack')}_succeeded"] += 1
         elif kind == "engagement":
@@ -211,7 +215,7 @@ class Metrics:
             row[f"detections_night__{name}"] = 0.0
         for road in self.roads.road_names:
             row[f"road_closed_hours__{slug(road)}"] = 0.0
-        for kind in ATTACK_TYPES:
+        for kind in self.attack_types:
             row[f"{kind}_attempted"] = 0.0
             row[f"{kind}_succeeded"] = 0.0
         row.update(self.day)

@@ -10,7 +10,15 @@ from sim.scenario.fields import _unknown
 from sim.scenario.map import BoxSpec, _map_shape_problems, map_reference_problems, place_names
 from sim.scenario.overrides import resolve_path
 from sim.scenario.paths import Loc, Problem, parse_path
-from sim.scenario.schema import GARRISON_TACTICS, INSURGENT_TACTICS, AmbushTactic, Scenario
+from sim.scenario.schema import (
+    CIVILIAN_TACTICS,
+    GARRISON_TACTICS,
+    INSURGENT_TACTICS,
+    AmbushTactic,
+    FakeCheckpointTactic,
+    MineLayingTactic,
+    Scenario,
+)
 
 #: or point (a place name or [lat, lon]).
 TACTIC_REFS: dict[str, dict[str, str]] = {
@@ -27,6 +35,11 @@ TACTIC_REFS: dict[str, dict[str, str]] = {
     "sweep": {"area": "area"},
     "border_watch": {"border": "border"},
     "zone_guard": {"zone": "zone"},
+    "mine_laying": {"road": "road", "segment": "place"},
+    "fake_checkpoint": {"road": "road", "segment": "place"},
+    "prey": {"hides": "area"},
+    "traffic": {"route": "point"},
+    "forage": {"areas": "area"},
 }
 
 
@@ -103,11 +116,15 @@ def scenario_reference_problems(s: Scenario, include_map: bool = False) -> list[
         elif role == "garrison" and t.kind not in GARRISON_TACTICS:
             out.append(((*loc, "tactic", "kind"), f"'{t.kind}' is an insurgent tactic; faction "
                         f"'{u.faction}' is garrison (use one of {sorted(GARRISON_TACTICS)})"))
+        elif role == "civilian" and t.kind not in CIVILIAN_TACTICS:
+            out.append(((*loc, "tactic", "kind"), f"'{t.kind}' is not a civilian tactic; faction "
+                        f"'{u.faction}' is civilian (use one of {sorted(CIVILIAN_TACTICS)})"))
         elif role == "neutral":
             out.append(((*loc, "tactic"), f"faction '{u.faction}' is neutral and takes no tactic"))
         for field, what in TACTIC_REFS[t.kind].items():
             ref((*loc, "tactic", field), getattr(t, field), what)
-        if isinstance(t, AmbushTactic) and t.segment is not None and t.road in names["road"]:
+        if (isinstance(t, AmbushTactic | MineLayingTactic | FakeCheckpointTactic)
+                and t.segment is not None and t.road in names["road"]):
             via = [v for v in next(r for r in m.roads if r.name == t.road).via
                    if isinstance(v, str)]
             for j, pl in enumerate(t.segment):

@@ -16,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 
+from sim.scenario.campaign import CampaignSpec
 from sim.scenario.fields import FiniteFloat, Name, PointRef, _Model
 from sim.scenario.map import MapSpec
 from sim.scenario.vocab import Mobility, Role, Schedule, UnitKind
@@ -148,10 +149,56 @@ class ZoneGuardTactic(_Model):
     zone: Name                                                  # zone name
 
 
+# --- campaign tactics (insurgent: mine_laying, fake_checkpoint, prey; civilian: traffic, forage)
+
+
+class MineLayingTactic(_Model):
+    """Insurgent: by night, lay mines or IEDs on a road near the hides; struck later by passing
+    vehicles (:mod:`sim.rules.mines`)."""
+
+    kind: Literal["mine_laying"]
+    road: Name                                                  # road name
+    segment: tuple[Name, Name] | None = None                    # two places on the road
+
+
+class FakeCheckpointTactic(_Model):
+    """Insurgent: by night, set up a fake checkpoint on a highway and stop soft targets (civilian
+    vehicles, workers' convoys) that drive into it."""
+
+    kind: Literal["fake_checkpoint"]
+    road: Name
+    segment: tuple[Name, Name] | None = None
+
+
+class PreyTactic(_Model):
+    """Insurgent: attack civilians in the open desert (truffle hunters, shepherds) near the
+    hides."""
+
+    kind: Literal["prey"]
+    hides: list[Name] = Field(default_factory=list)             # area names
+
+
+class TrafficTactic(_Model):
+    """Civilian: vehicles (buses, trucks, oil and gas workers' convoys) driving a route on a
+    schedule."""
+
+    kind: Literal["traffic"]
+    route: list[PointRef] = Field(min_length=2)
+
+
+class ForageTactic(_Model):
+    """Civilian: groups out in the open desert in their season (truffle hunting, February to
+    April), home in town the rest of the year."""
+
+    kind: Literal["forage"]
+    areas: list[Name] = Field(min_length=1)                      # area names
+
+
 InsurgentTactic = (
     HideTactic | NightRaidTactic | AmbushTactic | SeizeTownTactic | BorderCrossingTactic
-    | RefugeTactic
+    | RefugeTactic | MineLayingTactic | FakeCheckpointTactic | PreyTactic
 )
+CivilianTactic = TrafficTactic | ForageTactic
 GarrisonTactic = (
     HoldTactic | PatrolTactic | EscortTactic | PursueTactic | SweepTactic | BorderWatchTactic
     | ZoneGuardTactic
@@ -159,12 +206,15 @@ GarrisonTactic = (
 TacticSpec = Annotated[
     HideTactic | NightRaidTactic | AmbushTactic | SeizeTownTactic | BorderCrossingTactic
     | RefugeTactic | HoldTactic | PatrolTactic | EscortTactic | PursueTactic | SweepTactic
-    | BorderWatchTactic | ZoneGuardTactic,
+    | BorderWatchTactic | ZoneGuardTactic | MineLayingTactic | FakeCheckpointTactic | PreyTactic
+    | TrafficTactic | ForageTactic,
     Field(discriminator="kind"),
 ]
 
 INSURGENT_TACTICS = frozenset(
-    ["hide", "night_raid", "ambush", "seize_town", "border_crossing", "refuge"])
+    ["hide", "night_raid", "ambush", "seize_town", "border_crossing", "refuge", "mine_laying",
+     "fake_checkpoint", "prey"])
+CIVILIAN_TACTICS = frozenset(["traffic", "forage"])
 GARRISON_TACTICS = frozenset(
     ["hold", "patrol", "escort", "pursue", "sweep", "border_watch", "zone_guard"])
 TACTIC_MODELS: dict[str, type[BaseModel]] = {
@@ -273,6 +323,7 @@ class Scenario(_Model):
     factions: dict[Name, FactionSpec] = Field(min_length=1)
     units: list[UnitSpec] = Field(default_factory=list)
     events: list[EventSpec] = Field(default_factory=list)
+    campaign: CampaignSpec | None = None
 
     @field_validator("start", mode="before")
     @classmethod

@@ -18,8 +18,11 @@ PlaceKind = Literal[
 ]
 AreaKind = Literal["rugged", "sand", "wadi", "irrigated", "caves", "region"]
 Mobility = Literal["foot", "offroad", "road"]
-Role = Literal["garrison", "insurgent", "neutral"]
-UnitKind = Literal["cell", "strongpoint", "patrol", "convoy", "qrf", "border_post", "zone_guard"]
+Role = Literal["garrison", "insurgent", "neutral", "civilian"]
+UnitKind = Literal[
+    "cell", "strongpoint", "patrol", "convoy", "qrf", "border_post", "zone_guard",
+    "civilian_vehicle", "forager",
+]
 WaterKind = Literal["oasis", "well"]
 Schedule = Literal["day", "night", "always"]
 
@@ -32,3 +35,10 @@ KINDS: tuple[str, ...] = (*typing.get_args(UnitKind)[:4], "escort", *typing.get_
 MOBILITIES: tuple[str, ...] = typing.get_args(Mobility)
 #: Event types that count as attacks (insurgent initiative), by attack kind.
 ATTACK_TYPES = ("raid", "ambush", "seizure", "attack")
+#: Attack kinds of the campaign mechanisms: a mine or IED struck by a passing vehicle, a fake
+#: checkpoint on a highway, an attack on civilians in the open desert. Their daily columns are
+#: written (as zeros on quiet days) only in scenarios with a ``campaign:`` section, so the
+#: columns of other scenarios stay as they were.
+CAMPAIGN_ATTACK_TYPES = ("mine_strike", "fake_checkpoint", "prey")
+#: Unit kinds of civilians (a civilian faction's units): they never fire.
+CIVILIAN_KINDS = ("civilian_vehicle", "forager")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sim.tactics import ambush, cells, crossing, garrison, raids, seizure
+from sim.tactics import ambush, cells, civilians, crossing, garrison, mines, prey, raids, seizure
 from sim.tactics.base import Behaviour
 
 if TYPE_CHECKING:
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 #: Behaviour classes by tactic kind.
 REGISTRY: dict[str, type[Behaviour]] = {
     cls.kind: cls
-    for mod in (garrison, cells, raids, ambush, seizure, crossing)
+    for mod in (garrison, cells, raids, ambush, seizure, crossing, mines, prey, civilians)
     for cls in vars(mod).values()
     if isinstance(cls, type) and issubclass(cls, Behaviour) and cls.kind
 }
