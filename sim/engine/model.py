@@ -39,6 +39,7 @@ from sim.rules.engagements import resolve_engagements
 from sim.rules.events import apply_event
 from sim.rules.force import ForceTable
 from sim.rules.knowledge import Knowledge
+from sim.rules.placement import out_of_sight
 from sim.rules.seizures import Seizure, check_relief
 from sim.rules.state import MOVING_POSTURES, NEVER_HOUR, Detections, Posture
 from sim.rules.supplies import SUPPLY_POINT_KINDS, SupplyPoints, consume, resupply
@@ -194,9 +195,20 @@ class DesertModel(mesa.Model):
     # ------------------------------------------------------------------ building the force
     def _spawn_units(self) -> None:
         t = self.terrain
+        posts = self._post_positions()
         for spec_index, spec in enumerate(self.spec.units):
             ru = resolved_unit(spec)
-            cells = self._placement_cells(spec.at, spec.count, f"units[{spec_index}].at")
+            at, where = spec.at, f"units[{spec_index}].at"
+            fi = self.faction_index[spec.faction]
+            hostile = [(c, r) for f, c, r in posts if self.hostile[fi, f]]
+            if self.insurgent_faction[fi] and isinstance(at, str) and at in t.areas and hostile:
+                # cells lie up out of sight of hostile posts (sim.rules.placement)
+                post_cells, post_km = (np.array(x) for x in zip(*hostile, strict=True))
+                candidates = out_of_sight(self._area_candidates(at), post_cells, post_km, t.cols,
+                                          t.grid.cell_km)
+                cells = self._choose(candidates, spec.count, where, at)
+            else:
+                cells = self._placement_cells(at, spec.count, where)
             for k in range(spec.count):
                 r, c = divmod(int(cells[k]), t.cols)
                 base = spec.name or f"{spec.kind}-{spec_index}"
@@ -253,19 +265,48 @@ class DesertModel(mesa.Model):
         self._attached.append(unit)
         return unit
 
+    def _area_candidates(self, area: str) -> np.ndarray:
+        """Cells a unit placed in ``area`` may start on: its caves if it has any, else its
+        passable cells."""
+        t = self.terrain
+        mask = t.areas[area]
+        if t.cave[mask].any():
+            mask = mask & t.cave
+        return np.flatnonzero(mask & np.isfinite(t.move_cost["foot"]))
+
+    def _choose(self, candidates: np.ndarray, count: int, field_path: str, area: str
+                ) -> np.ndarray:
+        """``count`` cells drawn from ``candidates`` (with replacement only if too few)."""
+        if len(candidates) == 0:
+            raise ScenarioError([f"{self.spec.name}: {field_path}: area '{area}' has no cells"])
+        return self.rng.choice(candidates, size=count, replace=len(candidates) < count)
+
+    def _post_positions(self) -> list[tuple[int, int, float]]:
+        """``(faction index, cell, day sensor range km)`` of every static post in the scenario
+        placed at a place or a point (strongpoints and border posts)."""
+        t = self.terrain
+        out = []
+        for spec in self.spec.units:
+            if spec.kind not in ("strongpoint", "border_post"):
+                continue
+            if isinstance(spec.at, str) and spec.at in t.places:
+                cell = self.cell_of_place(spec.at)
+            elif isinstance(spec.at, tuple):
+                r, c = t.grid.cell_of(*spec.at)
+                cell = int(r) * t.cols + int(c)
+            else:
+                continue
+            out.append((self.faction_index[spec.faction], cell,
+                        float(resolved_unit(spec).sensor_range_km)))
+        return out
+
     def _placement_cells(self, at, count: int, field_path: str) -> np.ndarray:
         """Cells for ``count`` units placed ``at`` a place, an area or a [lat, lon] point."""
         t = self.terrain
         if isinstance(at, str) and at in t.places:
             return np.full(count, self.cell_of_place(at), dtype=np.int64)
         if isinstance(at, str) and at in t.areas:
-            mask = t.areas[at]
-            if t.cave[mask].any():
-                mask = mask & t.cave
-            candidates = np.flatnonzero(mask & np.isfinite(t.move_cost["foot"]))
-            if len(candidates) == 0:
-                raise ScenarioError([f"{self.spec.name}: {field_path}: area '{at}' has no cells"])
-            return self.rng.choice(candidates, size=count, replace=len(candidates) < count)
+            return self._choose(self._area_candidates(at), count, field_path, at)
         lat, lon = at
         r, c = t.grid.cell_of(lat, lon)
         return np.full(count, int(r) * t.cols + int(c), dtype=np.int64)
