@@ -81,8 +81,7 @@ class BorderCrossing(CellBehaviour):
             for name in ("water", "fuel", "ammo"):
                 getattr(f, f"{name}_days")[u.idx] = getattr(f, f"{name}_cap")[u.idx]
             f.strength[u.idx] = max(f.strength[u.idx], f.strength0[u.idx])  # recruits
-            home = self.nearest_hides(self.home_cell, 1)
-            target = int(home[0]) if len(home) else self.home_cell
+            target = self.home_side_hide()
             if self.travel_via_gap(target):
                 self.set_state("inbound")
                 m.log("crossing_attempt", u.cell, u.faction, unit=u.name, direction="in")
@@ -92,6 +91,15 @@ class BorderCrossing(CellBehaviour):
             u.halt(Posture.HIDDEN)
             self.set_state("hidden")
             u.sleep_until(self.next_dusk_hour())
+
+    def home_side_hide(self) -> int:
+        """Where to come back to: the hide nearest home on the home side of the line (a hide
+        on the far side would leave the cell shuttling there, never crossing again), else the
+        cell it started from."""
+        side = self.model.terrain.border_side[self.border].ravel()
+        hides = self.hides[side[self.hides] == side[self.home_cell]]
+        home = nearest(hides, self.home_cell, self.model.terrain.cols, 1)
+        return int(home[0]) if len(home) else self.home_cell
 
     def gap(self, a: int, b: int) -> int:
         """Where to cross the line between cells ``a`` and ``b``: the nearest crossing point

@@ -1,0 +1,33 @@
+"""The bundled theatre's known faults stay fixed (issue: campaign validity).
+
+- Border runners cross the line again and again (they used to come back to a hide on the far
+  side and shuttle there, next to a government post, never crossing again).
+- Insurgent cells do not start inside a hostile post's sight (see tests/test_placement.py).
+"""
+
+from __future__ import annotations
+
+import collections
+
+import pytest
+
+from sim.engine.run import run_scenario
+
+THEATRE = "scenarios/badia_theatre.yaml"
+
+
+@pytest.fixture(scope="module")
+def runs():
+    return [run_scenario(THEATRE, seed=seed, days=45) for seed in (1, 2, 3)]
+
+
+def test_border_runners_cross_the_line_repeatedly(runs):
+    for res in runs:
+        crossings = collections.Counter(
+            e["unit"] for e in res.events
+            if e["type"] in ("crossing", "crossing_intercepted")
+            and e["unit"].startswith("Border runners")
+        )
+        # nights_between 3 over 45 days: many trips each; the old loop gave one crossing each
+        assert sum(crossings.values()) >= 6, crossings
+        assert max(crossings.values()) >= 3, crossings
