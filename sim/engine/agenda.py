@@ -2,8 +2,9 @@
 
 An entry is ``(hour, phase, seq, item)``: due at ``hour``; within an hour, lower phases first
 (garrison replacements before scenario events, so a reinforced unit is back before an event
-changes it), and in the order they were scheduled. ``pop_due(hour)`` hands back, in that order,
-everything due at or before ``hour``.
+changes it, then the campaign's recruitment and air strikes), and in the order they were
+scheduled. ``pop_due(hour)`` hands back, in that order, everything due at or before ``hour``
+(including entries scheduled for this hour while it hands them out).
 
 Unit wake-ups are not on this heap: they are the force table's ``wake_hour`` column, so the
 units due each hour come from one numpy comparison over all units instead of one heap push per
@@ -20,6 +21,13 @@ from typing import Any
 #: Phases within an hour, in the order they are applied.
 REPLACEMENT = 0
 SCENARIO_EVENT = 1
+#: The campaign's rules (``scenario.campaign``), after the scenario's events: the day's
+#: recruits (``sim.rules.recruitment``), then air-strike requests from what the faction knows
+#: (``sim.rules.air``), then the strikes that land this hour (one requested with no delay lands
+#: in the same hour).
+RECRUITMENT = 2
+AIR_REQUEST = 3
+AIR_STRIKE = 4
 
 
 class Agenda:

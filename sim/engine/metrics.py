@@ -5,8 +5,8 @@ Daily columns (one row per simulated day):
 - ``attacks_attempted``, ``attacks_succeeded`` and per attack type (``raid_``, ``ambush_``,
   ``seizure_`` ...): an attack succeeds when the attacked side is destroyed or breaks off, or
   loses more fighters than the attacker;
-- ``losses__<faction>``: fighters lost that day; ``units_alive__<faction>`` and
-  ``fighters_alive__<faction>`` at the end of the day;
+- ``losses__<faction>``: fighters lost that day (in engagements, mine and air strikes);
+  ``units_alive__<faction>`` and ``fighters_alive__<faction>`` at the end of the day;
 - ``detections_day__<faction>``, ``detections_night__<faction>``: detections made by the faction
   in daylight (and twilight) and at night;
 - ``road_closed_hours`` (segment-hours, all roads) and ``road_closed_hours__<road>``: hours a
@@ -15,6 +15,10 @@ Daily columns (one row per simulated day):
 - ``border_crossings`` (by insurgent units), ``zone_entries``, ``zone_entries_barred`` (must stay
   0), ``engagements``,
   ``pursuits_broken_off``;
+- ``recruits`` (fighters who joined a cell or formed one), ``air_strikes``, ``air_strike_hits``:
+  in scenarios with a ``campaign:`` section (``sim.rules.recruitment``, ``sim.rules.air``);
+- ``mines_laid``, ``mines_cleared`` (by garrison patrols): from the day of the first such event
+  (``sim.rules.mines``);
 - ``coverage_road_day``/``_night`` and ``coverage_area_day``/``_night``: fraction of road cells
   and of map cells inside some garrison unit's sensor range, sampled every
   ``coverage_every_hours`` and averaged by light (twilight counts as day).
@@ -43,6 +47,9 @@ def slug(name: str) -> str:
     return re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_") or "x"
 
 
+#: Daily columns of the campaign's recruitment and air strikes, written (as zeros on quiet days)
+#: only in scenarios with a ``campaign:`` section, so other scenarios' columns stay as they were.
+CAMPAIGN_COLUMNS = ("recruits", "air_strikes", "air_strike_hits")
 #: Sample points for garrison coverage (area lattice; half as many road cells at most).
 COVERAGE_SAMPLES = 8000
 
@@ -62,6 +69,7 @@ class Metrics:
         # the campaign's attack kinds get columns only where a campaign can produce them
         campaign = model.spec.campaign is not None
         self.attack_types = ATTACK_TYPES + (CAMPAIGN_ATTACK_TYPES if campaign else ())
+        self.campaign_columns = CAMPAIGN_COLUMNS if campaign else ()
         self.zone = t.zone
         # fixed coverage sample points (road cells and a regular lattice over the map)
         # a regular lattice of at most ~COVERAGE_SAMPLES points estimates the covered fraction
@@ -96,6 +104,9 @@ class Metrics:
         if kind in ATTACK_TYPES or kind in CAMPAIGN_ATTACK_TYPES:
             d["attacks_attempted"] += 1
             d[f"{kind}_attempted"] += 1
+            # an attack with no engagement (a mine strike) carries its own losses
+            for faction, lost in e.get("losses", {}).items():
+                d[f"losses__{slug(faction)}"] += lost
         elif kind == "attack_result":
             attack = e.get("attack")
             if e.get("succeeded") and (attack in ATTACK_TYPES or attack in CAMPAIGN_ATTACK_TYPES):
@@ -112,6 +123,17 @@ class Metrics:
             d["pursuits_broken_off"] += 1
         elif kind in ("resupply", "seizure_end", "relief"):
             d[f"{kind}_events"] += 1
+        elif kind in ("recruits_joined", "cell_formed"):
+            d["recruits"] += e["fighters"]
+        elif kind == "air_strike":  # not an engagement (nobody fires back), but it kills
+            d["air_strikes"] += 1
+            d["air_strike_hits"] += bool(e.get("hit"))
+            for faction, lost in e.get("losses", {}).items():
+                d[f"losses__{slug(faction)}"] += lost
+        elif kind == "mine_laid":
+            d["mines_laid"] += 1
+        elif kind == "mine_cleared":
+            d["mines_cleared"] += 1
 
     def on_zone_move(self, r0: int, c0: int, r1: int, c1: int, barred: frozenset[int]) -> None:
         """Count a zone entry when a unit's hourly move ends in a zone it did not start in
@@ -218,6 +240,8 @@ class Metrics:
         for kind in self.attack_types:
             row[f"{kind}_attempted"] = 0.0
             row[f"{kind}_succeeded"] = 0.0
+        for key in self.campaign_columns:
+            row[key] = 0.0
         row.update(self.day)
         alive = f.alive[:n]
         for fi, name in enumerate(self.factions):

@@ -18,12 +18,20 @@ class across files would hide the order of the hour.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import mesa
 import numpy as np
 
-from sim.engine.agenda import REPLACEMENT, SCENARIO_EVENT, Agenda
+from sim.engine.agenda import (
+    AIR_REQUEST,
+    AIR_STRIKE,
+    RECRUITMENT,
+    REPLACEMENT,
+    SCENARIO_EVENT,
+    Agenda,
+)
 from sim.engine.metrics import Metrics
 from sim.engine.movement import PathBook
 from sim.engine.orders import Orders
@@ -32,14 +40,23 @@ from sim.engine.summary import tactic_outcomes
 from sim.engine.units import Unit
 from sim.errors import ScenarioError
 from sim.rules import detection
+from sim.rules.air import AirStrikes
 from sim.rules.borders import BorderLines, attempt_crossing
+from sim.rules.caches import Caches
 from sim.rules.config import ModelConfig
 from sim.rules.cordon import cordon_sightings
 from sim.rules.engagements import resolve_engagements
 from sim.rules.events import apply_event
 from sim.rules.force import ForceTable
 from sim.rules.knowledge import Knowledge
+from sim.rules.mines import drive_over, mined_passages, minefield_for
 from sim.rules.placement import out_of_sight
+from sim.rules.recruitment import (
+    HOURS_PER_DAY,
+    Recruitment,
+    first_arrival_hour,
+    reserved_units,
+)
 from sim.rules.seizures import Seizure, check_relief
 from sim.rules.state import MOVING_POSTURES, NEVER_HOUR, Detections, Posture
 from sim.rules.supplies import SUPPLY_POINT_KINDS, SupplyPoints, consume, resupply
@@ -58,9 +75,14 @@ from sim.world.routes import router_for
 
 DEFAULT_SCENARIO = SCENARIO_DIR / "outpost_night_raid.yaml"
 
-#: Garrison kinds whose losses are made good: a destroyed convoy, escort, patrol or QRF is
-#: replaced at its base after ``ModelConfig.replacement_hours`` (the next convoy still runs).
-REPLACED_KINDS = {"convoy", "escort", "patrol", "qrf"}
+#: Kinds whose losses are made good (except in insurgent factions): a destroyed convoy, escort,
+#: patrol or QRF is replaced at its base after ``ModelConfig.replacement_hours`` (the next convoy
+#: still runs); a civilian vehicle after ``CIVILIAN_REPLACEMENT_HOURS``.
+REPLACED_KINDS = {"convoy", "escort", "patrol", "qrf", "civilian_vehicle"}
+#: A destroyed civilian vehicle (bus, truck) is "replaced" by the next one to leave its home
+#: terminus: it is back there after this many hours and keeps its timetable (traffic keeps
+#: running). Foragers are not replaced: those lost are lost.
+CIVILIAN_REPLACEMENT_HOURS = 1
 
 #: Kinds whose crews fire on any hostile unit they see within weapon range.
 GARRISON_FIRE_KINDS = {
@@ -142,7 +164,7 @@ class DesertModel(mesa.Model):
 
         capacity = sum(u.count for u in scenario.units) + sum(
             u.count for u in scenario.units if getattr(u.tactic, "kind", None) == "escort"
-        )
+        ) + reserved_units(scenario)  # cells the campaign may add (new cells, splits)
         self.force = ForceTable(max(capacity, 1))
         self.paths = PathBook(max(capacity, 1))
         self.orders = Orders(self.terrain, self.force, self.paths, self.router, self.barred_zones)
@@ -150,6 +172,7 @@ class DesertModel(mesa.Model):
         self._attached: list[Unit] = []  # units that move with another (escorts)
         self._attached_arrays = (np.empty(0, np.int64), np.empty(0, np.int64))
         self.tripwires: dict[int, Unit] = {}  # road cells watched by an ambush -> the ambusher
+        self.minefield = minefield_for(scenario)  # mines on the roads; None: no mines in the run
         self.sites = Sites(self.terrain)
         self.roads = RoadState(self.terrain)
         self._spawn_units()
@@ -189,6 +212,7 @@ class DesertModel(mesa.Model):
             key=lambda t: (t[0], t[1]),
         ):
             self.agenda.schedule(hour, SCENARIO_EVENT, event)
+        self._start_campaign()
         self.datacollector = mesa.DataCollector(model_reporters=self.metrics.reporters())
         self.running = True
 
@@ -264,6 +288,79 @@ class DesertModel(mesa.Model):
         unit.behaviour = None
         self._attached.append(unit)
         return unit
+
+    def spawn_cell(self, faction: str, cell: int, strength: int, tactic, *, name: str,
+                   like: Unit | None = None) -> Unit | None:
+        """Create an insurgent cell during the run: recruits forming a new cell
+        (``sim.rules.recruitment``) or a pursued cell splitting (``CellBehaviour.split_off``).
+
+        ``like`` (the splitting cell) gives the new cell its numbers and its supplies, else it
+        has the cell kind's defaults and full supplies. It is named ``name #<index>``, follows
+        ``tactic`` and decides this hour if the decisions are still to come. None when the
+        force table has no room left (``sim.rules.recruitment.reserved_units``)."""
+        f = self.force
+        if f.n >= len(f.alive):
+            return None
+        if like is not None:
+            ru = replace(like.resolved, strength=int(strength))
+        else:
+            ru = resolved_unit_for_kind("cell", faction, int(strength))
+        r, c = divmod(int(cell), self.terrain.cols)
+        unit = self._add_unit(f"{name} #{f.n}", faction, "cell", ru, r, c,
+                              like.spec_index if like is not None else -1)  # fmt: skip
+        if like is not None:
+            for s in ("water", "fuel", "ammo"):
+                getattr(f, f"{s}_days")[unit.idx] = getattr(f, f"{s}_days")[like.idx]
+        unit.wake_hour = self.hour
+        spec = like.behaviour.unit_spec if like is not None and like.behaviour else None
+        unit.behaviour = make_behaviour(self, unit, tactic, spec)
+        if unit.behaviour is not None and unit.behaviour.wakes_on_news:
+            self._news_listeners[self.faction_index[faction]].append(unit)
+        return unit
+
+    def _start_campaign(self) -> None:
+        """The campaign's rules (``scenario.campaign``): recruitment draws once a day and air
+        strikes are asked for every hour, both on the agenda; caches are drawn from in the
+        supply phase, and a faction with caches no longer refills at every cave for free."""
+        camp = self.spec.campaign
+        t = self.terrain
+        self.recruitment: list[Recruitment] = []
+        self.air_strikes: list[AirStrikes] = []
+        self.caches: Caches | None = None
+        self._cave_refill = self.insurgent_faction  # factions refilled at any cave for free
+        if camp is None:
+            return
+        for spec in camp.recruitment:
+            mask = np.zeros(t.shape, dtype=bool)
+            for area in spec.hides:
+                mask |= t.areas[area]
+            rec = Recruitment(spec, self.faction_index[spec.faction], mask,
+                              self.sites.hides(spec.hides))  # fmt: skip
+            self.recruitment.append(rec)
+            self.agenda.schedule(first_arrival_hour(self.spec.start), RECRUITMENT, rec)
+        for spec in camp.air_strikes:
+            air = AirStrikes(spec, self.faction_index[spec.faction], len(self.force.alive))
+            self.air_strikes.append(air)
+            self.agenda.schedule(0, AIR_REQUEST, air)
+        if camp.caches:
+            entries = [(self.faction_index[c.faction], self.sites.hides(c.hides), c)
+                       for c in camp.caches]  # fmt: skip
+            self.caches = Caches(entries, len(self.faction_names), t.rows * t.cols)
+            self._cave_refill = self.insurgent_faction & ~self.caches.factions
+
+    def _campaign_due(self, phase: int, item) -> None:
+        """An agenda entry of the campaign: a day's recruits, an hour's strike requests (each
+        strike put on the agenda for when it lands; the next requests in an hour), a strike."""
+        if phase == RECRUITMENT:
+            item.day(self)
+            self.agenda.schedule(self.hour + HOURS_PER_DAY, RECRUITMENT, item)
+        elif phase == AIR_REQUEST:
+            for strike in item.requests(self):
+                self.agenda.schedule(strike.lands_hour, AIR_STRIKE, (item, strike))
+            self.agenda.schedule(self.hour + 1, AIR_REQUEST, item)
+        elif phase == AIR_STRIKE:
+            air, strike = item
+            air.land(self, strike)
 
     def _area_candidates(self, area: str) -> np.ndarray:
         """Cells a unit placed in ``area`` may start on: its caves if it has any, else its
@@ -388,8 +485,10 @@ class DesertModel(mesa.Model):
         for phase, item in self.agenda.pop_due(self.hour):
             if phase == REPLACEMENT:
                 self._replace(item)
-            else:
+            elif phase == SCENARIO_EVENT:
                 apply_event(self, item)
+            else:
+                self._campaign_due(phase, item)
 
     def _decide(self) -> None:
         """Wake the units whose timer is due or that were alerted, and let them decide.
@@ -440,9 +539,9 @@ class DesertModel(mesa.Model):
         """Advance every moving unit along its path by one hour of travel, all at once.
 
         One ``searchsorted`` in the path book finds where each mover is after the hour;
-        ambush tripwires on the cells passed, border crossings and zone entries (a change of
-        ``Terrain.regions``) are found in numpy too, and only the few units that meet one are
-        handled one by one."""
+        ambush tripwires and mines on the cells passed, border crossings and zone entries (a
+        change of ``Terrain.regions``) are found in numpy too, and only the few units that meet
+        one are handled one by one."""
         f = self.force
         n = f.n
         prev = self._prev_rc[:n]
@@ -455,6 +554,8 @@ class DesertModel(mesa.Model):
             new = book.advance(movers, clock)
             if self.tripwires:
                 self._stop_at_tripwires(movers, old, new, clock)
+            if self.minefield is not None and len(self.minefield):
+                self._drive_over_mines(movers, old, new, clock)
             f.path_clock[movers] = clock
             f.path_pos[movers] = new
             start, end = book.cells_at(movers, old), book.cells_at(movers, new)
@@ -492,6 +593,18 @@ class DesertModel(mesa.Model):
             stop = self._tripped(unit, int(old[k]), int(new[k]))
             if stop is not None:
                 new[k], clock[k] = stop, unit.path_hours[stop]
+
+    def _drive_over_mines(self, movers, old, new, clock) -> None:
+        """Movers whose vehicles drive over a live mine this hour (``sim.rules.mines``); one that
+        strikes it halts in the mine's cell (``new`` and ``clock`` are updated in place)."""
+        cells, owner = self.paths.passed(movers, old, new)
+        for k in mined_passages(self.minefield, self.force, movers, cells, owner,
+                                self.hour).tolist():  # fmt: skip
+            unit = self.units[int(movers[k])]
+            hit = drive_over(self, self.minefield, unit, unit.path[old[k] + 1 : new[k] + 1])
+            if hit is not None:
+                new[k] = old[k] + 1 + hit
+                clock[k] = unit.path_hours[new[k]]
 
     def _attached_idx(self) -> tuple[np.ndarray, np.ndarray]:
         if len(self._attached_arrays[0]) != len(self._attached):
@@ -580,7 +693,10 @@ class DesertModel(mesa.Model):
         f = self.force
         n = f.n
         consume(f, n, self._moving, self.config.supplies)
-        resupply(f, n, self.terrain, self.insurgent_faction, self.supply_points)
+        resupply(f, n, self.terrain, self._cave_refill, self.supply_points)
+        if self.caches is not None:  # factions with caches refill only there, from the stock
+            self.caches.refill()
+            self.caches.supply(f, n, self.terrain.cols, ~self._moving)
 
     # ------------------------------------------------------------------ hooks (used by tactics)
     def town_assaulted(self, town: str, unit: Unit) -> None:
@@ -611,7 +727,9 @@ class DesertModel(mesa.Model):
         if replaced:
             f.alive[unit.idx] = False
             f.strength[unit.idx] = 0.0
-            self.agenda.schedule(self.hour + self.config.replacement_hours, REPLACEMENT, unit)
+            delay = (CIVILIAN_REPLACEMENT_HOURS if unit.kind == "civilian_vehicle"
+                     else self.config.replacement_hours)  # fmt: skip
+            self.agenda.schedule(self.hour + delay, REPLACEMENT, unit)
         else:
             unit.remove()
 

@@ -155,8 +155,8 @@ def resolve_engagements(model: RunState, det: Detections) -> None:
 
     for tgt, res, defenders in zip(targets, results, b_members, strict=True):
         atk = attackers[tgt]
-        _apply_losses(model, atk, res.losses_a)
-        _apply_losses(model, defenders, res.losses_b)
+        apply_losses(model, atk, res.losses_a)
+        apply_losses(model, defenders, res.losses_b)
         _spend_ammo(model, atk, res.ammo_used_hours_a)
         _spend_ammo(model, defenders, res.ammo_used_hours_b)
         a_faction = model.faction_names[f.faction[atk[0]]]
@@ -199,7 +199,7 @@ def resolve_engagements(model: RunState, det: Detections) -> None:
                     u.alert("broke_off")
 
 
-def _apply_losses(model: RunState, members: list[int], losses: int) -> None:
+def apply_losses(model: RunState, members: list[int], losses: int) -> None:
     """Share a side's losses among its units in proportion to their strength."""
     f = model.force
     if losses <= 0:

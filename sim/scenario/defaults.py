@@ -50,8 +50,9 @@ KIND_DEFAULTS: Mapping[UnitKind, KindDefaults] = {
     "qrf":         _kd(20, 5, "offroad", 80, 40, 6.0, 2.5, 2.0, 0.7, 5, 0.4),
     "border_post": _kd(12, 1, "road", 0, 0, 6.0, 2.5, 1.5, 0.5, 30, 0.7, fortified=True),
     "zone_guard":  _kd(15, 4, "offroad", 70, 40, 8.0, 3.0, 3.0, 0.9, 10, 0.4),
-    # civilians: a bus or truck (or a workers' convoy) and a group on foot in the desert; they
-    # carry no weapons (kill rate 0) and see little; they break off (flee) at the first loss
+    # civilians: a bus or truck (or a workers' convoy; strength = people aboard) and a group of
+    # truffle hunters or shepherds with a pickup, slow off road as they search; they carry no
+    # weapons (kill rate 0) and see little; they break off (flee) at the first loss
     "civilian_vehicle": _kd(20, 1, "road", 70, 20, 1.0, 0.3, 0.0, 0.0, 2, 0.05),
     "forager":     _kd(6, 1, "offroad", 40, 15, 1.0, 0.3, 0.0, 0.0, 3, 0.05),
 }

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
 from sim.errors import PathError
 from sim.scenario.fields import _unknown
 from sim.scenario.map import BoxSpec, _map_shape_problems, map_reference_problems, place_names
@@ -14,6 +16,7 @@ from sim.scenario.schema import (
     CIVILIAN_TACTICS,
     GARRISON_TACTICS,
     INSURGENT_TACTICS,
+    TACTIC_MODELS,
     AmbushTactic,
     FakeCheckpointTactic,
     MineLayingTactic,
@@ -35,11 +38,11 @@ TACTIC_REFS: dict[str, dict[str, str]] = {
     "sweep": {"area": "area"},
     "border_watch": {"border": "border"},
     "zone_guard": {"zone": "zone"},
-    "mine_laying": {"road": "road", "segment": "place"},
-    "fake_checkpoint": {"road": "road", "segment": "place"},
+    "mine_laying": {"road": "road", "segment": "place", "hides": "area"},
+    "fake_checkpoint": {"road": "road", "segment": "place", "hides": "area"},
     "prey": {"hides": "area"},
     "traffic": {"route": "point"},
-    "forage": {"areas": "area"},
+    "forage": {"areas": "area", "home": "place"},
 }
 
 
@@ -132,6 +135,7 @@ def scenario_reference_problems(s: Scenario, include_map: bool = False) -> list[
                     out.append(((*loc, "tactic", "segment", j),
                                 f"place '{pl}' is not on road '{t.road}' (its places: "
                                 f"{', '.join(via) or 'none'})"))
+    out += campaign_reference_problems(s, names)
     for i, ev in enumerate(s.events):
         for path in ev.set:
             try:
@@ -157,3 +161,59 @@ def _check_event_root(segs: list[Any]) -> None:
                     "are fixed when a run starts)")
 
 
+def campaign_reference_problems(s: Scenario, names: dict[str, set[str]]) -> list[Problem]:
+    """The recruitment, caches and air strikes of ``campaign:``: factions that exist and have
+    the right role (insurgents recruit and keep caches, garrisons fly strikes), hide areas
+    that exist, and a new cells' tactic that is a valid insurgent tactic naming things that
+    exist."""
+    out: list[Problem] = []
+    if s.campaign is None:
+        return out
+    sections = (("recruitment", "insurgent"), ("caches", "insurgent"),
+                ("air_strikes", "garrison"))  # fmt: skip
+    for section, role in sections:
+        for i, spec in enumerate(getattr(s.campaign, section)):
+            loc: Loc = ("campaign", section, i)
+            fac = s.factions.get(spec.faction)
+            if fac is None:
+                out.append(((*loc, "faction"), _unknown("faction", spec.faction, s.factions)))
+            elif fac.role != role:
+                out.append(((*loc, "faction"), f"faction '{spec.faction}' is {fac.role}; "
+                            f"{section} needs a{'n' if role[0] in 'aeiou' else ''} {role} "
+                            "faction"))
+            for j, area in enumerate(getattr(spec, "hides", ())):
+                if area not in names["area"]:
+                    out.append(((*loc, "hides", j), _unknown("area", area, names["area"])))
+    for i, spec in enumerate(s.campaign.recruitment):
+        out += _new_cell_tactic_problems(spec.tactic, ("campaign", "recruitment", i, "tactic"),
+                                         names)
+    return out
+
+
+def _new_cell_tactic_problems(tactic: dict[str, Any] | None, loc: Loc,
+                              names: dict[str, set[str]]) -> list[Problem]:
+    """A recruitment's tactic for new cells: a known insurgent tactic, valid, whose names exist."""
+    if tactic is None:
+        return []
+    kind = tactic.get("kind")
+    if kind not in TACTIC_MODELS:
+        return [((*loc, "kind"), f"unknown tactic kind '{kind}' (one of "
+                 f"{', '.join(sorted(INSURGENT_TACTICS))})")]
+    if kind not in INSURGENT_TACTICS:
+        return [((*loc, "kind"), f"'{kind}' is not an insurgent tactic (use one of "
+                 f"{sorted(INSURGENT_TACTICS)})")]
+    try:
+        t = TACTIC_MODELS[kind].model_validate(tactic)
+    except ValidationError as e:
+        return [((*loc, *err["loc"]), err["msg"]) for err in e.errors(include_url=False)]
+    out: list[Problem] = []
+    for field, what in TACTIC_REFS[kind].items():
+        value = getattr(t, field)
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for j, v in enumerate(values):
+            kind_names = names["place"] if what == "point" else names[what]
+            if v is None or isinstance(v, tuple) or v in kind_names:
+                continue
+            where = (*loc, field, j) if isinstance(value, (list, tuple)) else (*loc, field)
+            out.append((where, _unknown(what.replace("_or_", " or "), v, kind_names)))
+    return out

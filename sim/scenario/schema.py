@@ -42,6 +42,8 @@ class HideTactic(_Model):
 
     kind: Literal["hide"]
     hides: list[Name] = Field(default_factory=list)           # area names
+    split_when_pursued: bool = False    # a pursued cell splits in two that run to two hides
+    split_min_strength: int = Field(default=3, ge=1)          # fighters in each half, at least
 
 
 class NightRaidTactic(_Model):
@@ -52,6 +54,11 @@ class NightRaidTactic(_Model):
     hides: list[Name] = Field(default_factory=list)            # area names
     max_distance_km: FiniteFloat = Field(default=80.0, gt=0)
     abort_if_detected: bool = True
+    nights_between: int = Field(default=0, ge=0)      # rest after a raid went out, nights
+    avoid_qrf_km: FiniteFloat = Field(default=0.0, ge=0)  # no target this near a QRF's base
+    max_odds: FiniteFloat | None = Field(default=None, gt=0)  # no target > odds x own strength
+    split_when_pursued: bool = False    # a pursued cell splits in two that run to two hides
+    split_min_strength: int = Field(default=3, ge=1)          # fighters in each half, at least
 
 
 class AmbushTactic(_Model):
@@ -64,6 +71,8 @@ class AmbushTactic(_Model):
     min_convoy_strength: int = Field(default=0, ge=0)
     max_odds: FiniteFloat = Field(default=2.0, gt=0)   # spring only if target <= odds x own
     wait_hours: FiniteFloat = Field(default=20.0, gt=0)  # how long an ambush lies in wait
+    split_when_pursued: bool = False    # a pursued cell splits in two that run to two hides
+    split_min_strength: int = Field(default=3, ge=1)          # fighters in each half, at least
 
 
 class SeizeTownTactic(_Model):
@@ -159,6 +168,11 @@ class MineLayingTactic(_Model):
     kind: Literal["mine_laying"]
     road: Name                                                  # road name
     segment: tuple[Name, Name] | None = None                    # two places on the road
+    hides: list[Name] = Field(default_factory=list)             # area names
+    mines_per_trip: int = Field(default=1, ge=1)                # on as many nearby road cells
+    nights_between: int = Field(default=2, ge=0)                # rest between trips
+    max_distance_km: FiniteFloat = Field(default=20.0, gt=0)    # road cells farther are ignored
+    ammo_days_per_mine: FiniteFloat = Field(default=0.25, ge=0)  # explosive from the stock
 
 
 class FakeCheckpointTactic(_Model):
@@ -166,32 +180,70 @@ class FakeCheckpointTactic(_Model):
     vehicles, workers' convoys) that drive into it."""
 
     kind: Literal["fake_checkpoint"]
-    road: Name
-    segment: tuple[Name, Name] | None = None
+    road: Name                                                  # road name
+    segment: tuple[Name, Name] | None = None                    # two places on the road
+    hides: list[Name] = Field(default_factory=list)             # area names
+    checkpoint_hours: FiniteFloat = Field(default=4.0, gt=0)    # at most this long in place
+    max_odds: FiniteFloat = Field(default=1.0, gt=0)   # stop soldiers only if <= odds x own
+    nights_between: int = Field(default=2, ge=0)                # rest between checkpoints
+    max_distance_km: FiniteFloat = Field(default=30.0, gt=0)    # road cells farther are ignored
 
 
 class PreyTactic(_Model):
     """Insurgent: attack civilians in the open desert (truffle hunters, shepherds) near the
-    hides."""
+    hides, by day, away from the garrison; scout for them when none is known."""
 
     kind: Literal["prey"]
     hides: list[Name] = Field(default_factory=list)             # area names
+    max_distance_km: FiniteFloat = Field(default=30.0, gt=0)    # prey farther off is ignored
+    search_km: FiniteFloat = Field(default=15.0, ge=0)          # scouting radius about the hide
+    scout: bool = True                                          # go looking when none is known
+    nights_between: int = Field(default=2, ge=0)                # rest between trips
+    garrison_avoid_km: FiniteFloat = Field(default=10.0, ge=0)  # no attack this near the garrison
 
 
 class TrafficTactic(_Model):
     """Civilian: vehicles (buses, trucks, oil and gas workers' convoys) driving a route on a
-    schedule."""
+    timetable: ``departures_per_day`` trips, on the road only between the wall-clock ``hours``
+    [first, last); at the end of the route they wait and drive back on the next departure
+    (``turn_around``) or drive straight back home (``return``)."""
 
     kind: Literal["traffic"]
     route: list[PointRef] = Field(min_length=2)
+    departures_per_day: int = Field(default=2, ge=1, le=24)
+    hours: tuple[int, int] = (7, 17)                            # local hours [first, last)
+    at_end: Literal["turn_around", "return"] = "turn_around"
+
+    @model_validator(mode="after")
+    def _hours(self) -> TrafficTactic:
+        first, last = self.hours
+        if not 0 <= first < last <= 24:
+            raise ValueError(f"hours must be [first, last] with 0 <= first < last <= 24 (local "
+                             f"wall-clock hours), got [{first}, {last}]")
+        return self
 
 
 class ForageTactic(_Model):
     """Civilian: groups out in the open desert in their season (truffle hunting, February to
-    April), home in town the rest of the year."""
+    April), home in town the rest of the year: in a season month each group drives out at
+    ``start_hour`` to a random cell of its ``areas`` and is home again by ``end_hour``."""
 
     kind: Literal["forage"]
     areas: list[Name] = Field(min_length=1)                      # area names
+    months: list[int] = Field(default_factory=lambda: [2, 3, 4], min_length=1)
+    start_hour: int = Field(default=8, ge=0, le=23)              # local hour it leaves home
+    end_hour: int = Field(default=16, ge=1, le=24)               # local hour it is home by
+    home: Name | None = None                                     # place name (none = start)
+
+    @model_validator(mode="after")
+    def _season_and_hours(self) -> ForageTactic:
+        bad = [m for m in self.months if not 1 <= m <= 12]
+        if bad:
+            raise ValueError(f"months are 1 (January) to 12 (December), got {bad}")
+        if self.start_hour >= self.end_hour:
+            raise ValueError(f"start_hour ({self.start_hour}) must be before end_hour "
+                             f"({self.end_hour})")
+        return self
 
 
 InsurgentTactic = (

@@ -22,9 +22,10 @@ from sim.scenario.vocab import MOBILITIES
 from sim.world.clock import LightLevel
 
 if TYPE_CHECKING:
+    from sim.rules.mines import Minefield
     from sim.rules.state import UnitView
     from sim.tactics.sites import Sites
-    from sim.world.clock import LightCalendar
+    from sim.world.clock import Clock, LightCalendar
     from sim.world.roads import RoadState
     from sim.world.routes import Router
 
@@ -41,16 +42,20 @@ class TacticState(RunState, Protocol):
 
     State: the light ``calendar``, the ``router``, the ``roads`` (segments, closures), the
     ``sites`` (hides, refuges, water, zone edges), the ambush ``tripwires`` (road cell ->
-    ambusher), the current ``light``. Queries: ``known_enemies``, ``distance_km``,
+    ambusher), the ``minefield`` (None without mines), the current ``light``, the wall
+    ``clock`` (dates, seasons). Queries: ``known_enemies``, ``distance_km``,
     ``cell_of_place``, ``escorts_of``, ``found_fraction``. Orders with effects beyond the unit:
-    ``spawn_attached`` (an escort), ``town_assaulted`` and ``town_seized``.
+    ``spawn_attached`` (an escort), ``spawn_cell`` (a pursued cell splitting), ``town_assaulted``
+    and ``town_seized``.
     """
 
+    clock: Clock
     calendar: LightCalendar
     router: Router
     roads: RoadState
     sites: Sites
     tripwires: dict[int, UnitView]
+    minefield: Minefield | None
 
     @property
     def light(self) -> LightLevel: ...
@@ -61,6 +66,8 @@ class TacticState(RunState, Protocol):
     def escorts_of(self, leader: UnitView) -> list[UnitView]: ...
     def found_fraction(self) -> float: ...
     def spawn_attached(self, leader: UnitView, kind: str, strength: int) -> UnitView: ...
+    def spawn_cell(self, faction: str, cell: int, strength: int, tactic, *, name: str,
+                   like: UnitView | None = None) -> UnitView | None: ...
     def town_assaulted(self, town: str, unit: UnitView) -> None: ...
     def town_seized(self, town: str, unit: UnitView) -> None: ...
 

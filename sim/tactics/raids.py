@@ -5,10 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from sim.rules.state import Posture
-from sim.tactics.base import nearest
+from sim.scenario.vocab import KINDS
+from sim.tactics.base import HOURS_PER_DAY, nearest
 from sim.tactics.cells import CellBehaviour
 from sim.world.clock import LightLevel
 
+#: The force table's kind code of quick-reaction forces, whose bases raids may avoid.
+QRF_KIND = KINDS.index("qrf")
 #: A raid detected farther than this (km) from its target is "detected early" and aborts.
 EARLY_DETECTION_KM = 3.0
 #: Hours of darkness a raid keeps in hand for the unexpected.
@@ -34,8 +37,9 @@ class NightRaid(CellBehaviour):
     approach (``abort_if_detected``) or if dawn would catch the group in the open.
 
     Uses: what :class:`CellBehaviour` uses, and ``model.cell_of_place``, ``model.force``
-    (position, strength, speed, weapon range of the cell and the defenders), ``model.light``;
-    ``unit.go_to``, ``unit.follow``, ``unit.attack``, ``unit.cease_fire``.
+    (position, strength, speed, weapon range of the cell and the defenders), ``model.light``,
+    ``model.units`` (the QRFs' bases, with ``avoid_qrf_km``); ``unit.go_to``, ``unit.follow``,
+    ``unit.attack``, ``unit.cease_fire``.
     """
 
     kind = "night_raid"
@@ -45,16 +49,29 @@ class NightRaid(CellBehaviour):
         self.targets = [model.cell_of_place(name) for name in params.targets]
         self.raid: dict | None = None
         self.speed_kmh = max(float(model.force.offroad_speed_kmh[unit.idx]), MIN_PLANNING_SPEED_KMH)
+        # the tempo: a cell rests ``nights_between`` nights after a raid; the cells of a scenario
+        # start at random points of that rest, so they do not all strike on the first night
+        nights = int(params.nights_between)
+        self.rest_until = (int(model.rng.integers(0, nights + 1)) * HOURS_PER_DAY
+                           if nights > 0 else -1)
 
     def _hours_between(self, a: int, b: int) -> float:
         # a quick estimate for planning: straight line at a fraction of off-road speed
         return self.model.distance_km(a, b) / (PLANNING_SPEED_FRACTION * self.speed_kmh)
 
     def _pick_target(self) -> tuple[int, int] | None:
-        """(target cell, defending unit) of the nearest defended target within reach."""
+        """(target cell, defending unit) of the nearest defended target within reach.
+
+        Contact avoidance: with ``avoid_qrf_km`` > 0, no target within that distance of a
+        hostile QRF's base (:meth:`_qrf_bases`); with ``max_odds``, no target whose defenders
+        (every hostile unit in its cell, all of whom fight) number more than ``max_odds`` x the
+        cell's own strength."""
         m = self.model
         f = m.force
         fi = m.faction_index[self.unit.faction]
+        avoid_km = float(self.params.avoid_qrf_km)
+        bases = self._qrf_bases() if avoid_km > 0 else None
+        max_odds = self.params.max_odds
         best = None
         for cell in self.targets:
             d = m.distance_km(self.unit.cell, cell)
@@ -67,6 +84,12 @@ class NightRaid(CellBehaviour):
             )
             if len(here) == 0:
                 continue
+            if bases is not None and any(m.distance_km(cell, b) <= avoid_km for b in bases):
+                continue  # a QRF would be on the raiders within the hour
+            if max_odds is not None and f.strength[here].sum() > max_odds * f.strength[
+                self.unit.idx
+            ]:
+                continue  # a fight the cell would lose
             if best is None or d < best[0]:
                 best = (d, cell, int(here[np.argmax(f.strength[here])]))
         return None if best is None else (best[1], best[2])
@@ -82,7 +105,7 @@ class NightRaid(CellBehaviour):
         if state in ("start", "hidden", "to_water"):
             if not self.back_in_hide():
                 return
-            if not self.is_night:
+            if not self.is_night or m.hour < self.rest_until:
                 u.sleep_until(self.next_dusk_hour())
                 return
             self.try_launch()
@@ -141,6 +164,24 @@ class NightRaid(CellBehaviour):
               night=bool(m.light == LightLevel.NIGHT))  # fmt: skip
         self.set_state("approach")
 
+    def _qrf_bases(self) -> list[int]:
+        """Base cells of the living hostile QRFs (a pursuit's ``base``, else the unit's home):
+        where a reaction force comes from is no secret (it sits in a town or an airbase), so the
+        raiders know it without a sighting."""
+        m = self.model
+        f = m.force
+        fi = m.faction_index[self.unit.faction]
+        n = f.n
+        qrf = np.flatnonzero(f.alive[:n] & (f.kind[:n] == QRF_KIND) & m.hostile[fi, f.faction[:n]])
+        units = [m.units[i] for i in qrf.tolist()]
+        return sorted({int(getattr(u.behaviour, "base", u.home)) for u in units})
+
+    def on_split(self) -> None:
+        if self.raid is not None and self.state == "approach":
+            self.model.log("raid_abort", self.unit.cell, self.unit.faction,
+                           unit=self.unit.name, reason="split")  # fmt: skip
+            self.raid["aborted"] = "split"
+
     def abort(self, reason: str) -> None:
         self.model.log("raid_abort", self.unit.cell, self.unit.faction, unit=self.unit.name,
                        reason=reason)  # fmt: skip
@@ -182,6 +223,8 @@ class NightRaid(CellBehaviour):
             m.log("raid_end", u.cell, u.faction, unit=u.name, in_hide=bool(in_hide),
                   in_refuge=False, before_first_light=bool(before_light and in_hide),
                   aborted=self.raid.get("aborted", ""))  # fmt: skip
+        if self.raid is not None:  # a raid went out (struck or aborted): the cell rests
+            self.rest_until = m.hour + HOURS_PER_DAY * int(self.params.nights_between)
         self.raid = None
         self.set_state("hidden")
         u.sleep_until(self.next_dusk_hour())
