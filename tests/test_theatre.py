@@ -31,3 +31,19 @@ def test_border_runners_cross_the_line_repeatedly(runs):
         # nights_between 3 over 45 days: many trips each; the old loop gave one crossing each
         assert sum(crossings.values()) >= 6, crossings
         assert max(crossings.values()) >= 3, crossings
+
+
+def test_rukban_cells_stay_in_the_zone_and_never_cross_a_border():
+    from sim.engine.model import DesertModel
+
+    m = DesertModel(THEATRE, rng=4)
+    zone = m.terrain.zone_index("Al-Tanf zone")
+    cells = [u for u in m.units if u.name.startswith("Rukban cell")]
+    for _ in range(24 * 30):
+        m.step()
+        for u in cells:
+            if u.alive:
+                assert m.terrain.zone.ravel()[u.cell] == zone, (u.name, m.hour)
+    crossed = [e for e in m.events if e["type"].startswith("crossing")
+               and e.get("unit", "").startswith("Rukban cell")]
+    assert crossed == []

@@ -3,15 +3,17 @@
 Every insurgent behaviour derives from :class:`CellBehaviour`, which holds what all of them
 share: where the cell's hides are, going to ground by day, finding water when it runs dry,
 avoiding fights without ammunition (no raid, ambush or assault is launched, and the cell does
-not fire), and running for a refuge zone when pursued. A cell whose vehicles are out of fuel
-walks (see ``Orders.hours_along`` in :mod:`sim.engine.orders`). The other insurgent tactics
-live in :mod:`sim.tactics.raids`, :mod:`sim.tactics.ambush`, :mod:`sim.tactics.seizure` and
+not fire), running for a refuge zone when pursued, and (``split_when_pursued``) splitting in two
+that run to different hides. A cell whose vehicles are out of fuel walks (see
+``Orders.hours_along`` in :mod:`sim.engine.orders`). The other insurgent tactics live in
+:mod:`sim.tactics.raids`, :mod:`sim.tactics.ambush`, :mod:`sim.tactics.seizure` and
 :mod:`sim.tactics.crossing`.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy.ndimage import binary_dilation
 
 from sim.rules.state import Posture
 from sim.tactics.base import Behaviour, nearest
@@ -22,6 +24,9 @@ PURSUIT_ALERT_KM = 25.0
 REFUGE_DEPTH_KM = 4.0
 #: Refuge zones farther than this (km) are out of reach; the cell goes to ground instead.
 REFUGE_REACH_KM = 60.0
+#: A refuge cell's hides keep this many cells clear of any border line, so moving between them
+#: never steps over a border the refuge zone straddles.
+REFUGE_BORDER_CLEARANCE_CELLS = 3
 #: Only pursuers the faction saw this recently (hours) set off the refuge reflex: an older
 #: sighting says little about where the pursuer is now.
 PURSUER_MAX_AGE_HOURS = 2
@@ -46,8 +51,8 @@ class CellBehaviour(Behaviour):
 
     Uses: ``model.sites`` (hides, refuge cells, water), ``model.terrain.cave`` / ``zone``,
     ``model.barred_zones``, ``model.hostile``, ``model.known_enemies``, ``model.distance_km``,
-    ``model.rng``, ``model.calendar``, ``model.log``; ``unit.go_to``, ``unit.halt``,
-    ``unit.cease_fire``, ``unit.supply``, ``unit.sleep_until``.
+    ``model.rng``, ``model.calendar``, ``model.log``, ``model.spawn_cell`` (a split);
+    ``unit.go_to``, ``unit.halt``, ``unit.cease_fire``, ``unit.supply``, ``unit.sleep_until``.
     """
 
     kind = "hide"
@@ -187,9 +192,12 @@ class CellBehaviour(Behaviour):
                 u.halt(Posture.HIDDEN)
                 u.sleep_until(self.next_dusk_hour())
             return True
-        if self.alerted("detected", "engaged") and self.pursuers() and self.seek_refuge():
-            u.cease_fire()
-            return True
+        if self.alerted("detected", "engaged") and self.pursuers():
+            if getattr(self.params, "split_when_pursued", False) and self.split_off():
+                return True
+            if self.seek_refuge():
+                u.cease_fire()
+                return True
         if u.supply("ammo") <= 0:
             m.force.fires[u.idx] = False
             u.cease_fire()
@@ -197,17 +205,64 @@ class CellBehaviour(Behaviour):
             return self.fetch_water()
         return False
 
+    def split_off(self) -> bool:
+        """**Dispersal** (``split_when_pursued``): a pursued cell of ``s >= 2 m`` fighters
+        (``m`` = ``split_min_strength``) splits in two, ``ceil(s / 2)`` staying and
+        ``floor(s / 2)`` leaving as a new cell with the same tactic, numbers and supplies
+        (``model.spawn_cell``). The cell runs for a refuge zone if one is in reach, else goes to
+        ground; the new cell makes for another of the nearest hides. The pursuers chase what
+        they saw; the new cell is not known to them. False (no split) below ``2 m`` or when the
+        force table has no room left.
+
+        Full strengths follow the fighters: the new cell's is its strength, the old cell's
+        drops by what left, ``s0' = max(ceil(s / 2), s0 - floor(s / 2))``."""
+        m = self.model
+        u = self.unit
+        f = m.force
+        s = int(f.strength[u.idx])
+        half = s // 2
+        if half < int(self.params.split_min_strength):
+            return False
+        child = m.spawn_cell(u.faction, u.cell, half, self.params, name=f"{u.name} split",
+                             like=u)  # fmt: skip
+        if child is None:
+            return False
+        f.strength[u.idx] = s - half
+        f.strength0[u.idx] = max(s - half, float(f.strength0[u.idx]) - half)
+        u.cease_fire()
+        self.on_split()
+        if not self.seek_refuge():
+            self.go_to_ground()
+            self.set_state("withdraw")
+        others = [int(h) for h in self.nearest_hides(u.cell, GO_TO_GROUND_HIDES + 1)
+                  if int(h) != u.destination]  # fmt: skip
+        b = child.behaviour
+        if others:
+            child.go_to(others[int(m.rng.integers(len(others)))], Posture.WITHDRAWING)
+        b.set_state("withdraw")
+        b.until_arrival()
+        m.log("cell_split", u.cell, u.faction, unit=u.name, new_unit=child.name,
+              strength=s - half, new_strength=half)  # fmt: skip
+        return True
+
+    def on_split(self) -> None:
+        """Hook: the cell split off half its fighters while pursued (a raid aborts)."""
+
     def on_refuge(self) -> None:
         """Hook: the cell reached a refuge zone (a raid records how it ended)."""
 
     def fetch_water(self) -> bool:
-        """Go to the nearest water (oasis, well, town, river) or cave cache, by night."""
+        """Go to the nearest water (oasis, well, town, river) or cave cache, by night; a cell
+        still dry where it stands (an empty cache: ``campaign.caches``) goes to the next one."""
         m = self.model
         t = m.terrain
         if not self.is_night:
             self.unit.sleep_until(self.next_dusk_hour())
             return True
         target = nearest(m.sites.water(), self.unit.cell, t.cols, 1)
+        if len(target) and int(target[0]) == self.unit.cell:
+            target = nearest(m.sites.water(), self.unit.cell, t.cols, 2)
+            target = target[target != self.unit.cell]
         if len(target) and self.unit.go_to(int(target[0]), Posture.MOVING):
             self.set_state("to_water")
             return True
@@ -239,7 +294,25 @@ class CellBehaviour(Behaviour):
 class RefugeBehaviour(CellBehaviour):
     """**Refuge**: hide close to a zone barred to the enemy and run into it when pursued.
 
+    A cell that starts inside one of its refuge zones stays there: its hides are the zone's
+    inner cells.
+
     Uses: as :class:`CellBehaviour` (its ``zones`` choose the refuges).
     """
 
     kind = "refuge"
+
+    def __init__(self, model, unit, params=None, unit_spec=None):
+        super().__init__(model, unit, params, unit_spec)
+        if model.terrain.zone.ravel()[unit.cell] in self.refuge_zones:
+            # a cell that starts inside its refuge (a camp in the zone) lives there: its hides
+            # are the refuge's own cells on its side of every border, not caves a hundred
+            # kilometres outside it nor the far side of a border the zone straddles
+            t = model.terrain
+            cells = self._refuge_cells()
+            sides = t.border_side.reshape(len(t.border_side), -1)
+            same = (sides[:, cells] == sides[:, [unit.cell]]).all(axis=0)
+            near_line = binary_dilation(t.border >= 0, iterations=REFUGE_BORDER_CLEARANCE_CELLS)
+            keep = same & ~near_line.ravel()[cells]
+            self.hides = cells[keep] if keep.any() else cells
+            self.in_refuge = True
