@@ -47,3 +47,29 @@ def test_rukban_cells_stay_in_the_zone_and_never_cross_a_border():
     crossed = [e for e in m.events if e["type"].startswith("crossing")
                and e.get("unit", "").startswith("Rukban cell")]
     assert crossed == []
+
+
+@pytest.mark.parametrize("muster", [0, 4])
+def test_a_qrf_drives_out_only_after_mustering(muster):
+    """``muster_hours``: from the hour news wakes a ready QRF it stays at its base that many
+    hours; with 0 it drives out at once (the old behaviour)."""
+    from sim.engine.model import DesertModel
+
+    m = DesertModel("scenarios/tanf_refuge.yaml", rng=3,
+                    overrides=[f"units[kind=qrf].tactic.muster_hours={muster}"])
+    qrfs = [u for u in m.units if u.kind == "qrf"]
+    woke: dict[str, int] = {}
+    departures = []
+    for _ in range(24 * 8):
+        before = {u.name: (u.behaviour.state, u.cell) for u in qrfs}
+        m.step()
+        for u in qrfs:
+            state, cell = before[u.name]
+            if state == "ready" and u.behaviour.state in ("mustering", "pursuing"):
+                woke[u.name] = m.hour - 1
+            if cell != u.cell and state in ("ready", "mustering") and u.name in woke:
+                departures.append(m.hour - 1 - woke.pop(u.name))
+    assert departures, "no QRF drove out: the scenario gives them nothing to chase"
+    assert min(departures) >= muster
+    if muster:
+        assert all(d <= muster + 1 for d in departures), departures

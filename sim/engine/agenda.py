@@ -28,6 +28,8 @@ SCENARIO_EVENT = 1
 RECRUITMENT = 2
 AIR_REQUEST = 3
 AIR_STRIKE = 4
+#: Once a day, insurgents learn again where the hostile posts stand (``campaign.posts_known``).
+POSTS_KNOWN = 5
 
 
 class Agenda:

@@ -27,6 +27,7 @@ import numpy as np
 from sim.engine.agenda import (
     AIR_REQUEST,
     AIR_STRIKE,
+    POSTS_KNOWN,
     RECRUITMENT,
     REPLACEMENT,
     SCENARIO_EVENT,
@@ -83,6 +84,9 @@ REPLACED_KINDS = {"convoy", "escort", "patrol", "qrf", "civilian_vehicle"}
 #: terminus: it is back there after this many hours and keeps its timetable (traffic keeps
 #: running). Foragers are not replaced: those lost are lost.
 CIVILIAN_REPLACEMENT_HOURS = 1
+
+#: Force-table codes of the static posts (what insurgents know the positions of).
+POST_KIND_CODES = np.array([KINDS.index("strongpoint"), KINDS.index("border_post")])
 
 #: Kinds whose crews fire on any hostile unit they see within weapon range.
 GARRISON_FIRE_KINDS = {
@@ -342,6 +346,8 @@ class DesertModel(mesa.Model):
             air = AirStrikes(spec, self.faction_index[spec.faction], len(self.force.alive))
             self.air_strikes.append(air)
             self.agenda.schedule(0, AIR_REQUEST, air)
+        if camp.posts_known:
+            self.agenda.schedule(0, POSTS_KNOWN, None)
         if camp.caches:
             entries = [(self.faction_index[c.faction], self.sites.hides(c.hides), c)
                        for c in camp.caches]  # fmt: skip
@@ -361,6 +367,23 @@ class DesertModel(mesa.Model):
         elif phase == AIR_STRIKE:
             air, strike = item
             air.land(self, strike)
+        elif phase == POSTS_KNOWN:
+            self._posts_known()
+            self.agenda.schedule(self.hour + HOURS_PER_DAY, POSTS_KNOWN, None)
+
+    def _posts_known(self) -> None:
+        """Insurgent factions know where the hostile posts (strongpoints, border posts) stand:
+        a checkpoint is no secret to the people who drive past it. Recorded as a sighting of each
+        living post (by the post itself, so no insurgent unit counts as the observer), shared
+        after the faction's comms delay and refreshed daily."""
+        f = self.force
+        n = f.n
+        static = f.alive[:n] & np.isin(f.kind[:n], POST_KIND_CODES)
+        for fi in np.flatnonzero(self.insurgent_faction).tolist():
+            posts = np.flatnonzero(static & self.hostile[fi, f.faction[:n]])
+            if len(posts):
+                self.knowledge.record(self.hour, np.full(len(posts), fi), posts, posts,
+                                      f.cells(posts, self.terrain.cols))
 
     def _area_candidates(self, area: str) -> np.ndarray:
         """Cells a unit placed in ``area`` may start on: its caves if it has any, else its

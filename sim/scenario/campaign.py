@@ -145,3 +145,6 @@ class CampaignSpec(_Model):
     caches: list[CachesSpec] = Field(default_factory=list)
     air_strikes: list[AirStrikesSpec] = Field(default_factory=list)
     mines: MinesSpec | None = None
+    #: Insurgents know where the hostile posts stand (refreshed daily): checkpoints and
+    #: strongpoints are no secret to the people who drive past them.
+    posts_known: bool = True

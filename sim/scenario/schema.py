@@ -132,6 +132,7 @@ class PursueTactic(_Model):
     kind: Literal["pursue"]
     max_range_km: FiniteFloat = Field(default=80.0, gt=0)
     base: Name | None = None                                    # place name
+    muster_hours: int = Field(default=0, ge=0)   # from news to driving out (readiness)
 
 
 class SweepTactic(_Model):

@@ -17,7 +17,7 @@ PATROL_WATCH_KM = 10.0
 #: Unit kinds whose presence makes a road "watched".
 WATCHER_KINDS = ("patrol", "qrf")
 #: Unit kinds an ambush springs on (vehicles on the road).
-PREY_KINDS = ("convoy", "patrol", "escort", "qrf")
+PREY_KINDS = ("convoy", "patrol", "escort", "qrf", "civilian_vehicle")
 #: The site is drawn at random among this many road cells nearest the hide, so ambushes do not
 #: always fall on the same stretch.
 ROAD_CHOICES = 8

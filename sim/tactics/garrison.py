@@ -244,7 +244,9 @@ class Escort(Behaviour):
 class Pursue(Behaviour):
     """**Pursue**: a quick-reaction force drives to where the enemy was last seen and chases it
     as far as ``max_range_km`` from base; it stops at the edge of a zone its faction is barred
-    from (the event log records the break-off) and returns to base.
+    from (the event log records the break-off) and returns to base. With ``muster_hours`` it
+    needs that long to mount up after news reaches it, and then chases sightings up to that much
+    older.
 
     Uses: ``model.knowledge.latest_share``, ``model.known_enemies``, ``model.distance_km``,
     ``model.barred_zones``, ``model.sites.zone_edges``, ``model.cell_of_place``, ``model.log``;
@@ -263,6 +265,7 @@ class Pursue(Behaviour):
         self.max_range = float(self.param("max_range_km"))
         self.quarry: int | None = None
         self.search_until = -1
+        self.muster_until = -1
 
     def decide(self) -> None:
         u = self.unit
@@ -274,7 +277,16 @@ class Pursue(Behaviour):
             # model wakes the force when a sighting is shared; one may already be on its way)
             u.sleep_until(latest if latest > m.hour else NEVER_HOUR)
             return
-        idx, cells, ages = m.known_enemies(u, max_age_hours=PURSUIT_MAX_AGE_HOURS)
+        muster = int(self.param("muster_hours"))
+        if self.state == "ready" and muster > 0:
+            # news came in: the force mounts up before it can drive out
+            self.set_state("mustering")
+            self.muster_until = m.hour + muster
+        if self.state == "mustering" and m.hour < self.muster_until:
+            u.sleep_until(self.muster_until)  # more news does not make it mount up faster
+            return
+        max_age = PURSUIT_MAX_AGE_HOURS + (muster if self.state == "mustering" else 0)
+        idx, cells, ages = m.known_enemies(u, max_age_hours=max_age)
         if self.quarry is not None and not m.force.alive[self.quarry]:
             self.quarry = None
         if len(idx):
@@ -308,6 +320,8 @@ class Pursue(Behaviour):
         if self.state == "returning" and u.is_moving:
             u.sleep_until(m.hour + 1)
             return
+        if self.state == "mustering":
+            self.set_state("ready")  # mustered for nothing: the trail went cold
         if u.cell == self.base:
             u.halt(Posture.RESTING)
             self.set_state("ready")
