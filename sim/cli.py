@@ -47,6 +47,12 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     return run_batch_command(args)
 
 
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from sim.analysis.calibration_report import run_calibrate_command
+
+    return run_calibrate_command(args)
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from sim.analysis.report import run_report_command
 
@@ -59,7 +65,8 @@ def _cmd_viz(args: argparse.Namespace) -> int:
     return run_viz_command(args)
 
 
-_SUBCOMMANDS = {"batch": _cmd_batch, "report": _cmd_report, "viz": _cmd_viz}
+_SUBCOMMANDS = {"batch": _cmd_batch, "calibrate": _cmd_calibrate, "report": _cmd_report,
+                "viz": _cmd_viz}
 
 
 def _add_set(p: argparse.ArgumentParser) -> None:
@@ -109,6 +116,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     for name, module, text in (
         ("batch", "sim.experiments.batch",
          "run an experiment (design x replicates) into a results folder"),
+        ("calibrate", "sim.analysis.calibration_report",
+         "fit scenario parameters to observed counts (ABC-SMC) and report"),
         ("report", "sim.analysis.report", "write an HTML report of a results folder"),
         ("viz", "sim.app.serve", "watch a scenario in the browser (Mesa SolaraViz)"),
     ):

@@ -237,30 +237,34 @@ def _windows(row: ObservedRow, split: str) -> list[tuple[date, date, str]]:
 
 
 def _combine(members: list[ObservedRow], want: frozenset[str], slack: float
-             ) -> tuple[list[tuple[float, str, float, list[ObservedRow], str]], str]:
-    """Observations for one window of an output: [(value, bound, slack, rows, note)], or a
-    reason why the window is left out."""
+             ) -> tuple[list[tuple[float, str, float, list[ObservedRow], str]], str,
+                        list[ObservedRow]]:
+    """Observations for one window of an output: ([(value, bound, slack, rows, note)], why the
+    window is left out or '', rows not used because others cover their area)."""
     exact = [r for r in members if r.regions == want]
     if exact:
-        return [(r.value, r.bound, slack, [r], "") for r in exact], ""
+        return ([(r.value, r.bound, slack, [r], "") for r in exact], "",
+                [r for r in members if r.regions != want])
     picked: list[ObservedRow] = []
     union: set[str] = set()
     for r in sorted(members, key=lambda r: (-len(r.regions), r.where)):
         if not r.regions & union:
             picked.append(r)
             union |= r.regions
+    unused = [r for r in members if r not in picked]
     bounds = {r.bound for r in picked}
     value = sum(r.value for r in picked)
     summed = f"sum of {len(picked)} rows; " if len(picked) > 1 else ""
     if union == want:
         if "min" in bounds and "max" in bounds:
-            return [], "its rows mix min and max bounds"
+            return [], "its rows mix min and max bounds", []
         bound = "min" if "min" in bounds else "max" if "max" in bounds else "approx"
-        return [(value, bound, slack, picked, summed.rstrip("; "))], ""
+        return [(value, bound, slack, picked, summed.rstrip("; "))], "", unused
     if "max" in bounds:
-        return [], "a ceiling observed for part of the output's regions bounds nothing"
+        return [], "a ceiling observed for part of the output's regions bounds nothing", []
     return [(value, "min", math.inf, picked,
-             f"{summed}covers {';'.join(sorted(union))} only: a floor for the whole")], ""
+             f"{summed}covers {';'.join(sorted(union))} only: a floor for the whole")], "", \
+        unused
 
 
 def build_targets(spec: CalibrationSpec, rows: list[ObservedRow], start: datetime,
@@ -298,10 +302,13 @@ def build_targets(spec: CalibrationSpec, rows: list[ObservedRow], start: datetim
                 left[f"the run covers under {spec.observed.min_coverage:.0%} of the period"
                      ].append(f"{label} ({coverage:.0%}; {where})")
                 continue
-            obs, reason = _combine(members, want, out.slack)
+            obs, reason, unused = _combine(members, want, out.slack)
             if reason:
                 left[reason].append(f"{label} ({where})")
                 continue
+            if unused:
+                left["overlaps a row for a larger area used instead"].append(
+                    f"{label} ({', '.join(r.where for r in unused)})")
             fill = length / len(covered)    # a partly covered window: scale up to all of it
             scale = {"sum": out.scale * fill, "days": fill, "longest_run": 1.0}[stat]
             for value, bound, slack, used, note in obs:
@@ -422,11 +429,14 @@ class LoadedCalibration:
         return {t.key: t.observed for t in self.targets}
 
     def fingerprint(self) -> str:
-        """A hash of what decides the results: the file (less its description), the resolved
-        scenario and the targets."""
+        """A hash of what decides the history: the file (less its description and the
+        budget's stopping rules), the resolved scenario and the targets."""
         spec = self.spec.model_dump(mode="json")
         spec.pop("description", None)
         spec.pop("scenario", None)
+        # how far to go does not change what is done: a resumed calibration may go further
+        for key in ("generations", "max_runs", "min_epsilon", "ppc_runs"):
+            spec["budget"].pop(key, None)
         blob = json.dumps({"spec": spec, "scenario": self.scenario_yaml,
                            "targets": [t.to_json() for t in self.targets]},
                           sort_keys=True, default=str)
@@ -446,6 +456,27 @@ def _display(path: Path) -> str:
 def _example_value(p: ParameterSpec) -> Any:
     lo, _ = p.prior.range()
     return round(lo) if p.integer else float(lo)
+
+
+def _trial_value_errors(spec: CalibrationSpec, raw: dict, source: str, scen_source: str,
+                        scen_path: Path) -> list[str]:
+    """A value from each prior must be valid where it lands (an integer field needs
+    `integer: true`; a fraction needs a prior within [0, 1] ...)."""
+    from sim.scenario.overrides import apply_overrides
+
+    errors = []
+    for i, par in enumerate(spec.parameters):
+        value = par.trial_value()
+        try:
+            parse_scenario(apply_overrides(raw, [(par.path, value)], scen_source),
+                           scen_source, base_dir=scen_path.parent)
+        except ScenarioError as exc:
+            hint = ("; is it a whole-number field (integer: true)?"
+                    if not par.integer and "integer" in " ".join(exc.messages) else "")
+            first = exc.messages[0].split(": ", 1)[-1]
+            errors.append(f"{source}: parameters[{i}].prior: the value {value:g} from the prior "
+                          f"is not valid for {par.path}: {first}{hint}")
+    return errors
 
 
 def load_calibration(path: str | Path, *, check_columns: bool = True) -> LoadedCalibration:
@@ -514,6 +545,9 @@ def load_calibration(path: str | Path, *, check_columns: bool = True) -> LoadedC
         raise CalibrationError(exc.messages) from None
     if spec.days is not None:
         scenario = scenario.model_copy(update={"days": float(spec.days)})
+    errors += _trial_value_errors(spec, raw, source, scen_source, scen_path)
+    if errors:
+        raise CalibrationError(errors)
 
     rows: list[ObservedRow] = []
     for op in obs_paths:

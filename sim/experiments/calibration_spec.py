@@ -34,6 +34,8 @@ AGGREGATES: dict[str, tuple[str, str]] = {
     "month_longest_run": ("longest_run", "month"),
 }
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+_UNITS = (("_per_hour", "per h"), ("_kmh", "km/h"), ("_km", "km"), ("_hours", "h"),
+          ("_days", "days"), ("_fraction", "fraction"), ("strength", "fighters"))
 
 
 class _Model(BaseModel):
@@ -102,6 +104,29 @@ class ParameterSpec(_Model):
     prior: PriorSpec
     integer: bool = False
     unit: str | None = None    # axis label unit (default: from the path, e.g. `_km` -> km)
+
+    def trial_value(self) -> float | int:
+        """A value from inside the prior, with a fractional part unless `integer` (used to
+        check that the scenario takes the parameter's values)."""
+        a, b = self.prior.args
+        if self.prior.kind == "normal":
+            v = a + 0.37 * b
+        elif self.prior.kind == "loguniform":
+            v = a * (b / a) ** 0.37
+        else:
+            v = a + 0.37 * (b - a)
+        return round(v) if self.integer else float(v)
+
+    @property
+    def label_unit(self) -> str:
+        """`unit`, or the unit in the path's last name (`night_sensor_range_km` -> km)."""
+        if self.unit is not None:
+            return self.unit
+        last = re.split(r"\.(?![^\[]*\])", self.path)[-1]
+        for suffix, unit in _UNITS:
+            if last.endswith(suffix):
+                return unit
+        return ""
 
     @model_validator(mode="after")
     def _integer_prior(self) -> ParameterSpec:
@@ -181,6 +206,15 @@ class BudgetSpec(_Model):
     max_runs: int | None = Field(default=None, ge=1)   # model runs, replicates included
     replicates: int = Field(default=1, ge=1)           # runs averaged per particle
     ppc_runs: int = Field(default=20, ge=2)            # posterior-predictive runs
+
+    @model_validator(mode="after")
+    def _room_for_a_generation(self) -> BudgetSpec:
+        need = 2 * self.population * self.replicates
+        if self.max_runs is not None and self.max_runs < need:
+            raise ValueError(f"max_runs ({self.max_runs}) leaves no room for the prior sample "
+                             f"and one generation: at least 2 x population x replicates = "
+                             f"{need}")
+        return self
 
 
 class CalibrationSpec(_Model):
