@@ -11,39 +11,33 @@ model owns the only random generator (``self.rng``, seeded by ``rng=``) and prov
 views rules and tactics are typed against (:class:`sim.rules.state.RunState`,
 :class:`sim.tactics.base.TacticState`).
 
-This module is a little over 600 lines because it is the one place where the step's phases
-meet the run's state; each phase body is a few lines calling into a rule, and splitting the
-class across files would hide the order of the hour.
+Building the force (:mod:`sim.engine.spawning`) and the campaign's agenda phases
+(:mod:`sim.engine.campaign`) are mixed into the class from their own modules; the hour itself
+stays here, in order, each phase a few lines calling into a rule.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import mesa
 import numpy as np
 
 from sim.engine.agenda import (
-    AIR_REQUEST,
-    AIR_STRIKE,
-    POSTS_KNOWN,
-    RECRUITMENT,
     REPLACEMENT,
     SCENARIO_EVENT,
     Agenda,
 )
+from sim.engine.campaign import CampaignRules
 from sim.engine.metrics import Metrics
 from sim.engine.movement import PathBook
 from sim.engine.orders import Orders
 from sim.engine.result import RunResult
+from sim.engine.spawning import Spawning
 from sim.engine.summary import tactic_outcomes
 from sim.engine.units import Unit
-from sim.errors import ScenarioError
 from sim.rules import detection
-from sim.rules.air import AirStrikes
 from sim.rules.borders import BorderLines, attempt_crossing
-from sim.rules.caches import Caches
 from sim.rules.config import ModelConfig
 from sim.rules.cordon import cordon_sightings
 from sim.rules.engagements import resolve_engagements
@@ -51,22 +45,15 @@ from sim.rules.events import apply_event
 from sim.rules.force import ForceTable
 from sim.rules.knowledge import Knowledge
 from sim.rules.mines import drive_over, mined_passages, minefield_for
-from sim.rules.placement import out_of_sight
 from sim.rules.recruitment import (
-    HOURS_PER_DAY,
-    Recruitment,
-    first_arrival_hour,
     reserved_units,
 )
 from sim.rules.seizures import Seizure, check_relief
 from sim.rules.state import MOVING_POSTURES, NEVER_HOUR, Detections, Posture
 from sim.rules.supplies import SUPPLY_POINT_KINDS, SupplyPoints, consume, resupply
-from sim.scenario.defaults import resolved_unit
 from sim.scenario.loading import SCENARIO_DIR, load_scenario, parse_scenario
 from sim.scenario.overrides import apply_overrides
-from sim.scenario.schema import Scenario, UnitSpec
-from sim.scenario.vocab import KINDS, MOBILITIES
-from sim.tactics import make_behaviour
+from sim.scenario.schema import Scenario
 from sim.tactics.garrison import Sweep
 from sim.tactics.sites import Sites
 from sim.world.cache import build_terrain
@@ -85,13 +72,6 @@ REPLACED_KINDS = {"convoy", "escort", "patrol", "qrf", "civilian_vehicle"}
 #: running). Foragers are not replaced: those lost are lost.
 CIVILIAN_REPLACEMENT_HOURS = 1
 
-#: Force-table codes of the static posts (what insurgents know the positions of).
-POST_KIND_CODES = np.array([KINDS.index("strongpoint"), KINDS.index("border_post")])
-
-#: Kinds whose crews fire on any hostile unit they see within weapon range.
-GARRISON_FIRE_KINDS = {
-    "strongpoint", "patrol", "convoy", "escort", "qrf", "border_post", "zone_guard",
-}
 
 
 _MOVING_LUT = np.isin(np.arange(len(Posture)), MOVING_POSTURES)  # posture -> on the move
@@ -99,7 +79,7 @@ _MOVING_LUT = np.isin(np.arange(len(Posture)), MOVING_POSTURES)  # posture -> on
 NEW_CONTACT_GAP_HOURS = 6
 
 
-class DesertModel(mesa.Model):
+class DesertModel(Spawning, CampaignRules, mesa.Model):
     """A desert theatre: terrain, factions, units, clock; ``step()`` advances one hour.
 
     Args:
@@ -221,216 +201,6 @@ class DesertModel(mesa.Model):
         self.running = True
 
     # ------------------------------------------------------------------ building the force
-    def _spawn_units(self) -> None:
-        t = self.terrain
-        posts = self._post_positions()
-        for spec_index, spec in enumerate(self.spec.units):
-            ru = resolved_unit(spec)
-            at, where = spec.at, f"units[{spec_index}].at"
-            fi = self.faction_index[spec.faction]
-            hostile = [(c, r) for f, c, r in posts if self.hostile[fi, f]]
-            if self.insurgent_faction[fi] and isinstance(at, str) and at in t.areas and hostile:
-                # cells lie up out of sight of hostile posts (sim.rules.placement)
-                post_cells, post_km = (np.array(x) for x in zip(*hostile, strict=True))
-                candidates = out_of_sight(self._area_candidates(at), post_cells, post_km, t.cols,
-                                          t.grid.cell_km)
-                cells = self._choose(candidates, spec.count, where, at)
-            else:
-                cells = self._placement_cells(at, spec.count, where)
-            for k in range(spec.count):
-                r, c = divmod(int(cells[k]), t.cols)
-                base = spec.name or f"{spec.kind}-{spec_index}"
-                name = base if spec.count == 1 else f"{base}-{k + 1}"
-                unit = self._add_unit(name, spec.faction, spec.kind, ru, r, c, spec_index)
-                unit.behaviour = make_behaviour(self, unit, spec.tactic, spec)
-
-    def _add_unit(self, name, faction, kind, ru, r, c, spec_index=-1) -> Unit:
-        idx = self.force.add(
-            row=r,
-            col=c,
-            faction=self.faction_index[faction],
-            kind=KINDS.index(kind),
-            mobility=MOBILITIES.index(ru.mobility),
-            posture=int(Posture.RESTING),
-            strength=ru.strength,
-            strength0=ru.strength,
-            vehicles=ru.vehicles,
-            speed_kmh=ru.speed_kmh,
-            offroad_speed_kmh=ru.offroad_speed_kmh,
-            sensor_day_km=ru.sensor_range_km,
-            sensor_night_km=ru.night_sensor_range_km,
-            weapon_range_km=ru.weapon_range_km,
-            kill_rate_per_hour=ru.kill_rate_per_hour,
-            water_days=ru.water_days,
-            fuel_days=ru.fuel_days,
-            ammo_days=ru.ammo_days,
-            water_cap=max(ru.water_days, 1e-9),
-            fuel_cap=max(ru.fuel_days, 1e-9),
-            ammo_cap=max(ru.ammo_days, 1e-9),
-            breakoff=ru.breakoff_loss_fraction,
-            alive=True,
-            search_factor=1.0,
-            fortified=ru.fortified,
-            fires=kind in GARRISON_FIRE_KINDS,
-        )
-        unit = Unit(self, idx, name, faction, kind)
-        unit.spec_index = spec_index
-        unit.resolved = ru
-        unit.home = r * self.terrain.cols + c
-        self.orders.set_path(unit, np.array([unit.home], dtype=np.int64), np.zeros(1))
-        self.units.append(unit)
-        return unit
-
-    def spawn_attached(self, leader: Unit, kind: str, strength: int) -> Unit:
-        """Create a unit that moves with ``leader`` (an escort with its convoy: a patrol's
-        numbers, riding in the convoy's vehicles)."""
-        ru = resolved_unit_for_kind("patrol" if kind == "escort" else kind, leader.faction,
-                                    strength)  # fmt: skip
-        r, c = leader.rc
-        unit = self._add_unit(f"{leader.name}-escort", leader.faction, kind, ru, r, c)
-        unit.attached_to = leader
-        unit.behaviour = None
-        self._attached.append(unit)
-        return unit
-
-    def spawn_cell(self, faction: str, cell: int, strength: int, tactic, *, name: str,
-                   like: Unit | None = None) -> Unit | None:
-        """Create an insurgent cell during the run: recruits forming a new cell
-        (``sim.rules.recruitment``) or a pursued cell splitting (``CellBehaviour.split_off``).
-
-        ``like`` (the splitting cell) gives the new cell its numbers and its supplies, else it
-        has the cell kind's defaults and full supplies. It is named ``name #<index>``, follows
-        ``tactic`` and decides this hour if the decisions are still to come. None when the
-        force table has no room left (``sim.rules.recruitment.reserved_units``)."""
-        f = self.force
-        if f.n >= len(f.alive):
-            return None
-        if like is not None:
-            ru = replace(like.resolved, strength=int(strength))
-        else:
-            ru = resolved_unit_for_kind("cell", faction, int(strength))
-        r, c = divmod(int(cell), self.terrain.cols)
-        unit = self._add_unit(f"{name} #{f.n}", faction, "cell", ru, r, c,
-                              like.spec_index if like is not None else -1)  # fmt: skip
-        if like is not None:
-            for s in ("water", "fuel", "ammo"):
-                getattr(f, f"{s}_days")[unit.idx] = getattr(f, f"{s}_days")[like.idx]
-        unit.wake_hour = self.hour
-        spec = like.behaviour.unit_spec if like is not None and like.behaviour else None
-        unit.behaviour = make_behaviour(self, unit, tactic, spec)
-        if unit.behaviour is not None and unit.behaviour.wakes_on_news:
-            self._news_listeners[self.faction_index[faction]].append(unit)
-        return unit
-
-    def _start_campaign(self) -> None:
-        """The campaign's rules (``scenario.campaign``): recruitment draws once a day and air
-        strikes are asked for every hour, both on the agenda; caches are drawn from in the
-        supply phase, and a faction with caches no longer refills at every cave for free."""
-        camp = self.spec.campaign
-        t = self.terrain
-        self.recruitment: list[Recruitment] = []
-        self.air_strikes: list[AirStrikes] = []
-        self.caches: Caches | None = None
-        self._cave_refill = self.insurgent_faction  # factions refilled at any cave for free
-        if camp is None:
-            return
-        for spec in camp.recruitment:
-            mask = np.zeros(t.shape, dtype=bool)
-            for area in spec.hides:
-                mask |= t.areas[area]
-            rec = Recruitment(spec, self.faction_index[spec.faction], mask,
-                              self.sites.hides(spec.hides))  # fmt: skip
-            self.recruitment.append(rec)
-            self.agenda.schedule(first_arrival_hour(self.spec.start), RECRUITMENT, rec)
-        for spec in camp.air_strikes:
-            air = AirStrikes(spec, self.faction_index[spec.faction], len(self.force.alive))
-            self.air_strikes.append(air)
-            self.agenda.schedule(0, AIR_REQUEST, air)
-        if camp.posts_known:
-            self.agenda.schedule(0, POSTS_KNOWN, None)
-        if camp.caches:
-            entries = [(self.faction_index[c.faction], self.sites.hides(c.hides), c)
-                       for c in camp.caches]  # fmt: skip
-            self.caches = Caches(entries, len(self.faction_names), t.rows * t.cols)
-            self._cave_refill = self.insurgent_faction & ~self.caches.factions
-
-    def _campaign_due(self, phase: int, item) -> None:
-        """An agenda entry of the campaign: a day's recruits, an hour's strike requests (each
-        strike put on the agenda for when it lands; the next requests in an hour), a strike."""
-        if phase == RECRUITMENT:
-            item.day(self)
-            self.agenda.schedule(self.hour + HOURS_PER_DAY, RECRUITMENT, item)
-        elif phase == AIR_REQUEST:
-            for strike in item.requests(self):
-                self.agenda.schedule(strike.lands_hour, AIR_STRIKE, (item, strike))
-            self.agenda.schedule(self.hour + 1, AIR_REQUEST, item)
-        elif phase == AIR_STRIKE:
-            air, strike = item
-            air.land(self, strike)
-        elif phase == POSTS_KNOWN:
-            self._posts_known()
-            self.agenda.schedule(self.hour + HOURS_PER_DAY, POSTS_KNOWN, None)
-
-    def _posts_known(self) -> None:
-        """Insurgent factions know where the hostile posts (strongpoints, border posts) stand:
-        a checkpoint is no secret to the people who drive past it. Recorded as a sighting of each
-        living post (by the post itself, so no insurgent unit counts as the observer), shared
-        after the faction's comms delay and refreshed daily."""
-        f = self.force
-        n = f.n
-        static = f.alive[:n] & np.isin(f.kind[:n], POST_KIND_CODES)
-        for fi in np.flatnonzero(self.insurgent_faction).tolist():
-            posts = np.flatnonzero(static & self.hostile[fi, f.faction[:n]])
-            if len(posts):
-                self.knowledge.record(self.hour, np.full(len(posts), fi), posts, posts,
-                                      f.cells(posts, self.terrain.cols))
-
-    def _area_candidates(self, area: str) -> np.ndarray:
-        """Cells a unit placed in ``area`` may start on: its caves if it has any, else its
-        passable cells."""
-        t = self.terrain
-        mask = t.areas[area]
-        if t.cave[mask].any():
-            mask = mask & t.cave
-        return np.flatnonzero(mask & np.isfinite(t.move_cost["foot"]))
-
-    def _choose(self, candidates: np.ndarray, count: int, field_path: str, area: str
-                ) -> np.ndarray:
-        """``count`` cells drawn from ``candidates`` (with replacement only if too few)."""
-        if len(candidates) == 0:
-            raise ScenarioError([f"{self.spec.name}: {field_path}: area '{area}' has no cells"])
-        return self.rng.choice(candidates, size=count, replace=len(candidates) < count)
-
-    def _post_positions(self) -> list[tuple[int, int, float]]:
-        """``(faction index, cell, day sensor range km)`` of every static post in the scenario
-        placed at a place or a point (strongpoints and border posts)."""
-        t = self.terrain
-        out = []
-        for spec in self.spec.units:
-            if spec.kind not in ("strongpoint", "border_post"):
-                continue
-            if isinstance(spec.at, str) and spec.at in t.places:
-                cell = self.cell_of_place(spec.at)
-            elif isinstance(spec.at, tuple):
-                r, c = t.grid.cell_of(*spec.at)
-                cell = int(r) * t.cols + int(c)
-            else:
-                continue
-            out.append((self.faction_index[spec.faction], cell,
-                        float(resolved_unit(spec).sensor_range_km)))
-        return out
-
-    def _placement_cells(self, at, count: int, field_path: str) -> np.ndarray:
-        """Cells for ``count`` units placed ``at`` a place, an area or a [lat, lon] point."""
-        t = self.terrain
-        if isinstance(at, str) and at in t.places:
-            return np.full(count, self.cell_of_place(at), dtype=np.int64)
-        if isinstance(at, str) and at in t.areas:
-            return self._choose(self._area_candidates(at), count, field_path, at)
-        lat, lon = at
-        r, c = t.grid.cell_of(lat, lon)
-        return np.full(count, int(r) * t.cols + int(c), dtype=np.int64)
-
     # ------------------------------------------------------------------ queries (used by tactics)
     @property
     def light(self) -> LightLevel:
@@ -805,7 +575,7 @@ class DesertModel(mesa.Model):
         """Step ``hours`` times (stops early when the scenario's length is reached)."""
         it = range(int(hours))
         if progress:
-            from tqdm import tqdm
+            from tqdm.auto import tqdm
 
             # the bar appears only if the run lasts more than a couple of seconds
             it = tqdm(it, desc=self.spec.name, unit="h", leave=False, delay=2.0)
@@ -829,10 +599,3 @@ def load_scenario_from_model(scenario: Scenario, overrides) -> Scenario:
     data = scenario.model_dump(mode="json", by_alias=True, exclude_none=True)
     data = apply_overrides(data, list(overrides), scenario.name)
     return parse_scenario(data, source=scenario.name)
-
-
-def resolved_unit_for_kind(kind: str, faction: str, strength: int):
-    """Kind defaults for a unit created during a run (an escort)."""
-    return resolved_unit(
-        UnitSpec(faction=faction, kind=kind, at=[0.0, 0.0], strength=strength)
-    )
