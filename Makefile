@@ -10,13 +10,15 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 # Arguments for `make viz`, e.g. make viz VIZ_ARGS=scenarios/outpost_night_raid.yaml
 VIZ_ARGS ?=
 
-.PHONY: demo maps test lint bench viz venv assets clean
+.PHONY: demo maps test lint bench viz venv assets constraints clean
 
 ## demo: the main job: the quick experiment (a scenario batch) and its report
 demo: venv
 	$(BADIA) batch experiments/quick.yaml --out results/quick
 	$(BADIA) report results/quick --out results/quick/report
 	@echo "report: $(CURDIR)/results/quick/report/index.html"
+	@# the browser app's front end, so `badia viz` works offline afterwards (needs npm)
+	@$(PY) -m sim.app.assets >/dev/null 2>&1 || echo "make demo: solara's browser assets not fetched (no npm?); badia viz will say what to run"
 
 ## maps: validate the bundled scenarios and draw their maps into out/maps/
 maps: venv
@@ -44,6 +46,11 @@ viz: venv assets
 
 venv:
 	@scripts/ensure-venv
+
+## constraints: rewrite constraints.txt (the versions ensure-venv installs) from .venv's pip
+## freeze; deliberately only, after upgrading a dependency in .venv and a green `make test`
+constraints: venv
+	scripts/freeze-constraints
 
 ## assets: fill solara's offline CDN cache from npm (also done by `make test`)
 assets: venv

@@ -43,6 +43,9 @@ def add_viz_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"port to serve on (default: {DEFAULT_PORT})")
     parser.add_argument("--host", default=DEFAULT_HOST,
                         help=f"address to bind (default: {DEFAULT_HOST}, this machine only)")
+    parser.add_argument("--allow-remote", action="store_true",
+                        help="allow a --host other than loopback (the app has no login: anyone "
+                             "who can reach the address can use it)")
 
 
 def viz_command(scenario: Path | None, host: str, port: int) -> tuple[list[str], dict[str, str]]:
@@ -59,6 +62,65 @@ def viz_command(scenario: Path | None, host: str, port: int) -> tuple[list[str],
     return cmd, env
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def check_host(host: str, allow_remote: bool) -> str:
+    """The host to bind, refused unless loopback or ``--allow-remote``; a warning on stderr
+    when remote access is allowed."""
+    from sim.errors import UserError
+
+    if host in LOOPBACK_HOSTS or host.startswith("127."):
+        return host
+    if not allow_remote:
+        raise UserError(f"--host {host}: not a loopback address; the app has no login, so "
+                        "anyone who reaches it can use it: add --allow-remote if you mean it")
+    print(f"badia viz: WARNING: serving on {host}, reachable from other machines, with no login",
+          file=sys.stderr)
+    return host
+
+
+def check_port_free(host: str, port: int) -> None:
+    """One clear line if ``port`` is taken on ``host`` (instead of solara's traceback)."""
+    import socket
+
+    from sim.errors import UserError
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise UserError(f"--port {port}: cannot serve on {host}:{port} ({exc.strerror}); "
+                            "is another badia viz running? choose another --port") from None
+
+
+def check_assets(fill: bool = True) -> None:
+    """The browser front end must be in solara's asset cache, or the page stays blank with no
+    internet: fill it from the npm registry when npm is there, else say what to run."""
+    import shutil
+
+    from sim.app import assets
+    from sim.errors import AssetError, UserError
+
+    wanted = assets.discover_assets(warn=lambda msg: None)
+    cache = assets.cache_dir()
+    if not assets.missing_files(wanted, cache):
+        return
+    npm = shutil.which("npm")
+    if not fill or npm is None:
+        raise UserError("solara's browser assets are missing (the page would be blank): run "
+                        "`make assets` or `python -m sim.app.assets` (needs npm) first")
+    print("badia viz: filling solara's asset cache from the npm registry (once)", flush=True)
+    try:
+        assets.ensure_assets(wanted, cache, npm=npm, log=lambda msg: None)
+    except AssetError as exc:
+        raise UserError(f"solara's browser assets could not be fetched: {exc}") from None
+    if assets.missing_files(wanted, cache):
+        raise UserError("solara's browser assets are still incomplete: run "
+                        "`python -m sim.app.assets` to see what is missing")
+
+
 def run_viz_command(args: argparse.Namespace) -> int:
     """``badia viz``: check the scenario, then serve the app until interrupted."""
     from sim.errors import UserError
@@ -70,10 +132,20 @@ def run_viz_command(args: argparse.Namespace) -> int:
         from sim.scenario.loading import load_scenario
 
         load_scenario(scenario)  # a bad file fails here, with one line per problem
-    cmd, env = viz_command(scenario, args.host, args.port)
-    shown = "localhost" if args.host in ("0.0.0.0", "::") else args.host
+    host = check_host(args.host, args.allow_remote)
+    check_port_free(host, args.port)
+    check_assets()
+    cmd, env = viz_command(scenario, host, args.port)
+    shown = f"[{host}]" if ":" in host else host
     print(f"badia viz: serving on http://{shown}:{args.port}  (Ctrl-C stops)", flush=True)
     proc = subprocess.Popen(cmd, env=env)
+
+    def stop(signum, frame):  # SIGTERM and SIGINT stop the whole server, solara included
+        raise KeyboardInterrupt
+
+    import signal
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         return proc.wait()
     except KeyboardInterrupt:
@@ -82,4 +154,5 @@ def run_viz_command(args: argparse.Namespace) -> int:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
-        raise
+            proc.wait()
+        return 130

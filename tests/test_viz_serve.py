@@ -1,0 +1,48 @@
+"""`badia viz` start-up: loopback unless told otherwise, a busy port in one line, no blank page
+for want of the offline assets (issue: the browser app, safe to share)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from sim.app import serve
+from sim.errors import UserError
+
+
+def test_loopback_hosts_pass_and_others_need_allow_remote(capsys):
+    assert serve.check_host("127.0.0.1", False) == "127.0.0.1"
+    assert serve.check_host("::1", False) == "::1"
+    with pytest.raises(UserError, match="--allow-remote"):
+        serve.check_host("0.0.0.0", False)
+    assert serve.check_host("0.0.0.0", True) == "0.0.0.0"
+    assert "WARNING" in capsys.readouterr().err
+
+
+def test_a_busy_port_is_one_clear_line():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        port = sock.getsockname()[1]
+        with pytest.raises(UserError, match=f"--port {port}: cannot serve"):
+            serve.check_port_free("127.0.0.1", port)
+
+
+def test_missing_assets_and_no_npm_say_what_to_run(monkeypatch, tmp_path):
+    from sim.app import assets
+
+    monkeypatch.setattr(assets, "cache_dir", lambda: tmp_path)  # an empty cache
+    monkeypatch.setattr("shutil.which", lambda name: None)      # and no npm
+    with pytest.raises(UserError, match="python -m sim.app.assets"):
+        serve.check_assets()
+
+
+def test_the_cli_refuses_a_remote_host_without_a_traceback():
+    out = subprocess.run([sys.executable, "-m", "sim.cli", "viz", "--host", "0.0.0.0"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr
+    assert "--allow-remote" in out.stderr + out.stdout
