@@ -36,7 +36,7 @@ def test_missing_assets_and_no_npm_say_what_to_run(monkeypatch, tmp_path):
 
     monkeypatch.setattr(assets, "cache_dir", lambda: tmp_path)  # an empty cache
     monkeypatch.setattr("shutil.which", lambda name: None)      # and no npm
-    with pytest.raises(UserError, match="python -m sim.app.assets"):
+    with pytest.raises(UserError, match=r"python -m sim\.app\.assets"):
         serve.check_assets()
 
 
