@@ -149,12 +149,13 @@ def test_seed_text_is_used_and_bad_input_becomes_a_notice(outpost):
     assert m.seed == outpost.seed
     assert any("seed 'forty'" in n for n in m.viz.notices)
     m = VizModel(scenario_path="no/such/file.yaml")
-    assert m.viz.notices[0].startswith("no/such/file.yaml:")
+    assert m.viz.notices[0].startswith("'no/such/file.yaml': not a scenario file")
     assert all("\n" not in n for n in m.viz.notices)
     assert m.spec.name == load_scenario(start_scenario()).name
 
 
-def test_bad_scenario_file_names_file_and_field(tmp_path):
+def test_bad_scenario_file_names_file_and_field(tmp_path, monkeypatch):
+    monkeypatch.setenv("BADIA_VIZ_ROOT", str(tmp_path))  # as if badia viz started there
     bad = tmp_path / "bad.yaml"
     text, n = re.subn(r"strength: \d+", "strength: -3", OUTPOST.read_text(), count=1)
     assert n == 1

@@ -46,3 +46,33 @@ def test_the_cli_refuses_a_remote_host_without_a_traceback():
     assert out.returncode == 1
     assert "Traceback" not in out.stderr
     assert "--allow-remote" in out.stderr + out.stdout
+
+
+def test_the_path_field_opens_only_allowed_scenario_files_and_never_echoes_them(
+        monkeypatch, tmp_path):
+    from sim.app import scenarios
+    from sim.app.model import VizModel
+
+    root = tmp_path / "work"
+    root.mkdir()
+    secret = tmp_path / "secret.yaml"  # outside every allowed folder
+    secret.write_text("map: db_password=hunter2\n")
+    mine = root / "mine.yaml"        # inside the folder badia viz was started in
+    mine.write_text("map: db_password=hunter2\n")
+    monkeypatch.setenv(scenarios.ENV_ROOT, str(root))
+    monkeypatch.delenv(scenarios.ENV_SCENARIOS, raising=False)
+    assert scenarios.checked_scenario_path("/etc/passwd")[0] is None
+    assert scenarios.checked_scenario_path(str(secret))[0] is None
+    assert scenarios.checked_scenario_path("../secret.yaml")[0] is None
+    assert scenarios.checked_scenario_path("mine.yaml")[0] == mine.resolve()
+    bundled = next(iter(scenarios.bundled_scenarios().values()))
+    assert scenarios.checked_scenario_path(str(bundled))[0] == bundled.resolve()
+    for typed in ("/etc/passwd", str(secret), "../secret.yaml", "/dev/zero",
+                  "/proc/self/environ"):
+        m = VizModel(scenario_path=typed)
+        text = " ".join(m.viz.notices)
+        assert "hunter2" not in text and "root:" not in text, (typed, text)
+        assert "not a scenario file the app may open" in text, typed
+    # a file of the author's own folder: its problems, by file and field
+    m = VizModel(scenario_path="mine.yaml")
+    assert any(n.startswith(str(mine.resolve())) or "mine.yaml" in n for n in m.viz.notices)

@@ -8,7 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sim.app.scenarios import SliderSpec, bundled_scenarios, slider_specs, start_scenario
+from sim.app.scenarios import (
+    SliderSpec,
+    bundled_scenarios,
+    checked_scenario_path,
+    slider_specs,
+    start_scenario,
+)
 from sim.engine.model import DEFAULT_SCENARIO, DesertModel, ModelConfig
 from sim.errors import ScenarioError
 from sim.scenario.loading import load_scenario
@@ -66,8 +72,12 @@ class VizModel(DesertModel):
         notices: list[str] = []
         bundled = bundled_scenarios()
         custom = str(scenario_path or "").strip()
-        if custom:
-            source = Path(custom).expanduser()
+        checked = checked_scenario_path(custom) if custom else (None, "")
+        if checked[1]:
+            notices.append(checked[1])
+            custom = ""
+        if checked[0] is not None:
+            source = checked[0]
         elif scenario_file in bundled:
             source = bundled[scenario_file]
         else:
@@ -77,6 +87,7 @@ class VizModel(DesertModel):
         try:
             base = load_scenario(source)
         except ScenarioError as exc:
+            # a file in an allowed folder (the author's own): its problems, file and field
             notices.extend(exc.messages[:3])
             fallback = start_scenario()
             if fallback.resolve() == source.resolve():

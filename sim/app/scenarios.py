@@ -33,6 +33,54 @@ def start_scenario() -> Path:
     return Path(env) if env else DEFAULT_SCENARIO
 
 
+#: Environment variables set by ``badia viz``: the folder it was started in, and the extra
+#: scenario folder of ``--scenarios DIR``. The path field opens files only under these and the
+#: bundled scenarios.
+ENV_ROOT = "BADIA_VIZ_ROOT"
+ENV_SCENARIOS = "BADIA_VIZ_SCENARIOS"
+#: A scenario file larger than this is refused before it is read (bundled ones are < 30 kB).
+MAX_SCENARIO_BYTES = 1_000_000
+
+
+def allowed_folders() -> list[Path]:
+    """Folders the app's path field may open scenario files from."""
+    out = [SCENARIO_DIR.resolve()]
+    for var in (ENV_ROOT, ENV_SCENARIOS):
+        value = os.environ.get(var, "").strip()
+        if value:
+            out.append(Path(value).resolve())
+    return out
+
+
+def checked_scenario_path(text: str) -> tuple[Path | None, str]:
+    """``(path, "")`` if ``text`` names a scenario file the app may open, else ``(None, why)``.
+
+    Allowed: a ``.yaml``/``.yml`` regular file under the bundled scenarios, the folder
+    ``badia viz`` was started in, or its ``--scenarios`` folder, at most ``MAX_SCENARIO_BYTES``.
+    The reason never says more than the user typed: whether some other file exists, or what it
+    holds, is nobody's business who can reach the page."""
+    refused = (None, f"'{text}': not a scenario file the app may open (a .yaml file in the "
+                     "bundled scenarios or the folder badia viz was started in)")
+    try:
+        path = Path(text).expanduser()
+        if not path.is_absolute():
+            root = os.environ.get(ENV_ROOT, "").strip()
+            path = (Path(root) if root else Path.cwd()) / path
+        path = path.resolve()
+    except (OSError, RuntimeError, ValueError):
+        return refused
+    if path.suffix.lower() not in (".yaml", ".yml"):
+        return refused
+    if not any(path.is_relative_to(folder) for folder in allowed_folders()):
+        return refused
+    try:
+        if not path.is_file() or path.stat().st_size > MAX_SCENARIO_BYTES:
+            return refused
+    except OSError:
+        return refused
+    return path, ""
+
+
 @dataclass(frozen=True)
 class SliderSpec:
     """One parameter slider: what it is called, its range, and the scenario paths it sets.

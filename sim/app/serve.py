@@ -43,12 +43,16 @@ def add_viz_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"port to serve on (default: {DEFAULT_PORT})")
     parser.add_argument("--host", default=DEFAULT_HOST,
                         help=f"address to bind (default: {DEFAULT_HOST}, this machine only)")
+    parser.add_argument("--scenarios", type=Path, metavar="DIR",
+                        help="a folder of scenario files the page's path field may open (besides "
+                             "the bundled ones and the folder badia viz is started in)")
     parser.add_argument("--allow-remote", action="store_true",
                         help="allow a --host other than loopback (the app has no login: anyone "
                              "who can reach the address can use it)")
 
 
-def viz_command(scenario: Path | None, host: str, port: int) -> tuple[list[str], dict[str, str]]:
+def viz_command(scenario: Path | None, host: str, port: int, scenarios: Path | None = None
+                ) -> tuple[list[str], dict[str, str]]:
     """The ``solara run`` command line and environment that serve the app."""
     cmd = [sys.executable, "-m", "solara", "run", str(APP_FILE), "--host", host,
            "--port", str(port), "--production", "--no-open"]  # fmt: skip
@@ -59,6 +63,12 @@ def viz_command(scenario: Path | None, host: str, port: int) -> tuple[list[str],
         env[ENV_SCENARIO] = str(Path(scenario).resolve())
     else:
         env.pop(ENV_SCENARIO, None)
+    # what the page's path field may open (sim.app.scenarios.checked_scenario_path)
+    env["BADIA_VIZ_ROOT"] = str(Path.cwd())
+    if scenarios is not None:
+        env["BADIA_VIZ_SCENARIOS"] = str(Path(scenarios).resolve())
+    else:
+        env.pop("BADIA_VIZ_SCENARIOS", None)
     return cmd, env
 
 
@@ -135,7 +145,10 @@ def run_viz_command(args: argparse.Namespace) -> int:
     host = check_host(args.host, args.allow_remote)
     check_port_free(host, args.port)
     check_assets()
-    cmd, env = viz_command(scenario, host, args.port)
+    scenarios = getattr(args, "scenarios", None)
+    if scenarios is not None and not Path(scenarios).is_dir():
+        raise UserError(f"--scenarios {scenarios}: not a folder")
+    cmd, env = viz_command(scenario, host, args.port, scenarios)
     shown = f"[{host}]" if ":" in host else host
     print(f"badia viz: serving on http://{shown}:{args.port}  (Ctrl-C stops)", flush=True)
     proc = subprocess.Popen(cmd, env=env)
