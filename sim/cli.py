@@ -1,4 +1,4 @@
-"""The `badia` command line: validate, map, run, batch, report, viz.
+"""The `badia` command line: validate, map, run, batch, calibrate, report, viz, schema.
 
 Each subcommand is a thin wrapper over one domain module. Expected user errors (a bad scenario,
 a missing file, a corrupt results folder) print one line and exit non-zero, never a traceback.
@@ -39,6 +39,31 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from sim.analysis.run_report import run_command
 
     return run_command(args)
+
+
+#: `badia schema KIND`: (module, model class, what the files are) of each file format.
+_SCHEMAS = {
+    "scenario": ("sim.scenario.schema", "Scenario", "a badia scenario file (scenarios/*.yaml)"),
+    "experiment": ("sim.experiments.design", "Experiment",
+                   "a badia experiment file (experiments/*.yaml, `badia batch`)"),
+    "calibration": ("sim.experiments.calibration_spec", "CalibrationSpec",
+                    "a badia calibration file (`badia calibrate`)"),
+}
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from sim.scenario.jsonschema import schema_text
+
+    module, name, title = _SCHEMAS[args.kind]
+    model = getattr(importlib.import_module(module), name)
+    shorthands = {}
+    if args.kind == "experiment":
+        from sim.experiments.design import DESIGN_KINDS
+
+        # `design: full_factorial` is short for `design: {kind: full_factorial}`
+        shorthands[("design",)] = {"type": "string", "enum": list(DESIGN_KINDS)}
+    sys.stdout.write(schema_text(model, title=title, kind=args.kind, shorthands=shorthands))
+    return 0
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
@@ -105,12 +130,22 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run one scenario and write its metrics, events and map")
     p.add_argument("scenario", type=Path)
-    p.add_argument("--days", type=float, help="simulated days (default: the scenario's)")
-    p.add_argument("--seed", type=int, help="random seed (default: the scenario's)")
+    p.add_argument("--days", type=float,
+                   help="simulated days, a whole number >= 1 (default: the scenario's)")
+    p.add_argument("--seed", type=int, help="random seed >= 0 (default: the scenario's)")
     p.add_argument("--out", type=Path, help="output folder (default: out/<scenario name>)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--gis", action="store_true",
+                   help="also write OUT/gis/: events as GeoParquet, the terrain's layers as "
+                        "GeoTIFFs, places as GeoJSON (needs the 'gis' extra)")
     _add_set(p)
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of scenario, experiment or "
+                                      "calibration files (for editors)")
+    p.add_argument("kind", nargs="?", default="scenario", choices=list(_SCHEMAS),
+                   help="which file format (default: scenario)")
+    p.set_defaults(func=_cmd_schema)
 
     # the other subcommands live with their domain module: (name, module, help)
     for name, module, text in (

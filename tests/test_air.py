@@ -96,7 +96,7 @@ def test_hits_never_land_beyond_one_cell_of_the_target_in_a_moving_war():
 
 def test_hit_rate_over_many_strikes_matches_hit_probability():
     p = 0.35
-    model = model_of(campaign_scenario([POST, cells_at("Lone cave", 1, 100_000)],
+    model = model_of(campaign_scenario([POST, cells_at("Lone cave", 1, 10_000)],
                                        _air(delay_hours=1, hit_probability=p,
                                             killed_fraction=0.0001), days=40))  # fmt: skip
     strikes = _run_reporting(model, [model.units[1]], 40 * 24)
@@ -109,7 +109,7 @@ def test_hit_rate_over_many_strikes_matches_hit_probability():
     killed = sum(e["killed"] for e in strikes)
     res = model.result()
     assert killed > 0 and res.daily["losses__insurgents"].sum() == killed
-    assert model.force.strength[1] == 100_000 - killed
+    assert model.force.strength[1] == 10_000 - killed
     assert res.daily["air_strikes"].sum() == n and res.daily["air_strike_hits"].sum() == hits
 
 

@@ -148,28 +148,43 @@ def test_sigkill_midway_then_rerun_stores_every_run_exactly_once(tmp_path: Path)
         [[1, 2, 3, 4, 5]] * n_runs, index=range(n_runs))).all()
 
 
-def test_a_failing_design_point_is_recorded_and_the_rest_complete(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def _fails_on_few_patrols(scenario, *, seed, days):
+    """A run function that fails like a model would on one design point (a ScenarioError raised
+    during the run), and runs the others: bad values are refused at load, so a run-time failure
+    has to be made."""
+    from sim.engine.run import run_scenario
+    from sim.errors import ScenarioError
+
+    strength = next(u.strength for u in scenario.units if u.kind == "patrol")
+    if strength == 5:
+        raise ScenarioError([f"{scenario.name}: units[1].strength: 5 breaks this run"])
+    return run_scenario(scenario, seed=seed, days=days)
+
+
+def test_a_failing_design_point_is_recorded_and_the_rest_complete(tmp_path: Path) -> None:
     exp = _experiment(tmp_path, "factors:\n"
-                                "  units[kind=patrol].strength: {levels: [8, -5, 12]}\n"
+                                "  units[kind=patrol].strength: {levels: [8, 5, 12]}\n"
                                 "replicates: 2\ndays: 1\n")
     out = tmp_path / "out"
-    assert run_batch_command(_args(exp, out)) == EXIT_RUNS_FAILED
-    err = capsys.readouterr().err
-    assert "2 run(s) failed" in err and "Traceback" not in err
+    with ThreadPoolExecutor(2) as pool:
+        report = run_batch(exp, out, executor=pool, runner=_fails_on_few_patrols,
+                           progress=False)
+    assert report.exit_code == EXIT_RUNS_FAILED
     failures = sorted((out / "failures").glob("*.json"))
     assert [f.name for f in failures] == ["run-000002.json", "run-000003.json"]
     rec = json.loads(failures[0].read_text())
     assert rec["error_type"] == "ScenarioError"
-    assert re.search(r"units\[\d+\]\.strength", rec["error"]) and "-5" in rec["error"]
-    assert rec["factors"] == {"units[kind=patrol].strength": -5}
+    assert re.search(r"units\[\d+\]\.strength", rec["error"]) and "5 breaks" in rec["error"]
+    assert rec["factors"] == {"units[kind=patrol].strength": 5}
     assert "Traceback" in rec["traceback"]
     res = load(out)
     assert res.runs.set_index("run_id")["status"].to_dict() == {
         0: "ok", 1: "ok", 2: "failed", 3: "failed", 4: "ok", 5: "ok"}
     assert sorted(res.failures["run_id"]) == [2, 3]
     # a rerun retries only the failed runs
-    report = run_batch(exp, out, workers=1, progress=False)
+    with ThreadPoolExecutor(2) as pool:
+        report = run_batch(exp, out, executor=pool, runner=_fails_on_few_patrols,
+                           progress=False)
     assert report.already_done == 4 and report.completed == 0
     assert sorted(report.failed) == [2, 3] and report.exit_code == EXIT_RUNS_FAILED
 

@@ -429,3 +429,12 @@ def test_cli_prints_file_errors_one_per_line(tmp_path: Path,
     assert main(["calibrate", str(path), "--quiet"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert all(line.startswith(f"{path}: ") for line in err) and len(err) >= 2
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parent.parent / "experiments")
+                                        .glob("calibrate_*.yaml")), ids=lambda p: p.stem)
+def test_bundled_calibration_files_load(path):
+    from sim.experiments.calibration_data import load_calibration
+
+    cal = load_calibration(path)
+    assert cal.spec.parameters and cal.targets

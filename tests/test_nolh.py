@@ -238,7 +238,10 @@ PATHS_23 = [f"units[{i}].strength" for i in range(4)] + [
 
 
 def _factor_lines(paths: list[str]) -> str:
-    return "factors:\n" + "".join(f"  {p}: {{levels: [1, 2]}}\n" for p in paths)
+    def levels(p: str) -> str:  # a fraction stays a fraction
+        return "[0.2, 0.4]" if p.endswith("fraction") else "[1, 2]"
+
+    return "factors:\n" + "".join(f"  {p}: {{levels: {levels(p)}}}\n" for p in paths)
 
 
 def test_22_factors_take_the_129_run_table(tmp_path: Path) -> None:

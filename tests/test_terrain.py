@@ -560,9 +560,10 @@ def test_corrupt_or_foreign_cache_file_is_ignored_and_rebuilt():
     assert T.load_cached(built.spec_hash) is None
 
 
-def test_cache_dir_defaults_to_repo_and_honours_env(monkeypatch, tmp_path):
+def test_cache_dir_defaults_to_the_user_cache_and_honours_env(monkeypatch, tmp_path):
     monkeypatch.delenv("BADIA_CACHE_DIR")
-    assert T.cache_dir() == REPO / ".badia-cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert T.cache_dir() == tmp_path / "xdg" / "badia"   # never the package or the checkout
     monkeypatch.setenv("BADIA_CACHE_DIR", str(tmp_path / "elsewhere"))
     assert T.cache_dir() == tmp_path / "elsewhere"
 

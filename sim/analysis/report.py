@@ -5,6 +5,11 @@ The report is a self-contained folder (default `RESULTS_DIR/report`)::
     index.html          experiment, design, run counts, tables and figures (inline CSS only)
     figures/*.png       main effects, interactions, daily series, event maps, sensitivity
     tables/*.csv        the same numbers as the HTML tables, for a spreadsheet
+    gis/                (--gis) events as GeoParquet, terrain and event-density GeoTIFFs
+                        (`sim.analysis.gis.write_results_gis`)
+
+It also writes the results folder's flat tables (runs/daily/events.parquet,
+`sim.experiments.tables`) if they are missing or out of date.
 
 This module decides what goes in the report and writes it: the numbers come from
 `sim.analysis.statistics` (where the confidence intervals are described), the slides from
@@ -65,8 +70,8 @@ from sim.analysis.statistics import (
     sensitivity,
     summarise,
 )
-from sim.errors import ResultsError, ScenarioError
-from sim.experiments.results import Results, load
+from sim.errors import ResultsError, ScenarioError, UserError
+from sim.experiments.results import Results, ensure_flat_tables, load
 
 #: Above this many design points the HTML shows all-run tables only (the CSV has every point).
 MAX_HTML_POINTS = 30
@@ -104,6 +109,7 @@ class Report:
     index: Path
     figures: list[ReportFile] = field(default_factory=list)
     tables: list[ReportFile] = field(default_factory=list)
+    gis: list[ReportFile] = field(default_factory=list)
     elapsed_s: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -122,11 +128,17 @@ class Section:
 def build_report(results_dir: str | Path, out: str | Path | None = None, *,
                  metrics: Sequence[str] | None = None, against: str | Path | None = None,
                  skip_bad: bool = False, points: Sequence[int] | None = None,
-                 level: float = 0.95) -> Report:
+                 level: float = 0.95, gis: bool = False) -> Report:
     """Write the HTML report of a results folder (see the module docstring) and return what
-    it wrote. Raises ResultsError for an unreadable folder, an unknown metric or point."""
+    it wrote. Raises ResultsError for an unreadable folder, an unknown metric or point;
+    `gis=True` without the `gis` extra raises UserError before anything is written."""
     t0 = time.perf_counter()
+    if gis:
+        from sim.analysis.gis import require
+
+        require("--gis")
     results = _load(results_dir, skip_bad)
+    flat_note = _flat_tables(results)
     other = _load(against, skip_bad) if against is not None else None
     metrics = check_metrics(results, metrics) if metrics else default_metrics(results)
     pids = set(int(p) for p in results.design["point_id"])
@@ -151,15 +163,48 @@ def build_report(results_dir: str | Path, out: str | Path | None = None, *,
         raise ResultsError(f"{out_dir}: cannot write the report ({exc.strerror or exc})"
                            ) from None
     rep = Report(out=out_dir, index=index)
+    if flat_note:
+        rep.notes.append(flat_note)
     ctx = _Ctx(results, other, metrics, rep, fig_dir, tab_dir, level,
                list(dict.fromkeys(int(p) for p in points)) if points else None)
     sections = ctx.build()
+    if gis:
+        _write_gis(results, out_dir / "gis", rep)
     # the page goes last, whole (temporary name, then rename): it exists only complete
     tmp = out_dir / ".index.html.tmp"
     tmp.write_text(_render_page(ctx, sections), encoding="utf-8")
     tmp.replace(index)
     rep.elapsed_s = time.perf_counter() - t0
     return rep
+
+
+def _flat_tables(results: Results) -> str | None:
+    """Write the results folder's flat tables if missing or stale; a note if it did, or why
+    it could not (runs left out, a read-only folder); the report goes on either way."""
+    if not results.left_out.empty:
+        return (f"flat tables of {results.path} not rebuilt: {len(results.left_out)} run(s) "
+                f"left out")
+    try:
+        if ensure_flat_tables(results.path):
+            return f"wrote {results.path}/{{runs,daily,events}}.parquet (flat tables)"
+    except (ResultsError, OSError) as exc:
+        return f"flat tables of {results.path} not written: {exc}"
+    return None
+
+
+def _write_gis(results: Results, gis_dir: Path, rep: Report) -> None:
+    """`--gis`: the GIS layers in `gis_dir`, listed among the report's files."""
+    from sim.analysis.gis import layer_title, write_results_gis
+
+    for old in (gis_dir.glob("*") if gis_dir.is_dir() else ()):
+        if old.suffix in (".tif", ".parquet", ".geojson"):
+            old.unlink()   # the previous report's layers; nothing else is touched
+    try:
+        written, notes = write_results_gis(results, gis_dir)
+    except ScenarioError as exc:
+        written, notes = [], [f"no GIS layers: {exc.messages[0] if exc.messages else exc}"]
+    rep.notes += [f"--gis: {n}" for n in notes]
+    rep.gis += [ReportFile(f"gis/{p.name}", layer_title(p)) for p in written]
 
 
 def _load(path: str | Path, skip_bad: bool) -> Results:
@@ -506,7 +551,7 @@ def _render_page(ctx: _Ctx, sections: list[Section]) -> str:
         design_factors=r.factors,
         design_rows=design_rows,
         sections=sections,
-        files=ctx.rep.tables,
+        files=[*ctx.rep.tables, *ctx.rep.gis],
         level=ctx.level,
         slide_inches=SLIDE_INCHES,
         dpi=DPI,
@@ -533,6 +578,9 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-bad", action="store_true",
                         help="leave out runs whose parts are missing or unreadable (the "
                              "report lists them) instead of stopping")
+    parser.add_argument("--gis", action="store_true",
+                        help="also write REPORT_DIR/gis/: every event as GeoParquet, the "
+                             "terrain and the event maps as GeoTIFFs (needs the 'gis' extra)")
     parser.add_argument("--points", type=int, nargs="+", metavar="P",
                         help="design points for the time series and maps (default: all, or "
                              f"the {MAX_SHOWN_POINTS} with extreme values of the first metric)")
@@ -542,8 +590,9 @@ def run_report_command(args: argparse.Namespace) -> int:
     """`badia report`: build the report, print where it is; returns the exit status."""
     try:
         rep = build_report(args.results, args.out, metrics=args.metric or None,
-                           against=args.against, skip_bad=args.skip_bad, points=args.points)
-    except ResultsError as exc:
+                           against=args.against, skip_bad=args.skip_bad, points=args.points,
+                           gis=getattr(args, "gis", False))
+    except (ResultsError, UserError) as exc:
         print(f"badia report: {exc}", file=sys.stderr)
         return 1
     except ScenarioError as exc:
@@ -552,8 +601,11 @@ def run_report_command(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"badia report: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    print(f"wrote {rep.index} ({len(rep.figures)} figures, {len(rep.tables)} tables) in "
-          f"{rep.elapsed_s:.1f} s")
+    for note in rep.notes:
+        print(f"note: {note}", file=sys.stderr)
+    gis_text = f", {len(rep.gis)} GIS layers in {rep.out / 'gis'}" if rep.gis else ""
+    print(f"wrote {rep.index} ({len(rep.figures)} figures, {len(rep.tables)} tables{gis_text}) "
+          f"in {rep.elapsed_s:.1f} s")
     return 0
 
 

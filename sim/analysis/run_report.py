@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
 import numpy as np
 
+from sim.errors import UserError
 from sim.experiments.single import summary_table, write_run
 from sim.scenario.loading import load_scenario
+from sim.scenario.schema import MAX_DAYS
 
 
 def event_overlays(events: list[dict]) -> list[dict]:
@@ -43,13 +46,45 @@ def run_map(result, terrain, path: Path) -> None:
     render_map(terrain, path, title=title, overlays=event_overlays(result.events))
 
 
+def check_days(days: float | None) -> int | None:
+    """`badia run --days`: a whole, positive number of days, at most `MAX_DAYS`.
+
+    Fractions are refused rather than run: daily.parquet has one row per *finished* day, so a
+    run of 0.5 days would write events and no daily row. Raises `UserError` (one line)."""
+    if days is None:
+        return None
+    if not math.isfinite(days) or days <= 0:
+        raise UserError(f"--days: expected a positive whole number of days, got {days:g}")
+    if days != int(days):
+        raise UserError(f"--days: expected a whole number of days, got {days:g} (daily.parquet "
+                        "has one row per finished day; a partial day would have no row)")
+    if days > MAX_DAYS:
+        raise UserError(f"--days: {days:g} days is more than the limit of {MAX_DAYS:g} days "
+                        "(ten years)")
+    return int(days)
+
+
+def check_seed(seed: int | None) -> int | None:
+    """`badia run --seed`: a non-negative integer below 2^63 (numpy's seed range we use)."""
+    if seed is not None and not 0 <= seed < 2**63:
+        raise UserError(f"--seed: expected a whole number from 0 to 2^63 - 1, got {seed}")
+    return seed
+
+
 def run_command(args) -> int:
     """Entry point of `badia run`."""
     from sim.engine.model import DesertModel
 
+    days = check_days(args.days)
+    check_seed(args.seed)
+    gis = getattr(args, "gis", False)
+    if gis:
+        from sim.analysis.gis import require
+
+        require("--gis")   # fail before the run, not after it
     scenario = load_scenario(args.scenario, overrides=args.set)
-    if args.days is not None:
-        scenario = scenario.model_copy(update={"days": float(args.days)})
+    if days is not None:
+        scenario = scenario.model_copy(update={"days": float(days)})
     t0 = time.perf_counter()
     model = DesertModel(scenario, rng=args.seed)
     hours = model.spec.hours
@@ -62,4 +97,9 @@ def run_command(args) -> int:
     print(summary_table(result.summary))
     print(f"\n{hours / 24:.1f} days simulated in {elapsed:.1f} s; wrote {out}/"
           "{daily.parquet, events.jsonl, scenario.yaml, map.png}")
+    if gis:
+        from sim.analysis.gis import write_run_gis
+
+        files = write_run_gis(result, model.terrain, Path(out) / "gis")
+        print(f"wrote {Path(out) / 'gis'}/{{{', '.join(f.name for f in files)}}}")
     return 0

@@ -57,8 +57,10 @@ from sim.experiments.results import (
     RunIds,
     code_version,
     encode_part,
+    ensure_flat_tables,
     package_versions,
     read_manifest,
+    remove_flat_tables,
 )
 
 EXIT_OK = 0
@@ -299,6 +301,7 @@ class BatchReport:
     interrupted: bool = False
     elapsed_s: float = 0.0
     missing_metrics: set[str] = field(default_factory=set)
+    flat_tables: bool = False        # runs/daily/events.parquet match the parts at the end
 
     @property
     def exit_code(self) -> int:
@@ -406,8 +409,11 @@ def run_batch(
                      days=exp.spec.days, keep=exp.spec.keep.model_dump(mode="json"))
     t0 = time.perf_counter()
     if not todo:
+        _finish_tables(store, report, say)
         report.elapsed_s = time.perf_counter() - t0
         return report
+    # the parts are about to change: a flat table that exists must match them
+    remove_flat_tables(out_path)
     if executor is not None:
         say(f"{describe(exp, design)}; {len(todo)} to run -> {out_path}")
         _drive(executor, max(4, window or 4), ctx, todo, runner, store, report, progress,
@@ -417,15 +423,30 @@ def run_batch(
             say(f"{describe(exp, design)}; {len(todo)} to run on {what} -> {out_path}")
             _drive(pool, window or max(4, 2 * slots), ctx, todo, runner, store, report,
                    progress, exp.name, say)
+    _finish_tables(store, report, say)
     report.elapsed_s = time.perf_counter() - t0
     return report
+
+
+def _finish_tables(store: ResultsStore, report: BatchReport, say: Callable[[str], None]) -> None:
+    """Once every run has a part or a failure record, write the flat tables beside the parts
+    (`sim.experiments.tables`); a batch that stopped early leaves none. A table that cannot
+    be written is a note, not a failed batch: `badia report` rebuilds it."""
+    if report.interrupted or report.stopped:
+        return
+    try:
+        ensure_flat_tables(store.path)
+        report.flat_tables = True
+    except (ResultsError, OSError) as exc:
+        say(f"note: flat tables (runs/daily/events.parquet) not written: {exc}; `badia "
+            f"report` or sim.experiments.results.ensure_flat_tables rebuilds them")
 
 
 def _drive(executor: Executor, window: int, ctx: RunContext, todo: deque[RunTask],
            runner: Runner | None, store: ResultsStore, report: BatchReport, progress: bool,
            name: str, say: Callable[[str], None]) -> None:
     """Keep at most `window` runs in flight; store each outcome as it arrives."""
-    from tqdm import tqdm
+    from tqdm.auto import tqdm
 
     bar = tqdm(total=report.total, initial=report.already_done, desc=name, unit="run",
                disable=not progress, dynamic_ncols=True, mininterval=0.5, smoothing=0.1)
@@ -534,6 +555,8 @@ def _print_summary(r: BatchReport) -> None:
             f"{r.already_done} before) in {r.elapsed_s:.1f} s")
     if r.failed:
         line += f"; {len(r.failed)} failed (see {r.out / 'failures'})"
+    if r.flat_tables:
+        line += "; flat tables runs.parquet, daily.parquet, events.parquet"
     print(line)
     if r.failed:
         print(f"badia batch: {len(r.failed)} run(s) failed; fix the cause and rerun the same "

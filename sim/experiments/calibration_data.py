@@ -32,9 +32,10 @@ from sim.experiments.calibration_spec import (
     format_errors,
 )
 from sim.scenario.fields import _short
-from sim.scenario.loading import _read_yaml, load_raw, parse_scenario
+from sim.scenario.loading import load_raw, parse_scenario
 from sim.scenario.overrides import set_path
 from sim.scenario.paths import parse_path
+from sim.scenario.safe_yaml import read_yaml_file
 from sim.scenario.schema import Scenario
 
 OBSERVED_COLUMNS = ("quantity", "period", "value", "bound", "region", "source", "use", "note")
@@ -490,7 +491,7 @@ def load_calibration(path: str | Path, *, check_columns: bool = True) -> LoadedC
     p = Path(path)
     source = str(path)
     try:
-        data = _read_yaml(p, source)
+        data = read_yaml_file(p, source, what="calibration file")
     except ScenarioError as exc:
         raise CalibrationError(exc.messages) from None
     if data is None:

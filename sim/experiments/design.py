@@ -40,16 +40,19 @@ from pydantic import (
 
 from sim.errors import ExperimentError, PathError, ScenarioError, did_you_mean
 from sim.experiments.results import RunIds
-from sim.scenario.fields import _short
-from sim.scenario.loading import _data_loc, _read_yaml, load_raw, parse_scenario
+from sim.scenario.fields import _DEFER_REFS, FiniteFloat, Int, _short, at_most
+from sim.scenario.loading import _data_loc, load_raw, parse_scenario
 from sim.scenario.overrides import apply_overrides, set_path
 from sim.scenario.paths import parse_path, render_path
-from sim.scenario.schema import Scenario
+from sim.scenario.safe_yaml import read_yaml_file
+from sim.scenario.schema import MAX_DAYS, Scenario
 
 #: Refuse designs larger than this many runs (a typo in a level list, not a real experiment).
 MAX_RUNS = 1_000_000
+#: Most levels one factor may list (the duplicate check and the load-time check of every level
+#: against the scenario take time in the number of levels; a design has a handful).
+MAX_LEVELS = 1_000
 DESIGN_KINDS = ("full_factorial", "latin_hypercube", "sobol", "nolh")
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class _Model(BaseModel):
@@ -92,6 +95,9 @@ class FactorSpec(_Model):
             return v
         if not v:
             raise ValueError("must list at least one level")
+        if len(v) > MAX_LEVELS:
+            raise ValueError(f"{len(v):,} levels, more than the {MAX_LEVELS:,} a factor may "
+                             "list (use a range)")
         seen: list[Any] = []
         for level in v:
             if level in seen:
@@ -163,8 +169,8 @@ class LatinHypercubeDesign(_Model):
     experiment's seed)."""
 
     kind: Literal["latin_hypercube"]
-    samples: int = Field(ge=1)
-    seed: int | None = Field(default=None, ge=0)
+    samples: Int = Field(ge=1)
+    seed: Int | None = Field(default=None, ge=0)
     optimization: Literal["random-cd", "lloyd"] | None = None
 
 
@@ -173,10 +179,10 @@ class SobolDesign(_Model):
     second-order indices, N * (D + 2) without; N (`samples`) a power of two."""
 
     kind: Literal["sobol"]
-    samples: int = Field(ge=1)
+    samples: Int = Field(ge=1)
     calc_second_order: bool = True
     scramble: bool = True
-    seed: int | None = Field(default=None, ge=0)
+    seed: Int | None = Field(default=None, ge=0)
 
     @field_validator("samples")
     @classmethod
@@ -195,7 +201,7 @@ class NolhDesign(_Model):
     Deterministic: no seed."""
 
     kind: Literal["nolh"]
-    stack: int = Field(default=1, ge=1)
+    stack: Int = Field(default=1, ge=1)
 
 
 def _design_shorthand(v: Any) -> Any:
@@ -249,10 +255,11 @@ class Experiment(_Model):
     set: dict[str, Any] = Field(default_factory=dict)  # fixed overrides for every run
     factors: dict[str, FactorSpec] = Field(default_factory=dict)
     design: DesignSpec = Field(default_factory=lambda: FullFactorialDesign(kind="full_factorial"))
-    replicates: int = Field(default=1, ge=1)
-    days: FiniteFloat | None = Field(default=None, gt=0)
+    replicates: Int = Field(default=1, ge=1)
+    days: Annotated[FiniteFloat, at_most(MAX_DAYS, "days", "ten years")] | None = Field(
+        default=None, gt=0)
     keep: KeepSpec = Field(default_factory=KeepSpec)
-    seed: int = Field(default=0, ge=0)
+    seed: Int = Field(default=0, ge=0)
 
     @field_validator("name")
     @classmethod
@@ -357,7 +364,7 @@ def load_experiment(path: str | Path) -> LoadedExperiment:
     p = Path(path)
     source = str(path)
     try:
-        data = _read_yaml(p, source)
+        data = read_yaml_file(p, source, what="experiment file")
     except ScenarioError as exc:
         raise ExperimentError(exc.messages) from None
     if data is None:
@@ -406,12 +413,45 @@ def load_experiment(path: str | Path) -> LoadedExperiment:
     data_set = apply_overrides(raw, list(spec.set.items()), scen_source, {(): scen_source})
     scenario = parse_scenario(data_set, scen_source, base_dir=scen_path.parent,
                               _provenance={(): scen_source})
+    errors = _factor_value_problems(spec, data_set, source)
+    if errors:
+        raise ExperimentError(errors)
     loaded = LoadedExperiment(
         spec=spec, source=source, path=p.resolve(), text=p.read_text(encoding="utf-8"),
         scenario_source=scen_source, scenario=scenario, scenario_yaml=scenario.to_yaml(),
     )
     expand_design(loaded)   # design problems (a continuous factor in a factorial...) now
     return loaded
+
+
+def _factor_value_problems(spec: Experiment, base: dict, source: str) -> list[str]:
+    """Every level, and both ends of every range, must validate where it lands in the base
+    scenario, so that a value no run could take (a count of 10^7, a speed of 10^9 km/h) is one
+    line now rather than a failed run per design point later."""
+    lines: list[str] = []
+    for fpath, factor in spec.factors.items():
+        if factor.levels is not None:
+            trials = [(f"levels[{i}]", v) for i, v in enumerate(factor.levels)]
+        else:
+            assert factor.range is not None
+            lo, hi = factor.range.min, factor.range.max
+            if factor.integer:
+                lo, hi = int(lo), int(hi)
+            trials = [("range.min", lo), ("range.max", hi)]
+        for where, value in trials:
+            try:
+                Scenario.model_validate(set_path(base, fpath, value),
+                                        context={_DEFER_REFS: True})
+            except PathError:
+                break       # already reported with the factor's path
+            except ValidationError as err:
+                first = err.errors(include_url=False)[0]
+                msg = first["msg"].removeprefix("Value error, ")
+                if first["type"] not in ("value_error", "assertion_error") \
+                        and not isinstance(first.get("input"), (dict, list)):
+                    msg = f"{msg} (got {_short(first.get('input'))})"
+                lines.append(f"{source}: factors.{fpath}.{where}: {msg}")
+    return lines
 
 
 def _display(path: Path) -> str:

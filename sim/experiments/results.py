@@ -5,6 +5,9 @@ Layout of a results folder::
     manifest.json              the experiment, resolved base scenario, design table, versions
     parts/run-000017.parquet   one finished run: its summary row, daily rows and event rows
     failures/run-000023.json   one run that raised: error line, messages, traceback
+    runs.parquet               flat tables for pandas, polars, DuckDB (`sim.experiments.tables`),
+    daily.parquet              written when a batch finishes; `ensure_flat_tables(DIR)` rebuilds
+    events.parquet             them if missing or out of date
 
 Every file is written to a temporary name in the same folder and then `os.replace`d into place,
 so a reader (or a resumed batch) never sees half a file, whatever kills the writer. Temporary
@@ -18,6 +21,7 @@ A part is a one-row Parquet table::
     events:  list<struct<hour, day, type, row, col, lat, lon, faction, ...>>
 
 `load(DIR)` turns a folder into pandas DataFrames (docs/architecture.md, "Batch and results store").
+The flat tables are derived from the parts and never needed to read them back.
 """
 
 from __future__ import annotations
@@ -45,6 +49,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sim.errors import ResultsError
+from sim.experiments.tables import (
+    DAILY_TABLE,
+    EVENT_SCHEMA,
+    EVENTS_TABLE,
+    FLAT_FORMAT,
+    FLAT_TABLES,
+    RUN_ID_COLUMNS,
+    RUNS_TABLE,
+    empty_events_table,
+    factor_column_names,
+    flat_events_table,
+    parts_state,
+    table_meta,
+    typed_column,
+    write_parquet_atomic,
+)
 
 MANIFEST = "manifest.json"
 PARTS = "parts"
@@ -520,14 +540,20 @@ def _read_failures(path: Path, expected: Mapping[int, RunIds]) -> list[dict[str,
     return records
 
 
-def load(path: str | os.PathLike[str], skip_bad: bool = False) -> Results:
-    """Read a results folder into pandas DataFrames (see `Results`).
+@dataclass
+class _Parts:
+    """What `_read_parts` found: per finished run its (runs row, daily rows, event rows) as
+    Arrow tables, in run_id order; the failure records; the runs left out."""
 
-    Every run of the design must have a readable part or a failure record; otherwise
-    `ResultsError` names the first bad or missing part. With `skip_bad=True` such runs are left
-    out instead, listed in `Results.left_out`, and a warning says how many.
-    """
-    path = Path(path)
+    manifest: dict[str, Any]
+    expected: dict[int, RunIds]
+    tables: list[tuple[RunIds, pa.Table, pa.Table, pa.Table]]
+    failures: list[dict[str, Any]]
+    left_out: list[dict[str, Any]]
+
+
+def _read_parts(path: Path, skip_bad: bool) -> _Parts:
+    """Read every part and failure record of a results folder (see `load` for the rules)."""
     manifest = read_manifest(path)
     expected = _expected_runs(manifest)
     parts_dir = path / PARTS
@@ -539,9 +565,7 @@ def load(path: str | os.PathLike[str], skip_bad: bool = False) -> Results:
     failures = _read_failures(path, expected)
     failed = {f["run_id"] for f in failures}
 
-    run_tables: list[pa.Table] = []
-    daily_tables: list[pa.Table] = []
-    event_tables: list[pa.Table] = []
+    tables: list[tuple[RunIds, pa.Table, pa.Table, pa.Table]] = []
     left_out: list[dict[str, Any]] = []
     missing = [r for r in sorted(expected) if r not in found and r not in failed]
     if missing and not skip_bad:
@@ -569,10 +593,24 @@ def load(path: str | os.PathLike[str], skip_bad: bool = False) -> Results:
                 left_out.append({"run_id": run_id, "part": f"{PARTS}/{part_name(run_id)}",
                                  "reason": str(got)})
                 continue
-            run_tables.append(got[0])
-            daily_tables.append(got[1])
-            event_tables.append(got[2])
+            tables.append((expected[run_id], *got))
     left_out.sort(key=lambda r: r["run_id"])
+    return _Parts(manifest, expected, tables, failures, left_out)
+
+
+def load(path: str | os.PathLike[str], skip_bad: bool = False) -> Results:
+    """Read a results folder into pandas DataFrames (see `Results`).
+
+    Every run of the design must have a readable part or a failure record; otherwise
+    `ResultsError` names the first bad or missing part. With `skip_bad=True` such runs are left
+    out instead, listed in `Results.left_out`, and a warning says how many.
+    """
+    path = Path(path)
+    got = _read_parts(path, skip_bad)
+    manifest, failures, left_out = got.manifest, got.failures, got.left_out
+    run_tables = [t[1] for t in got.tables]
+    daily_tables = [t[2] for t in got.tables]
+    event_tables = [t[3] for t in got.tables]
 
     runs_df = _concat(run_tables, [*ID_COLUMNS])
     if "status" not in runs_df.columns:
@@ -601,6 +639,115 @@ def load(path: str | os.PathLike[str], skip_bad: bool = False) -> Results:
         )
     return Results(path=path, manifest=manifest, design=design_frame(manifest), runs=runs_df,
                    daily=daily_df, events=events_df, failures=failures_df, left_out=left_df)
+
+
+# --------------------------------------------------------------------------------------------
+# Flat tables (sim.experiments.tables): runs.parquet, daily.parquet, events.parquet
+# --------------------------------------------------------------------------------------------
+
+
+def _store_state(path: Path, manifest: Mapping[str, Any]) -> str:
+    """The digest of the parts and failure records now in `path` (see `tables.parts_state`)."""
+    def listing(folder: Path, pattern: re.Pattern[str]) -> list[Path]:
+        if not folder.is_dir():
+            return []
+        return [p for p in folder.iterdir() if pattern.match(p.name)]
+
+    return parts_state(listing(path / PARTS, _PART_RE), listing(path / FAILURES, _FAILURE_RE),
+                       str(manifest.get("fingerprint") or ""))
+
+
+def flat_tables_current(path: str | os.PathLike[str]) -> bool:
+    """True if `path` has all three flat tables and they were made from the parts and failure
+    records it holds now."""
+    path = Path(path)
+    try:
+        state = _store_state(path, read_manifest(path))
+    except (ResultsError, OSError):
+        return False
+    for name in FLAT_TABLES:
+        meta = table_meta(path / name)
+        if not meta or meta.get("format") != FLAT_FORMAT or meta.get("state") != state:
+            return False
+    return True
+
+
+def remove_flat_tables(path: str | os.PathLike[str]) -> None:
+    """Delete the flat tables of `path` (a batch about to change the parts does this first, so
+    a table that exists matches the parts)."""
+    for name in FLAT_TABLES:
+        with contextlib.suppress(FileNotFoundError):
+            (Path(path) / name).unlink()
+
+
+def _flat_runs(got: _Parts) -> tuple[pa.Table, dict[str, str]]:
+    tables = [t[1] for t in got.tables]
+    ok_ids = {t[0].run_id for t in got.tables}
+    failed = [f for f in got.failures if f["run_id"] not in ok_ids]
+    if failed:
+        tables.append(pa.table({
+            **{c: pa.array([int(f[c]) for f in failed], type=pa.int64()) for c in ID_COLUMNS},
+            "status": pa.array(["failed"] * len(failed), type=pa.string())}))
+    if tables:
+        runs = pa.concat_tables(tables, promote_options="permissive").sort_by("run_id")
+    else:
+        runs = pa.table({**{c: pa.array([], type=pa.int64()) for c in ID_COLUMNS},
+                         "status": pa.array([], type=pa.string())})
+    design = got.manifest["design"]
+    factors = list(design["factors"])
+    names = factor_column_names(factors, runs.column_names)
+    point_ids = runs.column("point_id").to_pylist()
+    points = design["points"]
+    lead = [*ID_COLUMNS, "status"]
+    columns = [runs.column(c) for c in lead]
+    for f in factors:
+        columns.append(typed_column([points[p][f] for p in point_ids]))
+    metrics = [c for c in runs.column_names if c not in lead]
+    columns += [runs.column(c) for c in metrics]
+    return pa.Table.from_arrays(columns, names=[*lead, *names.values(), *metrics]), names
+
+
+def _flat_daily(got: _Parts) -> pa.Table:
+    tables = [t[2] for t in got.tables if t[2].num_columns]
+    if not tables:
+        return pa.table({c: pa.array([], type=pa.int64()) for c in (*RUN_ID_COLUMNS, "day")})
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+def _flat_events(got: _Parts) -> pa.Table:
+    # a part's event rows come with the run's ids in front (`_read_part`)
+    tables = [t[3] for t in got.tables if t[3].num_rows]
+    if not tables:
+        return empty_events_table()
+    return flat_events_table(pa.concat_tables(tables, promote_options="permissive"))
+
+
+def write_flat_tables(path: str | os.PathLike[str]) -> list[Path]:
+    """Write `runs.parquet`, `daily.parquet` and `events.parquet` beside the parts of the
+    results folder `path` (layout: `sim.experiments.tables`), each atomically, and return
+    their paths. Every run of the design must have a readable part or a failure record
+    (`ResultsError` otherwise, as for `load`)."""
+    path = Path(path)
+    manifest = read_manifest(path)
+    state = _store_state(path, manifest)   # before reading: a later change makes them stale
+    got = _read_parts(path, skip_bad=False)
+    runs, factor_names = _flat_runs(got)
+    meta = {"format": FLAT_FORMAT, "state": state, "experiment": manifest.get("name"),
+            "factors": factor_names, "event_schema": EVENT_SCHEMA.names}
+    written = []
+    for name, table in ((RUNS_TABLE, runs), (DAILY_TABLE, _flat_daily(got)),
+                        (EVENTS_TABLE, _flat_events(got))):
+        write_parquet_atomic(table, path / name, {**meta, "table": name.split(".")[0]})
+        written.append(path / name)
+    return written
+
+
+def ensure_flat_tables(path: str | os.PathLike[str]) -> bool:
+    """Write the flat tables of `path` if they are missing or out of date; True if written."""
+    if flat_tables_current(path):
+        return False
+    write_flat_tables(path)
+    return True
 
 
 # --------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from sim.scenario.fields import FiniteFloat, Name, _Model
+from sim.scenario.fields import FiniteFloat, Int, Name, _Model
 
 # ----------------------------------------------------- recruitment (sim.rules.recruitment)
 
@@ -39,11 +39,11 @@ class RecruitmentSpec(_Model):
     fighters_per_month: FiniteFloat = Field(ge=0)
     hides: list[Name] = Field(min_length=1)                     # area names
     #: a dozen fighters is about what two or three pickups carry and one cave hides
-    max_cell_strength: int = Field(default=12, ge=1)
+    max_cell_strength: Int = Field(default=12, ge=1)
     #: recruits strike out as a small group, a squad of half a dozen
-    new_cell_strength: int = Field(default=6, ge=1)
+    new_cell_strength: Int = Field(default=6, ge=1)
     #: new cells take room in the force table reserved when the run starts: none unless asked
-    max_new_cells: int = Field(default=0, ge=0)
+    max_new_cells: Int = Field(default=0, ge=0)
     #: the tactic of new cells, a tactic mapping as a unit's (checked with the scenario)
     tactic: dict[str, Any] | None = None
 
@@ -93,17 +93,17 @@ class AirStrikesSpec(_Model):
 
     faction: Name
     #: a handful of sorties a day over the central Badia (illustrative, not an order of battle)
-    sorties_per_day: int = Field(default=4, ge=0)
+    sorties_per_day: Int = Field(default=4, ge=0)
     #: the report goes up the chain and an aircraft is tasked from an airbase: hours, not minutes
-    delay_hours: int = Field(default=3, ge=0)
+    delay_hours: Int = Field(default=3, ge=0)
     #: a group spotted hours ago in broken ground is often gone or under cover
     hit_probability: FiniteFloat = Field(default=0.3, ge=0, le=1)
     #: a strike on a dispersed group lying up kills a fraction of it, rarely all
     killed_fraction: FiniteFloat = Field(default=0.25, ge=0, le=1)
     #: older sightings say too little about where the group is now to task an aircraft
-    max_age_hours: int = Field(default=6, ge=0)
+    max_age_hours: Int = Field(default=6, ge=0)
     #: no sortie for a lone fighter
-    min_cell_strength: int = Field(default=2, ge=0)
+    min_cell_strength: Int = Field(default=2, ge=0)
 
 
 # ----------------------------------------------------------------- mines and IEDs (sim.rules.mines)

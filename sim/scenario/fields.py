@@ -42,16 +42,67 @@ def _check_point(value: Any) -> Any:
     raise ValueError(f"expected a place name or [lat, lon], got {type(value).__name__} {value!r}")
 
 
+def _not_bool(value: Any) -> Any:
+    """`true`/`false` is not a number: pydantic (lax) would read `strength: true` as 1. (Strict
+    mode would also refuse `12.0` for an int and lists for tuples, which files and designs rely
+    on, so only booleans are refused.)"""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {str(value).lower()}")
+    return value
+
+
+def _int64(value: Any) -> Any:
+    """Whole numbers end up in numpy int64 columns: refuse what would overflow them."""
+    value = _not_bool(value)
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        raise ValueError(f"{_magnitude(value)} does not fit a 64-bit integer")
+    return value
+
+
 #: A place name or a `(lat, lon)` pair in degrees.
 PointRef = Annotated[str | tuple[float, float], BeforeValidator(_check_point)]
 Name = Annotated[str, Field(min_length=1)]
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+#: The number types of every file model: `true`/`false` is refused; floats must be finite. A
+#: plain `int` or `float` field would take a boolean as 1 or 0 (tests/test_hostile_inputs.py
+#: checks that no scenario model has one).
+Int = Annotated[int, BeforeValidator(_int64)]
+FiniteFloat = Annotated[float, BeforeValidator(_not_bool), Field(allow_inf_nan=False)]
 
 
 class _Model(BaseModel):
     """Base: unknown keys are errors; `class` style aliases may also be filled by field name."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def _magnitude(value: float) -> str:
+    if isinstance(value, int) and abs(value) < 10**12:
+        return f"{value:,}"
+    if abs(value) < 1e12:
+        return f"{value:,.10g}"
+    return f"{value:.3g}"
+
+
+def at_most(limit: float, unit: str, why: str = "") -> BeforeValidator:
+    """A check, before pydantic parses the number, that it is at most `limit` (in `unit`):
+    absurd magnitudes are refused at validation with their unit, before anything is built,
+    instead of overflowing or exhausting memory in the run. `why` says where the limit comes
+    from."""
+
+    def check(value: Any) -> Any:
+        number = value
+        if isinstance(value, str):
+            # YAML 1.1 reads `1e30` (no dot) as text, which pydantic then parses as a number
+            try:
+                number = float(value.strip().replace("_", ""))
+            except ValueError:
+                return value
+        if isinstance(number, (int, float)) and not isinstance(number, bool) and number > limit:
+            raise ValueError(f"{_magnitude(number)} {unit} is more than the limit of "
+                             f"{_magnitude(limit)} {unit}" + (f" ({why})" if why else ""))
+        return value
+
+    return BeforeValidator(check)
 
 
 def _defer(info: ValidationInfo) -> bool:

@@ -10,7 +10,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import (
     ValidationError,
 )
@@ -21,12 +20,12 @@ from sim.scenario.overrides import (
     _is_model,
     _schema_child,
     _yaml_key,
-    _yaml_problem,
     apply_overrides,
     set_path,
 )
 from sim.scenario.paths import _MISSING, Loc, Problem, render_path
 from sim.scenario.references import scenario_reference_problems
+from sim.scenario.safe_yaml import read_yaml_file
 from sim.scenario.schema import TACTIC_MODELS, Scenario
 
 # --------------------------------------------------------------------------------------------
@@ -34,25 +33,38 @@ from sim.scenario.schema import TACTIC_MODELS, Scenario
 # --------------------------------------------------------------------------------------------
 
 
-#: The scenarios bundled with badia (the project's `scenarios/` folder).
-SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
+def _bundled(folder: str) -> Path:
+    """A folder shipped with badia: `sim/bundled/<folder>` in an installed package (the wheel
+    maps the checkout's top-level `<folder>/` there, see pyproject.toml), else `<folder>/` of
+    the source checkout this module lives in (an editable install or a plain checkout)."""
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "bundled" / folder
+    return installed if installed.is_dir() else package.parent / folder
+
+
+#: The scenarios bundled with badia (the project's `scenarios/` folder; installed with the
+#: package as `sim/bundled/scenarios`).
+SCENARIO_DIR = _bundled("scenarios")
+#: The example experiments and calibration (the project's `experiments/` folder; installed as
+#: `sim/bundled/experiments`, beside the scenarios their `scenario: ../scenarios/...` name).
+EXPERIMENT_DIR = _bundled("experiments")
+
+
+def scenario_path(name: str | Path) -> Path:
+    """The file a scenario argument names: the path itself, or, when no such file exists and the
+    argument is a bare name (`outpost_night_raid`, with or without `.yaml`), that bundled
+    scenario in `SCENARIO_DIR`."""
+    p = Path(name)
+    if p.exists() or len(p.parts) != 1:
+        return p
+    bundled = SCENARIO_DIR / (p.name if p.suffix in (".yaml", ".yml") else f"{p.name}.yaml")
+    return bundled if bundled.is_file() else p
 
 
 def _read_yaml(path: Path, source: str) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScenarioError(f"{source}: file not found") from None
-    except IsADirectoryError:
-        raise ScenarioError(f"{source}: is a directory, not a scenario file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ScenarioError(f"{source}: cannot read file ({e})") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
-        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        raise ScenarioError(f"{source}: {at}YAML syntax error: {_yaml_problem(e)}") from None
+    """A scenario (or experiment, calibration) file's data, read with the limits of
+    :mod:`sim.scenario.safe_yaml`. Raises `ScenarioError` (one line)."""
+    return read_yaml_file(path, source, what="scenario file")
 
 
 def _merge(base: dict, over: dict, loc: Loc, prov: dict[Loc, str], src: str) -> dict:
@@ -69,11 +81,25 @@ def _merge(base: dict, over: dict, loc: Loc, prov: dict[Loc, str], src: str) -> 
             prov[here] = src
             out[k] = _merge(out[k], v, here, prov, src)
         else:
+            replaced = out.get(k)
             out[k] = copy.deepcopy(v)
-            for old in [p for p in prov if p[: len(here)] == here]:
-                del prov[old]
+            if isinstance(replaced, dict):
+                _drop_provenance(prov, here, replaced)
             prov[here] = src
     return out
+
+
+def _drop_provenance(prov: dict[Loc, str], loc: Loc, node: dict) -> None:
+    """Forget where the keys under `loc` came from (`node`, the mapping there, is replaced).
+
+    Provenance is only ever recorded for mapping keys, so walking the replaced mapping finds
+    every entry: linear in its size, where scanning all of `prov` for each replaced key made a
+    mapping of many keys quadratic."""
+    for key, value in node.items():
+        here = (*loc, key)
+        prov.pop(here, None)
+        if isinstance(value, dict):
+            _drop_provenance(prov, here, value)
 
 
 def _source_name(path: Path) -> str:
@@ -170,7 +196,8 @@ def _model_at(loc: Loc, data: Any) -> list[Any]:
 def _format_pydantic(err: ValidationError, data: dict, source: str,
                      prov: dict[Loc, str] | None) -> list[str]:
     lines: list[str] = []
-    for e in err.errors(include_url=False):
+    errors = err.errors(include_url=False)
+    for e in errors[:MAX_PROBLEM_LINES]:
         loc, _ = _data_loc(tuple(e["loc"]), data)
         etype = e["type"]
         msg = e["msg"]
@@ -208,6 +235,8 @@ def _format_pydantic(err: ValidationError, data: dict, source: str,
         src, note = _origin(prov, loc, source)
         path = render_path(loc)
         lines.append(f"{src}: {path}: {msg}{note}" if path else f"{src}: {msg}{note}")
+    if len(errors) > MAX_PROBLEM_LINES:
+        lines.append(f"{source}: ... and {len(errors) - MAX_PROBLEM_LINES:,} more problems")
     return lines
 
 
@@ -252,19 +281,57 @@ def parse_scenario(data: dict, source: str, base_dir: str | Path | None = None,
     lines = _format_problems(problems, source, prov)
     lines += _event_value_problems(scenario, data, source, prov)
     if lines:
-        raise ScenarioError(lines)
+        raise ScenarioError(_at_most_lines(lines, source))
     return scenario
+
+
+#: Most problem lines reported for one file: a file of 100,000 bad items is not helped by
+#: 100,000 lines.
+MAX_PROBLEM_LINES = 100
+#: Most work spent checking event values, in values validated: each `set` entry is checked by
+#: validating the scenario (less its events) with the value in place. About 2 s; a scenario of
+#: 5,000 values may have 400 event settings.
+MAX_EVENT_CHECK_VALUES = 2_000_000
+
+
+def _at_most_lines(lines: list[str], source: str) -> list[str]:
+    if len(lines) <= MAX_PROBLEM_LINES:
+        return lines
+    return [*lines[:MAX_PROBLEM_LINES],
+            f"{source}: ... and {len(lines) - MAX_PROBLEM_LINES:,} more problems"]
+
+
+def _count_values(node: Any) -> int:
+    n, stack = 0, [node]
+    while stack:
+        item = stack.pop()
+        n += 1
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return n
 
 
 def _event_value_problems(s: Scenario, data: dict, source: str,
                           prov: dict[Loc, str] | None) -> list[str]:
     """Each event's values must validate where they land (apply to a copy, re-validate)."""
     lines: list[str] = []
+    base = {k: v for k, v in data.items() if k != "events"}   # events were validated already
+    settings = sum(len(ev.set) for ev in s.events)
+    if settings:
+        size = _count_values(base)
+        if settings * size > MAX_EVENT_CHECK_VALUES:
+            src, note = _origin(prov, ("events",), source)
+            return [f"{src}: events: {settings:,} event settings on a scenario of {size:,} "
+                    f"values are too many to check (at most {MAX_EVENT_CHECK_VALUES:,} "
+                    f"settings x values){note}"]
     for i, ev in enumerate(s.events):
         for path, value in ev.set.items():
             loc: Loc = ("events", i, "set", f'"{path}"')
             try:
-                trial = set_path(data, path, value)
+                target = data if path.lstrip().startswith("events") else base
+                trial = set_path(target, path, value)
                 Scenario.model_validate(trial, context={_DEFER_REFS: True})
             except PathError:
                 continue  # already reported by the reference checks
@@ -283,8 +350,8 @@ def load_scenario(path: str | Path, overrides: Iterable[Any] | Mapping[str, Any]
     """Load, merge (`extends`), override (`--set`), validate and reference-check a scenario file.
 
     Raises `ScenarioError` (one line per problem, each naming the file and field path)."""
-    p = Path(path)
-    source = str(path)
+    p = scenario_path(path)
+    source = str(path) if p == Path(path) else str(p)
     data, prov = _load_tree(p, source, [])
     if overrides:
         data = apply_overrides(data, overrides, source, prov)

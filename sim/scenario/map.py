@@ -12,7 +12,7 @@ from pydantic import (
     model_validator,
 )
 
-from sim.scenario.fields import FiniteFloat, Name, PointRef, _defer, _Model, _unknown
+from sim.scenario.fields import FiniteFloat, Int, Name, PointRef, _defer, _Model, _unknown
 from sim.scenario.paths import Loc, Problem, render_path
 from sim.scenario.vocab import AreaKind, Ground, PlaceKind, RoadClass, WaterKind
 from sim.world.geo import Grid
@@ -23,6 +23,10 @@ _KM_PER_DEG_LAT = 111.32
 MAX_CELLS = 8_000_000
 #: Largest lat or lon extent of a map box, in degrees.
 MAX_SPAN_DEG = 30.0
+#: Largest ASCII grid (characters = cells). A run needs about 350 bytes a cell (3 million cells
+#: took 1 GB), and a grid typed by hand is read by people: 1000 x 1000 is far past either.
+#: Geographic maps (`box`) go up to MAX_CELLS.
+MAX_ASCII_CELLS = 1_000_000
 
 PLACE_RADIUS_KM: dict[str, float] = {
     "city": 4.0, "town": 1.5, "village": 0.5, "camp": 0.5, "airbase": 1.5, "base": 0.5,
@@ -85,7 +89,7 @@ class PlaceSpec(_Model):
     kind: PlaceKind
     lat: FiniteFloat | None = Field(default=None, ge=-90, le=90)
     lon: FiniteFloat | None = Field(default=None, ge=-180, le=180)
-    cell: tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]] | None = None
+    cell: tuple[Annotated[Int, Field(ge=0)], Annotated[Int, Field(ge=0)]] | None = None
     oasis: bool = False
     well: bool = False
     radius_km: FiniteFloat | None = Field(default=None, ge=0)
@@ -177,7 +181,7 @@ class AreaSpec(_Model):
     box: BoxSpec | None = None
     points: list[PointRef] | None = Field(default=None, min_length=1)
     within: Name | None = None      # caves scattered (seeded) inside another area
-    count: int | None = Field(default=None, ge=1)   # how many cave cells `within` scatters
+    count: Int | None = Field(default=None, ge=1)   # how many cave cells `within` scatters
 
     @model_validator(mode="after")
     def _one_shape(self) -> AreaSpec:
@@ -221,7 +225,7 @@ class ZoneSpec(_Model):
 class TextureSpec(_Model):
     """Seeded noise patches of sand / rugged ground laid over flat ground."""
 
-    seed: int = Field(default=0, ge=0)
+    seed: Int = Field(default=0, ge=0)
     sand_fraction: FiniteFloat = Field(default=0.0, ge=0, le=1)
     rugged_fraction: FiniteFloat = Field(default=0.0, ge=0, le=1)
     scale_km: FiniteFloat = Field(default=10.0, gt=0)
@@ -385,6 +389,16 @@ def _map_shape_problems(m: MapSpec) -> list[Problem]:
         out.append((("ascii",), "ascii map has no rows"))
         return out
     width = len(rows[0])
+    cells = sum(len(row) for row in rows)
+    if cells > MAX_ASCII_CELLS:
+        out.append((("ascii",), f"the ascii map has {cells:,} cells ({len(rows):,} rows); the "
+                                f"limit is {MAX_ASCII_CELLS:,}: use a box map for a large area"))
+        return out
+    span_deg = max(len(rows), width) * m.cell_km / _KM_PER_DEG_LAT
+    if span_deg > MAX_SPAN_DEG:
+        out.append((("cell_km",), f"the ascii map spans about {span_deg:,.0f} degrees "
+                                  f"({max(len(rows), width):,} cells of {m.cell_km:g} km); a map "
+                                  f"may span at most {MAX_SPAN_DEG:g} degrees each way"))
     for r, row in enumerate(rows):
         if len(row) != width:
             hint = " (trailing whitespace?)" if row != row.rstrip() else ""

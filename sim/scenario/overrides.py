@@ -25,6 +25,7 @@ from sim.scenario.paths import (
     parse_path,
     render_path,
 )
+from sim.scenario.safe_yaml import parse_yaml
 from sim.scenario.schema import Scenario
 
 
@@ -144,11 +145,15 @@ def _parse_override(item: Any) -> tuple[str, Any]:
                 depth -= 1
             elif ch == "=" and depth == 0:
                 path, text = item[:k].strip(), item[k + 1:]
+                if not text.strip():
+                    return path, None
                 try:
-                    return path, yaml.safe_load(text) if text.strip() else None
-                except yaml.YAMLError as e:
-                    raise PathError(f"value {text.strip()!r} is not valid YAML "
-                                    f"({_yaml_problem(e)})") from None
+                    return path, parse_yaml(text, "value")
+                except ScenarioError as e:
+                    problem = e.messages[0].removeprefix("value: ")
+                    problem = problem.replace("YAML syntax error: ", "")
+                    raise PathError(f"value {_short(text.strip())} is not valid YAML "
+                                    f"({problem})") from None
         raise PathError(f"expected path=value, got {item!r}")
     if isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str):
         return item[0], item[1]

@@ -4,6 +4,7 @@ the Scenario itself. Types only; references are checked by :mod:`sim.scenario.re
 from __future__ import annotations
 
 import math
+import re
 import typing
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
@@ -17,9 +18,37 @@ from pydantic import (
 )
 
 from sim.scenario.campaign import CampaignSpec
-from sim.scenario.fields import FiniteFloat, Name, PointRef, _Model
+from sim.scenario.fields import FiniteFloat, Int, Name, PointRef, _Model, at_most
 from sim.scenario.map import MapSpec
 from sim.scenario.vocab import Mobility, Role, Schedule, UnitKind
+
+# --------------------------------------------------------------------------------------------
+# Budgets: plausible ranges, checked when a file is validated, before anything is built, so that
+# an absurd number is one line naming the field and its unit, not an overflow or an exhausted
+# memory hours into a run. Each is far beyond any real scenario.
+# --------------------------------------------------------------------------------------------
+
+#: Units in one scenario, counting every `count` copy and the room reserved for recruited cells.
+#: The 2020 campaign has about 160; the force table and the hourly numpy work grow with it.
+MAX_UNITS = 20_000
+#: Fighters (or people aboard) in one unit: a brigade. Cells are about 8, garrisons 20 to 50.
+MAX_STRENGTH = 10_000
+#: Vehicles of one unit.
+MAX_VEHICLES = 2_000
+#: Speed on a road or across country (km/h): a car flat out, well above any convoy.
+MAX_SPEED_KMH = 200.0
+#: Sensor and weapon ranges (km): radar on a mast sees tens of km; nothing here reaches farther.
+MAX_RANGE_KM = 100.0
+#: Aimed kills per shooter per hour of fire: one a minute; the defaults are below 1.
+MAX_KILL_RATE_PER_HOUR = 60.0
+#: Length of a run, and supplies carried (days): ten years. The campaign is one year.
+MAX_DAYS = 3_660.0
+
+Fighters = Annotated[Int, at_most(MAX_STRENGTH, "fighters", "a brigade; one unit is far less")]
+Vehicles = Annotated[Int, at_most(MAX_VEHICLES, "vehicles")]
+SpeedKmh = Annotated[FiniteFloat, at_most(MAX_SPEED_KMH, "km/h")]
+RangeKm = Annotated[FiniteFloat, at_most(MAX_RANGE_KM, "km")]
+Days = Annotated[FiniteFloat, at_most(MAX_DAYS, "days", "ten years")]
 
 
 class FactionSpec(_Model):
@@ -43,7 +72,7 @@ class HideTactic(_Model):
     kind: Literal["hide"]
     hides: list[Name] = Field(default_factory=list)           # area names
     split_when_pursued: bool = False    # a pursued cell splits in two that run to two hides
-    split_min_strength: int = Field(default=3, ge=1)          # fighters in each half, at least
+    split_min_strength: Int = Field(default=3, ge=1)          # fighters in each half, at least
 
 
 class NightRaidTactic(_Model):
@@ -54,11 +83,11 @@ class NightRaidTactic(_Model):
     hides: list[Name] = Field(default_factory=list)            # area names
     max_distance_km: FiniteFloat = Field(default=80.0, gt=0)
     abort_if_detected: bool = True
-    nights_between: int = Field(default=0, ge=0)      # rest after a raid went out, nights
+    nights_between: Int = Field(default=0, ge=0)      # rest after a raid went out, nights
     avoid_qrf_km: FiniteFloat = Field(default=0.0, ge=0)  # no target this near a QRF's base
     max_odds: FiniteFloat | None = Field(default=None, gt=0)  # no target > odds x own strength
     split_when_pursued: bool = False    # a pursued cell splits in two that run to two hides
-    split_min_strength: int = Field(default=3, ge=1)          # fighters in each half, at least
+    split_min_strength: Int = Field(default=3, ge=1)          # fighters in each half, at least
 
 
 class AmbushTactic(_Model):
@@ -68,11 +97,11 @@ class AmbushTactic(_Model):
     road: Name                                                  # road name
     segment: tuple[Name, Name] | None = None                    # two places on the road
     closure_hours: FiniteFloat = Field(default=12.0, ge=0)
-    min_convoy_strength: int = Field(default=0, ge=0)
+    min_convoy_strength: Int = Field(default=0, ge=0)
     max_odds: FiniteFloat = Field(default=2.0, gt=0)   # spring only if target <= odds x own
     wait_hours: FiniteFloat = Field(default=20.0, gt=0)  # how long an ambush lies in wait
     split_when_pursued: bool = False    # a pursued cell splits in two that run to two hides
-    split_min_strength: int = Field(default=3, ge=1)          # fighters in each half, at least
+    split_min_strength: Int = Field(default=3, ge=1)          # fighters in each half, at least
 
 
 class SeizeTownTactic(_Model):
@@ -82,7 +111,7 @@ class SeizeTownTactic(_Model):
     towns: list[Name] = Field(min_length=1)                    # place names
     gather_at: Name | None = None                               # area or place name
     hold_hours: FiniteFloat = Field(default=24.0, ge=0)
-    min_group: int = Field(default=2, ge=1)
+    min_group: Int = Field(default=2, ge=1)
 
 
 class BorderCrossingTactic(_Model):
@@ -92,7 +121,7 @@ class BorderCrossingTactic(_Model):
     border: Name                                                # border name
     rendezvous: Name                                            # place name
     use_crossings: bool = False
-    nights_between: int = Field(default=2, ge=0)
+    nights_between: Int = Field(default=2, ge=0)
 
 
 class RefugeTactic(_Model):
@@ -123,7 +152,7 @@ class EscortTactic(_Model):
     kind: Literal["escort"]
     route: list[PointRef] = Field(min_length=2)
     depart_every_hours: FiniteFloat = Field(default=24.0, gt=0)
-    escort_strength: int = Field(default=8, ge=0)
+    escort_strength: Fighters = Field(default=8, ge=0)
 
 
 class PursueTactic(_Model):
@@ -132,7 +161,7 @@ class PursueTactic(_Model):
     kind: Literal["pursue"]
     max_range_km: FiniteFloat = Field(default=80.0, gt=0)
     base: Name | None = None                                    # place name
-    muster_hours: int = Field(default=0, ge=0)   # from news to driving out (readiness)
+    muster_hours: Int = Field(default=0, ge=0)   # from news to driving out (readiness)
 
 
 class SweepTactic(_Model):
@@ -170,8 +199,8 @@ class MineLayingTactic(_Model):
     road: Name                                                  # road name
     segment: tuple[Name, Name] | None = None                    # two places on the road
     hides: list[Name] = Field(default_factory=list)             # area names
-    mines_per_trip: int = Field(default=1, ge=1)                # on as many nearby road cells
-    nights_between: int = Field(default=2, ge=0)                # rest between trips
+    mines_per_trip: Int = Field(default=1, ge=1)                # on as many nearby road cells
+    nights_between: Int = Field(default=2, ge=0)                # rest between trips
     max_distance_km: FiniteFloat = Field(default=20.0, gt=0)    # road cells farther are ignored
     ammo_days_per_mine: FiniteFloat = Field(default=0.25, ge=0)  # explosive from the stock
 
@@ -186,7 +215,7 @@ class FakeCheckpointTactic(_Model):
     hides: list[Name] = Field(default_factory=list)             # area names
     checkpoint_hours: FiniteFloat = Field(default=4.0, gt=0)    # at most this long in place
     max_odds: FiniteFloat = Field(default=1.0, gt=0)   # stop soldiers only if <= odds x own
-    nights_between: int = Field(default=2, ge=0)                # rest between checkpoints
+    nights_between: Int = Field(default=2, ge=0)                # rest between checkpoints
     max_distance_km: FiniteFloat = Field(default=30.0, gt=0)    # road cells farther are ignored
 
 
@@ -199,7 +228,7 @@ class PreyTactic(_Model):
     max_distance_km: FiniteFloat = Field(default=30.0, gt=0)    # prey farther off is ignored
     search_km: FiniteFloat = Field(default=15.0, ge=0)          # scouting radius about the hide
     scout: bool = True                                          # go looking when none is known
-    nights_between: int = Field(default=2, ge=0)                # rest between trips
+    nights_between: Int = Field(default=2, ge=0)                # rest between trips
     garrison_avoid_km: FiniteFloat = Field(default=10.0, ge=0)  # no attack this near the garrison
 
 
@@ -211,8 +240,8 @@ class TrafficTactic(_Model):
 
     kind: Literal["traffic"]
     route: list[PointRef] = Field(min_length=2)
-    departures_per_day: int = Field(default=2, ge=1, le=24)
-    hours: tuple[int, int] = (7, 17)                            # local hours [first, last)
+    departures_per_day: Int = Field(default=2, ge=1, le=24)
+    hours: tuple[Int, Int] = (7, 17)                            # local hours [first, last)
     at_end: Literal["turn_around", "return"] = "turn_around"
 
     @model_validator(mode="after")
@@ -231,9 +260,9 @@ class ForageTactic(_Model):
 
     kind: Literal["forage"]
     areas: list[Name] = Field(min_length=1)                      # area names
-    months: list[int] = Field(default_factory=lambda: [2, 3, 4], min_length=1)
-    start_hour: int = Field(default=8, ge=0, le=23)              # local hour it leaves home
-    end_hour: int = Field(default=16, ge=1, le=24)               # local hour it is home by
+    months: list[Int] = Field(default_factory=lambda: [2, 3, 4], min_length=1)
+    start_hour: Int = Field(default=8, ge=0, le=23)              # local hour it leaves home
+    end_hour: Int = Field(default=16, ge=1, le=24)               # local hour it is home by
     home: Name | None = None                                     # place name (none = start)
 
     @model_validator(mode="after")
@@ -289,22 +318,25 @@ class UnitSpec(_Model):
     name: Name | None = None
     faction: Name
     kind: UnitKind
-    count: int = Field(default=1, ge=1)
+    count: Annotated[Int, at_most(MAX_UNITS, "units", "the most a scenario may have")] = Field(
+        default=1, ge=1)
     at: PointRef                                  # place name, area name or [lat, lon]
     route: list[PointRef] | None = Field(default=None, min_length=2)
-    strength: int | None = Field(default=None, ge=0)
-    vehicles: int | None = Field(default=None, ge=0)
+    strength: Fighters | None = Field(default=None, ge=0)
+    vehicles: Vehicles | None = Field(default=None, ge=0)
     mobility: Mobility | None = None
-    speed_kmh: FiniteFloat | None = Field(default=None, ge=0)
-    offroad_speed_kmh: FiniteFloat | None = Field(default=None, ge=0)
-    sensor_range_km: FiniteFloat | None = Field(default=None, ge=0)
-    night_sensor_range_km: FiniteFloat | None = Field(default=None, ge=0)
-    weapon_range_km: FiniteFloat | None = Field(default=None, ge=0)
-    kill_rate_per_hour: FiniteFloat | None = Field(default=None, ge=0)
+    speed_kmh: SpeedKmh | None = Field(default=None, ge=0)
+    offroad_speed_kmh: SpeedKmh | None = Field(default=None, ge=0)
+    sensor_range_km: RangeKm | None = Field(default=None, ge=0)
+    night_sensor_range_km: RangeKm | None = Field(default=None, ge=0)
+    weapon_range_km: RangeKm | None = Field(default=None, ge=0)
+    kill_rate_per_hour: Annotated[FiniteFloat, at_most(
+        MAX_KILL_RATE_PER_HOUR, "kills per shooter per hour", "one a minute")] | None = Field(
+        default=None, ge=0)
     fortified: bool | None = None
-    water_days: FiniteFloat | None = Field(default=None, ge=0)
-    fuel_days: FiniteFloat | None = Field(default=None, ge=0)
-    ammo_days: FiniteFloat | None = Field(default=None, ge=0)
+    water_days: Days | None = Field(default=None, ge=0)
+    fuel_days: Days | None = Field(default=None, ge=0)
+    ammo_days: Days | None = Field(default=None, ge=0)
     breakoff_loss_fraction: FiniteFloat | None = Field(default=None, ge=0, le=1)
     tactic: TacticSpec | None = None
 
@@ -312,7 +344,7 @@ class UnitSpec(_Model):
 class EventSpec(_Model):
     """At `day` + `hour` after the start, set scenario paths (override grammar) to new values."""
 
-    day: FiniteFloat = Field(ge=0)
+    day: Days = Field(ge=0)
     hour: FiniteFloat = Field(default=0.0, ge=0, lt=24)
     set: dict[Name, Any] = Field(min_length=1)
 
@@ -368,10 +400,10 @@ class Scenario(_Model):
     name: Name
     description: str = ""
     extends: str | None = None
-    seed: int = Field(default=0, ge=0)
+    seed: Int = Field(default=0, ge=0)
     start: datetime = _DEFAULT_START
     utc_offset_hours: FiniteFloat = Field(default=3.0, ge=-12, le=14)
-    days: FiniteFloat = Field(default=30.0, gt=0)
+    days: Days = Field(default=30.0, gt=0)
     map: MapSpec
     factions: dict[Name, FactionSpec] = Field(min_length=1)
     units: list[UnitSpec] = Field(default_factory=list)
@@ -381,7 +413,8 @@ class Scenario(_Model):
     @field_validator("start", mode="before")
     @classmethod
     def _start(cls, v: Any) -> Any:
-        # YAML may hand over a str ("2018-06-01T18:00"), a datetime or a date.
+        # YAML may hand over a str ("2018-06-01T18:00"), a datetime or a date; the safe loader
+        # leaves a timestamp that is no calendar date (2018-02-30) as its text.
         if isinstance(v, datetime):
             return v
         if isinstance(v, (int, float)):
@@ -389,7 +422,35 @@ class Scenario(_Model):
             raise ValueError(f"expected a date and time like 2018-06-01T18:00, got {v!r}")
         if hasattr(v, "isoformat") and hasattr(v, "year") and not hasattr(v, "hour"):
             return datetime(v.year, v.month, v.day)
+        if isinstance(v, str) and re.match(r"\s*\d{4}-\d{1,2}-\d{1,2}", v):
+            text = v.strip()
+            try:
+                # Python names the calendar problem ("day is out of range for month")
+                datetime.fromisoformat(re.sub(r"(?i)^(\S+?)\s+(?=\d)", r"\1T", text)
+                                       .replace("z", "Z"))
+            except ValueError as exc:
+                raise ValueError(f"{exc} (got {text!r}; a date and time like "
+                                 "2018-06-01T18:00)") from None
         return v
+
+    @field_validator("units")
+    @classmethod
+    def _unit_budget(cls, units: list[UnitSpec]) -> list[UnitSpec]:
+        total = sum(u.count for u in units)
+        if total > MAX_UNITS:
+            raise ValueError(f"{total:,} units in all (counting each count), more than the "
+                             f"{MAX_UNITS:,} a scenario may have")
+        return units
+
+    @model_validator(mode="after")
+    def _recruit_budget(self) -> Scenario:
+        room = sum(r.max_new_cells for r in self.campaign.recruitment) if self.campaign else 0
+        total = sum(u.count for u in self.units)
+        if room and total + room > MAX_UNITS:
+            raise ValueError(f"campaign.recruitment: max_new_cells: room for {room:,} recruited "
+                             f"cells besides {total:,} units is more than the {MAX_UNITS:,} "
+                             "units a scenario may have")
+        return self
 
     @model_validator(mode="after")
     def _wall_clock(self) -> Scenario:

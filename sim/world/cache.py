@@ -1,10 +1,10 @@
 """Terrain caching: `build_terrain`, the one way to get a terrain, and its two caches.
 
 Terrains are cached in-process (by a SHA-256 of the map spec's JSON, the config and the cache
-format version) and on disk as `<repo>/.badia-cache/terrain-<hash>.npz` (arrays plus a JSON
-document; no pickle). `BADIA_CACHE_DIR` overrides the directory. A cache file that cannot be
-read, or was written for another hash or format version, is ignored and rewritten. Cached
-terrains are shared: their arrays are read-only.
+format version) and on disk as `terrain-<hash>.npz` (arrays plus a JSON document; no pickle) in
+the user's cache folder (`~/.cache/badia` on Linux); `BADIA_CACHE_DIR` overrides the directory.
+A cache file that cannot be read, or was written for another hash or format version, is ignored
+and rewritten. Cached terrains are shared: their arrays are read-only.
 """
 
 from __future__ import annotations
@@ -55,11 +55,15 @@ def spec_hash(map_spec: MapSpec, config: TerrainConfig = DEFAULT_CONFIG) -> str:
 
 
 def cache_dir() -> Path:
-    """Disk cache folder: `$BADIA_CACHE_DIR`, else `<repo>/.badia-cache`."""
+    """Disk cache folder: `$BADIA_CACHE_DIR`, else the user's cache folder for badia
+    (`platformdirs.user_cache_dir("badia")`: `~/.cache/badia` on Linux, honouring
+    `$XDG_CACHE_HOME`), never the installed package or the checkout."""
     env = os.environ.get("BADIA_CACHE_DIR")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / ".badia-cache"
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("badia", appauthor=False))
 
 
 def cache_path(h: str) -> Path:
