@@ -18,17 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from sim.experiments.batch import EXIT_INTERRUPTED, EXIT_OK, run_batch
-from sim.experiments.results import (
-    STORE_FORMAT,
-    ResultsStore,
-    RunIds,
-    encode_part,
-    ensure_flat_tables,
-    events_table,
-    flat_tables_current,
-    load,
-    write_flat_tables,
-)
+from sim.experiments.results import ensure_flat_tables, flat_tables_current, load, write_flat_tables
+from sim.experiments.store import STORE_FORMAT, ResultsStore, RunIds, encode_part, events_table
 from sim.experiments.tables import (
     EVENT_SCHEMA,
     FLAT_TABLES,

@@ -13,14 +13,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from sim.errors import ResultsError
-from sim.experiments.results import (
+from sim.experiments.results import load, sobol_indices
+from sim.experiments.store import (
     STORE_FORMAT,
     ResultsStore,
     RunIds,
     atomic_write_bytes,
     encode_part,
-    load,
-    sobol_indices,
 )
 
 FACTORS = ["units[kind=patrol].count", "map.cell_km"]

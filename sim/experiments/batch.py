@@ -51,16 +51,15 @@ from sim.experiments.design import (
     plan_runs,
     point_overrides,
 )
-from sim.experiments.results import (
+from sim.experiments.results import ensure_flat_tables, remove_flat_tables
+from sim.experiments.store import (
     STORE_FORMAT,
     ResultsStore,
     RunIds,
     code_version,
     encode_part,
-    ensure_flat_tables,
     package_versions,
     read_manifest,
-    remove_flat_tables,
 )
 
 EXIT_OK = 0

@@ -310,7 +310,7 @@ def _quiet_pyabc() -> None:
 
 
 def _manifest(cal: LoadedCalibration) -> dict[str, Any]:
-    from sim.experiments.results import code_version, package_versions
+    from sim.experiments.store import code_version, package_versions
 
     return {
         "format": CALIBRATION_FORMAT, "name": cal.name,

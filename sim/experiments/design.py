@@ -39,7 +39,7 @@ from pydantic import (
 )
 
 from sim.errors import ExperimentError, PathError, ScenarioError, did_you_mean
-from sim.experiments.results import RunIds
+from sim.experiments.store import RunIds
 from sim.scenario.fields import _DEFER_REFS, FiniteFloat, Int, _short, at_most
 from sim.scenario.loading import _data_loc, load_raw, parse_scenario
 from sim.scenario.overrides import apply_overrides, set_path

@@ -1,45 +1,18 @@
-"""Results store: one folder per experiment, one Parquet part per finished run, crash-safe.
-
-Layout of a results folder::
-
-    manifest.json              the experiment, resolved base scenario, design table, versions
-    parts/run-000017.parquet   one finished run: its summary row, daily rows and event rows
-    failures/run-000023.json   one run that raised: error line, messages, traceback
-    runs.parquet               flat tables for pandas, polars, DuckDB (`sim.experiments.tables`),
-    daily.parquet              written when a batch finishes; `ensure_flat_tables(DIR)` rebuilds
-    events.parquet             them if missing or out of date
-
-Every file is written to a temporary name in the same folder and then `os.replace`d into place,
-so a reader (or a resumed batch) never sees half a file, whatever kills the writer. Temporary
-files start with `.tmp-` and are ignored (and cleared by the next batch).
-
-A part is a one-row Parquet table::
-
-    run_id, point_id, replicate, seed: int64     status: "ok"
-    summary: struct<metric: double, ...>          (absent if no summary metric is kept)
-    daily:   list<struct<day, metric, ...>>       (absent if no daily metric is kept)
-    events:  list<struct<hour, day, type, row, col, lat, lon, faction, ...>>
-
-`load(DIR)` turns a folder into pandas DataFrames (docs/architecture.md, "Batch and results store").
-The flat tables are derived from the parts and never needed to read them back.
+"""Results, reading: `load(DIR)` turns a results folder (written by :mod:`sim.experiments.store`)
+into pandas DataFrames; the flat tables beside the parts (`sim.experiments.tables`); Sobol'
+indices of a Sobol' design's results.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
-import platform
 import re
-import subprocess
-import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +22,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sim.errors import ResultsError
+from sim.experiments.store import (
+    _FAILURE_RE,
+    _PART_RE,
+    EVENT_BASE_COLUMNS,
+    FAILURES,
+    ID_COLUMNS,
+    PARTS,
+    RunIds,
+    _one_line,
+    part_name,
+    read_manifest,
+)
 from sim.experiments.tables import (
     DAILY_TABLE,
     EVENT_SCHEMA,
@@ -65,357 +50,6 @@ from sim.experiments.tables import (
     typed_column,
     write_parquet_atomic,
 )
-
-MANIFEST = "manifest.json"
-PARTS = "parts"
-FAILURES = "failures"
-#: Bumped when the folder layout or part schema changes incompatibly.
-STORE_FORMAT = 1
-
-#: Event columns every part has (in this order), whatever the event types carry besides.
-EVENT_BASE_COLUMNS: dict[str, pa.DataType] = {
-    "hour": pa.int64(),
-    "day": pa.int64(),
-    "type": pa.string(),
-    "row": pa.int64(),
-    "col": pa.int64(),
-    "lat": pa.float64(),
-    "lon": pa.float64(),
-    "faction": pa.string(),
-}
-ID_COLUMNS = ("run_id", "point_id", "replicate", "seed")
-_PART_RE = re.compile(r"^run-(\d+)\.parquet$")
-_FAILURE_RE = re.compile(r"^run-(\d+)\.json$")
-#: Packages whose versions go into the manifest (provenance of every number in the store).
-_PROVENANCE_PACKAGES = (
-    "mesa", "numpy", "scipy", "pandas", "pyarrow", "pydantic", "networkx", "PyYAML", "SALib",
-    "dask", "distributed",
-)
-
-
-@dataclass(frozen=True)
-class RunIds:
-    """Who a run is: its id, design point, replicate index and seed."""
-
-    run_id: int
-    point_id: int
-    replicate: int
-    seed: int
-
-
-def part_name(run_id: int) -> str:
-    """File name of a run's Parquet part, e.g. `run-000017.parquet`."""
-    return f"run-{run_id:06d}.parquet"
-
-
-def failure_name(run_id: int) -> str:
-    """File name of a run's failure record, e.g. `run-000017.json`."""
-    return f"run-{run_id:06d}.json"
-
-
-# --------------------------------------------------------------------------------------------
-# Writing
-# --------------------------------------------------------------------------------------------
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` via a temporary file in the same folder and `os.replace`.
-
-    The data is flushed and fsynced before the rename, so after a crash `path` is either absent,
-    the old file, or the complete new file.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    """Write `obj` as indented JSON atomically (see `atomic_write_bytes`)."""
-    text = json.dumps(obj, indent=1, sort_keys=False, default=_json_default, allow_nan=True)
-    atomic_write_bytes(path, (text + "\n").encode())
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, (datetime, Path)):
-        return str(obj)
-    if isinstance(obj, (set, frozenset, tuple)):
-        return list(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars/arrays -> Python values, so Arrow infers the same types everywhere."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return value
-
-
-def _flatten_event(event: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dicts become dotted keys: {"losses": {"gov": 3}} -> {"losses.gov": 3}."""
-    flat: dict[str, Any] = {}
-    for key, value in event.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(_flatten_event(value, prefix=f"{name}."))
-        else:
-            flat[name] = _plain(value)
-    return flat
-
-
-def _column(values: list[Any], type_: pa.DataType | None = None) -> pa.Array:
-    """An Arrow array for one column; values of mixed types fall back to JSON text."""
-    if type_ is not None:
-        if pa.types.is_integer(type_) and any(
-            isinstance(v, float) and not float(v).is_integer() for v in values if v is not None
-        ):
-            type_ = pa.float64()
-        try:
-            return pa.array(values, type=type_)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
-            pass
-    try:
-        arr = pa.array(values)
-        # all-None columns infer as null type, which Parquet stores poorly and merges badly
-        return arr if arr.type != pa.null() else pa.array(values, type=pa.string())
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
-        return pa.array(
-            [None if v is None else (v if isinstance(v, str) else json.dumps(v, default=str))
-             for v in values],
-            type=pa.string(),
-        )
-
-
-def events_table(events: Sequence[Mapping[str, Any]]) -> pa.Table:
-    """The event log as an Arrow table: the base columns first, then every other key in the
-    order first seen; nested dicts are flattened to dotted column names."""
-    flat = [_flatten_event(e) for e in events]
-    names = list(EVENT_BASE_COLUMNS)
-    seen = set(names)
-    for e in flat:
-        for k in e:
-            if k not in seen:
-                seen.add(k)
-                names.append(k)
-    arrays = [_column([e.get(n) for e in flat], EVENT_BASE_COLUMNS.get(n)) for n in names]
-    return pa.Table.from_arrays(arrays, names=names)
-
-
-def daily_table(daily: pd.DataFrame) -> pa.Table:
-    """Daily metrics as an Arrow table (column `day` first, as int64)."""
-    df = daily.reset_index(drop=True)
-    arrays, names = [], []
-    for name in df.columns:
-        values = df[name].to_numpy()
-        arr = pa.array(values) if values.dtype.kind in "biuf" else _column(
-            [_plain(v) for v in values])
-        if name == "day":
-            arr = arr.cast(pa.int64())
-        arrays.append(arr)
-        names.append(str(name))
-    return pa.Table.from_arrays(arrays, names=names)
-
-
-def _summary_value(value: Any) -> Any:
-    value = _plain(value)
-    if isinstance(value, (bool, int, float)):
-        return float(value)        # a fixed float64 schema for every part (contract: floats)
-    return value
-
-
-def encode_part(
-    ids: RunIds,
-    summary: Mapping[str, Any],
-    daily: pd.DataFrame | None,
-    events: Sequence[Mapping[str, Any]] | None,
-) -> bytes:
-    """One finished run as the bytes of a Parquet part (see the module docstring for the schema).
-
-    Runs in the worker, so only compressed bytes travel back to the parent process.
-    """
-    columns: dict[str, pa.Array] = {
-        name: pa.array([getattr(ids, name)], type=pa.int64()) for name in ID_COLUMNS
-    }
-    columns["status"] = pa.array(["ok"], type=pa.string())
-    if summary:
-        fields = [_column([_summary_value(v)]) for v in summary.values()]
-        columns["summary"] = pa.StructArray.from_arrays(fields, names=[str(k) for k in summary])
-    if daily is not None and len(daily.columns) > 0:
-        columns["daily"] = _as_list_of_structs(daily_table(daily))
-    columns["events"] = _as_list_of_structs(events_table(events or []))
-    table = pa.Table.from_pydict(columns)
-    buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd")
-    return buf.getvalue()
-
-
-def _as_list_of_structs(table: pa.Table) -> pa.Array:
-    struct = pa.StructArray.from_arrays(
-        [c.combine_chunks() for c in table.columns], names=table.column_names)
-    return pa.ListArray.from_arrays(pa.array([0, table.num_rows], type=pa.int32()), struct)
-
-
-# --------------------------------------------------------------------------------------------
-# Provenance
-# --------------------------------------------------------------------------------------------
-
-
-def code_version() -> dict[str, Any]:
-    """`sim.__version__`, and the git commit (and whether the tree was dirty) if available."""
-    import sim
-
-    info: dict[str, Any] = {"sim": sim.__version__, "git_commit": None, "git_dirty": None}
-    repo = Path(sim.__file__).resolve().parent.parent
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(repo), "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=10, check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=10, check=True,
-        ).stdout.strip()
-        info["git_commit"] = commit or None
-        info["git_dirty"] = bool(dirty)
-    except (OSError, subprocess.SubprocessError):
-        pass   # not a git checkout (an installed wheel): the version string has to do
-    return info
-
-
-def package_versions() -> dict[str, str | None]:
-    """Versions of Python and of the packages that shape the numbers in a results store."""
-    versions: dict[str, str | None] = {"python": platform.python_version()}
-    for name in _PROVENANCE_PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
-
-
-# --------------------------------------------------------------------------------------------
-# The store (used by the batch runner)
-# --------------------------------------------------------------------------------------------
-
-
-class ResultsStore:
-    """A results folder being written: manifest, parts and failure records.
-
-    Create one with `ResultsStore.create(path, manifest)` or open one with
-    `ResultsStore.open(path)`. Only the batch parent process writes to it.
-    """
-
-    def __init__(self, path: Path, manifest: dict[str, Any]):
-        self.path = Path(path)
-        self.manifest = manifest
-        self.parts_dir = self.path / PARTS
-        self.failures_dir = self.path / FAILURES
-
-    @classmethod
-    def create(cls, path: Path, manifest: dict[str, Any]) -> ResultsStore:
-        """Make a new store at `path` (which must be absent or an empty folder)."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        if any(path.iterdir()):
-            raise ResultsError(f"{path}: folder is not empty; refusing to write a new store there")
-        (path / PARTS).mkdir()
-        (path / FAILURES).mkdir()
-        # the manifest goes last: a folder with a manifest always has its subfolders
-        atomic_write_json(path / MANIFEST, manifest)
-        return cls(path, manifest)
-
-    @classmethod
-    def open(cls, path: Path) -> ResultsStore:
-        """Open an existing store (ResultsError if `path` has no readable manifest)."""
-        return cls(Path(path), read_manifest(path))
-
-    def clear_temporary(self) -> int:
-        """Remove `.tmp-*` files left by a writer that was killed; returns how many."""
-        n = 0
-        for folder in (self.path, self.parts_dir, self.failures_dir):
-            for tmp in folder.glob(".tmp-*"):
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
-                    n += 1
-        return n
-
-    def part_path(self, run_id: int) -> Path:
-        """Where run `run_id`'s part lives."""
-        return self.parts_dir / part_name(run_id)
-
-    def finished_run_ids(self) -> tuple[set[int], list[Path]]:
-        """Run ids with a readable part, and the parts found unreadable (moved aside to
-        `<part>.bad-<timestamp>`, never deleted, so the run is done again)."""
-        done: set[int] = set()
-        bad: list[Path] = []
-        for p in self.parts_dir.iterdir():
-            m = _PART_RE.match(p.name)
-            if not m:
-                continue
-            try:
-                pq.read_metadata(p)
-            except Exception:   # any unreadable footer means a bad part
-                stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-                aside = p.with_name(f"{p.name}.bad-{stamp}")
-                os.replace(p, aside)
-                bad.append(aside)
-                continue
-            done.add(int(m.group(1)))
-        return done, bad
-
-    def failed_run_ids(self) -> set[int]:
-        """Run ids with a failure record."""
-        return {int(m.group(1)) for p in self.failures_dir.iterdir()
-                if (m := _FAILURE_RE.match(p.name))}
-
-    def write_part(self, run_id: int, data: bytes) -> None:
-        """Store a finished run's part atomically and drop any stale failure record of it."""
-        atomic_write_bytes(self.part_path(run_id), data)
-        with contextlib.suppress(FileNotFoundError):
-            (self.failures_dir / failure_name(run_id)).unlink()
-
-    def write_failure(self, run_id: int, record: Mapping[str, Any]) -> None:
-        """Store a failed run's record (error, messages, traceback) atomically."""
-        atomic_write_json(self.failures_dir / failure_name(run_id), dict(record))
-
-
-def read_manifest(path: Path) -> dict[str, Any]:
-    """The manifest of the results folder `path` (ResultsError if missing or unreadable)."""
-    path = Path(path)
-    mf = path / MANIFEST
-    if not path.is_dir():
-        raise ResultsError(f"{path}: no such results folder")
-    try:
-        manifest = json.loads(mf.read_text())
-    except FileNotFoundError:
-        raise ResultsError(
-            f"{mf}: missing; {path} is not a badia results folder") from None
-    except (OSError, ValueError) as exc:
-        raise ResultsError(f"{mf}: unreadable manifest ({_one_line(exc)})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != STORE_FORMAT:
-        raise ResultsError(
-            f"{mf}: not a badia results manifest of format {STORE_FORMAT}")
-    return manifest
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
 
 # --------------------------------------------------------------------------------------------
 # Reading
