@@ -132,9 +132,9 @@ if "engagement" in set(res.events.get("type", ())):
 # %%
 gis_dir = None
 try:
-    from sim.analysis import gis
+    from sim.analysis import geotiff, gis
 
-    gis.require("the GIS part of this notebook")
+    geotiff.require("the GIS part of this notebook")
 except UserError as exc:
     print(f"note: {exc}; skipping the GIS part")
 else:
@@ -151,7 +151,7 @@ except ImportError:
     gpd = None
     print("note: geopandas is not installed (pip install geopandas); skipping the GIS maps")
 if gpd is not None and gis_dir is not None and (gis_dir / "ground.tif").is_file():
-    ground = gis.read_geotiff(gis_dir / "ground.tif")
+    ground = geotiff.read_geotiff(gis_dir / "ground.tif")
     events = gpd.read_parquet(gis_dir / "events.parquet")          # EPSG/OGC:CRS84 points
     places = gpd.read_file(gis_dir / "places.geojson")
     print(events[["run_id", "type", "faction", "unit", "geometry"]].head())
@@ -164,12 +164,12 @@ if gpd is not None and gis_dir is not None and (gis_dir / "ground.tif").is_file(
     ax = fig.add_subplot()
     ax.imshow(ground.rgb(), extent=ground.pixels.extent, interpolation="nearest")
     for name in ("roads", "water", "zones"):
-        layer = gis.read_geotiff(gis_dir / f"{name}.tif")
+        layer = geotiff.read_geotiff(gis_dir / f"{name}.tif")
         ax.imshow(layer.rgb(), extent=layer.pixels.extent, interpolation="nearest",
                   alpha=0.35 if name == "zones" else 0.9)
     dens_path = gis_dir / "density_engagements.tif"
     if dens_path.is_file():
-        dens = gis.read_geotiff(dens_path)
+        dens = geotiff.read_geotiff(dens_path)
         pooled = dens.data.mean(axis=0)                    # over the design points
         shown = np.ma.masked_less_equal(pooled, 0)
         im = ax.imshow(shown, extent=dens.pixels.extent, cmap=figures.density_cmap(),

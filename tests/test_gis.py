@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from sim.analysis import gis
+from sim.analysis import geotiff, gis
 from sim.cli import main
 from sim.errors import UserError
 from sim.scenario.loading import load_scenario
@@ -110,7 +110,7 @@ def test_the_written_projection_is_the_grids_sphere_aeqd(written: tuple[Terrain,
     expected = pyproj.CRS(f"+proj=aeqd +lat_0={grid.centre_lat} +lon_0={grid.centre_lon} "
                           f"+R=6371008.8 +units=m")
     assert crs.equals(expected, ignore_axis_order=True)
-    assert pyproj.CRS(gis.proj4(grid)).equals(expected)
+    assert pyproj.CRS(geotiff.proj4(grid)).equals(expected)
     assert crs.ellipsoid.semi_major_metre == crs.ellipsoid.semi_minor_metre == 6371008.8
 
 
@@ -211,7 +211,7 @@ def test_gdal_finds_every_place_on_its_own_cell(written: tuple[Terrain, Path]) -
 
 def test_the_terrain_layers_hold_the_terrains_codes(written: tuple[Terrain, Path]) -> None:
     terrain, out = written
-    layers = {name: gis.read_geotiff(out / f"{name}.tif") for name in gis.TERRAIN_LAYERS}
+    layers = {name: geotiff.read_geotiff(out / f"{name}.tif") for name in gis.TERRAIN_LAYERS}
     assert (layers["ground"].data[0] == terrain.ground).all()
     assert (layers["roads"].data[0] == terrain.road).all()
     assert (layers["water"].data[0] == terrain.water).all()
@@ -219,7 +219,7 @@ def test_the_terrain_layers_hold_the_terrains_codes(written: tuple[Terrain, Path
     assert (layers["zones"].data[0].astype(int) - 1 == terrain.zone).all()
     assert layers["ground"].nodata is None and layers["roads"].nodata == 0
     assert layers["ground"].metadata["badia_codes"].startswith("0=flat; 1=sand")
-    assert layers["ground"].pixels == gis.PixelGrid.of(terrain.grid)
+    assert layers["ground"].pixels == geotiff.PixelGrid.of(terrain.grid)
     if terrain.zones:
         assert terrain.zones[0].name in layers["zones"].metadata["badia_codes"]
     places = json.loads((out / "places.geojson").read_text())
@@ -232,13 +232,13 @@ def test_the_terrain_layers_hold_the_terrains_codes(written: tuple[Terrain, Path
 def test_a_colour_table_needs_single_band_uint8(tmp_path: Path) -> None:
     grid = Grid(34.0, 38.0, 1.0, 2, 3)
     with pytest.raises(ValueError, match="uint8"):
-        gis.write_geotiff(tmp_path / "x.tif", np.zeros((2, 3), np.float32), grid,
+        geotiff.write_geotiff(tmp_path / "x.tif", np.zeros((2, 3), np.float32), grid,
                           colours={1: "red"})
     with pytest.raises(ValueError, match="pixels"):
-        gis.write_geotiff(tmp_path / "x.tif", np.zeros((3, 3), np.float32), grid)
-    gis.write_geotiff(tmp_path / "b.tif", np.ones((2, 1, 2), np.float32), grid, bin_cells=2,
+        geotiff.write_geotiff(tmp_path / "x.tif", np.zeros((3, 3), np.float32), grid)
+    geotiff.write_geotiff(tmp_path / "b.tif", np.ones((2, 1, 2), np.float32), grid, bin_cells=2,
                       band_names=["a", "b"])
-    back = gis.read_geotiff(tmp_path / "b.tif")
+    back = geotiff.read_geotiff(tmp_path / "b.tif")
     assert back.data.shape == (2, 1, 2) and back.band_names == ["a", "b"]
     assert back.pixels.pixel_m == 2000 and back.pixels.extent == (-1500, 2500, -1000, 1000)
 
@@ -335,7 +335,7 @@ def test_badia_report_gis_writes_events_terrain_and_density_maps(
     assert "gis/density_engagements.tif" in (out / "report" / "index.html").read_text()
 
     res = load(out)
-    dens = gis.read_geotiff(gdir / "density_engagements.tif")
+    dens = geotiff.read_geotiff(gdir / "density_engagements.tif")
     assert dens.band_names == ["point 0: day", "point 1: night"]
     assert dens.data.dtype == np.float32 and dens.data.shape[0] == 2
     area_km2 = (dens.pixels.pixel_m / 1000) ** 2
@@ -344,7 +344,7 @@ def test_badia_report_gis_writes_events_terrain_and_density_maps(
         per_run = (eng["point_id"] == p).sum() / 2
         assert float(dens.data[p].sum()) * area_km2 == pytest.approx(per_run, rel=1e-5)
     assert dens.wkt is not None and pyproj.CRS.from_wkt(dens.wkt).equals(
-        pyproj.CRS(gis.proj4(_terrain(OUTPOST).grid)))
+        pyproj.CRS(geotiff.proj4(_terrain(OUTPOST).grid)))
     events = pq.read_table(gdir / "events.parquet")
     assert events.num_rows == len(res.events)
     assert _points(gdir / "events.parquet") == list(zip(
@@ -364,7 +364,7 @@ def test_without_the_extra_gis_fails_with_one_line_naming_it(
         capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setitem(sys.modules, "tifffile", None)     # import tifffile -> ImportError
     with pytest.raises(UserError, match=r"optional extra 'gis'"):
-        gis.require()
+        geotiff.require()
     out = tmp_path / "out"
     assert main(["run", str(OUTPOST), "--days", "1", "--out", str(out), "--gis",
                  "--quiet"]) == 1

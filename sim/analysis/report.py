@@ -134,7 +134,7 @@ def build_report(results_dir: str | Path, out: str | Path | None = None, *,
     `gis=True` without the `gis` extra raises UserError before anything is written."""
     t0 = time.perf_counter()
     if gis:
-        from sim.analysis.gis import require
+        from sim.analysis.geotiff import require
 
         require("--gis")
     results = _load(results_dir, skip_bad)

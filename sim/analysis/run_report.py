@@ -79,7 +79,7 @@ def run_command(args) -> int:
     check_seed(args.seed)
     gis = getattr(args, "gis", False)
     if gis:
-        from sim.analysis.gis import require
+        from sim.analysis.geotiff import require
 
         require("--gis")   # fail before the run, not after it
     scenario = load_scenario(args.scenario, overrides=args.set)
