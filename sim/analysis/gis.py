@@ -21,18 +21,11 @@ import pyarrow.parquet as pq
 
 from sim.analysis.geotiff import (
     CRS84_PROJJSON,
-    ESRI_PE_PREFIX,
-    GIS_EXTRA,
-    SPHERE_RADIUS_M,
-    GeoRaster,
-    PixelGrid,
     _atomic_path,
     _num,
-    crs_name,
     proj4,
     read_geotiff,
     require,
-    wkt,
     write_geotiff,
 )
 from sim.experiments.tables import (
