@@ -18,6 +18,7 @@ which civilians were killed or wounded, or a ``prey`` attack.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -155,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     load_scenario(a.scenario)  # one-line errors before any worker starts
     tasks = [(a.scenario, s) for s in range(1, a.seeds + 1)]
-    with ProcessPoolExecutor(a.workers) as pool:
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(a.workers, mp_context=context) as pool:
         runs = list(pool.map(_run, tasks))
     table = pd.DataFrame({r.seed: r.months["attacks"].to_numpy() for r in runs},
                          index=[f"{y}-{m:02d}" for y, m in runs[0].months.index]).T

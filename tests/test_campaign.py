@@ -1,0 +1,48 @@
+"""The 2020 campaign does not collapse (issue: campaign validity).
+
+The theatre used to lose its insurgency within a week: no attacks in months 2 and 3. The
+calibrated 2020 campaign, over a year, keeps striking. These checks guard that; they are weaker
+than the issue's acceptance (mean 18-35 attacks a month, 0.9-2.2 killed per attack, 90% band
+coverage of 80% of the observations), which the current calibration does not meet yet: see
+docs/calibration.md, "Calibrating the 2020 campaign". Four seeds, a year each.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+
+import pytest
+
+from sim.analysis.campaign import CampaignRun, campaign_run, check
+
+CALIBRATED = "scenarios/badia_2020_calibrated.yaml"
+SEEDS = (1, 2, 3, 4)
+
+
+def _run(seed: int) -> CampaignRun:
+    return campaign_run(CALIBRATED, seed)
+
+
+@pytest.fixture(scope="module")
+def runs() -> list[CampaignRun]:
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("forkserver")) as pool:
+        return list(pool.map(_run, SEEDS))
+
+
+@pytest.mark.slow
+def test_attacks_go_on_all_year(runs):
+    for r in runs:
+        months_with = int((r.months["attacks"] > 0).sum())
+        assert months_with >= 11, (r.seed, r.months["attacks"].tolist())
+        # the second half of the year still fights (the old theatre: nothing after week one)
+        assert r.months["attacks"].iloc[6:].sum() >= 40, (r.seed, r.months["attacks"].tolist())
+    assert check(runs).attacks_per_month_mean >= 12
+
+
+@pytest.mark.slow
+def test_strength_holds_and_mines_and_attacks_on_civilians_recur(runs):
+    c = check(runs)
+    assert c.strength_end_over_start_min >= 0.5
+    assert c.mine_strikes_per_quarter >= 1
+    assert c.civilian_attacks_per_quarter >= 1
