@@ -35,7 +35,7 @@ from sim.scenario.fields import _short
 from sim.scenario.loading import load_raw, parse_scenario
 from sim.scenario.overrides import set_path
 from sim.scenario.paths import parse_path
-from sim.scenario.safe_yaml import read_yaml_file
+from sim.scenario.safe_yaml import read_mapping_file
 from sim.scenario.schema import Scenario
 
 OBSERVED_COLUMNS = ("quantity", "period", "value", "bound", "region", "source", "use", "note")
@@ -490,15 +490,7 @@ def load_calibration(path: str | Path, *, check_columns: bool = True) -> LoadedC
     exist. Raises `CalibrationError` (one line per problem, naming the file and field)."""
     p = Path(path)
     source = str(path)
-    try:
-        data = read_yaml_file(p, source, what="calibration file")
-    except ScenarioError as exc:
-        raise CalibrationError(exc.messages) from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise CalibrationError(f"{source}: the top level must be a mapping of keys (name, "
-                               f"scenario, parameters, ...), got {type(data).__name__}")
+    data = read_mapping_file(p, "calibration file", "name, scenario, parameters", CalibrationError)
     try:
         spec = CalibrationSpec.model_validate(data)
     except ValidationError as err:

@@ -38,13 +38,13 @@ from pydantic import (
     model_validator,
 )
 
-from sim.errors import ExperimentError, PathError, ScenarioError, did_you_mean
+from sim.errors import ExperimentError, PathError, did_you_mean
 from sim.experiments.store import RunIds
 from sim.scenario.fields import _DEFER_REFS, FiniteFloat, Int, _short, at_most
 from sim.scenario.loading import _data_loc, load_raw, parse_scenario
 from sim.scenario.overrides import apply_overrides, set_path
 from sim.scenario.paths import parse_path, render_path
-from sim.scenario.safe_yaml import read_yaml_file
+from sim.scenario.safe_yaml import read_mapping_file
 from sim.scenario.schema import MAX_DAYS, Scenario
 
 #: Refuse designs larger than this many runs (a typo in a level list, not a real experiment).
@@ -363,15 +363,7 @@ def load_experiment(path: str | Path) -> LoadedExperiment:
     line per problem, each naming the file and field)."""
     p = Path(path)
     source = str(path)
-    try:
-        data = read_yaml_file(p, source, what="experiment file")
-    except ScenarioError as exc:
-        raise ExperimentError(exc.messages) from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ExperimentError(f"{source}: the top level must be a mapping of keys (name, "
-                              f"scenario, factors, ...), got {type(data).__name__}")
+    data = read_mapping_file(p, "experiment file", "name, scenario, factors", ExperimentError)
     try:
         spec = Experiment.model_validate(data)
     except ValidationError as err:

@@ -272,3 +272,22 @@ def read_yaml_file(path: str | Path, source: str | None = None, what: str = "fil
         raise ScenarioError(f"{source}: cannot read file (not UTF-8 text: {exc.reason} at "
                             f"byte {exc.start})") from None
     return parse_yaml(text, source)
+
+
+def read_mapping_file(path: str | Path, what: str, keys: str,
+                      error: type[ScenarioError] = ScenarioError) -> dict:
+    """A user's YAML file whose top level must be a mapping (an experiment or calibration
+    file), read with :func:`read_yaml_file`; an empty file is an empty mapping. Problems raise
+    ``error`` (a ScenarioError class), one line each; ``keys`` names the expected keys for the
+    message."""
+    source = str(path)
+    try:
+        data = read_yaml_file(Path(path), source, what=what)
+    except ScenarioError as exc:
+        raise error(exc.messages) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise error(f"{source}: the top level must be a mapping of keys ({keys}, ...), got "
+                    f"{type(data).__name__}")
+    return data
