@@ -295,7 +295,8 @@ def test_an_events_geoparquet_point_equals_its_lat_lon(run_out: Path) -> None:
 
 
 def test_geopandas_opens_the_events_as_points(run_out: Path) -> None:
-    gpd = pytest.importorskip("geopandas")
+    import geopandas as gpd
+
     frame = gpd.read_parquet(run_out / "gis" / "events.parquet")
     assert frame.crs.equals(pyproj.CRS("OGC:CRS84"))
     assert (frame.geometry.x == frame["lon"]).all() and (frame.geometry.y == frame["lat"]).all()
