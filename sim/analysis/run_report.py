@@ -26,6 +26,10 @@ def event_overlays(events: list[dict]) -> list[dict]:
         "crossing": ("insurgent border crossing",
                      {"marker": "d", "color": "#17becf", "markersize": 5}),
         "breakoff": ("pursuit broken off", {"marker": "s", "color": "#ff7f0e", "markersize": 6}),
+        # the campaign's attacks without a fight where they land (drawn only when they happen)
+        "mine_strike": ("mine or IED strike", {"marker": "*", "color": "#8c2d04",
+                                               "markersize": 9}),
+        "air_strike": ("air strike", {"marker": "v", "color": "#006d2c", "markersize": 5}),
     }
     out = []
     for kind, (label, style) in styles.items():
