@@ -73,3 +73,28 @@ def test_a_qrf_drives_out_only_after_mustering(muster):
     assert min(departures) >= muster
     if muster:
         assert all(d <= muster + 1 for d in departures), departures
+
+
+@pytest.mark.parametrize("regarrison", [None, 1.5])
+def test_a_lost_post_is_manned_again_only_when_the_campaign_says_so(regarrison):
+    """``campaign.regarrison_days``: a strongpoint the insurgents destroyed is back at full
+    strength that many days later; without it (the default) it is lost for good."""
+    from sim.engine.model import DesertModel
+
+    sets = [] if regarrison is None else [f"campaign.regarrison_days={regarrison}"]
+    m = DesertModel("scenarios/outpost_night_raid.yaml", rng=1, overrides=sets)
+    post = next(u for u in m.units if u.kind == "strongpoint")
+    full = float(m.force.strength0[post.idx])
+    m.step()
+    m.force.strength[post.idx] = 0.0
+    m.unit_destroyed(post)
+    lost_at = m.hour
+    for _ in range(24 * 2):
+        m.step()
+        if regarrison is not None and m.hour - lost_at < regarrison * 24:
+            assert not post.alive, m.hour
+    if regarrison is None:
+        assert not post.alive
+    else:
+        assert post.alive and post.strength == full
+        assert any(e["type"] == "replaced" and e["unit"] == post.name for e in m.events)

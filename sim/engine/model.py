@@ -57,7 +57,7 @@ from sim.scenario.schema import Scenario
 from sim.tactics.garrison import Sweep
 from sim.tactics.sites import Sites
 from sim.world.cache import build_terrain
-from sim.world.clock import Clock, LightCalendar, LightLevel
+from sim.world.clock import HOURS_PER_DAY, Clock, LightCalendar, LightLevel
 from sim.world.roads import RoadState
 from sim.world.routes import router_for
 
@@ -71,6 +71,8 @@ REPLACED_KINDS = {"convoy", "escort", "patrol", "qrf", "civilian_vehicle"}
 #: terminus: it is back there after this many hours and keeps its timetable (traffic keeps
 #: running). Foragers are not replaced: those lost are lost.
 CIVILIAN_REPLACEMENT_HOURS = 1
+#: Static posts: lost for good, unless a campaign re-mans them (``campaign.regarrison_days``).
+POST_KINDS = frozenset({"strongpoint", "border_post"})
 
 
 
@@ -516,12 +518,18 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         self.log("loss", unit.cell, unit.faction, unit=unit.name, kind=unit.kind)
         self.knowledge.forget(unit.idx)
         unit.cease_fire()
-        replaced = unit.kind in REPLACED_KINDS and not self.insurgent_faction[f.faction[unit.idx]]
-        if replaced:
+        garrison = not self.insurgent_faction[f.faction[unit.idx]]
+        regarrison = self.spec.campaign.regarrison_days if self.spec.campaign else None
+        post = unit.kind in POST_KINDS and regarrison is not None
+        if garrison and (unit.kind in REPLACED_KINDS or post):
             f.alive[unit.idx] = False
             f.strength[unit.idx] = 0.0
-            delay = (CIVILIAN_REPLACEMENT_HOURS if unit.kind == "civilian_vehicle"
-                     else self.config.replacement_hours)  # fmt: skip
+            if post:  # a lost post is manned again (campaign.regarrison_days)
+                delay = round(regarrison * HOURS_PER_DAY)
+            elif unit.kind == "civilian_vehicle":
+                delay = CIVILIAN_REPLACEMENT_HOURS
+            else:
+                delay = self.config.replacement_hours
             self.agenda.schedule(self.hour + delay, REPLACEMENT, unit)
         else:
             unit.remove()

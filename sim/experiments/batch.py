@@ -16,8 +16,13 @@ Exit status (`run_batch_command` / `python -m sim.experiments.batch`):
     0  every run of the design finished
     1  bad input: an invalid experiment file, or a results folder made by another experiment
     3  some runs failed (see DIR/failures/); rerun the same command to retry just those
-    4  the batch stopped early (a worker process died, or the cluster went away); rerun to resume
-    130 interrupted (Ctrl-C); rerun to resume
+    4  the batch stopped early (a worker process died, the cluster went away, or a part could
+       not be written); rerun to resume
+    130 interrupted (Ctrl-C, SIGINT or SIGTERM: the local workers are terminated, the finished
+        parts kept); rerun to resume
+
+A batch holds an exclusive lock on the results folder (`DIR/.lock`) while it runs; a second
+batch on the same folder stops at once with one line (exit status 1) and writes nothing.
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ import functools
 import json
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections import deque
@@ -53,11 +60,13 @@ from sim.experiments.design import (
 )
 from sim.experiments.results import ensure_flat_tables, remove_flat_tables
 from sim.experiments.store import (
+    LOCK,
     STORE_FORMAT,
     ResultsStore,
     RunIds,
     code_version,
     encode_part,
+    lock_folder,
     package_versions,
     read_manifest,
 )
@@ -244,16 +253,36 @@ def _aside_name(out: Path) -> Path:
     return aside
 
 
-def open_store(exp: LoadedExperiment, design: Design, out: Path, force_new: bool = False
-               ) -> tuple[ResultsStore, list[str]]:
+def _has_content(out: Path) -> bool:
+    """`out` exists and is a file, or a folder holding anything besides the lock file."""
+    return out.exists() and (not out.is_dir() or any(p.name != LOCK for p in out.iterdir()))
+
+
+def _refuse_foreign(out: Path) -> None:
+    """BatchError if `out` holds something other than a results store (checked before the
+    lock is taken, so a folder of someone else's files gets no `.lock` either)."""
+    if not _has_content(out):
+        return
+    if not out.is_dir():
+        raise BatchError(f"{out}: exists and is not a folder; choose another --out")
+    try:
+        read_manifest(out)
+    except ResultsError as exc:
+        raise BatchError(f"{exc}; choose another --out, or --force-new to move it aside "
+                         f"and start a fresh store") from None
+
+
+def open_store(exp: LoadedExperiment, design: Design, out: Path, force_new: bool = False,
+               locks: contextlib.ExitStack | None = None) -> tuple[ResultsStore, list[str]]:
     """Create the results store at `out`, or reopen it to resume.
 
     An existing store of a different experiment (or base scenario) is refused with a
     `BatchError` unless `force_new`, which moves the old folder to `<out>.old-<timestamp>`
-    (results are never deleted). Returns the store and notes to print."""
+    (results are never deleted) and, given `locks`, locks the new folder in it before writing.
+    Returns the store and notes to print."""
     notes: list[str] = []
     out = Path(out)
-    exists = out.exists() and (not out.is_dir() or any(out.iterdir()))
+    exists = _has_content(out)
     if exists and not force_new:
         if not out.is_dir():
             raise BatchError(f"{out}: exists and is not a folder; choose another --out")
@@ -278,6 +307,8 @@ def open_store(exp: LoadedExperiment, design: Design, out: Path, force_new: bool
         aside = _aside_name(out)
         os.replace(out, aside)
         notes.append(f"moved the old {out} to {aside}")
+        if locks is not None:   # the lock held so far moved with the old folder
+            locks.enter_context(lock_folder(out))
     return ResultsStore.create(out, build_manifest(exp, design)), notes
 
 
@@ -327,6 +358,51 @@ def local_executor(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
 
 
+def stop_local_workers(executor: ProcessPoolExecutor) -> None:
+    """Cancel the pool's pending runs and terminate its worker processes now (the runs in
+    progress are lost; their parts were never written, so a rerun does them again)."""
+    procs = list((getattr(executor, "_processes", None) or {}).values())
+    executor.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        with contextlib.suppress(Exception):
+            if proc.is_alive():
+                proc.terminate()
+    for proc in procs:
+        with contextlib.suppress(Exception):
+            proc.join(5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5)
+
+
+@contextlib.contextmanager
+def _interrupt_on_signals() -> Iterator[None]:
+    """Turn SIGTERM (and SIGINT) into KeyboardInterrupt in the batch parent, once: the run
+    loop then stops, the local workers are terminated and the folder is left resumable."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired: list[int] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        if not fired:          # a second signal must not break the clean-up of the first
+            fired.append(signum)
+            raise KeyboardInterrupt
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
+
+
+def _folder_error(out: Path, exc: OSError) -> BatchError:
+    where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(out) else ""
+    return BatchError(f"{out}: cannot write the results folder: "
+                      f"{exc.strerror or type(exc).__name__}{where}")
+
+
 @contextlib.contextmanager
 def _executor_for(workers: int | None, scheduler: str | None
                   ) -> Iterator[tuple[Executor, int, str]]:
@@ -353,6 +429,9 @@ def _executor_for(workers: int | None, scheduler: str | None
     executor = local_executor(n)
     try:
         yield executor, n, f"{n} local worker process(es)"
+    except BaseException:       # interrupted (or broken): do not wait for the runs in progress
+        stop_local_workers(executor)
+        raise
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
 
@@ -386,20 +465,40 @@ def run_batch(
         log: where to print notes (default: stderr).
 
     Raises `ExperimentError`/`ScenarioError` for a bad experiment and `BatchError` for a store
-    that cannot be used; failing runs do not raise (see `BatchReport.failed`).
+    that cannot be used (another experiment's, locked by another batch, not writable); failing
+    runs do not raise (see `BatchReport.failed`). SIGTERM and SIGINT stop the batch as
+    interrupted (the local workers are terminated; see `BatchReport.interrupted`).
     """
     say = log or (lambda line: print(line, file=sys.stderr))
     exp = experiment if isinstance(experiment, LoadedExperiment) else load_experiment(experiment)
     design = expand_design(exp)
     out_path = Path(out) if out is not None else Path("results") / exp.name
-    store, notes = open_store(exp, design, out_path, force_new=force_new)
-    for note in notes:
-        say(note)
-    store.clear_temporary()
-    done, bad = store.finished_run_ids()
-    for part in bad:
-        say(f"note: {part.parent / part.name.split('.bad-')[0]} was unreadable; moved to "
-            f"{part.name} and the run will be done again")
+    with _interrupt_on_signals(), contextlib.ExitStack() as locks:
+        try:
+            if not force_new:
+                _refuse_foreign(out_path)
+            if not (force_new and out_path.exists() and not out_path.is_dir()):
+                locks.enter_context(lock_folder(out_path))   # (a file is moved aside first)
+            store, notes = open_store(exp, design, out_path, force_new=force_new, locks=locks)
+            for note in notes:
+                say(note)
+            store.clear_temporary()
+            done, bad = store.finished_run_ids()
+        except OSError as exc:
+            raise _folder_error(out_path, exc) from None
+        for aside, why in bad:
+            say(f"note: {aside.parent / aside.name.split('.bad-')[0]} was bad ({why}); moved "
+                f"to {aside.name} and the run will be done again")
+        return _run_locked(exp, design, out_path, store, done, workers=workers,
+                           scheduler=scheduler, executor=executor, runner=runner,
+                           progress=progress, window=window, say=say)
+
+
+def _run_locked(exp: LoadedExperiment, design: Design, out_path: Path, store: ResultsStore,
+                done: set[int], *, workers: int | None, scheduler: str | None,
+                executor: Executor | None, runner: Runner | None, progress: bool,
+                window: int | None, say: Callable[[str], None]) -> BatchReport:
+    """The rest of `run_batch`, with the folder locked."""
     all_runs = list(plan_runs(design, exp.spec.replicates, exp.spec.seed))
     todo = deque(RunTask(r, point_overrides(design, r.point_id))
                  for r in all_runs if r.run_id not in done)
@@ -422,6 +521,8 @@ def run_batch(
             say(f"{describe(exp, design)}; {len(todo)} to run on {what} -> {out_path}")
             _drive(pool, window or max(4, 2 * slots), ctx, todo, runner, store, report,
                    progress, exp.name, say)
+            if report.interrupted and isinstance(pool, ProcessPoolExecutor):
+                stop_local_workers(pool)
     _finish_tables(store, report, say)
     report.elapsed_s = time.perf_counter() - t0
     return report
@@ -469,8 +570,17 @@ def _drive(executor: Executor, window: int, ctx: RunContext, todo: deque[RunTask
                 except Exception as exc:   # the executor could not run the task at all
                     outcome = RunOutcome(task.ids, failure=_failure_record(
                         task.ids, task.overrides, exc))
+                try:
+                    if outcome.part is not None:
+                        store.write_part(task.ids.run_id, outcome.part)
+                    else:
+                        assert outcome.failure is not None
+                        store.write_failure(task.ids.run_id, outcome.failure)
+                except OSError as exc:   # disk full, folder gone or made read-only
+                    report.stopped = f"cannot write to {store.path} ({exc})"
+                    todo.appendleft(task)
+                    raise _Stop from None
                 if outcome.part is not None:
-                    store.write_part(task.ids.run_id, outcome.part)
                     report.completed += 1
                     if outcome.missing_metrics:
                         report.missing_metrics.update(outcome.missing_metrics)
@@ -480,7 +590,6 @@ def _drive(executor: Executor, window: int, ctx: RunContext, todo: deque[RunTask
                                 f"{'; '.join(outcome.missing_metrics)} (stored as NaN)")
                 else:
                     assert outcome.failure is not None
-                    store.write_failure(task.ids.run_id, outcome.failure)
                     report.failed.append(task.ids.run_id)
                     if len(report.failed) == 1:
                         say(f"run {task.ids.run_id} failed: {outcome.failure['error']}")

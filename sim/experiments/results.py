@@ -108,7 +108,7 @@ def _read_part(path: Path, expected: RunIds | None) -> tuple[pa.Table, pa.Table,
     """(runs row, daily rows, event rows) of one part, ids attached; ResultsError if bad."""
     try:
         # ParquetFile.read is several times faster than read_table for many small files
-        with pq.ParquetFile(path) as pf:
+        with pq.ParquetFile(path, page_checksum_verification=True) as pf:
             table = pf.read()
         row = table.slice(0, 1)
         ids = {name: row.column(name)[0].as_py() for name in ID_COLUMNS}

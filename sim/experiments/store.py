@@ -14,7 +14,12 @@ Layout of a results folder::
 
 Every file is written to a temporary name in the same folder and then `os.replace`d into place,
 so a reader (or a resumed batch) never sees half a file, whatever kills the writer. Temporary
-files start with `.tmp-` and are ignored (and cleared by the next batch).
+files start with `.tmp-` and are ignored (and cleared by the next batch). Written files get the
+mode an ordinary new file gets (0o666 less the umask), not `mkstemp`'s 0o600.
+
+A batch holds an exclusive `fcntl.flock` on `DIR/.lock` while it writes (`lock_folder`), so
+two batches never write one folder at once. Parts carry Parquet page checksums; a resumed batch
+reads every part in full (`verify_part`) and moves a bad one aside as `<part>.bad-<time>`.
 
 A part is a one-row Parquet table::
 
@@ -30,6 +35,8 @@ The flat tables are derived from the parts and never needed to read them back.
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import io
 import json
 import os
@@ -49,11 +56,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sim.errors import ResultsError
+from sim.errors import BatchError, ResultsError
+from sim.experiments.tables import umask_mode
 
 MANIFEST = "manifest.json"
 PARTS = "parts"
 FAILURES = "failures"
+#: The lock file a batch holds while it writes the folder (see `lock_folder`).
+LOCK = ".lock"
 #: Bumped when the folder layout or part schema changes incompatibly.
 STORE_FORMAT = 1
 
@@ -103,6 +113,19 @@ def failure_name(run_id: int) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+def file_mode() -> int:
+    """The mode an ordinary new file gets now: 0o666 less the process umask (read from
+    /proc/self/status, which never changes the umask; elsewhere the umask seen first)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return umask_mode()
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` via a temporary file in the same folder and `os.replace`.
 
@@ -113,6 +136,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
+            # mkstemp makes 0o600; give the file the mode an ordinary new file gets here
+            os.fchmod(f.fileno(), file_mode())
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -244,8 +269,22 @@ def encode_part(
     columns["events"] = _as_list_of_structs(events_table(events or []))
     table = pa.Table.from_pydict(columns)
     buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd")
+    # page checksums: a resumed batch (and `load`) detects garbled data pages, not just a bad
+    # footer
+    pq.write_table(table, buf, compression="zstd", write_page_checksum=True)
     return buf.getvalue()
+
+
+def verify_part(path: Path, run_id: int | None = None) -> None:
+    """Read the part at `path` in full, checking its page checksums (parts written before they
+    had checksums are still decoded in full); raise if it is unreadable, not one row, or (given
+    `run_id`) holds another run."""
+    with pq.ParquetFile(path, page_checksum_verification=True) as pf:
+        table = pf.read()
+    if table.num_rows != 1:
+        raise ValueError(f"{table.num_rows} rows, expected 1")
+    if run_id is not None and table.column("run_id")[0].as_py() != run_id:
+        raise ValueError(f"holds run {table.column('run_id')[0].as_py()}, not {run_id}")
 
 
 def _as_list_of_structs(table: pa.Table) -> pa.Array:
@@ -315,7 +354,7 @@ class ResultsStore:
         """Make a new store at `path` (which must be absent or an empty folder)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        if any(path.iterdir()):
+        if any(p.name != LOCK for p in path.iterdir()):
             raise ResultsError(f"{path}: folder is not empty; refusing to write a new store there")
         (path / PARTS).mkdir()
         (path / FAILURES).mkdir()
@@ -342,22 +381,27 @@ class ResultsStore:
         """Where run `run_id`'s part lives."""
         return self.parts_dir / part_name(run_id)
 
-    def finished_run_ids(self) -> tuple[set[int], list[Path]]:
-        """Run ids with a readable part, and the parts found unreadable (moved aside to
-        `<part>.bad-<timestamp>`, never deleted, so the run is done again)."""
+    def finished_run_ids(self) -> tuple[set[int], list[tuple[Path, str]]]:
+        """Run ids with a sound part, and the parts found bad, as (where it was moved, why):
+        each part is read in full with its page checksums verified (`verify_part`); a bad one
+        is moved aside to `<part>.bad-<timestamp>`, never deleted, so the run is done again."""
         done: set[int] = set()
-        bad: list[Path] = []
-        for p in self.parts_dir.iterdir():
+        bad: list[tuple[Path, str]] = []
+        for p in sorted(self.parts_dir.iterdir()):
             m = _PART_RE.match(p.name)
             if not m:
                 continue
             try:
-                pq.read_metadata(p)
-            except Exception:   # any unreadable footer means a bad part
+                verify_part(p, int(m.group(1)))
+            except Exception as exc:   # pyarrow raises several kinds for a bad file
                 stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
                 aside = p.with_name(f"{p.name}.bad-{stamp}")
+                n = 1
+                while aside.exists():
+                    aside = p.with_name(f"{p.name}.bad-{stamp}-{n}")
+                    n += 1
                 os.replace(p, aside)
-                bad.append(aside)
+                bad.append((aside, _one_line(exc)))
                 continue
             done.add(int(m.group(1)))
         return done, bad
@@ -376,6 +420,29 @@ class ResultsStore:
     def write_failure(self, run_id: int, record: Mapping[str, Any]) -> None:
         """Store a failed run's record (error, messages, traceback) atomically."""
         atomic_write_json(self.failures_dir / failure_name(run_id), dict(record))
+
+
+@contextlib.contextmanager
+def lock_folder(path: Path) -> Any:
+    """Hold an exclusive, non-blocking `fcntl.flock` on `path/.lock` (the folder is made if
+    missing) for the duration of the block; `BatchError` naming the folder if another process
+    holds it. The lock goes with the process: a killed batch never leaves a stale lock."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    # opened non-inheritable (PEP 446), so worker processes never hold it
+    fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o666)   # open() applies the umask
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise BatchError(
+                    f"{path}: another batch is writing to this results folder (it holds "
+                    f"{path / LOCK}); wait for it to finish or choose another --out") from None
+            raise
+        yield
+    finally:
+        os.close(fd)   # releases the lock
 
 
 def _one_line(exc: BaseException) -> str:

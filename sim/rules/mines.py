@@ -59,6 +59,7 @@ import numpy as np
 from sim.rules.engagements import apply_losses
 from sim.scenario.campaign import MinesSpec
 from sim.scenario.vocab import MOBILITIES
+from sim.world.clock import HOURS_PER_DAY
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -67,8 +68,6 @@ if TYPE_CHECKING:
     from sim.rules.state import RunState, UnitView
     from sim.scenario.schema import Scenario
 
-#: Hours in a day: a mine's lifetime is given in days.
-HOURS_PER_DAY = 24
 #: Unit kinds that look for mines as they drive and may clear one: road patrols scan the
 #: verges (convoys, escorts and QRFs drive to get somewhere, and civilians do not look).
 CLEARING_KINDS = ("patrol",)

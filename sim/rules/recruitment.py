@@ -40,6 +40,7 @@ from sim.rules.state import RunState
 from sim.scenario.defaults import resolved_unit
 from sim.scenario.schema import TACTIC_MODELS
 from sim.scenario.vocab import KINDS
+from sim.world.clock import HOURS_PER_DAY
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -54,8 +55,6 @@ DAYS_PER_MONTH = 30.0
 #: Recruits are counted in at midday, local time: cells lie up in their hides by day, so the
 #: newcomers find them there, and a new cell has the evening to settle before it moves.
 ARRIVAL_HOUR_OF_DAY = 12
-#: Hours between two draws: one draw a day.
-HOURS_PER_DAY = 24
 #: The force table's kind code of insurgent cells (only cells take recruits).
 CELL_KIND = KINDS.index("cell")
 

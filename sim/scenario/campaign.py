@@ -148,3 +148,7 @@ class CampaignSpec(_Model):
     #: Insurgents know where the hostile posts stand (refreshed daily): checkpoints and
     #: strongpoints are no secret to the people who drive past them.
     posts_known: bool = True
+    #: Days until a post (strongpoint, border post) the insurgents destroyed is manned again at
+    #: full strength; none: lost for good (the default, as outside campaigns). The documented
+    #: garrison re-manned its posts; without this, a year of raids runs out of targets.
+    regarrison_days: FiniteFloat | None = Field(default=None, gt=0, le=365)

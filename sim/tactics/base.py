@@ -19,7 +19,7 @@ import numpy as np
 from sim.rules.state import RunState
 from sim.scenario.schema import TACTIC_MODELS
 from sim.scenario.vocab import MOBILITIES
-from sim.world.clock import LightLevel
+from sim.world.clock import HOURS_PER_DAY, LightLevel
 
 if TYPE_CHECKING:
     from sim.rules.mines import Minefield
@@ -29,8 +29,6 @@ if TYPE_CHECKING:
     from sim.world.roads import RoadState
     from sim.world.routes import Router
 
-#: Hours in a day: tactics count rests and recoveries in days and nights.
-HOURS_PER_DAY = 24
 #: A sleep longer than any run (a year, in hours): "until something alerts the unit". Kept at a
 #: year rather than ``NEVER_HOUR`` so a unit that only reacts to alerts still re-decides once a
 #: year, as it always has.

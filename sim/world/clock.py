@@ -49,6 +49,10 @@ _J2000 = np.datetime64("2000-01-01T12:00:00", "ns")
 _NS_PER_DAY = 86_400e9
 
 
+#: Hours in a day: the step is an hour, and rests, recoveries and daily draws count in days.
+HOURS_PER_DAY = 24
+
+
 class LightLevel(IntEnum):
     """Light of an hour, ordered: comparisons such as ``light >= TWILIGHT`` are meaningful."""
 
