@@ -16,6 +16,9 @@ This module decides what goes in the report and writes it: the numbers come from
 `sim.analysis.figures`, and the page is rendered by jinja2 from the templates in
 `sim/analysis/templates/` (autoescaped: every name, path and error message is text, never
 markup). In a notebook, use those modules directly.
+
+One module, a little over 600 lines: the page's sections are built here from the statistics
+and figures modules and handed to the jinja2 templates; each section is a short function.
 """
 
 from __future__ import annotations

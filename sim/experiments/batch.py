@@ -23,6 +23,10 @@ Exit status (`run_batch_command` / `python -m sim.experiments.batch`):
 
 A batch holds an exclusive lock on the results folder (`DIR/.lock`) while it runs; a second
 batch on the same folder stops at once with one line (exit status 1) and writes nothing.
+
+One module, about 700 lines, on purpose: the worker side, the store it opens, the executor's
+window of runs in flight and the signals that stop it share the batch's state and its exit
+statuses; split, the rules of a crash-safe, resumable batch would be spread over files.
 """
 
 from __future__ import annotations
