@@ -28,6 +28,7 @@ from sim.analysis.geotiff import (
     require,
     write_geotiff,
 )
+from sim.experiments.store import atomic_write_bytes
 from sim.experiments.tables import (
     EVENTS_TABLE,
     empty_events_table,
@@ -107,19 +108,8 @@ def write_places(terrain: Terrain, path: str | os.PathLike[str]) -> Path:
                        "radius_km": p.radius_km},
     } for p in terrain.places.values()]
     text = json.dumps({"type": "FeatureCollection", "features": features}, indent=1)
-    return _write_bytes(Path(path), (text + "\n").encode())
-
-
-def _write_bytes(path: Path, data: bytes) -> Path:
-    fd, tmp = _atomic_path(path)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    path = Path(path)
+    atomic_write_bytes(path, (text + "\n").encode())
     return path
 
 

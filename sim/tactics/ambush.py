@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.rules.state import Posture
-from sim.tactics.base import HOURS_PER_DAY, nearest
+from sim.tactics.base import HOURS_PER_DAY, column_strength, nearest
 from sim.tactics.cells import CellBehaviour
 
 #: An ambush cell that lost fighters lies up this many nights before it ambushes again.
@@ -159,9 +159,7 @@ class Ambush(CellBehaviour):
         f = m.force
         if self.state != "waiting" or prey.kind not in PREY_KINDS:
             return False
-        leader = prey.attached_to if prey.attached_to is not None else prey
-        escort = m.escorts_of(leader)
-        odds = float(f.strength[leader.idx]) + sum(float(f.strength[x.idx]) for x in escort)
+        leader, odds = column_strength(m, prey)
         own = float(f.strength[u.idx])
         if odds < self.params.min_convoy_strength or odds > self.params.max_odds * own:
             return False

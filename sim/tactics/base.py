@@ -190,3 +190,13 @@ def route_cells(model: TacticState, unit: UnitView, waypoints, closed: bool = Fa
         if len(flat):
             cells.extend(flat[1:].tolist())
     return np.asarray(cells, dtype=np.int64)
+
+
+def column_strength(model: TacticState, prey: UnitView) -> tuple[UnitView, float]:
+    """The column a vehicle belongs to (its convoy if it is an escort) and the fighters in it,
+    escorts included: what an ambush or a checkpoint weighs before it opens fire."""
+    f = model.force
+    leader = prey.attached_to if prey.attached_to is not None else prey
+    strength = float(f.strength[leader.idx]) + sum(
+        float(f.strength[x.idx]) for x in model.escorts_of(leader))
+    return leader, strength

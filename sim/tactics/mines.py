@@ -14,7 +14,7 @@ import numpy as np
 from sim.rules.mines import lay_mine
 from sim.rules.state import NEVER_HOUR, Posture
 from sim.scenario.vocab import CIVILIAN_KINDS
-from sim.tactics.base import HOURS_PER_DAY, nearest
+from sim.tactics.base import HOURS_PER_DAY, column_strength, nearest
 from sim.tactics.cells import CellBehaviour
 
 #: Darkness needed to set out (hours to first light): time to reach the road, work and leave.
@@ -346,14 +346,12 @@ class FakeCheckpoint(RoadWork):
             return False
         if f.ammo_days[u.idx] <= 0:
             return False
-        leader = prey.attached_to if prey.attached_to is not None else prey
+        leader, odds = column_strength(m, prey)
         if leader.idx in self.stopped_units:
             return False  # already robbed tonight: waved on as it drives off
         if leader.kind not in CIVILIAN_KINDS:
             if leader.kind not in GARRISON_PREY_KINDS:
                 return False
-            odds = float(f.strength[leader.idx]) + sum(
-                float(f.strength[x.idx]) for x in m.escorts_of(leader))
             if odds > self.params.max_odds * float(f.strength[u.idx]):
                 return False
         u.attack(leader.idx, "fake_checkpoint")
