@@ -330,7 +330,8 @@ def test_expired_mines_are_never_struck():
 
 # --------------------------------------------------------------------------- fake checkpoints
 CHECKPOINT = {"name": "Gang", "faction": "insurgents", "kind": "cell", "at": latlon(*CAVES[0]),
-              "tactic": {"kind": "fake_checkpoint", "road": "Highway"}}  # fmt: skip
+              # out on the first night (no rest to start at a random point of)
+              "tactic": {"kind": "fake_checkpoint", "road": "Highway", "nights_between": 0}}
 
 
 def test_a_fake_checkpoint_stops_a_civilian_vehicle_and_the_engagement_logs_it():
@@ -400,3 +401,43 @@ def test_scenarios_without_mines_or_checkpoints_have_neither(path):
     for cls in (MineLaying, FakeCheckpoint):
         if cls.kind not in kinds:
             assert not any(isinstance(u.behaviour, cls) for u in model.units)
+
+
+# --------------------------------------------------------------------------- the first nights
+def test_first_night_is_uniform_over_the_rest_and_rested_exactly_from_it():
+    """``first_night_hour`` draws night ``k ~ U{0..n}`` (chi-square, 6,000 draws, p > 0.001),
+    and ``last_trip_for`` makes a cell rested from that hour and not an hour before."""
+    from scipy.stats import chisquare
+
+    from sim.tactics.base import first_night_hour, last_trip_for, rest_hours
+
+    rng = np.random.default_rng(7)
+    n = 5
+    hours = np.array([first_night_hour(rng, n) for _ in range(6000)])
+    assert set(np.unique(hours)) == {24 * k for k in range(n + 1)}
+    counts = np.bincount(hours // 24, minlength=n + 1)
+    assert chisquare(counts).pvalue > 1e-3, counts
+    assert first_night_hour(rng, 0) == 0
+    for first in (24, 48, 120):
+        last = last_trip_for(first, n, NEVER_HOUR)
+        assert first - last >= rest_hours(n) > first - 1 - last
+    assert last_trip_for(0, n, NEVER_HOUR) == -NEVER_HOUR
+
+
+def test_first_trips_are_spread_over_the_rest():
+    """Forty mine-laying cells resting four nights between trips do not all go out on the first
+    night: their first trips fall on the nights 0-4 in about equal numbers (each night's count
+    within its binomial 99.9% interval, Bin(40, 1/5): 2 to 16) and on all five nights."""
+    units = [{**LAYERS, "count": 40, "at": latlon(*CAVES[0]),
+              "tactic": {**LAYERS["tactic"], "nights_between": 4}}]
+    model = build(scenario(units, days=7), seed=3)
+    model.run_for_hours(model.spec.hours)
+    first: dict[str, int] = {}
+    for e in model.events:
+        if e["type"] == "mine_trip_start":
+            first.setdefault(e["unit"], e["hour"])
+    assert len(first) == 40
+    # the run starts at noon: night k begins in the evening of day k
+    nights = np.bincount([(h + 12) // 24 for h in first.values()], minlength=5)
+    assert len(nights) == 5, nights
+    assert (nights > 0).all() and nights.max() <= 16, nights

@@ -3,6 +3,7 @@ outcome analysts come to see is checked here, over seeded replicates with stated
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -255,3 +256,28 @@ def test_every_bundled_scenario_validates_runs_its_full_length_and_maps(name, tm
     assert len(daily) == int(scenario.days), (name, len(daily))
     assert (out / "map.png").stat().st_size > 10_000
     assert (out / "events.jsonl").stat().st_size > 0
+
+
+# --------------------------------------------------------------------------- ambush tempo
+def _ambush_gaps(nights: int) -> list[int]:
+    """Hours between one ambush and the next of the same cell, highway interdiction, 3 seeds."""
+    gaps = []
+    for seed in (1, 2, 3):
+        res = run_scenario(SCEN / "highway_interdiction.yaml", seed=seed, days=15,
+                           overrides=[f"units[kind=cell].tactic.nights_between={nights}"])
+        sets: dict[str, list[int]] = {}
+        for e in res.events:
+            if e["type"] == "ambush_set":
+                sets.setdefault(e["unit"], []).append(e["hour"])
+        gaps += [b - a for hours in sets.values() for a, b in itertools.pairwise(hours)]
+    return gaps
+
+
+def test_ambushers_rest_their_nights_between_ambushes():
+    """``nights_between: 3``: a cell lies in wait again at least 72 h after its last ambush was
+    laid (it rests three nights from leaving the site); without it, cells go out on
+    consecutive nights."""
+    rested = _ambush_gaps(3)
+    assert len(rested) >= 5, rested
+    assert min(rested) >= 3 * 24, rested
+    assert min(_ambush_gaps(0)) < 3 * 24

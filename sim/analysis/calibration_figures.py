@@ -296,9 +296,12 @@ def plot_ppc(run: CalibrationRun) -> Figure:
     ppc = run.ppc
     outputs = sorted(ppc["output"].unique())
     n = len(outputs)
-    # every panel spans the run, so months line up from panel to panel
+    # every panel spans the run, so months line up from panel to panel; a warm-up
+    # (campaign.measured_from) is never compared, so it is left off
     days = run_day_dates(run.cal.scenario.start, run_days(run.cal.days))
-    x_lo, x_hi = _dates(min(days[0].isoformat(), ppc["first"].min()),
+    camp = run.cal.scenario.campaign
+    first_day = max(days[0], camp.measured_from) if camp and camp.measured_from else days[0]
+    x_lo, x_hi = _dates(min(first_day.isoformat(), ppc["first"].min()),
                         max(days[-1].isoformat(), ppc["last"].max()))
     pad = max(0.5, 0.01 * (x_hi - x_lo))
     x_lo, x_hi = x_lo - pad, x_hi + pad

@@ -9,6 +9,9 @@ the checks:
 - mean attacks per month within the documented band (``ATTACKS_PER_MONTH_BAND``);
 - pro-government killed per insurgent attack within ``KILLED_PER_ATTACK_BAND``;
 - insurgent fighting strength at the end at least half of the start (recruitment included);
+
+A scenario with ``campaign.measured_from`` is counted from that day: its months, and the start
+of the strength ratio (the fighters alive at the end of the warm-up).
 - at least one mine or IED strike and one attack on civilians per quarter, on average.
 
 An attack on civilians is an insurgent attack (any attack kind, a mine strike included) in
@@ -45,8 +48,9 @@ class CampaignRun:
 
     seed: int
     months: pd.DataFrame  # index: (year, month); columns below
-    strength_start: float
+    strength_start: float     # fighters at the start of the measured period
     strength_end: float
+    strength_initial: float   # the scenario's force, before any warm-up
 
 
 def _civilian_attacks(events: list[dict], civilian_units: set[str], civilians: set[str]
@@ -96,7 +100,17 @@ def campaign_run(scenario, seed: int) -> CampaignRun:
     end = float(sum(res.daily[c].iloc[-1] for c in alive if c in res.daily))
     start = float(sum(u.count * (u.strength or 0) for u in spec.units
                       if spec.factions[u.faction].role == "insurgent"))
-    return CampaignRun(seed, months, start, end)
+    initial = start
+    first = spec.campaign.measured_from if spec.campaign else None
+    if first is not None:
+        # after a warm-up: the months from `measured_from`, and the strength at its dawn (the
+        # fighters alive at the end of the last warm-up day)
+        months = months[[(y, m) >= (first.year, first.month) for y, m in months.index]]
+        warm_days = (first - spec.start.date()).days
+        if warm_days > 0:
+            row = daily[daily["day"] == warm_days]
+            start = float(sum(row[c].iloc[0] for c in alive if c in row))
+    return CampaignRun(seed, months, start, end, initial)
 
 
 @dataclass
@@ -171,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
           f"(band {KILLED_PER_ATTACK_BAND[0]}-{KILLED_PER_ATTACK_BAND[1]})")
     print("insurgent strength at the end / start, per seed: "
           + ", ".join(f"{r.strength_end / r.strength_start:.2f}" for r in runs))
+    if any(r.strength_initial != r.strength_start for r in runs):
+        print("  (after the warm-up; the end over the scenario's initial force: "
+              + ", ".join(f"{r.strength_end / r.strength_initial:.2f}" for r in runs) + ")")
     print(f"mine strikes per quarter: {c.mine_strikes_per_quarter:.1f}; "
           f"attacks on civilians per quarter: {c.civilian_attacks_per_quarter:.1f}")
     bad = c.failures()

@@ -15,6 +15,7 @@ Owners of each part (one rule module each):
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from pydantic import Field, model_validator
@@ -152,3 +153,11 @@ class CampaignSpec(_Model):
     #: full strength; none: lost for good (the default, as outside campaigns). The documented
     #: garrison re-manned its posts; without this, a year of raids runs out of targets.
     regarrison_days: FiniteFloat | None = Field(default=None, gt=0, le=365)
+    #: The first day of the period the campaign replays; the days from ``start`` to it are a
+    #: warm-up. A run starts from the scenario's force, a guess, with every cell and garrison
+    #: unit fresh; it takes weeks to settle into the campaign's rhythm (rests out of step,
+    #: QRFs worn to their working strength), and a documented year begins with the insurgency
+    #: already under way. ``python -m sim.analysis.campaign`` counts months and the strength
+    #: ratio from this day; calibrations compare observations by date, so the warm-up is never
+    #: compared with anything. None: no warm-up.
+    measured_from: date | None = None

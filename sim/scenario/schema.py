@@ -100,6 +100,7 @@ class AmbushTactic(_Model):
     min_convoy_strength: Int = Field(default=0, ge=0)
     max_odds: FiniteFloat = Field(default=2.0, gt=0)   # spring only if target <= odds x own
     wait_hours: FiniteFloat = Field(default=20.0, gt=0)  # how long an ambush lies in wait
+    nights_between: Int = Field(default=0, ge=0)      # rest after an ambush was laid, nights
     split_when_pursued: bool = False    # a pursued cell splits in two that run to two hides
     split_min_strength: Int = Field(default=3, ge=1)          # fighters in each half, at least
 
@@ -458,6 +459,15 @@ class Scenario(_Model):
             # an explicit offset is converted to the scenario's wall clock
             wall = timezone(timedelta(hours=self.utc_offset_hours))
             self.start = self.start.astimezone(wall).replace(tzinfo=None)
+        return self
+
+    @model_validator(mode="after")
+    def _measured_period(self) -> Scenario:
+        first = self.campaign.measured_from if self.campaign else None
+        if first is not None and not self.start.date() <= first < self.end.date():
+            raise ValueError(f"campaign.measured_from: {first.isoformat()} is not a day of the "
+                             f"run ({self.start.date().isoformat()} to "
+                             f"{self.end.date().isoformat()}, before the end)")
         return self
 
     def to_yaml(self) -> str:

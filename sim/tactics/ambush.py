@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.rules.state import Posture
-from sim.tactics.base import HOURS_PER_DAY, column_strength, nearest
+from sim.tactics.base import HOURS_PER_DAY, column_strength, first_night_hour, nearest
 from sim.tactics.cells import CellBehaviour
 
 #: An ambush cell that lost fighters lies up this many nights before it ambushes again.
@@ -55,7 +55,9 @@ class Ambush(CellBehaviour):
         self.watching: list[int] = []  # road cells this ambush covers (model tripwires)
         self.set_hour = -1
         self.strength_at_set = 0.0
-        self.rest_until = -1
+        # a rest of ``nights_between`` nights after each ambush; the cells start at random
+        # points of it (see first_night_hour)
+        self.rest_until = first_night_hour(model.rng, params.nights_between) or -1
 
     def _road_cells(self) -> np.ndarray:
         return self.model.roads.cells_of(self.params.road, self.params.segment)
@@ -190,9 +192,13 @@ class Ambush(CellBehaviour):
     def withdraw(self, reason: str = "") -> None:
         m = self.model
         f = m.force
+        # the tempo: no new ambush for ``nights_between`` nights after this one
+        rest = int(self.params.nights_between)
+        if rest > 0:
+            self.rest_until = max(self.rest_until, m.hour + HOURS_PER_DAY * rest)
         if reason in ("blown", "sprung") and f.strength[self.unit.idx] < self.strength_at_set:
             # a fight that cost the cell fighters: it lies up for a few nights to recover
-            self.rest_until = m.hour + HOURS_PER_DAY * RECOVERY_NIGHTS
+            self.rest_until = max(self.rest_until, m.hour + HOURS_PER_DAY * RECOVERY_NIGHTS)
         if self.watching:
             self.model.log("ambush_end", self.unit.cell, self.unit.faction, unit=self.unit.name,
                            reason=reason, hours=self.model.hour - self.set_hour)  # fmt: skip

@@ -33,6 +33,36 @@ if TYPE_CHECKING:
 #: year rather than ``NEVER_HOUR`` so a unit that only reacts to alerts still re-decides once a
 #: year, as it always has.
 YEAR_HOURS = 365 * HOURS_PER_DAY
+#: A cell's rest between trips is ``nights_between + 1`` days less this many hours, so that a
+#: cell back in its hide before first light is rested by dusk on the due night, whatever hour
+#: dusk falls at (see :func:`rest_hours`).
+REST_SLACK_HOURS = 12
+
+
+def rest_hours(nights_between: int) -> int:
+    """Hours a cell rests after setting out before it may set out again:
+    ``24 (n + 1) - REST_SLACK_HOURS`` for a rest of ``n`` nights."""
+    return HOURS_PER_DAY * (int(nights_between) + 1) - REST_SLACK_HOURS
+
+
+def first_night_hour(rng: np.random.Generator, nights_between: int) -> int:
+    """The run hour before which a cell with a rest of ``n = nights_between`` nights does not
+    set out: ``24 k`` with ``k ~ U{0, ..., n}`` (one draw from ``rng`` when ``n > 0``; 0 and no
+    draw otherwise).
+
+    Why: a scenario starts a campaign that is already under way, so its cells are at random
+    points of their rest. Starting them all rested sends every cell out on the first night at
+    once, a start-up transient (a burst of exposure, contacts and losses in the first week)
+    that the documented insurgency does not have."""
+    n = int(nights_between)
+    return int(rng.integers(0, n + 1)) * HOURS_PER_DAY if n > 0 else 0
+
+
+def last_trip_for(first_hour: int, nights_between: int, never: int) -> int:
+    """The ``last_trip_hour`` that makes a cell rested exactly from ``first_hour``
+    (``hour - last >= rest_hours(n)`` iff ``hour >= first_hour``); ``-never`` (rested from the
+    start) when ``first_hour`` is 0."""
+    return first_hour - rest_hours(nights_between) if first_hour > 0 else -never
 
 
 class TacticState(RunState, Protocol):

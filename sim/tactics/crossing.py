@@ -6,16 +6,13 @@ import numpy as np
 
 from sim.rules.state import NEVER_HOUR, Posture
 from sim.scenario.vocab import MOBILITIES
-from sim.tactics.base import HOURS_PER_DAY, nearest
+from sim.tactics.base import first_night_hour, last_trip_for, nearest, rest_hours
 from sim.tactics.cells import CellBehaviour
 
 #: A border crossing looks for a gap at most this much longer (km) than the direct route.
 GAP_DETOUR_KM = 15.0
 #: Darkness needed to set out (hours to first light): enough to cross the line unseen.
 MIN_DARK_HOURS = 5
-#: Rest between departures is ``nights_between + 1`` days less this many hours, so that the
-#: cell is rested by dusk on the due night, whatever hour dusk falls at.
-REST_SLACK_HOURS = 12
 
 
 class BorderCrossing(CellBehaviour):
@@ -43,7 +40,9 @@ class BorderCrossing(CellBehaviour):
         self.rendezvous = model.cell_of_place(params.rendezvous)
         self.border = t.border_index(params.border)
         self.home_cell = unit.cell
-        self.last_trip_hour = -NEVER_HOUR  # never travelled: rested
+        # the cells start at random points of their rest (see first_night_hour)
+        self.last_trip_hour = last_trip_for(first_night_hour(model.rng, params.nights_between),
+                                            params.nights_between, NEVER_HOUR)
 
     def decide(self) -> None:
         u = self.unit
@@ -56,8 +55,7 @@ class BorderCrossing(CellBehaviour):
                 return
             u.halt(Posture.HIDDEN)
             self.set_state("hidden")
-            rest_hours = HOURS_PER_DAY * (self.params.nights_between + 1) - REST_SLACK_HOURS
-            rested = m.hour - self.last_trip_hour >= rest_hours
+            rested = m.hour - self.last_trip_hour >= rest_hours(self.params.nights_between)
             if not self.is_night or self.hours_to_first_light() < MIN_DARK_HOURS or not rested:
                 u.sleep_until(self.next_dusk_hour())
                 return

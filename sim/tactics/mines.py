@@ -14,7 +14,13 @@ import numpy as np
 from sim.rules.mines import lay_mine
 from sim.rules.state import NEVER_HOUR, Posture
 from sim.scenario.vocab import CIVILIAN_KINDS
-from sim.tactics.base import HOURS_PER_DAY, column_strength, nearest
+from sim.tactics.base import (
+    column_strength,
+    first_night_hour,
+    last_trip_for,
+    nearest,
+    rest_hours,
+)
 from sim.tactics.cells import CellBehaviour
 
 #: Darkness needed to set out (hours to first light): time to reach the road, work and leave.
@@ -24,9 +30,6 @@ DAWN_MARGIN_HOURS = 1.0
 #: Hours planned on the road to dig in the night's mines (a few minutes each, with a watch
 #: posted and the spoil carried off).
 LAY_HOURS = 1.0
-#: Rest between trips is ``nights_between + 1`` days less this many hours, so the cell is rested
-#: by dusk on the due night, whatever hour dusk falls at (as for border crossings).
-REST_SLACK_HOURS = 12
 #: A fake checkpoint is worth setting up only if it can stand at least this long (hours).
 MIN_CHECKPOINT_HOURS = 1.0
 #: Garrison vehicles a fake checkpoint stops when it outnumbers them (soldiers in a pickup or
@@ -53,13 +56,14 @@ class RoadWork(CellBehaviour):
     def __init__(self, model, unit, params=None, unit_spec=None):
         super().__init__(model, unit, params, unit_spec)
         self.road_cells = model.roads.cells_of(params.road, params.segment)
-        self.last_trip_hour = -NEVER_HOUR  # never out: rested
+        # the cells start at random points of their rest (see first_night_hour)
+        self.last_trip_hour = last_trip_for(first_night_hour(model.rng, params.nights_between),
+                                            params.nights_between, NEVER_HOUR)
         self.target: int | None = None  # the road cell of the night's work
         self.hours_back = 0.0  # route hours from the hide to the road cell (and back)
 
     def rested(self) -> bool:
-        rest_hours = HOURS_PER_DAY * (self.params.nights_between + 1) - REST_SLACK_HOURS
-        return self.hour - self.last_trip_hour >= rest_hours
+        return self.hour - self.last_trip_hour >= rest_hours(self.params.nights_between)
 
     def may_set_out(self) -> bool:
         """Night, darkness enough, rested, and strong enough: else sleep to the next dusk."""

@@ -14,7 +14,7 @@ import numpy as np
 
 from sim.rules.state import NEVER_HOUR, Posture
 from sim.scenario.vocab import CIVILIAN_KINDS, KINDS, MOBILITIES
-from sim.tactics.base import HOURS_PER_DAY, YEAR_HOURS
+from sim.tactics.base import YEAR_HOURS, first_night_hour, last_trip_for, rest_hours
 from sim.tactics.cells import CellBehaviour
 from sim.tactics.civilians import open_desert
 from sim.tactics.raids import (
@@ -37,9 +37,6 @@ SCOUT_WATCH_HOURS = 3
 #: Look-outs drawn before a scouting trip is given up for the day (the cells drawn were off the
 #: map, impassable, in a town, on a road or in a barred zone).
 SCOUT_TRIES = 10
-#: Rest between trips is ``nights_between + 1`` days less this many hours, so that the cell is
-#: rested by dawn on the due day, whatever hour of the day it set out.
-REST_SLACK_HOURS = 12
 
 
 class Prey(CellBehaviour):
@@ -88,7 +85,9 @@ class Prey(CellBehaviour):
         mob = MOBILITIES[int(f.mobility[unit.idx])]
         self.open_cells = open_desert(t)
         self.lookout_ok = self.open_cells & np.isfinite(t.move_cost[mob]).ravel() & ~t.cave.ravel()
-        self.last_trip_hour = -NEVER_HOUR  # never out: rested
+        # the cells start at random points of their rest (see first_night_hour)
+        self.last_trip_hour = last_trip_for(first_night_hour(model.rng, params.nights_between),
+                                            params.nights_between, NEVER_HOUR)
         self.trip: dict | None = None
         self.watch_until = -1
 
@@ -144,8 +143,7 @@ class Prey(CellBehaviour):
         return self.model.calendar.end_of(self.hour, LightLevel.DAY) - self.hour
 
     def rested_hour(self) -> int:
-        rest = HOURS_PER_DAY * (self.params.nights_between + 1) - REST_SLACK_HOURS
-        return self.last_trip_hour + rest
+        return self.last_trip_hour + rest_hours(self.params.nights_between)
 
     # --- decisions -------------------------------------------------------------------------
     def decide(self) -> None:

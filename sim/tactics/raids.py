@@ -6,7 +6,7 @@ import numpy as np
 
 from sim.rules.state import Posture
 from sim.scenario.vocab import KINDS
-from sim.tactics.base import HOURS_PER_DAY, nearest
+from sim.tactics.base import HOURS_PER_DAY, first_night_hour, nearest
 from sim.tactics.cells import CellBehaviour
 from sim.world.clock import LightLevel
 
@@ -51,9 +51,7 @@ class NightRaid(CellBehaviour):
         self.speed_kmh = max(float(model.force.offroad_speed_kmh[unit.idx]), MIN_PLANNING_SPEED_KMH)
         # the tempo: a cell rests ``nights_between`` nights after a raid; the cells of a scenario
         # start at random points of that rest, so they do not all strike on the first night
-        nights = int(params.nights_between)
-        self.rest_until = (int(model.rng.integers(0, nights + 1)) * HOURS_PER_DAY
-                           if nights > 0 else -1)
+        self.rest_until = first_night_hour(model.rng, params.nights_between) or -1
 
     def _hours_between(self, a: int, b: int) -> float:
         # a quick estimate for planning: straight line at a fraction of off-road speed
