@@ -2,9 +2,9 @@
 
 The theatre used to lose its insurgency within a week: no attacks in months 2 and 3. The
 calibrated 2020 campaign, over a year, keeps striking. These checks guard that with margins below
-what ten seeds measured (docs/calibration.md, "Calibrating the 2020 campaign": 22.7 attacks a
-month, 2.05 killed per attack, the end strength 0.47-0.67 of the start), so that a change which
-brings back the collapse fails here. Four seeds, a year each.
+what ten seeds measured (docs/calibration.md, "Calibrating the 2020 campaign": 23.4 attacks a
+month, 1.76 killed per attack, the end strength 0.72-1.64 of the strength on 1 January), so that
+a change which brings back the collapse fails here. Four seeds, a year each after the warm-up.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ def test_attacks_go_on_all_year(runs):
 @pytest.mark.slow
 def test_strength_holds_and_mines_and_attacks_on_civilians_recur(runs):
     c = check(runs)
-    assert c.strength_end_over_start_min >= 0.4  # the issue asks 0.5: 8 of 10 seeds meet it
+    assert c.strength_end_over_start_min >= 0.5  # the issue's threshold (ten seeds: 0.72 or more)
+    assert 0.9 <= c.killed_per_attack <= 2.2
     assert c.mine_strikes_per_quarter >= 1
     assert c.civilian_attacks_per_quarter >= 1
 
