@@ -24,6 +24,7 @@ from sim.app.style import DPI
 from sim.app.views import UMPIRE, WHOLE_MAP, follow_names, map_regions, viewpoints
 from sim.engine.metrics import slug
 from sim.errors import ReplayError
+from sim.rules.state import Posture
 
 ENV_REPLAY = "BADIA_VIZ_REPLAY"
 RECENT_HOURS = [1, 3, 6, 12, 24, 48]
@@ -35,6 +36,7 @@ _CSS = """
 .badia-clock { font-size: 18px; font-weight: 600; }
 .badia-status { white-space: pre-line; font-size: 13px; }
 .badia-notice { color: #b00020; white-space: pre-line; }
+.badia-unit { font-size: 13px; font-family: monospace; }
 .badia-events { font-size: 12px; white-space: pre-line; font-family: monospace; }
 """
 
@@ -141,6 +143,32 @@ def Player(replay: Replay, hour: solara.Reactive[int]):
         solara.Text(goto_error.value, classes=["badia-notice"])
 
 
+def unit_text(replay: Replay, frame, name: str) -> str:
+    """Where a unit is at the frame's hour: cell, lat/lon, strength, posture (or lost)."""
+    unit = next((u for u in frame.units if u.name == name), None)
+    if unit is None:
+        return ""
+    if not unit.alive:
+        return f"{name} ({unit.faction} {unit.kind}): not in the field at this hour"
+    f = frame.force
+    lat, lon = replay.base.terrain.grid.latlon_of(unit.row, unit.col)
+    posture = Posture(int(f.posture[unit.idx])).name.lower()
+    return (f"{name} ({unit.faction} {unit.kind}): row {unit.row}, col {unit.col} "
+            f"({float(lat):.4f}, {float(lon):.4f}) · strength {f.strength[unit.idx]:g} · "
+            f"{posture}")  # fmt: skip
+
+
+@solara.component
+def UnitLine(replay: Replay, frame):
+    """A unit chosen by name and where it is at the hour shown."""
+    names = solara.use_memo(lambda: [name for name, _, _ in replay.unit_meta], [])
+    chosen = solara.use_reactive(names[0] if names else "")
+    with solara.Row(gap="12px", style={"align-items": "center"}):
+        solara.Select("Unit", values=names, value=chosen.value, on_value=chosen.set,
+                      style={"max-width": "260px"})
+        solara.Text(unit_text(replay, frame, chosen.value), classes=["badia-unit"])
+
+
 @solara.component
 def ReplayView(replay: Replay):
     """The whole replay: controls, clock, map with its view controls, events, daily plots."""
@@ -179,6 +207,7 @@ def ReplayView(replay: Replay):
                                   value=recent.value, on_value=recent.set,
                                   style={"max-width": "200px"})  # fmt: skip
                 solara.FigureMatplotlib(fig, dependencies=deps, format="png", dpi=DPI)
+                UnitLine(replay, frame)
                 lines = event_lines(frame)
                 solara.Text("\n".join(lines) if lines else "no events yet",
                             classes=["badia-events"])
