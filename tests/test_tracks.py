@@ -204,3 +204,40 @@ def test_badia_run_writes_tracks_and_refuses_a_bad_interval(tmp_path, capsys):
     assert main(["run", str(SCENARIO), "--days", "1", "--quiet", "--out", str(none),
                  "--track-every-hours", "0"]) == 0  # fmt: skip
     assert not (none / TRACKS_FILE).exists()
+
+
+# ------------------------------------------------------------------------- batches
+def test_a_batch_keeps_tracks_when_asked_and_each_run_replays_by_its_id(tmp_path, capsys):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sim.experiments.batch import run_batch
+    from sim.experiments.design import load_experiment
+    from sim.experiments.results import load
+
+    spec = tmp_path / "exp.yaml"
+    base = (f"name: kept\nscenario: {SCENARIO}\nreplicates: 2\ndays: 1\n"
+            "factors:\n  units[kind=patrol].tactic.schedule: {levels: [day, night]}\n")
+    spec.write_text(base + "keep: {tracks: true}\n")
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(base)
+    # tracks change no result: a store made without them resumes with them, and the reverse
+    kept, bare = load_experiment(spec), load_experiment(plain)
+    assert kept.spec.fingerprint_data() == bare.spec.fingerprint_data()
+
+    with ThreadPoolExecutor(1) as pool:
+        run_batch(spec, tmp_path / "res", executor=pool, progress=False)
+        run_batch(plain, tmp_path / "bare", executor=pool, progress=False)
+    res = tmp_path / "res"
+    runs = load(res).runs
+    assert sorted(runs["run_id"]) == [0, 1, 2, 3]
+    assert not (tmp_path / "bare" / "replays").exists()  # off by default
+    for run_id, seed in zip(runs["run_id"], runs["seed"], strict=True):
+        folder = replay_folder(res, int(run_id))
+        assert folder == batch_run_folder(res, int(run_id))
+        replay = open_replay(folder)
+        assert replay.scenario.seed == seed
+        assert replay.last_hour == 24
+    # the replay's events are the stored run's events
+    events = load(res).events
+    stored = events[events["run_id"] == 3]
+    assert len(stored) == len(open_replay(batch_run_folder(res, 3)).events)

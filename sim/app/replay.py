@@ -261,13 +261,11 @@ def open_replay(path: Path | str) -> Replay:
     return Replay(folder)
 
 
-#: Where a batch keeps the replay files of its runs (``keep: {tracks: true}``).
-BATCH_REPLAYS = "replays"
-
-
 def batch_run_folder(results: Path, run_id: int) -> Path:
     """The replay folder of batch run ``run_id`` in the results folder ``results``."""
-    return results / BATCH_REPLAYS / f"run-{run_id:06d}"
+    from sim.experiments.store import replay_folder as store_folder
+
+    return store_folder(results, run_id)
 
 
 def replay_folder(path: Path | None, run_id: int | None, scenario: Path | None = None) -> Path:

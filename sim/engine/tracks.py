@@ -133,6 +133,17 @@ class TrackRecorder:
 
     def write(self, out: Path) -> list[Path]:
         """Write ``tracks.parquet`` and ``knowledge.parquet`` into the folder ``out``."""
+        out.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name, data in self.files().items():
+            (out / name).write_bytes(data)
+            paths.append(out / name)
+        return paths
+
+    def files(self) -> dict[str, bytes]:
+        """The two files' names and bytes."""
+        import io
+
         import pyarrow.parquet as pq
 
         meta = {METADATA_KEY: json.dumps(self.metadata(), separators=(",", ":")).encode()}
@@ -144,12 +155,13 @@ class TrackRecorder:
         # the unit list is the tracks file's; this file only says what format it is
         kmeta = {METADATA_KEY: json.dumps({"format": FORMAT_VERSION}).encode()}
         known = _table(self._known, knames, kdtypes, kmeta)
-        out.mkdir(parents=True, exist_ok=True)
-        paths = [out / TRACKS_FILE, out / KNOWLEDGE_FILE]
-        for table, path in zip((tracks, known), paths, strict=True):
+        out = {}
+        for table, name in ((tracks, TRACKS_FILE), (known, KNOWLEDGE_FILE)):
+            buf = io.BytesIO()
             # zstd and a row group per file: the columns are sorted runs of small integers
-            pq.write_table(table, path, compression="zstd", row_group_size=max(table.num_rows, 1))
-        return paths
+            pq.write_table(table, buf, compression="zstd", row_group_size=max(table.num_rows, 1))
+            out[name] = buf.getvalue()
+        return out
 
 
 def _table(chunks, names, dtypes, meta):
