@@ -74,7 +74,7 @@ def daily_figure(replay: Replay, hour: int) -> Figure:
         a0.plot(days, df["attacks_attempted"].cumsum(), color="black", lw=1.4, label="attempted")
         a0.plot(days, df["attacks_succeeded"].cumsum(), color="black", lw=1.0, ls=":",
                 label="succeeded")
-        a0.legend(fontsize=6, loc="lower right", frameon=False)
+        a0.legend(fontsize=6, loc="center right", frameon=False)
     for name, fac in spec.factions.items():
         lost, alive = f"losses__{slug(name)}", f"units_alive__{slug(name)}"
         if lost in df:
@@ -161,11 +161,16 @@ def unit_text(replay: Replay, frame, name: str) -> str:
 @solara.component
 def UnitLine(replay: Replay, frame):
     """A unit chosen by name and where it is at the hour shown."""
-    names = solara.use_memo(lambda: [name for name, _, _ in replay.unit_meta], [])
+    def unit_names() -> list[str]:  # insurgent units first: they are the ones followed
+        roles = {f: s.role for f, s in replay.scenario.factions.items()}
+        return [name for name, fac, _ in sorted(replay.unit_meta,
+                                                key=lambda u: roles[u[1]] != "insurgent")]
+
+    names = solara.use_memo(unit_names, [])
     chosen = solara.use_reactive(names[0] if names else "")
-    with solara.Row(gap="12px", style={"align-items": "center"}):
+    with solara.Column(gap="0px"):  # the line under the select: it is long, and must not wrap
         solara.Select("Unit", values=names, value=chosen.value, on_value=chosen.set,
-                      style={"max-width": "260px"})
+                      style={"max-width": "320px"})
         solara.Text(unit_text(replay, frame, chosen.value), classes=["badia-unit"])
 
 
