@@ -98,9 +98,10 @@ class TrackRecorder:
             raise ValueError(f"{n} units: more than tracks can index ({MAX_UNITS})")
         alive = np.flatnonzero(f.alive[:n])
         target = np.full(n, -1, dtype=np.int16)
-        for u in model.units:
-            if u.attack_target is not None and u.idx < n:
-                target[u.idx] = u.attack_target
+        attacks = [(u.idx, u.attack_target) for u in model.units if u.attack_target is not None]
+        if attacks:
+            who, whom = zip(*attacks, strict=True)
+            target[list(who)] = whom
         self._chunks.append((
             np.full(len(alive), hour, dtype=np.int32),
             alive.astype(np.int16),
@@ -122,8 +123,9 @@ class TrackRecorder:
             ))  # fmt: skip
             for prev, a in zip(self._prev, now, strict=True):
                 prev[fi, ui] = a[fi, ui]
-        self._units = [(u.name, model.faction_index[u.faction], KINDS.index(u.kind))
-                       for u in sorted(model.units, key=lambda u: u.idx)]  # fmt: skip
+        if len(self._units) != len(model.units):  # units are only ever added (new cells)
+            self._units = [(u.name, model.faction_index[u.faction], KINDS.index(u.kind))
+                           for u in sorted(model.units, key=lambda u: u.idx)]  # fmt: skip
 
     def metadata(self) -> dict:
         return {"format": FORMAT_VERSION, "every_hours": self.config.every_hours,
