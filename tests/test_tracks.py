@@ -169,6 +169,19 @@ def test_bad_replay_folders_are_one_line_naming_the_path(run_dir, tmp_path, caps
     code, err = _viz(capsys, "--replay", str(no_tracks))
     assert code == 1 and "not a badia track file" in err and "Traceback" not in err
 
+    shutil.copy(out / TRACKS_FILE, no_tracks / TRACKS_FILE)
+    with (no_tracks / "events.jsonl").open("a") as fh:
+        fh.write('{"hour": "soon"}\n')
+    code, err = _viz(capsys, "--replay", str(no_tracks))
+    assert code == 1 and len(err.splitlines()) == 1
+    assert f"{no_tracks / 'events.jsonl'}: line " in err and "not an event" in err
+
+    shutil.copy(out / "events.jsonl", no_tracks / "events.jsonl")
+    (no_tracks / "scenario.yaml").write_text("name: x\nmap: {}\n")
+    code, err = _viz(capsys, "--replay", str(no_tracks))
+    assert code == 1 and len(err.splitlines()) == 1
+    assert f"{no_tracks / 'scenario.yaml'}: not a valid scenario" in err
+
 
 def test_batch_folders_need_a_run_with_kept_tracks(run_dir, tmp_path, capsys):
     out, _, _ = run_dir
