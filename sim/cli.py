@@ -135,6 +135,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="random seed >= 0 (default: the scenario's)")
     p.add_argument("--out", type=Path, help="output folder (default: out/<scenario name>)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--track-every-hours", type=int, default=1, metavar="H",
+                   help="record every unit's position every H hours for `badia viz --replay` "
+                        "(tracks.parquet, knowledge.parquet; default 1, 0: none)")
     p.add_argument("--gis", action="store_true",
                    help="also write OUT/gis/: events as GeoParquet, the terrain's layers as "
                         "GeoTIFFs, places as GeoJSON (needs the 'gis' extra)")

@@ -88,3 +88,8 @@ def did_you_mean(word: Any, candidates: Iterable[Any]) -> str:
         # case slips ('palmyra') are common and difflib's ratio can miss them on short names
         match = [c for c in cands if c.lower() == str(word).lower()][:1]
     return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+class ReplayError(UserError):
+    """A run folder that `badia viz --replay` cannot open: one line naming the path and what is
+    missing or wrong."""

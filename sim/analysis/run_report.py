@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sim.engine.tracks import MAX_EVERY_HOURS, TrackConfig, TrackRecorder
 from sim.errors import UserError
 from sim.experiments.single import summary_table, write_run
 from sim.scenario.loading import load_scenario
@@ -75,6 +76,17 @@ def check_seed(seed: int | None) -> int | None:
     return seed
 
 
+def check_track_every(hours: int | None) -> TrackConfig | None:
+    """`badia run --track-every-hours`: 0 records no tracks, else 1..MAX_EVERY_HOURS."""
+    if hours is None or hours == 0:
+        return None
+    try:
+        return TrackConfig(every_hours=hours)
+    except ValueError:
+        raise UserError(f"--track-every-hours: expected 0 (no tracks) or a whole number from 1 "
+                        f"to {MAX_EVERY_HOURS}, got {hours}") from None
+
+
 def run_command(args) -> int:
     """Entry point of `badia run`."""
     from sim.engine.model import DesertModel
@@ -89,18 +101,26 @@ def run_command(args) -> int:
     scenario = load_scenario(args.scenario, overrides=args.set)
     if days is not None:
         scenario = scenario.model_copy(update={"days": float(days)})
+    track_config = check_track_every(getattr(args, "track_every_hours", 1))
     t0 = time.perf_counter()
     model = DesertModel(scenario, rng=args.seed)
     hours = model.spec.hours
-    model.run_for_hours(hours, progress=not args.quiet)
+    recorder = None if track_config is None else TrackRecorder(model, track_config)
+    model.run_for_hours(hours, progress=not args.quiet,
+                        after_step=None if recorder is None else recorder.observe)
     result = model.result()
     elapsed = time.perf_counter() - t0
     out = args.out or Path("out") / Path(args.scenario).stem
     write_run(result, Path(out))
     run_map(result, model.terrain, Path(out) / "map.png")
+    written = ["daily.parquet", "events.jsonl", "scenario.yaml", "map.png"]
+    if recorder is not None:
+        written += [p.name for p in recorder.write(Path(out))]
     print(summary_table(result.summary))
     print(f"\n{hours / 24:.1f} days simulated in {elapsed:.1f} s; wrote {out}/"
-          "{daily.parquet, events.jsonl, scenario.yaml, map.png}")
+          f"{{{', '.join(written)}}}")
+    if recorder is not None:
+        print(f"replay it: badia viz --replay {out}")
     if gis:
         from sim.analysis.gis import write_run_gis
 

@@ -29,7 +29,10 @@ def __getattr__(name: str) -> Any:
     # `page` (what `solara run` serves) is built on first access: PEP 562 module __getattr__,
     # which also serves the module object `solara run sim/app/serve.py` executes this file into.
     if name in ("page", "Page"):
-        from sim.app.page import Page
+        if os.environ.get("BADIA_VIZ_REPLAY"):  # badia viz --replay RUN_DIR
+            from sim.app.replay_page import Page
+        else:
+            from sim.app.page import Page
 
         return Page
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -46,6 +49,11 @@ def add_viz_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenarios", type=Path, metavar="DIR",
                         help="a folder of scenario files the page's path field may open (besides "
                              "the bundled ones and the folder badia viz is started in)")
+    parser.add_argument("--replay", type=Path, metavar="RUN_DIR",
+                        help="replay a finished run instead: a `badia run` output folder, or a "
+                             "batch results folder with --run ID (or RESULTS_DIR/ID)")
+    parser.add_argument("--run", type=int, metavar="ID",
+                        help="with --replay RESULTS_DIR: the batch run to replay (its run_id)")
     parser.add_argument("--allow-remote", action="store_true",
                         help="allow a --host other than loopback (the app has no login: anyone "
                              "who can reach the address can use it)")
@@ -138,7 +146,13 @@ def run_viz_command(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         raise UserError(f"--port {args.port}: not a port number (1-65535)")
     scenario = args.scenario
-    if scenario is not None:
+    replay = None
+    if getattr(args, "replay", None) is not None or getattr(args, "run", None) is not None:
+        from sim.app.replay import replay_folder
+
+        # opened here, so a bad run folder is one line before anything is served
+        replay = replay_folder(args.replay, args.run, scenario)
+    elif scenario is not None:
         from sim.scenario.loading import load_scenario
 
         load_scenario(scenario)  # a bad file fails here, with one line per problem
@@ -149,6 +163,10 @@ def run_viz_command(args: argparse.Namespace) -> int:
     if scenarios is not None and not Path(scenarios).is_dir():
         raise UserError(f"--scenarios {scenarios}: not a folder")
     cmd, env = viz_command(scenario, host, args.port, scenarios)
+    if replay is not None:
+        env["BADIA_VIZ_REPLAY"] = str(replay.resolve())
+    else:
+        env.pop("BADIA_VIZ_REPLAY", None)
     shown = f"[{host}]" if ":" in host else host
     print(f"badia viz: serving on http://{shown}:{args.port}  (Ctrl-C stops)", flush=True)
     proc = subprocess.Popen(cmd, env=env)

@@ -18,6 +18,7 @@ stays here, in order, each phase a few lines calling into a rule.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import mesa
@@ -579,8 +580,10 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         return out
 
     # ------------------------------------------------------------------ running
-    def run_for_hours(self, hours: int, progress: bool = False) -> None:
-        """Step ``hours`` times (stops early when the scenario's length is reached)."""
+    def run_for_hours(self, hours: int, progress: bool = False,
+                      after_step: Callable[[DesertModel], None] | None = None) -> None:
+        """Step ``hours`` times (stops early when the scenario's length is reached);
+        ``after_step(self)`` is called after each step (e.g. to record tracks)."""
         it = range(int(hours))
         if progress:
             from tqdm.auto import tqdm
@@ -591,6 +594,8 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
             if not self.running:
                 break
             self.step()
+            if after_step is not None:
+                after_step(self)
 
     def result(self) -> RunResult:
         """Daily metrics, summary and event log of what has been simulated so far."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -19,3 +19,6 @@ class RunResult:
     summary: dict[str, float]
     events: list[dict]
     scenario: Scenario
+    # a sim.engine.tracks.TrackRecorder when the run recorded tracks (replay); not named as a
+    # type here, because the recorder's module reads the model, which imports this one
+    tracks: Any = None

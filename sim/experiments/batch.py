@@ -51,6 +51,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sim.engine.tracks import TrackConfig
 from sim.errors import BatchError, ResultsError, ScenarioError, did_you_mean
 from sim.experiments.design import (
     Design,
@@ -63,6 +64,7 @@ from sim.experiments.design import (
     point_overrides,
 )
 from sim.experiments.results import ensure_flat_tables, remove_flat_tables
+from sim.experiments.single import run_files
 from sim.experiments.store import (
     LOCK,
     STORE_FORMAT,
@@ -117,6 +119,7 @@ class RunOutcome:
     failure: dict[str, Any] | None = None
     missing_metrics: tuple[str, ...] = ()   # kept names this run did not report
     seconds: float = 0.0
+    replay: dict[str, bytes] | None = None  # keep.tracks: the run's replay files by name
 
 
 @functools.lru_cache(maxsize=32)
@@ -166,8 +169,10 @@ def execute_run(ctx: RunContext, task: RunTask, runner: Runner | None = None) ->
         if runner is None:
             from sim.engine.run import run_scenario as runner
         # a fresh copy per run: the cached parse must not carry state from one run to the next
-        result = runner(scenario.model_copy(deep=True), seed=ids.seed, days=ctx.days)
         keep = ctx.keep
+        # hourly tracks only when asked: the runner's other arguments stay as they were
+        extra = {"tracks": TrackConfig()} if keep.get("tracks") else {}
+        result = runner(scenario.model_copy(deep=True), seed=ids.seed, days=ctx.days, **extra)
         summary = dict(result.summary)
         s_names, s_missing = _select(keep["summary"], list(summary))
         summary = {k: summary.get(k) for k in s_names}
@@ -187,10 +192,13 @@ def execute_run(ctx: RunContext, task: RunTask, runner: Runner | None = None) ->
             wanted = set(keep["events"])
             events = [e for e in events if e.get("type") in wanted]
         part = encode_part(ids, summary, daily, events)
+        replay = None
+        if keep.get("tracks") and result.tracks is not None:
+            replay = {**run_files(result), **result.tracks.files()}
         missing = [f"summary: {n!r}{did_you_mean(n, result.summary)}" for n in s_missing]
         missing += [f"daily: {n!r}{did_you_mean(n, result.daily.columns)}" for n in d_missing]
         return RunOutcome(ids, part=part, seconds=time.perf_counter() - t0,
-                          missing_metrics=tuple(missing))
+                          missing_metrics=tuple(missing), replay=replay)
     except Exception as exc:   # a failing run is data, not the end of the batch
         return RunOutcome(ids, failure=_failure_record(ids, task.overrides, exc),
                           seconds=time.perf_counter() - t0)
@@ -576,6 +584,8 @@ def _drive(executor: Executor, window: int, ctx: RunContext, todo: deque[RunTask
                         task.ids, task.overrides, exc))
                 try:
                     if outcome.part is not None:
+                        if outcome.replay:  # first: a stored part means a complete replay
+                            store.write_replay(task.ids.run_id, outcome.replay)
                         store.write_part(task.ids.run_id, outcome.part)
                     else:
                         assert outcome.failure is not None

@@ -239,6 +239,7 @@ class KeepSpec(_Model):
     daily: str | list[str] = "all"      # all | none | [metric, ...]
     summary: str | list[str] = "all"    # all | none | [metric, ...]
     events: str | list[str] = "all"     # all | none | [event type, ...]
+    tracks: bool = False                # replay files per run: replays/run-NNNNNN/ (hourly)
 
     @field_validator("daily", "summary", "events", mode="before")
     @classmethod
@@ -274,6 +275,8 @@ class Experiment(_Model):
         data = self.model_dump(mode="json")
         data.pop("description", None)
         data.pop("scenario", None)
+        # replay files change no result, and stores made before they existed must resume
+        data.get("keep", {}).pop("tracks", None)
         return data
 
 

@@ -22,6 +22,17 @@ def write_run(result, out: Path) -> None:
     (out / "scenario.yaml").write_text(result.scenario.to_yaml(), encoding="utf-8")
 
 
+def run_files(result) -> dict[str, bytes]:
+    """The data files of :func:`write_run` as names and bytes (a batch's replay files)."""
+    import io
+
+    buf = io.BytesIO()
+    result.daily.to_parquet(buf, index=False)
+    return {"daily.parquet": buf.getvalue(),
+            "events.jsonl": events_jsonl(result.events).encode("utf-8"),
+            "scenario.yaml": result.scenario.to_yaml().encode("utf-8")}
+
+
 def _json_default(value):
     if isinstance(value, np.generic):
         return value.item()

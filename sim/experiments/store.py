@@ -61,6 +61,8 @@ from sim.experiments.tables import umask_mode
 
 MANIFEST = "manifest.json"
 PARTS = "parts"
+#: Replay files of the runs of a batch that keeps tracks (`keep: {tracks: true}`).
+REPLAYS = "replays"
 FAILURES = "failures"
 #: The lock file a batch holds while it writes the folder (see `lock_folder`).
 LOCK = ".lock"
@@ -124,6 +126,11 @@ def file_mode() -> int:
     except (OSError, ValueError, IndexError):
         pass
     return umask_mode()
+
+
+def replay_folder(results: Path, run_id: int) -> Path:
+    """Where a batch keeps the replay files of run ``run_id``: ``replays/run-NNNNNN/``."""
+    return Path(results) / REPLAYS / f"run-{run_id:06d}"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -416,6 +423,14 @@ class ResultsStore:
         atomic_write_bytes(self.part_path(run_id), data)
         with contextlib.suppress(FileNotFoundError):
             (self.failures_dir / failure_name(run_id)).unlink()
+
+    def write_replay(self, run_id: int, files: Mapping[str, bytes]) -> None:
+        """Store a run's replay files (``badia viz --replay DIR --run ID``), each atomically;
+        called before its part, so a stored part means its replay is complete."""
+        folder = replay_folder(self.path, run_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            atomic_write_bytes(folder / name, data)
 
     def write_failure(self, run_id: int, record: Mapping[str, Any]) -> None:
         """Store a failed run's record (error, messages, traceback) atomically."""
