@@ -35,13 +35,13 @@ PLAY_TARGET = 4.0
 _SIGNATURE = """() => {
   const txt = s => { const e = document.querySelector(s); return e ? e.innerText : ''; };
   const sig = s => Array.from(document.querySelectorAll(s + ' [data-hour], ' + s + ' img'))
-      .map(e => e.getAttribute('data-hour') || (e.src || '').length + ':' + (e.src || '').slice(-64))
+      .map(e => e.getAttribute('data-hour') || (e.src || '').length + (e.src || '').slice(-64))
       .join('|');
   return [txt('.badia-clock'), sig('.badia-map'), sig('.badia-plots')];
 }"""
 
 _STEP = """async (hour) => {
-  const sig = %s;
+  const sig = SIGNATURE;
   const before = sig();
   const btn = Array.from(document.querySelectorAll('button'))
       .find(b => b.innerText.trim().toLowerCase() === 'step');
@@ -54,7 +54,7 @@ _STEP = """async (hour) => {
       return performance.now() - t0;
     if (performance.now() - t0 > 30000) return -1;
   }
-}""" % _SIGNATURE
+}""".replace("SIGNATURE", _SIGNATURE)
 
 
 def _hour(page) -> int:
