@@ -195,7 +195,8 @@ def Events(model: DesertModel):
     lines = event_lines(model, observer=observer_of(model, viewpoint))
     side = "" if viewpoint == UMPIRE else f" ({viewpoint})"
     with solara.Column(gap="2px"):
-        solara.Text(f"Latest events{side}", style={"font-weight": "600", "font-size": "13px"})
+        solara.Text(f"Latest events{side}", classes=["badia-events-title"],
+                    style={"font-weight": "600", "font-size": "13px"})
         solara.Text("\n".join(lines) if lines else "no events yet", classes=["badia-events"])
 
 
