@@ -386,7 +386,7 @@ def test_plot_panel_appends_each_hour_and_has_the_scenario_panels():
     assert "Road segments" not in html and "Sweep progress" in html
     squares = sum(len(u.behaviour.squares) for u in m.units if hasattr(u.behaviour, "squares"))
     assert squares > 0 and f"of {squares} squares" in html
-    for label in ("day of the run", "count", "units (log scale)", "% of road cells"):
+    for label in ("day of the run", "count", "units (log scale)", "% of the area"):
         assert label in html
     border = PlotPanel(VizModel(scenario_file="border_crossing")).html()
     assert "Border crossings" in border

@@ -234,7 +234,9 @@ def layers(model: DesertModel, view: View) -> Layers:
     for text in list(ax.texts):  # place names go to the overlay, above the units
         if id(text) in before or not isinstance(text, Annotation):
             continue
-        labels.append(_label_of(text, view))
+        label = _label_of(text, view)
+        if 0.0 <= label.x <= 1.0 and 0.0 <= label.y <= 1.0:  # (a major place outside the view
+            labels.append(label)  # is labelled anyway by maps._labels; not here)
         text.remove()
     for text in ax.texts:  # map-wide texts (country names, scale) stay inside the view
         text.set_clip_on(True)

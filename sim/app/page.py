@@ -72,13 +72,13 @@ _CSS = """
   .badia-main { grid-template-columns: minmax(0, 1fr) minmax(380px, 0.42fr); }
 }
 .badia-map-stack { position: relative; width: 100%; margin: 0 auto;
-  max-width: calc((100vh - 96px) * var(--badia-aspect)); }
+  max-width: calc((100vh - 112px) * var(--badia-aspect)); }
 .badia-map-stack .badia-clock { position: absolute; left: 8px; top: 8px; padding: 2px 8px;
   background: rgba(255, 255, 255, 0.85); border-radius: 4px; }
 div:has(> b > a[href*="solara.dev"]) { display: none !important; }  /* covers the map */
 .badia-layer { position: absolute; inset: 0; }
 .badia-layer img { width: 100%; height: 100%; display: block; }
-.badia-layer svg { display: block; overflow: visible; }
+.badia-layer svg { display: block; overflow: hidden; }
 .badia-shade { background: NIGHT; transition: opacity 0.2s; pointer-events: none; }
 .badia-status { white-space: pre-line; font-size: 13px; }
 .badia-clock { font-size: 15px; font-weight: 600; }
@@ -116,13 +116,6 @@ def _legend_html(model: DesertModel) -> str:
     items += [
         (sym('<use href="#k-cell" fill="#555" fill-opacity="0.4" stroke-opacity="0.5"/>'),
          "hidden (faint)"),
-        (sym(f'<path d="M-10 0H10" stroke="#fff6e0" stroke-width="4"/><path d="M-10 0H10" '
-             f'stroke="{HIGHWAY_COLOUR}" stroke-width="2"/>'), "highway"),
-        (sym('<path d="M-10 0H10" stroke="#6e5435" stroke-width="1.4" stroke-dasharray="4 2"/>'),
-         "track"),
-        (sym(f'<rect x="-9" y="-6" width="18" height="12" fill="none" stroke="{ZONE_COLOUR}" '
-             'stroke-width="1.4"/><path d="M-9 6L-3-6M-3 6L3-6M3 6L9-6" '
-             f'stroke="{ZONE_COLOUR}" stroke-width="0.8"/>'), "exclusion zone"),
         (sym('<use href="#ev-engagement"/>'), "engagement"),
         (sym('<use href="#ev-attack"/>'), "attack"),
         (sym(f'<path d="M-10 0H10" stroke="{ATTACK_COLOUR}" stroke-width="2.2" '
@@ -130,6 +123,23 @@ def _legend_html(model: DesertModel) -> str:
         (sym('<use href="#ev-detection" transform="scale(0.8)"/>'), "detected"),
         (sym('<use href="#ev-loss"/>'), "unit lost"),
     ]  # fmt: skip
+    # the map's features, only those this map has
+    t = model.terrain
+    classes = {d.get("cls") for _, _, d in t.road_graph.edges(data=True)}
+    features = []
+    if "highway" in classes:
+        features.append((sym(f'<path d="M-10 0H10" stroke="#fff6e0" stroke-width="4"/><path '
+                             f'd="M-10 0H10" stroke="{HIGHWAY_COLOUR}" stroke-width="2"/>'),
+                         "highway"))
+    if "track" in classes:
+        features.append((sym('<path d="M-10 0H10" stroke="#6e5435" stroke-width="1.4" '
+                             'stroke-dasharray="4 2"/>'), "track"))
+    if t.zones:
+        features.append((sym(f'<rect x="-9" y="-6" width="18" height="12" fill="none" '
+                             f'stroke="{ZONE_COLOUR}" stroke-width="1.4"/><path d="M-9 6L-3-6M-3 '
+                             f'6L3-6M3 6L9-6" stroke="{ZONE_COLOUR}" stroke-width="0.8"/>'),
+                         "exclusion zone"))
+    items[len(items) - 6:len(items) - 6] = features
     return "".join(f"<span>{s}{label}</span>" for s, label in items)
 
 

@@ -97,7 +97,7 @@ def _fmt(v: float) -> str:
 class PlotPanel:
     """The plots of one model, kept between steps (see the module's docstring)."""
 
-    W, H = 460, 150  # SVG units of one chart (CSS px at its natural width)
+    W, H = 460, 136  # SVG units of one chart (CSS px at its natural width)
     LEFT, RIGHT, TOP, BOTTOM = 50, 12, 8, 30
 
     def __init__(self, model: DesertModel) -> None:
@@ -133,10 +133,12 @@ class PlotPanel:
             self.charts.append(Chart("crossings", "Border crossings by insurgents, cumulative",
                                      "crossings", [Series("crossed", colours_insurgent(self)),
                                                    Series("intercepted", BLUE, "4 3")]))
-        self.charts.append(Chart("coverage", "Garrison coverage of the roads",
-                                 "% of road cells", [Series("day", DAY_COLOUR),
-                                                     Series("night", NIGHT_LINE_COLOUR)],
-                                 ymax_fixed=100.0))
+        # coverage of the roads, or of the area where there are no roads (a sweep's ridge)
+        self.coverage = "coverage road" if self.n_segments else "coverage area"
+        self.charts.append(Chart("coverage", "Garrison coverage of the " + (
+            "roads" if self.n_segments else "area"), "% of road cells" if self.n_segments
+            else "% of the area", [Series("day", DAY_COLOUR), Series("night", NIGHT_LINE_COLOUR)],
+            ymax_fixed=100.0))  # fmt: skip
 
     def _update(self) -> None:
         m = self.model
@@ -179,7 +181,7 @@ class PlotPanel:
                     s.add(x, float(v))
                     c.ymax = max(c.ymax, float(v))
             night = m.light_by_hour[(i // every) * every] == LightLevel.NIGHT
-            road = 100.0 * float(data["coverage road"][i])
+            road = 100.0 * float(data[self.coverage][i])
             day_s, night_s = by_key["coverage"].series
             day_s.add(x, math.nan if night else road)
             night_s.add(x, road if night else math.nan)
