@@ -378,10 +378,17 @@ def test_plot_panel_appends_each_hour_and_has_the_scenario_panels():
     html = panel.html()
     assert 'data-hour="30"' in html
     alive = next(c for c in panel.charts if c.key == "alive")
-    assert all(len(s.parts) == 30 for s in alive.series)
+
+    def last_x(series) -> str:
+        return re.split(r"[ML]", series.path())[-1].split(",")[0]
+
+    assert all(last_x(s) == "30" for s in alive.series)  # x in hours
+    before = [list(s.parts) for s in alive.series]
     m.step()
     panel.html()
-    assert all(len(s.parts) == 31 for s in alive.series)  # one point more, not redrawn
+    # the new hour is appended to what was there, not redrawn
+    assert all(s.parts[: len(b)] == b for s, b in zip(alive.series, before, strict=True))
+    assert all(last_x(s) == "31" for s in alive.series)
     # the cave sweep has no roads: sweep progress instead, with its real number of squares
     assert "Road segments" not in html and "Sweep progress" in html
     squares = sum(len(u.behaviour.squares) for u in m.units if hasattr(u.behaviour, "squares"))

@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
-from matplotlib.text import Annotation
+from matplotlib.text import Annotation, Text
 
 from sim.analysis import maps
 from sim.app.style import (
@@ -83,6 +83,7 @@ class Label:
     bold: bool
     italic: bool
     colour: str
+    opacity: float = 1.0
 
 
 @dataclass
@@ -228,11 +229,11 @@ def layers(model: DesertModel, view: View) -> Layers:
     ax.set_ylim(view.r1, view.r0)
     if view != whole_view(t):
         _scale_bar(ax, view, t.grid.cell_km)
-    before = set(map(id, ax.texts))
+    before = {id(x) for x in ax.texts if not _on_the_map(x, ax)}  # north arrow, grid note
     maps._labels(ax, t, fontsize=LABEL_PT)
     labels = []
-    for text in list(ax.texts):  # place names go to the overlay, above the units
-        if id(text) in before or not isinstance(text, Annotation):
+    for text in list(ax.texts):  # names on the map go to the overlay, above the units
+        if id(text) in before:
             continue
         label = _label_of(text, view)
         if 0.0 <= label.x <= 1.0 and 0.0 <= label.y <= 1.0:  # (a major place outside the view
@@ -267,9 +268,19 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def _label_of(text: Annotation, view: View) -> Label:
-    x, y = text.xy
-    dx, dy = text.xyann  # offset points; 100 dpi: 1 pt = 100/72 px
+def _on_the_map(text: Text, ax) -> bool:
+    """A text placed in data coordinates (a place, zone or country name), not in axes ones."""
+    if isinstance(text, Annotation):
+        return text.xycoords == "data"
+    return text.get_transform() == ax.transData
+
+
+def _label_of(text: Text, view: View) -> Label:
+    if isinstance(text, Annotation):
+        x, y = text.xy
+        dx, dy = text.xyann  # offset points; 100 dpi: 1 pt = 100/72 px
+    else:
+        (x, y), dx, dy = text.get_position(), 0.0, 0.0
     ha, va = text.get_horizontalalignment(), text.get_verticalalignment()
     size_px = max(10.0, text.get_fontsize() * DPI / 72.0)
     return Label(
@@ -284,6 +295,7 @@ def _label_of(text: Annotation, view: View) -> Label:
         bold=text.get_fontweight() in ("bold", 700),
         italic=text.get_fontstyle() == "italic",
         colour=to_hex(text.get_color()),
+        opacity=1.0 if text.get_alpha() is None else float(text.get_alpha()),
     )
 
 

@@ -346,11 +346,20 @@ def overlay_svg(
     out.append(f'<g class="labels" {_SVG_TEXT}>')
     for lab in layers.labels:
         style = (' font-weight="bold"' if lab.bold else "") + (
-            ' font-style="italic"' if lab.italic else "")
-        out.append(f'<text x="{lab.x * 100:.2f}%" y="{lab.y * 100:.2f}%" dx="{lab.dx:.1f}" '
+            ' font-style="italic"' if lab.italic else "") + (
+            f' fill-opacity="{lab.opacity:.2f}"' if lab.opacity < 1 else "")
+        x = f"{lab.x * 100:.2f}%"
+        lines = lab.text.split("\n")
+        # lines of a name centred on its point move up by half their extra height
+        shift = {"central": -(len(lines) - 1) * 0.6, "auto": -(len(lines) - 1) * 1.2}.get(
+            lab.baseline, 0.0)
+        body = _esc(lines[0]) if len(lines) == 1 else "".join(
+            f'<tspan x="{x}" dx="{lab.dx:.1f}" dy="{shift if i == 0 else 1.2:.2f}em">'
+            f"{_esc(line)}</tspan>" for i, line in enumerate(lines))
+        out.append(f'<text x="{x}" y="{lab.y * 100:.2f}%" dx="{lab.dx:.1f}" '
                    f'dy="{lab.dy:.1f}" text-anchor="{lab.anchor}" '
                    f'dominant-baseline="{lab.baseline}" font-size="{lab.size_px:g}" '
-                   f'fill="{lab.colour}"{style}>{_esc(lab.text)}</text>')  # fmt: skip
+                   f'fill="{lab.colour}"{style}>{body}</text>')  # fmt: skip
     if inside_cells and view.width_cells <= LABEL_UNITS_BELOW_CELLS:
         named.update(np.flatnonzero(shown & model.insurgent_faction[fac]).tolist())
         by_cell: dict[tuple[int, int], list[str]] = {}

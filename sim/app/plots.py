@@ -30,23 +30,43 @@ NIGHT_LINE_COLOUR = BLUE
 
 @dataclass
 class Series:
-    """One line: its label, colour and dash, and its path in data units (x days, y value)."""
+    """One line: its label, colour and dash, and its path in data units (x hours, y value).
+
+    A run of equal values is kept as its two ends (most series are flat most of the time), so
+    the path stays short over a long run; the curve drawn is the same."""
 
     label: str
     colour: str
     dash: str = ""
     parts: list[str] = field(default_factory=list)
     pen_up: bool = True
-    last: float = 0.0
+    last: float = 0.0  # the last value, for the legend
+    last_y: float = math.nan
+    flat_x: float | None = None  # the end of a run of equal values, not written yet
 
     def add(self, x: float, y: float, value: float | None = None) -> None:
         """Append the point (x, y); ``value`` is what the legend shows (default ``y``)."""
         if not math.isfinite(y):
+            self._flush()
             self.pen_up = True
             return
-        self.parts.append(f"{'M' if self.pen_up else 'L'}{x:.4f},{y:.4g}")
-        self.pen_up = False
         self.last = y if value is None else value
+        if not self.pen_up and y == self.last_y:
+            self.flat_x = x
+            return
+        self._flush()
+        self.parts.append(f"{'M' if self.pen_up else 'L'}{x:g},{y:.4g}")
+        self.pen_up = False
+        self.last_y = y
+
+    def _flush(self) -> None:
+        if self.flat_x is not None:
+            self.parts.append(f"L{self.flat_x:g},{self.last_y:.4g}")
+            self.flat_x = None
+
+    def path(self) -> str:
+        tail = f"L{self.flat_x:g},{self.last_y:.4g}" if self.flat_x is not None else ""
+        return "".join(self.parts) + tail
 
 
 @dataclass
@@ -149,7 +169,7 @@ class PlotPanel:
         events = m.events
         for i in range(self.rows, n):
             hour = i + 1
-            x = hour / 24.0
+            x = float(hour)
             # events of the hour just ended (collected rows are one per hour)
             while self.event_pos < len(events) and events[self.event_pos]["hour"] < hour:
                 e = events[self.event_pos]
@@ -216,6 +236,7 @@ class PlotPanel:
             hi = max(top, ticks[-1]) * 1.04 if c.ymax_fixed is None else top * 1.04
             tick_pos = [(t, _fmt(t)) for t in ticks]
         sx, sy = pw / days, ph / (hi - lo)
+        sx_hours = sx / 24.0  # the paths are in hours
         tx, ty = L, T + ph + lo * sy
         legend = "".join(
             f'<span class="badia-key"><i style="border-top:2px {"dashed" if s.dash else "solid"}'
@@ -247,12 +268,12 @@ class PlotPanel:
             g.append(f'<line x1="{L}" x2="{L + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#999" '
                      'stroke-dasharray="3 3"/>')  # fmt: skip
         g.append(f'<svg x="{L}" y="{T}" width="{pw}" height="{ph}" overflow="hidden">'
-                 f'<g transform="matrix({sx:.6g} 0 0 {-sy:.6g} {tx - L:.6g} {ty - T:.6g})" '
+                 f'<g transform="matrix({sx_hours:.6g} 0 0 {-sy:.6g} {tx - L:.6g} {ty - T:.6g})" '
                  'fill="none">')  # fmt: skip
         for s in c.series:
             if s.parts:
                 dash = f' stroke-dasharray="{s.dash}"' if s.dash else ""
-                g.append(f'<path d="{"".join(s.parts)}" stroke="{s.colour}" stroke-width="1.6" '
+                g.append(f'<path d="{s.path()}" stroke="{s.colour}" stroke-width="1.6" '
                          f'vector-effect="non-scaling-stroke"{dash}/>')  # fmt: skip
         g.append("</g></svg></svg></div>")
         return "".join(g)
