@@ -23,7 +23,7 @@ from mesa.visualization.utils import force_update
 from sim.app.background import background, layers
 from sim.app.map_frame import _known, map_figure, overlay_svg
 from sim.app.model import VizModel, model_params
-from sim.app.page import Controls, MapView, Page, Pending
+from sim.app.page import Controls, Main, Page, Pending
 from sim.app.plots import PlotPanel, plots_figure
 from sim.app.scenarios import (
     ENV_SCENARIO,
@@ -241,7 +241,7 @@ def _html(rc, cls: str) -> str:
 
 def test_map_view_redraws_only_the_overlay_after_a_step():
     model = VizModel(scenario_file="outpost_night_raid")
-    _, rc = solara.render(MapView(model), handle_error=False)
+    _, rc = solara.render(Main(model), handle_error=False)
 
     def clock() -> str:
         return rc.find(vw.Html, class_="badia-clock").widget.children[0]

@@ -75,6 +75,8 @@ _CSS = """
   max-width: calc((100vh - 112px) * var(--badia-aspect)); }
 .badia-map-stack .badia-clock { position: absolute; left: 8px; top: 8px; padding: 2px 8px;
   background: rgba(255, 255, 255, 0.85); border-radius: 4px; }
+.v-slider__thumb-label-container { display: block !important; }  /* slider values always shown */
+.v-input__slider { margin-top: 28px; }
 div:has(> b > a[href*="solara.dev"]) { display: none !important; }  /* covers the map */
 .badia-layer { position: absolute; inset: 0; }
 .badia-layer img { width: 100%; height: 100%; display: block; }
@@ -158,10 +160,9 @@ def ViewControls(model: DesertModel):
 
 
 @solara.component
-def MapView(model: DesertModel):
+def MapView(model: DesertModel, hour: int = 0):
     """The map (ground, night shading, features, and the overlay of units, events and names),
     the clock on it, and its key below."""
-    update_counter.get()
     region = region_choice.value
     views = viewpoints(model)
     viewpoint = viewpoint_choice.value if viewpoint_choice.value in views else UMPIRE
@@ -186,9 +187,8 @@ def MapView(model: DesertModel):
 
 
 @solara.component
-def Status(model: DesertModel):
+def Status(model: DesertModel, hour: int = 0):
     """Scenario, seed, units alive, parameters, the scenario's progress, and input notices."""
-    update_counter.get()
     solara.Text("\n".join([status_text(model), *scenario_lines(model)]),
                 classes=["badia-status"])  # fmt: skip
     notices = getattr(getattr(model, "viz", None), "notices", [])
@@ -197,9 +197,8 @@ def Status(model: DesertModel):
 
 
 @solara.component
-def Events(model: DesertModel):
+def Events(model: DesertModel, hour: int = 0):
     """The latest events, as the chosen viewpoint knows them."""
-    update_counter.get()
     views = viewpoints(model)
     viewpoint = viewpoint_choice.value if viewpoint_choice.value in views else UMPIRE
     lines = event_lines(model, observer=observer_of(model, viewpoint))
@@ -211,9 +210,8 @@ def Events(model: DesertModel):
 
 
 @solara.component
-def Plots(model: DesertModel):
+def Plots(model: DesertModel, hour: int = 0):
     """The time-series plots of the run so far (appended to, step by step)."""
-    update_counter.get()
     panel = solara.use_memo(lambda: PlotPanel(model), [id(model)])
     solara.HTML(unsafe_innerHTML=panel.html(), classes=["badia-plots"])
 
@@ -330,9 +328,20 @@ def Page():
         with solara.Card("Model Parameters"):
             ModelCreator(model, model_params(m), model_parameters=params).key(f"mc-{m.viz.key}")
             Pending(m, params)
+    Main(m)
+
+
+@solara.component
+def Main(model: DesertModel):
+    """The map beside the status, plots and events, redrawn after each step.
+
+    Only this component follows the step counter, so a step re-renders the tree once (one
+    subscriber per panel would re-render it once per panel)."""
+    update_counter.get()
+    hour = model.hour  # the panels' argument that changes with each step (so they redraw)
     with solara.Div(classes=["badia-main"]):
-        MapView(m)
+        MapView(model, hour)
         with solara.Column(gap="8px"):
-            Status(m)
-            Plots(m)
-            Events(m)
+            Status(model, hour)
+            Plots(model, hour)
+            Events(model, hour)
