@@ -49,10 +49,11 @@ _MARGIN_IN = {"left": 0.55, "right": 0.15, "top": 0.32, "bottom": 0.3}
 _LEGEND_IN = 0.62
 MAX_AXES_HEIGHT_IN = 6.3
 
-#: The browser layers are laid out for a map shown about this wide (CSS pixels; the map of a
-#: 1280x800 window): place names are placed so that at this size, in 11 px type, none overlaps
+#: The browser layers are laid out for a map shown about this wide (CSS pixels; a little less
+#: than the map of a 1280x800 window, about 840, as the browser's text runs a little wider than
+#: matplotlib's): place names are placed so that at this size, in 11 px type, none overlaps
 #: another. Wider maps only spread them further apart.
-LAYOUT_WIDTH_PX = 860
+LAYOUT_WIDTH_PX = 800
 #: ... and rasterised this many times larger, so a 1920x1080 window shows them sharp.
 LAYER_SCALE = 1.6
 LABEL_PT = 8.0  # 11 CSS px at 100 dpi
@@ -232,9 +233,14 @@ def layers(model: DesertModel, view: View) -> Layers:
     before = {id(x) for x in ax.texts if not _on_the_map(x, ax)}  # north arrow, grid note
     maps._labels(ax, t, fontsize=LABEL_PT)
     labels = []
+    renderer = fig.canvas.get_renderer()
+    names = [x.get_window_extent(renderer) for x in ax.texts if isinstance(x, Annotation)]
     for text in list(ax.texts):  # names on the map go to the overlay, above the units
         if id(text) in before:
             continue
+        if not isinstance(text, Annotation) and any(
+                text.get_window_extent(renderer).overlaps(b) for b in names):
+            continue  # a country name across a place name stays faint in the raster, below it
         label = _label_of(text, view)
         if 0.0 <= label.x <= 1.0 and 0.0 <= label.y <= 1.0:  # (a major place outside the view
             labels.append(label)  # is labelled anyway by maps._labels; not here)
