@@ -8,6 +8,11 @@ cached terrain raster plus the overlay: units, recent events, detections, clock)
 first frame of a view also draws and caches the terrain and is reported apart ("first frame"); the
 figure reported is the mean over the next `--steps` steps (model stepping not included).
 Target: under 300 ms per frame on the theatre. The plots panel is timed the same way.
+
+The browser app draws neither of these per step: it sends a view's terrain once
+(`sim.app.background.layers`, timed as "layers") and then per step only the overlay SVG
+(`sim.app.map_frame.overlay_svg`) and the plots appended by `sim.app.plots.PlotPanel`; those
+are timed too ("app overlay", "app plots"). The whole Step in a browser: benchmarks/app_step.py.
 """
 
 from __future__ import annotations
@@ -64,6 +69,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  map '{region}': first frame {first:.0f} ms (draws the terrain); next "
               f"{args.steps} frames mean {mean:.0f} ms, median {statistics.median(frames):.0f}, "
               f"max {max(frames):.0f} ms  (model step mean {statistics.fmean(steps):.0f} ms)")
+    from sim.app.background import layers
+    from sim.app.map_frame import overlay_svg
+    from sim.app.plots import PlotPanel
+    from sim.app.views import resolve_view
+
+    view = resolve_view(model, WHOLE_MAP)
+    lay_ms = _ms(lambda: layers(model, view))
+    lay = layers(model, view)
+    panel = PlotPanel(model)
+    panel.html()
+    overlay, app_plots = [], []
+    for _ in range(args.steps):
+        model.step()
+        overlay.append(_ms(lambda: overlay_svg(model, lay)))
+        app_plots.append(_ms(panel.html))
+    print(f"  app (whole map): layers {lay_ms:.0f} ms once per view; per step overlay "
+          f"median {statistics.median(overlay):.1f} ms (max {max(overlay):.1f}), plots "
+          f"median {statistics.median(app_plots):.1f} ms (max {max(app_plots):.1f})")
     plots = [_ms(lambda: figure_png(plots_figure(model))) for _ in range(5)]
     print(f"  plots panel: mean {statistics.fmean(plots):.0f} ms over 5 draws "
           f"(at hour {model.hour})")  # fmt: skip

@@ -9,21 +9,22 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import ipyvue
 import ipyvuetify as vw
-import ipywidgets
 import numpy as np
 import pytest
 import solara
-from mesa.visualization.solara_viz import ModelController, ModelCreator, _check_model_params
+from mesa.visualization.solara_viz import ModelCreator, _check_model_params
 from mesa.visualization.utils import force_update
 
-from sim.app.background import background
-from sim.app.map_frame import _known, map_figure
+from sim.app.background import background, layers
+from sim.app.map_frame import _known, map_figure, overlay_svg
 from sim.app.model import VizModel, model_params
-from sim.app.page import MapView, Page
-from sim.app.plots import plots_figure
+from sim.app.page import Controls, Main, Page, Pending
+from sim.app.plots import PlotPanel, plots_figure
 from sim.app.scenarios import (
     ENV_SCENARIO,
     SliderSpec,
@@ -33,9 +34,16 @@ from sim.app.scenarios import (
     start_scenario,
 )
 from sim.app.snapshot import main as snapshot_main
-from sim.app.status import light_shown, status_text
+from sim.app.status import event_lines, light_shown, pending_lines, status_text
 from sim.app.style import figure_png
-from sim.app.views import VIEW_SUFFIX, WHOLE_MAP, follow_names, map_regions, resolve_view
+from sim.app.views import (
+    VIEW_SUFFIX,
+    WHOLE_MAP,
+    follow_names,
+    map_regions,
+    resolve_view,
+    whole_view,
+)
 from sim.engine.model import DesertModel
 from sim.rules.state import Posture
 from sim.scenario.defaults import resolved_unit
@@ -185,58 +193,81 @@ def _button(rc, label: str):
     return next(b for b in rc.find(vw.Btn).widgets if b.children == [label])
 
 
-def test_controls_step_slider_and_reset(outpost):
-    """Mesa's parameter panel and controller with our params: Step advances one hour per click;
-    a slider moved then Reset rebuilds the model with the new value."""
+def _wait(predicate, what: str) -> None:
+    """Wait (up to a minute) for the app's stepping thread; fails saying ``what`` never came."""
+    deadline = time.monotonic() + 60
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def test_controls_queue_steps_and_reset_applies_a_slider(outpost):
+    """The app's controls with Mesa's parameter panel: every Step click is run (three quick
+    clicks are three hours, none dropped); a slider moved is shown as pending until Reset
+    rebuilds the model with the new value."""
     model = solara.reactive(VizModel(scenario_file="outpost_night_raid"))
     params = solara.reactive({})
 
     @solara.component
-    def Controls():
+    def Sidebar():
+        Controls(model, params)
         ModelCreator(model, model_params(model.value), model_parameters=params)
-        ModelController(model, model_parameters=params, play_interval=solara.reactive(100),
-                        render_interval=solara.reactive(1),
-                        use_threads=solara.reactive(False))  # fmt: skip
+        Pending(model.value, params)
 
-    _, rc = solara.render(Controls(), handle_error=False)
+    _, rc = solara.render(Sidebar(), handle_error=False)
     sliders = {w.label: w for w in rc.find(vw.Slider).widgets}
     patrols = _specs(outpost)["patrols"].value
     assert sliders["Patrols (total)"].v_model == patrols
-    _button(rc, "Step").click()
-    _button(rc, "Step").click()
-    assert model.value.hour == 2
+    for _ in range(3):
+        _button(rc, "Step").click()
+    _wait(lambda: model.value.hour == 3, "three Step clicks did not make three hours")
+    time.sleep(0.3)
+    assert model.value.hour == 3
     sliders["Patrols (total)"].v_model = patrols + 2
+    pending = rc.find(vw.Html, class_="badia-pending").widget.children[0]
+    assert f"Patrols {patrols}" in pending and "pending: Reset applies" in pending
     _button(rc, "Reset").click()
     assert model.value.hour == 0
     assert _count(model.value, "patrol") == patrols + 2
     assert f"Patrols {patrols + 2} (set)" in status_text(model.value)
+    pending_lines_now = pending_lines(model.value, params.value)
+    assert not any("pending" in line for line in pending_lines_now)
 
 
-def test_map_view_image_updates_after_a_step():
+def _html(rc, cls: str) -> str:
+    return next(w.unsafe_innerHTML for w in rc.find(ipyvue.VueTemplate).widgets
+                if cls in (getattr(w, "attributes", None) or {}).get("class", ""))  # fmt: skip
+
+
+def test_map_view_redraws_only_the_overlay_after_a_step():
     model = VizModel(scenario_file="outpost_night_raid")
-    _, rc = solara.render(MapView(model), handle_error=False)
-
-    def image() -> bytes:
-        return rc.find(ipywidgets.Image).widget.value
+    _, rc = solara.render(Main(model), handle_error=False)
 
     def clock() -> str:
-        return next(w.children[0] for w in rc.find(vw.Html).widgets
-                    if "badia-clock" in (w.class_ or ""))  # fmt: skip
+        return rc.find(vw.Html, class_="badia-clock").widget.children[0]
 
-    first, first_clock = image(), clock()
-    assert first[:8] == b"\x89PNG\r\n\x1a\n"
+    grounds = [w for w in rc.find(ipyvue.VueTemplate).widgets
+               if "<img" in (getattr(w, "unsafe_innerHTML", None) or "")]  # fmt: skip
+    assert len(grounds) == 2  # the ground and the features, PNG
+    terrain = [w.unsafe_innerHTML for w in grounds]
+    assert all("data:image/png;base64," in t for t in terrain)
+    first, first_clock = _html(rc, "badia-overlay-layer"), clock()
+    assert 'data-hour="0"' in first
     model.step()
     force_update()
-    assert image() != first
+    after = _html(rc, "badia-overlay-layer")
+    assert 'data-hour="1"' in after and after != first
     assert clock() != first_clock and "hour 1 of" in clock()
+    assert [w.unsafe_innerHTML for w in grounds] == terrain  # the terrain is not sent again
 
 
 def test_page_renders_map_and_plots(monkeypatch):
     monkeypatch.delenv(ENV_SCENARIO, raising=False)
     # (the sidebar's controls are portals that only a served page shows: see test_app_e2e.py)
     _, rc = solara.render(Page(), handle_error=False)
-    images = rc.find(ipywidgets.Image).widgets
-    assert len(images) == 2 and all(len(w.value) > 1000 for w in images)
+    assert "<svg" in _html(rc, "badia-overlay-layer")
+    plots = _html(rc, "badia-plots")
+    assert plots.count('class="badia-chart"') >= 4 and "day of the run" in plots
 
 
 # ------------------------------------------------------------------------------- figures
@@ -296,6 +327,76 @@ def test_faction_viewpoint_hides_the_other_side(theatre_at_night):
     assert _count_points(fig, "known") == len(known)
     # the government does not know where every insurgent is
     assert len(known) < int((alive & m.hostile[gov, fac]).sum())
+
+
+def test_overlay_shows_what_the_viewpoint_knows(theatre_at_night):
+    """The browser's overlay: the umpire sees every living unit, a faction its own side and
+    the enemies it knows of (rings where last seen), and the place names are drawn last."""
+    m = theatre_at_night
+    lay = layers(m, whole_view(m.terrain))
+    alive = m.force.view("alive")
+    umpire = overlay_svg(m, lay)
+    assert f'data-hour="{m.hour}"' in umpire
+    assert umpire.count('<use href="#k-') == int(alive.sum())
+    gov = m.faction_index["government"]
+    fac = m.force.view("faction")
+    own = overlay_svg(m, lay, "government" + VIEW_SUFFIX)
+    assert own.count('<use href="#k-') == int((alive & ~m.hostile[gov, fac]).sum())
+    known, _, _ = _known(m, gov)
+    assert own.split('<g class="known"')[1].split("</g>")[0].count("<circle") == len(known)
+    # names above markers: the labels group comes after the units and events
+    assert umpire.index('class="labels"') > umpire.index('class="events"') > umpire.index(
+        'class="units"')
+    assert "Palmyra" in umpire.split('class="labels"')[1]
+    sizes = [float(x) for x in re.findall(r'font-size="([\d.]+)"', umpire)]
+    assert sizes and min(sizes) >= 10
+
+
+def test_event_list_of_a_viewpoint_names_only_units_that_side_knows(theatre_at_night):
+    m = theatre_at_night
+    gov = m.faction_index["government"]
+    insurgents = {u.name for u in m.units if u.faction == "insurgents"}
+    known, _, _ = _known(m, gov)
+    known_names = {m.units[i].name for i in known.tolist()}
+    umpire = event_lines(m, limit=200)
+    assert any(name in line for line in umpire for name in insurgents - known_names)
+    lines = event_lines(m, limit=200, observer=gov)
+    assert lines
+    for line in lines:
+        named = {n for n in insurgents if n in line}
+        # (a name that is a prefix of a known one, "raiders-1" of "raiders-10", is not a leak)
+        leaked = {n for n in named - known_names if not any(n in k for k in known_names)}
+        assert not leaked, line
+
+
+def test_plot_panel_appends_each_hour_and_has_the_scenario_panels():
+    m = VizModel(scenario_file="cave_sweep")
+    panel = PlotPanel(m)
+    assert "no data yet" in panel.html()
+    for _ in range(30):
+        m.step()
+    html = panel.html()
+    assert 'data-hour="30"' in html
+    alive = next(c for c in panel.charts if c.key == "alive")
+
+    def last_x(series) -> str:
+        return re.split(r"[ML]", series.path())[-1].split(",")[0]
+
+    assert all(last_x(s) == "30" for s in alive.series)  # x in hours
+    before = [list(s.parts) for s in alive.series]
+    m.step()
+    panel.html()
+    # the new hour is appended to what was there, not redrawn
+    assert all(s.parts[: len(b)] == b for s, b in zip(alive.series, before, strict=True))
+    assert all(last_x(s) == "31" for s in alive.series)
+    # the cave sweep has no roads: sweep progress instead, with its real number of squares
+    assert "Road segments" not in html and "Sweep progress" in html
+    squares = sum(len(u.behaviour.squares) for u in m.units if hasattr(u.behaviour, "squares"))
+    assert squares > 0 and f"of {squares} squares" in html
+    for label in ("day of the run", "count", "units (log scale)", "% of the area"):
+        assert label in html
+    border = PlotPanel(VizModel(scenario_file="border_crossing")).html()
+    assert "Border crossings" in border
 
 
 def test_night_darkens_the_ground_not_the_labels(theatre_at_night):
