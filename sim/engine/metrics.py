@@ -12,9 +12,10 @@ Daily columns (one row per simulated day):
 - ``road_closed_hours`` (segment-hours, all roads) and ``road_closed_hours__<road>``: hours a
   road segment was closed by an ambush set on it or an attack on it in the last hours;
 - ``roads_open_fraction``: mean over the day's hours of the fraction of road km open;
-- ``border_crossings`` (by insurgent units), ``zone_entries``, ``zone_entries_barred`` (must stay
-  0), ``engagements``,
-  ``pursuits_broken_off``;
+- ``border_crossings`` (``crossing`` events of insurgent units, ``sim.rules.borders``),
+  ``zone_entries`` (counted on every cell a unit passes during the
+  hour, so a strip crossed and left within the hour counts), ``zone_entries_barred`` (must
+  stay 0), ``engagements``, ``pursuits_broken_off``;
 - ``recruits`` (fighters who joined a cell or formed one), ``air_strikes``, ``air_strike_hits``:
   in scenarios with a ``campaign:`` section (``sim.rules.recruitment``, ``sim.rules.air``);
 - ``mines_laid``, ``mines_cleared`` (by garrison patrols): from the day of the first such event
@@ -70,7 +71,7 @@ class Metrics:
         campaign = model.spec.campaign is not None
         self.attack_types = ATTACK_TYPES + (CAMPAIGN_ATTACK_TYPES if campaign else ())
         self.campaign_columns = CAMPAIGN_COLUMNS if campaign else ()
-        self.zone = t.zone
+        self._zone_flat = t.zone.ravel()
         # fixed coverage sample points (road cells and a regular lattice over the map)
         # a regular lattice of at most ~COVERAGE_SAMPLES points estimates the covered fraction
         # to within a percent or so, at a fraction of the cost of testing every cell
@@ -135,14 +136,36 @@ class Metrics:
         elif kind == "mine_cleared":
             d["mines_cleared"] += 1
 
-    def on_zone_move(self, r0: int, c0: int, r1: int, c1: int, barred: frozenset[int]) -> None:
-        """Count a zone entry when a unit's hourly move ends in a zone it did not start in
-        (``barred``: the zones its faction may not enter)."""
-        z1 = self.zone[r1, c1]
-        if z1 >= 0 and self.zone[r0, c0] != z1:
-            self.day["zone_entries"] += 1
-            if z1 in barred:
-                self.day["zone_entries_barred"] += 1
+    def on_zone_passes(self, start: np.ndarray, cells: np.ndarray, owner: np.ndarray,
+                       faction: np.ndarray, moved: np.ndarray,
+                       barred: list[frozenset[int]]) -> None:
+        """Count the zone entries of this hour's moves on every cell passed, not only where
+        each move ends: a patrol that drives across a narrow zone strip and out again within
+        the hour enters it once.
+
+        ``start``: each mover's cell at the start of the hour; ``cells``, ``owner``: the cells
+        entered this hour, in path order, and the mover each belongs to (`PathBook.passed`,
+        contiguous per mover); ``faction``: each mover's faction index; ``moved``: False for a
+        mover whose move did not happen (turned back at a border); ``barred``: per faction,
+        the zones it may not enter (``zone_entries_barred``)."""
+        if not len(cells):
+            return
+        z = self._zone_flat[cells]
+        inside = z >= 0
+        if not inside.any():
+            return
+        before = np.empty_like(z)   # the zone of the cell each step left
+        before[1:] = z[:-1]
+        first = np.ones(len(owner), dtype=bool)
+        first[1:] = owner[1:] != owner[:-1]
+        before[first] = self._zone_flat[start[owner[first]]]
+        entered = np.flatnonzero(inside & (z != before) & moved[owner])
+        if not len(entered):
+            return
+        self.day["zone_entries"] += len(entered)
+        n_barred = sum(int(z[k]) in barred[faction[owner[k]]] for k in entered.tolist())
+        if n_barred:
+            self.day["zone_entries_barred"] += n_barred
 
     # --------------------------------------------------------------------------- hourly
     def record_hour(self, model: TacticState, det: Detections) -> None:

@@ -358,6 +358,7 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
             done = new >= f.path_last[movers]
             arrived = [(self.units[i], book.serial[i]) for i in movers[done].tolist()]
             cols = self.terrain.cols
+            moved = np.ones(len(movers), dtype=bool)
             for k in np.flatnonzero(self._region[start] != self._region[end]).tolist():
                 unit = self.units[int(movers[k])]  # a zone edge or border lies between: look
                 traversed = unit.path[old[k] + 1 : new[k] + 1]
@@ -366,8 +367,10 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
                 if self.border_lines.crossed(r0, c0, r1, c1, traversed) and not attempt_crossing(
                     self, unit, (r0, c0)
                 ):
-                    continue  # turned back at the border
-                self.metrics.on_zone_move(r0, c0, r1, c1, self.barred_zones[f.faction[unit.idx]])
+                    moved[k] = False  # turned back at the border
+            cells, owner = book.passed(movers, old, new)
+            self.metrics.on_zone_passes(start, cells, owner, f.faction[movers], moved,
+                                        self.barred_zones)
             for unit, serial in arrived:
                 if book.serial[unit.idx] == serial:  # not turned back at a border (new orders)
                     unit.alert("arrived")
