@@ -50,3 +50,36 @@ def test_a_patrol_crossing_a_zone_strip_is_counted_at_every_crossing():
     # counting only where each hour ends (the old rule) would have missed most of them
     assert ended_inside < crossings / 2
     assert model.metrics.totals.get("zone_entries_barred", 0) == 0
+
+
+def _stem(name: str) -> str:
+    """A summary name with the suffix and plurals a near-duplicate would differ by removed."""
+    for suffix in ("_total", "_end", "_mean"):
+        name = name.removesuffix(suffix)
+    return "_".join(w.removesuffix("es") if w.endswith("shes") else w.removesuffix("s")
+                    for w in name.split("_"))
+
+
+def test_the_run_summary_has_one_name_per_metric_and_each_counts_what_it_says():
+    """No two summary names that differ only by a plural or a suffix (such as the dead
+    `attack_attempted_total` beside `attacks_attempted_total`); the raid counts are the two
+    documented ones: raiding cells that set out, and raid attacks (one per fight opened on a
+    target, however many cells joined it)."""
+    from pathlib import Path
+
+    from sim.engine.run import run_scenario
+
+    theatre = Path(__file__).resolve().parent.parent / "scenarios" / "badia_theatre.yaml"
+    result = run_scenario(theatre, seed=11, days=20)
+    names = list(result.summary)
+    stems: dict[str, str] = {}
+    for name in names:
+        assert _stem(name) not in stems, (name, stems.get(_stem(name)))
+        stems[_stem(name)] = name
+    kinds = [e["type"] for e in result.events]
+    assert result.summary["raids_set_out"] == kinds.count("raid_start")
+    assert result.summary["raid_attempted_total"] == kinds.count("raid")
+    # cells raiding one post together are what separates the two in the theatre
+    assert kinds.count("raid_start") > kinds.count("raid") > 0
+    assert result.summary["attacks_attempted_total"] == sum(
+        result.summary[f"{k}_attempted_total"] for k in ("raid", "ambush", "seizure"))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sim.analysis.labels import describe_metric
 from sim.errors import UserError
 from sim.experiments.single import summary_table, write_run
 from sim.scenario.loading import load_scenario
@@ -98,7 +99,7 @@ def run_command(args) -> int:
     out = args.out or Path("out") / Path(args.scenario).stem
     write_run(result, Path(out))
     run_map(result, model.terrain, Path(out) / "map.png")
-    print(summary_table(result.summary))
+    print(summary_table(result.summary, describe=_describe))
     print(f"\n{hours / 24:.1f} days simulated in {elapsed:.1f} s; wrote {out}/"
           "{daily.parquet, events.jsonl, scenario.yaml, map.png}")
     if gis:
@@ -107,3 +108,9 @@ def run_command(args) -> int:
         files = write_run_gis(result, model.terrain, Path(out) / "gis")
         print(f"wrote {Path(out) / 'gis'}/{{{', '.join(f.name for f in files)}}}")
     return 0
+
+
+def _describe(metric: str) -> str:
+    """A summary metric in words, with its unit (`sim.analysis.labels`)."""
+    title, unit = describe_metric(metric)
+    return f"{title} ({unit.replace('{run}', 'run')})" if unit else title

@@ -92,10 +92,10 @@ if TYPE_CHECKING:
 
 #: Summary metrics that are shares of counted trials: metric -> (successes column, trials
 #: column). A successes column of None means successes = metric x trials (a fraction of a
-#: counted set, e.g. raids started at night of raids started).
+#: counted set, e.g. raids set out at night of raids set out).
 PROPORTION_COUNTS: dict[str, tuple[str | None, str]] = {
     "attack_success_rate": ("attacks_succeeded_total", "attacks_attempted_total"),
-    "raids_started_at_night_fraction": (None, "raids_started"),
+    "raids_set_out_at_night_fraction": (None, "raids_set_out"),
 }
 
 #: Default metrics, in the order the report shows them ("*" matches a faction or road name).
@@ -105,7 +105,7 @@ DEFAULT_METRIC_PATTERNS: tuple[str, ...] = (
     "road_closed_hours_total", "roads_open_fraction_mean",
     "coverage_road_night_mean", "coverage_area_night_mean",
     "coverage_road_day_mean", "coverage_area_day_mean",
-    "border_crossings_total", "crossings_intercepted", "insurgent_units_found_fraction",
+    "border_crossings_total", "border_crossings_intercepted", "insurgent_units_found_fraction",
     "raid_attempted_total", "raid_succeeded_total", "ambush_attempted_total",
     "ambush_succeeded_total", "seizure_attempted_total", "seizure_succeeded_total",
     "engagements_total",
