@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import json
 import os
 import signal
 import subprocess
@@ -297,3 +298,107 @@ def test_sigterm_terminates_the_workers_and_a_rerun_finishes_the_rest(tmp_path: 
         assert (parts / name).read_bytes() == data
         assert (parts / name).stat().st_mtime_ns == stamps[name]
     assert sorted(load(out).runs["run_id"]) == list(range(n_runs))
+
+
+# --------------------------------------------------------------------------------------------
+# 6. a lost or damaged manifest is rebuilt from the experiment file and the parts
+# --------------------------------------------------------------------------------------------
+
+
+def _half_done(tmp_path: Path) -> tuple[Path, Path, dict[str, tuple[int, int, int]]]:
+    """An experiment of 4 runs with 2 of them stored; the parts' snapshot."""
+    exp = _experiment(tmp_path, FOUR)
+    out = tmp_path / "out"
+    run_batch(exp, out, workers=1, progress=False)
+    for name in ("run-000001.parquet", "run-000003.parquet"):
+        (out / "parts" / name).unlink()
+    for name in ("runs.parquet", "daily.parquet", "events.parquet"):
+        (out / name).unlink()
+    return exp, out, _snapshot(out / "parts")
+
+
+@pytest.mark.parametrize("damage", ["missing", "garbled", "wrong types"])
+def test_a_lost_or_damaged_manifest_is_rebuilt_and_no_part_is_lost(
+        tmp_path: Path, damage: str, capsys: pytest.CaptureFixture[str]) -> None:
+    exp, out, parts_before = _half_done(tmp_path)
+    mf = out / "manifest.json"
+    original = json.loads(mf.read_text())
+    if damage == "missing":
+        mf.unlink()
+    elif damage == "garbled":
+        mf.write_text(mf.read_text()[:200])
+    else:
+        mf.write_text(json.dumps({**original, "runs": {"rows": "0-3"}}))
+    assert run_batch_command(_args(exp, out)) == EXIT_OK
+    err = capsys.readouterr().err
+    notes = [line for line in err.splitlines() if "rebuilt" in line]
+    assert len(notes) == 1 and str(mf) in notes[0] and str(exp) in notes[0]
+    assert "2 intact part(s)" in notes[0]
+    assert "Traceback" not in err
+    # the two stored parts were kept as they were (same file, never rewritten)
+    after = _snapshot(out / "parts")
+    for name, stat in parts_before.items():
+        assert after[name] == stat
+    assert len(after) == 4
+    rebuilt = json.loads(mf.read_text())
+    assert rebuilt["fingerprint"] == original["fingerprint"]
+    assert rebuilt["runs"] == original["runs"]
+    assert len(load(out).runs) == 4
+    if damage != "missing":   # the damaged manifest is kept beside it, never deleted
+        assert len(list(out.glob("manifest.json.bad-*"))) == 1
+
+
+def test_a_manifest_with_wrong_field_types_is_one_line_from_report(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sim.analysis.report import main as report_main
+
+    exp = _experiment(tmp_path, FOUR)
+    out = tmp_path / "out"
+    run_batch(exp, out, workers=1, progress=False)
+    capsys.readouterr()
+    mf = out / "manifest.json"
+    good = json.loads(mf.read_text())
+    for bad, field in (({**good, "design": {**good["design"], "points": 7}}, "design.points"),
+                       ({**good, "runs": {"rows": [[0, 0, "a", 1]]}}, "runs.rows[0]"),
+                       ({**good, "base_scenario": None}, "base_scenario")):
+        mf.write_text(json.dumps(bad))
+        assert report_main([str(out), "--out", str(tmp_path / "rep")]) != 0
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "Traceback" not in err[0]
+        assert str(mf) in err[0] and f"{field}:" in err[0]
+
+
+def test_a_batch_killed_before_its_manifest_is_written_resumes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed in its first moments (folder, lock and subfolders made, manifest not yet
+    written): the same command resumes on that folder."""
+    import sim.experiments.store as store
+
+    exp = _experiment(tmp_path, FOUR)
+    out = tmp_path / "out"
+
+    def killed(path: Path, obj: object) -> None:
+        (path.parent / f".tmp-{path.name}-x").write_text("{\"form")   # half written
+        raise SystemExit(137)
+
+    monkeypatch.setattr(store, "atomic_write_json", killed)
+    with pytest.raises(SystemExit):
+        run_batch(exp, out, workers=1, progress=False)
+    monkeypatch.undo()
+    assert (out / "parts").is_dir() and not (out / "manifest.json").exists()
+    assert run_batch_command(_args(exp, out)) == EXIT_OK
+    assert len(load(out).runs) == 4
+    assert not list(out.glob(".tmp-*"))
+
+
+def test_parts_of_another_experiment_are_not_adopted(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, parts_before = _half_done(tmp_path)
+    (out / "manifest.json").unlink()
+    capsys.readouterr()
+    other = _experiment(tmp_path, FOUR.replace("seed: 5", "seed: 6"), name="other")
+    assert run_batch_command(_args(other, out)) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "another experiment" in err[0] and "run-000000" in err[0]
+    assert _snapshot(out / "parts") == parts_before
+    assert not (out / "manifest.json").exists()

@@ -64,15 +64,22 @@ from sim.experiments.design import (
 )
 from sim.experiments.results import ensure_flat_tables, remove_flat_tables
 from sim.experiments.store import (
+    FAILURES,
     LOCK,
+    MANIFEST,
+    PARTS,
     STORE_FORMAT,
     ResultsStore,
     RunIds,
+    atomic_write_json,
     code_version,
     encode_part,
     lock_folder,
+    looks_like_store,
     package_versions,
+    part_ids,
     read_manifest,
+    set_aside,
 )
 
 EXIT_OK = 0
@@ -272,6 +279,8 @@ def _refuse_foreign(out: Path) -> None:
     try:
         read_manifest(out)
     except ResultsError as exc:
+        if looks_like_store(out):
+            return   # a store whose manifest is lost or damaged: `open_store` rebuilds it
         raise BatchError(f"{exc}; choose another --out, or --force-new to move it aside "
                          f"and start a fresh store") from None
 
@@ -293,8 +302,10 @@ def open_store(exp: LoadedExperiment, design: Design, out: Path, force_new: bool
         try:
             old = read_manifest(out)
         except ResultsError as exc:
-            raise BatchError(f"{exc}; choose another --out, or --force-new to move it aside "
-                             f"and start a fresh store") from None
+            if not looks_like_store(out):
+                raise BatchError(f"{exc}; choose another --out, or --force-new to move it "
+                                 f"aside and start a fresh store") from None
+            return _rebuild_manifest(exp, design, out, str(exc))
         if old.get("fingerprint") != fingerprint(exp, design):
             changed = ", ".join(_what_changed(old, exp, design))
             raise BatchError(
@@ -314,6 +325,54 @@ def open_store(exp: LoadedExperiment, design: Design, out: Path, force_new: bool
         if locks is not None:   # the lock held so far moved with the old folder
             locks.enter_context(lock_folder(out))
     return ResultsStore.create(out, build_manifest(exp, design)), notes
+
+
+def _rebuild_manifest(exp: LoadedExperiment, design: Design, out: Path, why: str
+                      ) -> tuple[ResultsStore, list[str]]:
+    """A store whose manifest is missing, unreadable or of the wrong shape (`why`), reopened
+    with a manifest rebuilt from the experiment file: every readable part must hold the run
+    this experiment plans under its name (the same point, replicate and seed), else the folder
+    is another experiment's and is refused with nothing changed. Unreadable parts are left for
+    the resume check (`finished_run_ids`), which sets them aside and redoes them. A damaged
+    manifest is kept as `manifest.json.bad-<time>`."""
+    mf = out / MANIFEST
+    reason = why.removeprefix(f"{mf}: ") if mf.exists() else "missing"
+    new = build_manifest(exp, design)
+    old: Any = None
+    with contextlib.suppress(OSError, ValueError):
+        old = json.loads(mf.read_text())
+    if isinstance(old, dict) and isinstance(old.get("format"), int) \
+            and old["format"] != STORE_FORMAT:   # not damaged: another version's store
+        raise BatchError(f"{mf}: a results store of format {old['format']} (this badia "
+                         f"writes format {STORE_FORMAT}); choose another --out")
+    if isinstance(old, dict) and isinstance(old.get("fingerprint"), str) \
+            and old["fingerprint"] != new["fingerprint"]:
+        raise BatchError(f"{mf}: damaged ({reason}), and it names another experiment "
+                         f"({old.get('name')!r}); choose another --out, or --force-new to "
+                         f"move it aside and start afresh")
+    planned = {r.run_id: r for r in plan_runs(design, exp.spec.replicates, exp.spec.seed)}
+    parts_dir = out / PARTS
+    n_parts = 0
+    for part in sorted(parts_dir.glob("run-*.parquet")):
+        try:
+            ids = part_ids(part)
+        except Exception:   # unreadable: the resume check moves it aside and redoes the run
+            continue
+        if planned.get(ids.run_id) != ids or part.name != f"run-{ids.run_id:06d}.parquet":
+            raise BatchError(
+                f"{mf}: {reason}, and {part} holds run {ids.run_id} (point "
+                f"{ids.point_id}, replicate {ids.replicate}, seed {ids.seed}) that "
+                f"{exp.source} does not plan: the folder is another experiment's; choose "
+                f"another --out, or --force-new to move it aside and start afresh")
+        n_parts += 1
+    (out / FAILURES).mkdir(exist_ok=True)
+    kept = ""
+    if mf.exists():
+        kept = f" (the damaged one kept as {set_aside(mf).name})"
+    atomic_write_json(mf, new)
+    return ResultsStore(out, new), [
+        f"note: {mf} was {reason}; rebuilt it from {exp.source} and the {n_parts} intact "
+        f"part(s){kept}"]
 
 
 # --------------------------------------------------------------------------------------------
