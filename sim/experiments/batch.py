@@ -16,8 +16,8 @@ Exit status (`run_batch_command` / `python -m sim.experiments.batch`):
     0  every run of the design finished
     1  bad input: an invalid experiment file, or a results folder made by another experiment
     3  some runs failed (see DIR/failures/); rerun the same command to retry just those
-    4  the batch stopped early (a worker process died, the cluster went away, or a part could
-       not be written); rerun to resume
+    4  the batch stopped early (a worker process died, the Dask scheduler was lost, or a part
+       could not be written); rerun to resume
     130 interrupted (Ctrl-C, SIGINT or SIGTERM: the local workers are terminated, the finished
         parts kept); rerun to resume
 
@@ -466,10 +466,63 @@ def _folder_error(out: Path, exc: OSError) -> BatchError:
                       f"{exc.strerror or type(exc).__name__}{where}")
 
 
+@dataclass
+class _Pool:
+    """The executor a batch runs on, how many runs it can take now, and what to say when it
+    stops under the batch."""
+
+    executor: Executor
+    slots: Callable[[], int]           # parallel slots now (a cluster may grow or shrink)
+    what: str                          # e.g. "2 local worker process(es)"
+    broken: Callable[[BaseException], str]   # why the executor stopped, one line
+
+
+#: Seconds between two reads of a Dask cluster's size (each read is a scheduler round trip).
+CLUSTER_SIZE_EVERY_S = 1.0
+
+
+def _cluster_slots(client: Any) -> Callable[[], int]:
+    """The cluster's worker threads now, read at most every `CLUSTER_SIZE_EVERY_S`: an
+    adaptive cluster (dask-jobqueue, `cluster.adapt`) adds workers after the batch starts."""
+    last = [0.0, max(1, sum(client.nthreads().values()))]
+
+    def slots() -> int:
+        now = time.monotonic()
+        if now - last[0] >= CLUSTER_SIZE_EVERY_S:
+            last[0] = now
+            with contextlib.suppress(Exception):   # a lost scheduler shows in the futures
+                last[1] = max(1, sum(client.nthreads().values()))
+        return int(last[1])
+
+    return slots
+
+
 @contextlib.contextmanager
-def _executor_for(workers: int | None, scheduler: str | None
-                  ) -> Iterator[tuple[Executor, int, str]]:
-    """(executor, parallel slots, description), shut down on exit."""
+def _quiet_dask_logs() -> Iterator[None]:
+    """Dask's client logs a traceback when it loses the scheduler; the batch says it in one
+    line instead (`_Pool.broken`), so its loggers are silenced while the batch runs."""
+    import logging
+
+    names = ["distributed", *(n for n in list(logging.root.manager.loggerDict)
+                              if n.startswith("distributed."))]
+    old = {n: logging.getLogger(n).level for n in names}
+    for n in names:
+        logging.getLogger(n).setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for n, level in old.items():
+            logging.getLogger(n).setLevel(level)
+
+
+def _local_broken(exc: BaseException) -> str:
+    return (f"the executor stopped ({_one_line(exc)}); a worker process probably died (out "
+            f"of memory?)")
+
+
+@contextlib.contextmanager
+def _executor_for(workers: int | None, scheduler: str | None) -> Iterator[_Pool]:
+    """The pool to run on, shut down on exit."""
     if scheduler:
         from distributed import Client
 
@@ -478,20 +531,32 @@ def _executor_for(workers: int | None, scheduler: str | None
         except (OSError, TimeoutError) as exc:
             raise BatchError(f"--scheduler {scheduler}: cannot reach the Dask scheduler "
                              f"({_one_line(exc)})") from None
+
+        def lost(exc: BaseException) -> str:
+            if getattr(client, "status", "") == "running":   # connected: the cluster said no
+                return (f"the Dask cluster {scheduler} cancelled a run ({_one_line(exc)}); "
+                        f"the finished runs' parts are kept")
+            return (f"lost the Dask scheduler {scheduler} (it stopped answering); the "
+                    f"finished runs' parts are kept")
+
         try:
-            slots = sum(client.nthreads().values()) or 1
+            slots = _cluster_slots(client)
             executor = client.get_executor(pure=False)
             try:
-                yield executor, slots, f"Dask cluster {scheduler} ({slots} worker threads)"
+                with _quiet_dask_logs():
+                    yield _Pool(executor, slots,
+                                f"Dask cluster {scheduler} ({slots()} worker threads now; "
+                                f"runs in flight follow its size)", lost)
             finally:
                 executor.shutdown(wait=False)
         finally:
-            client.close()
+            with _quiet_dask_logs(), contextlib.suppress(Exception):
+                client.close(timeout=5)
         return
     n = workers or default_workers()
     executor = local_executor(n)
     try:
-        yield executor, n, f"{n} local worker process(es)"
+        yield _Pool(executor, lambda: n, f"{n} local worker process(es)", _local_broken)
     except BaseException:       # interrupted (or broken): do not wait for the runs in progress
         stop_local_workers(executor)
         raise
@@ -577,15 +642,19 @@ def _run_locked(exp: LoadedExperiment, design: Design, out_path: Path, store: Re
     remove_flat_tables(out_path)
     if executor is not None:
         say(f"{describe(exp, design)}; {len(todo)} to run -> {out_path}")
-        _drive(executor, max(4, window or 4), ctx, todo, runner, store, report, progress,
-               exp.name, say)
+        size = max(4, window or 4)
+        _drive(_Pool(executor, lambda: size, "", _local_broken), lambda: size, ctx, todo,
+               runner, store, report, progress, exp.name, say)
     else:
-        with _executor_for(workers, scheduler) as (pool, slots, what):
-            say(f"{describe(exp, design)}; {len(todo)} to run on {what} -> {out_path}")
-            _drive(pool, window or max(4, 2 * slots), ctx, todo, runner, store, report,
-                   progress, exp.name, say)
-            if report.interrupted and isinstance(pool, ProcessPoolExecutor):
-                stop_local_workers(pool)
+        with _executor_for(workers, scheduler) as pool:
+            say(f"{describe(exp, design)}; {len(todo)} to run on {pool.what} -> {out_path}")
+            # 2 runs per slot (at least 4), re-read as the batch goes: a cluster that grows
+            # gets proportionally more runs in flight
+            in_flight = (lambda: window) if window else (lambda: max(4, 2 * pool.slots()))
+            _drive(pool, in_flight, ctx, todo, runner, store, report, progress, exp.name,
+                   say)
+            if report.interrupted and isinstance(pool.executor, ProcessPoolExecutor):
+                stop_local_workers(pool.executor)
     _finish_tables(store, report, say)
     report.elapsed_s = time.perf_counter() - t0
     return report
@@ -605,10 +674,11 @@ def _finish_tables(store: ResultsStore, report: BatchReport, say: Callable[[str]
             f"report` or sim.experiments.results.ensure_flat_tables rebuilds them")
 
 
-def _drive(executor: Executor, window: int, ctx: RunContext, todo: deque[RunTask],
+def _drive(pool: _Pool, window: Callable[[], int], ctx: RunContext, todo: deque[RunTask],
            runner: Runner | None, store: ResultsStore, report: BatchReport, progress: bool,
            name: str, say: Callable[[str], None]) -> None:
-    """Keep at most `window` runs in flight; store each outcome as it arrives."""
+    """Keep at most `window()` runs in flight (re-read after every wait, which returns at
+    least every `CLUSTER_SIZE_EVERY_S` seconds); store each outcome as it arrives."""
     from tqdm.auto import tqdm
 
     bar = tqdm(total=report.total, initial=report.already_done, desc=name, unit="run",
@@ -617,17 +687,18 @@ def _drive(executor: Executor, window: int, ctx: RunContext, todo: deque[RunTask
     warned_missing = False
     try:
         while todo or in_flight:
-            while todo and len(in_flight) < window:
+            limit = window()
+            while todo and len(in_flight) < limit:
                 task = todo.popleft()
-                in_flight[executor.submit(execute_run, ctx, task, runner)] = task
-            finished, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+                in_flight[pool.executor.submit(execute_run, ctx, task, runner)] = task
+            finished, _ = wait(list(in_flight), timeout=CLUSTER_SIZE_EVERY_S,
+                               return_when=FIRST_COMPLETED)
             for fut in finished:
                 task = in_flight.pop(fut)
                 try:
                     outcome = fut.result()
                 except (BrokenProcessPool, CancelledError) as exc:
-                    report.stopped = (f"the executor stopped ({_one_line(exc)}); a worker "
-                                      f"process probably died (out of memory?)")
+                    report.stopped = pool.broken(exc)
                     todo.appendleft(task)
                     raise _Stop from None
                 except Exception as exc:   # the executor could not run the task at all
