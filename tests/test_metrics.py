@@ -83,3 +83,25 @@ def test_the_run_summary_has_one_name_per_metric_and_each_counts_what_it_says():
     assert kinds.count("raid_start") > kinds.count("raid") > 0
     assert result.summary["attacks_attempted_total"] == sum(
         result.summary[f"{k}_attempted_total"] for k in ("raid", "ambush", "seizure"))
+
+
+def test_validate_and_the_app_count_the_same_units(capsys) -> None:
+    """`badia validate` prints the units a run starts with (escorts included), the number the
+    app's status line adds up from the live force, for every bundled scenario."""
+    import re
+    from pathlib import Path
+
+    from sim.app.model import VizModel
+    from sim.app.status import status_text
+    from sim.scenario.loading import main_validate
+
+    files = sorted((Path(__file__).resolve().parent.parent / "scenarios").glob("*.yaml"))
+    assert main_validate(files) == 0
+    printed = dict(re.findall(r"/(\w+)\.yaml: ok \(.*?, (\d+) units,", capsys.readouterr().out))
+    assert set(printed) == {f.stem for f in files}
+    for f in files:
+        model = VizModel(scenario_file=f.stem, rng=1)
+        alive = status_text(model).splitlines()[0].split("units alive: ")[1]
+        shown = sum(int(n) for n in re.findall(r"\d+", alive))
+        assert shown == int(printed[f.stem]) == model.force.n, f.stem
+    assert printed["badia_theatre"] == "325"   # 295 unit entries' counts and 30 escorts

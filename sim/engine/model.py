@@ -51,6 +51,7 @@ from sim.rules.recruitment import (
 from sim.rules.seizures import Seizure, check_relief
 from sim.rules.state import MOVING_POSTURES, NEVER_HOUR, Detections, Posture
 from sim.rules.supplies import SUPPLY_POINT_KINDS, SupplyPoints, consume, resupply
+from sim.scenario.defaults import units_at_start
 from sim.scenario.loading import SCENARIO_DIR, load_scenario, parse_scenario
 from sim.scenario.overrides import apply_overrides
 from sim.scenario.schema import Scenario
@@ -148,9 +149,8 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
             for name in self.faction_names
         ]
 
-        capacity = sum(u.count for u in scenario.units) + sum(
-            u.count for u in scenario.units if getattr(u.tactic, "kind", None) == "escort"
-        ) + reserved_units(scenario)  # cells the campaign may add (new cells, splits)
+        # the units at start (escorts included) and the cells the campaign may add
+        capacity = units_at_start(scenario) + reserved_units(scenario)
         self.force = ForceTable(max(capacity, 1))
         self.paths = PathBook(max(capacity, 1))
         self.orders = Orders(self.terrain, self.force, self.paths, self.router, self.barred_zones)
