@@ -368,9 +368,8 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
                     self, unit, (r0, c0)
                 ):
                     moved[k] = False  # turned back at the border
-            cells, owner = book.passed(movers, old, new)
-            self.metrics.on_zone_passes(start, cells, owner, f.faction[movers], moved,
-                                        self.barred_zones)
+            self.metrics.on_zone_moves(book, movers, old, new, start, f.faction[movers], moved,
+                                       self.barred_zones)
             for unit, serial in arrived:
                 if book.serial[unit.idx] == serial:  # not turned back at a border (new orders)
                     unit.alert("arrived")
