@@ -334,9 +334,9 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         """Advance every moving unit along its path by one hour of travel, all at once.
 
         One ``searchsorted`` in the path book finds where each mover is after the hour;
-        ambush tripwires and mines on the cells passed, border crossings and zone entries (a
-        change of ``Terrain.regions``) are found in numpy too, and only the few units that meet
-        one are handled one by one."""
+        ambush tripwires and mines on the cells passed and border crossings (a change of
+        ``Terrain.regions``) are found in numpy too, and only the few units that meet one are
+        handled one by one; zone entries are counted on the cells passed (``Metrics``)."""
         f = self.force
         n = f.n
         prev = self._prev_rc[:n]
