@@ -480,18 +480,17 @@ def manifest_problem(m: Mapping[str, Any]) -> str | None:
     def kind(v: Any) -> str:
         return "null" if v is None else type(v).__name__
 
-    for key, want in (("name", str), ("fingerprint", str), ("experiment", dict),
-                      ("base_scenario", dict), ("design", dict), ("runs", dict)):
-        if not isinstance(m.get(key), want):
+    # the design and the runs are what `load` needs; the rest is checked when present
+    for key in ("design", "runs"):
+        if not isinstance(m.get(key), dict):
+            return f"{key}: expected an object, got {kind(m.get(key))}"
+    for key, want in (("name", str), ("fingerprint", str), ("created", str),
+                      ("experiment_file", str), ("experiment", dict), ("base_scenario", dict),
+                      ("code", dict), ("packages", dict)):
+        if key in m and not isinstance(m[key], want):
             what = "an object" if want is dict else "text"
-            return f"{key}: expected {what}, got {kind(m.get(key))}"
-    for key in ("created", "experiment_file"):
-        if key in m and not isinstance(m[key], str):
-            return f"{key}: expected text, got {kind(m[key])}"
-    for key in ("code", "packages"):
-        if key in m and not isinstance(m[key], dict):
-            return f"{key}: expected an object, got {kind(m[key])}"
-    exp = m["experiment"]
+            return f"{key}: expected {what}, got {kind(m[key])}"
+    exp = m.get("experiment") or {}
     if "days" in exp and exp["days"] is not None and (
             isinstance(exp["days"], bool) or not isinstance(exp["days"], (int, float))):
         return f"experiment.days: expected a number or null, got {kind(exp['days'])}"
@@ -499,10 +498,10 @@ def manifest_problem(m: Mapping[str, Any]) -> str | None:
         if key in exp and not (isinstance(exp[key], want) and not isinstance(exp[key], bool)):
             what = "an object" if want is dict else "a whole number"
             return f"experiment.{key}: expected {what}, got {kind(exp[key])}"
-    base = m["base_scenario"]
+    base = m.get("base_scenario") or {}
     for key in ("file", "yaml"):
-        if not isinstance(base.get(key), str):
-            return f"base_scenario.{key}: expected text, got {kind(base.get(key))}"
+        if key in base and not isinstance(base[key], str):
+            return f"base_scenario.{key}: expected text, got {kind(base[key])}"
     design = m["design"]
     if not isinstance(design.get("kind"), str):
         return f"design.kind: expected text, got {kind(design.get('kind'))}"
