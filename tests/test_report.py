@@ -62,38 +62,6 @@ def test_t_interval_edge_cases() -> None:
     assert statistics.t_interval([*VALUES, np.nan]) == pytest.approx(statistics.t_interval(VALUES))
 
 
-def _wilson_by_quadratic(k: int, n: int, level: float) -> tuple[float, float]:
-    """The Wilson interval as the roots in p of (p_hat - p)^2 = z^2 p (1 - p) / n, i.e.
-    (1 + z^2/n) p^2 - (2 p_hat + z^2/n) p + p_hat^2 = 0 (independent of the module's form)."""
-    z = stats.norm.ppf((1 + level) / 2)
-    ph = k / n
-    a, b, c = 1 + z * z / n, -(2 * ph + z * z / n), ph * ph
-    disc = math.sqrt(b * b - 4 * a * c)
-    return ((-b - disc) / (2 * a), (-b + disc) / (2 * a))
-
-
-@pytest.mark.parametrize("level", [0.95, 0.90])
-@pytest.mark.parametrize("k", [0, 1, 7, 20])
-def test_wilson_interval_matches_the_closed_form(k: int, level: float) -> None:
-    n = 20
-    lo, hi = statistics.wilson_interval(k, n, level)
-    assert (lo, hi) == pytest.approx(_wilson_by_quadratic(k, n, level), abs=1e-12)
-    assert 0.0 <= lo <= k / n <= hi <= 1.0
-
-
-def test_wilson_interval_bounds_and_arrays() -> None:
-    lo0, hi0 = statistics.wilson_interval(0, 10)
-    assert lo0 == pytest.approx(0.0, abs=1e-15) and hi0 > 0
-    lo_n, hi_n = statistics.wilson_interval(10, 10)
-    assert hi_n == pytest.approx(1.0, abs=1e-15) and lo_n < 1
-    los, his = statistics.wilson_interval(np.array([0, 1, 10]), np.array([10, 10, 10]))
-    assert los[1] == pytest.approx(_wilson_by_quadratic(1, 10, 0.95)[0], abs=1e-12)
-    assert his[2] == pytest.approx(1.0)
-    assert all(math.isnan(v) for v in statistics.wilson_interval(0, 0))
-    with pytest.raises(ValueError):
-        statistics.wilson_interval(11, 10)
-
-
 def test_welch_interval_matches_scipy() -> None:
     a = np.array([3.1, 4.5, 2.8, 5.0, 4.1, 3.7])
     b = np.array([2.0, 2.9, 1.1, 3.5, 2.2, 1.8, 2.6, 3.0, 2.4])
@@ -140,8 +108,9 @@ def _two_by_two(replicates: int = 4, seed: int = 1) -> Results:
     return _synthetic(rows, design)
 
 
-def test_summarise_gives_t_intervals_percentiles_and_pooled_wilson() -> None:
+def test_summarise_gives_t_intervals_percentiles_and_the_mean_of_per_run_shares() -> None:
     res = _two_by_two()
+    res.runs.loc[0, "attack_success_rate"] = np.nan   # a run with no attack has no share
     table = statistics.summarise(res, ["losses__government_total", "attack_success_rate"])
     assert len(table) == 8 and {"a", "b", "point_id"} <= set(table.columns)
     for pid in range(4):
@@ -155,25 +124,17 @@ def test_summarise_gives_t_intervals_percentiles_and_pooled_wilson() -> None:
             (x.mean(), *ref))
         assert (row["median"], row["p5"], row["p95"]) == pytest.approx(
             tuple(np.percentile(x, [50, 5, 95])))
-        # the success rate is a share of counted attacks: pooled counts, Wilson interval
+        # a share: the mean of the per-run shares over the runs that have one, t over runs
+        # (not the pooled successes / attempts, which differs when runs differ in attempts)
         share = table[(table["point_id"] == pid)
                       & (table["metric"] == "attack_success_rate")].iloc[0]
-        k, n = runs["attacks_succeeded_total"].sum(), runs["attacks_attempted_total"].sum()
-        assert share["interval"] == "wilson" and (share["successes"], share["trials"]) == (k, n)
-        assert share["mean"] == pytest.approx(k / n)
-        assert (share["ci_low"], share["ci_high"]) == pytest.approx(
-            _wilson_by_quadratic(int(k), int(n), 0.95), abs=1e-12)
-
-
-def test_a_rate_whose_successes_exceed_attempts_falls_back_to_t_and_says_why() -> None:
-    res = _two_by_two()
-    res.runs.loc[0, "attacks_succeeded_total"] = res.runs.loc[0, "attacks_attempted_total"] + 2
-    res.runs.loc[0, "attack_success_rate"] = (res.runs.loc[0, "attacks_succeeded_total"]
-                                              / res.runs.loc[0, "attacks_attempted_total"])
-    table = statistics.summarise(res, ["attack_success_rate"], by_point=False)
-    assert table.loc[0, "interval"].startswith("t (not a proportion")
-    x = res.runs["attack_success_rate"].to_numpy()
-    assert table.loc[0, "mean"] == pytest.approx(x.mean())
+        r = runs["attack_success_rate"].dropna().to_numpy()
+        assert share["interval"] == "t, mean of per-run shares" and share["n_runs"] == len(r)
+        lo, hi = stats.t.interval(0.95, len(r) - 1, loc=r.mean(), scale=stats.sem(r))
+        assert (share["mean"], share["ci_low"], share["ci_high"]) == pytest.approx(
+            (r.mean(), max(lo, 0.0), min(hi, 1.0)))
+        pooled = runs["attacks_succeeded_total"].sum() / runs["attacks_attempted_total"].sum()
+        assert share["mean"] != pytest.approx(pooled, abs=1e-9)
 
 
 def test_intervals_are_clipped_to_the_possible_range() -> None:
@@ -536,3 +497,65 @@ def test_example_script_makes_two_figures(batches: dict[str, Path], tmp_path: Pa
 def test_load_errors_surface_as_results_errors(tmp_path: Path) -> None:
     with pytest.raises(ResultsError):
         report.build_report(tmp_path / "absent")
+
+
+# --------------------------------------------------------------------------------------------
+# One number per metric: the tables and the plots of the quick experiment agree
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory: pytest.TempPathFactory) -> Results:
+    out = tmp_path_factory.mktemp("quick") / "quick"
+    got = run_batch(ROOT / "experiments" / "quick.yaml", out, workers=2, progress=False,
+                    log=lambda _line: None)
+    assert not got.failed and got.completed == got.total == 60
+    return load(out)
+
+
+@pytest.mark.slow
+def test_the_quick_reports_tables_and_plots_give_the_same_numbers(quick: Results) -> None:
+    metrics = statistics.default_metrics(quick)
+    assert "attack_success_rate" in metrics
+    overall = statistics.summarise(quick, metrics, by_point=False).set_index("metric")
+    per_point = statistics.summarise(quick, metrics)
+    design = statistics.design_table(quick).set_index("point_id")
+    for metric in metrics:
+        # main effects: the dashed line is the table's mean over all runs, the grey dots the
+        # table's design point means
+        fig = figures.plot_main_effects(quick, metric)
+        ax = fig.axes[0]
+        dashed = next(line for line in ax.get_lines() if line.get_linestyle() == "--")
+        assert dashed.get_ydata()[0] == pytest.approx(overall.loc[metric, "mean"], rel=1e-12)
+        dots = np.sort(ax.collections[0].get_offsets()[:, 1])
+        rows = per_point[per_point["metric"] == metric]
+        np.testing.assert_allclose(dots, np.sort(rows["mean"].to_numpy()), rtol=1e-12)
+        # the heatmap: each cell (one design point) holds the table's mean, and its "±" the
+        # half-width of the table's interval
+        fig = figures.plot_interaction(quick, metric, SCHEDULE, RANGE)
+        ax = fig.axes[0]
+        grid = np.asarray(ax.images[0].get_array())
+        xs = sorted(design[SCHEDULE].unique())
+        ys = sorted(design[RANGE].unique())
+        texts = [t.get_text() for t in ax.texts]
+        for _, row in rows.iterrows():
+            i, j = ys.index(row[RANGE]), xs.index(row[SCHEDULE])
+            assert grid[i, j] == pytest.approx(row["mean"], rel=1e-12)
+            assert labels.fmt(row["mean"]) in texts
+            assert f"± {labels.fmt((row['ci_high'] - row['ci_low']) / 2)}" in texts
+    # the share is named the same way in the table and in the figures' footnotes
+    assert overall.loc["attack_success_rate", "interval"] == "t, mean of per-run shares"
+    fig = figures.plot_interaction(quick, "attack_success_rate", SCHEDULE, RANGE)
+    assert any(statistics.SHARE_DEFINITION in t.get_text() for t in fig.texts)
+
+
+def test_heatmap_colours_do_not_span_differences_smaller_than_their_intervals() -> None:
+    grid = np.array([[0.50, 0.52], [0.51, 0.53]])
+    lo, hi, widened = figures.colour_limits(grid, np.full_like(grid, 0.10), (0.0, 1.0))
+    assert widened and hi - lo == pytest.approx(0.20) and lo <= 0.50 and hi >= 0.53
+    # kept inside the metric's range
+    lo, hi, widened = figures.colour_limits(grid - 0.49, np.full_like(grid, 0.10), (0.0, 1.0))
+    assert widened and lo == 0.0 and hi == pytest.approx(0.20)
+    # differences larger than the intervals keep the cells' own range
+    lo, hi, widened = figures.colour_limits(grid * 10, np.full_like(grid, 0.01))
+    assert not widened and (lo, hi) == pytest.approx((5.0, 5.3))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import json
 import os
 import signal
 import subprocess
@@ -297,3 +298,227 @@ def test_sigterm_terminates_the_workers_and_a_rerun_finishes_the_rest(tmp_path: 
         assert (parts / name).read_bytes() == data
         assert (parts / name).stat().st_mtime_ns == stamps[name]
     assert sorted(load(out).runs["run_id"]) == list(range(n_runs))
+
+
+# --------------------------------------------------------------------------------------------
+# 6. a lost or damaged manifest is rebuilt from the experiment file and the parts
+# --------------------------------------------------------------------------------------------
+
+
+def _half_done(tmp_path: Path) -> tuple[Path, Path, dict[str, tuple[int, int, int]]]:
+    """An experiment of 4 runs with 2 of them stored; the parts' snapshot."""
+    exp = _experiment(tmp_path, FOUR)
+    out = tmp_path / "out"
+    run_batch(exp, out, workers=1, progress=False)
+    for name in ("run-000001.parquet", "run-000003.parquet"):
+        (out / "parts" / name).unlink()
+    for name in ("runs.parquet", "daily.parquet", "events.parquet"):
+        (out / name).unlink()
+    return exp, out, _snapshot(out / "parts")
+
+
+@pytest.mark.parametrize("damage", ["missing", "garbled", "wrong types"])
+def test_a_lost_or_damaged_manifest_is_rebuilt_and_no_part_is_lost(
+        tmp_path: Path, damage: str, capsys: pytest.CaptureFixture[str]) -> None:
+    exp, out, parts_before = _half_done(tmp_path)
+    mf = out / "manifest.json"
+    original = json.loads(mf.read_text())
+    if damage == "missing":
+        mf.unlink()
+    elif damage == "garbled":
+        mf.write_text(mf.read_text()[:200])
+    else:
+        mf.write_text(json.dumps({**original, "runs": {"rows": "0-3"}}))
+    assert run_batch_command(_args(exp, out)) == EXIT_OK
+    err = capsys.readouterr().err
+    notes = [line for line in err.splitlines() if "rebuilt" in line]
+    assert len(notes) == 1 and str(mf) in notes[0] and str(exp) in notes[0]
+    assert "2 intact part(s)" in notes[0]
+    assert "Traceback" not in err
+    # the two stored parts were kept as they were (same file, never rewritten)
+    after = _snapshot(out / "parts")
+    for name, stat in parts_before.items():
+        assert after[name] == stat
+    assert len(after) == 4
+    rebuilt = json.loads(mf.read_text())
+    assert rebuilt["fingerprint"] == original["fingerprint"]
+    assert rebuilt["runs"] == original["runs"]
+    assert len(load(out).runs) == 4
+    if damage != "missing":   # the damaged manifest is kept beside it, never deleted
+        assert len(list(out.glob("manifest.json.bad-*"))) == 1
+
+
+def test_a_manifest_with_wrong_field_types_is_one_line_from_report(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sim.analysis.report import main as report_main
+
+    exp = _experiment(tmp_path, FOUR)
+    out = tmp_path / "out"
+    run_batch(exp, out, workers=1, progress=False)
+    capsys.readouterr()
+    mf = out / "manifest.json"
+    good = json.loads(mf.read_text())
+    for bad, field in (({**good, "design": {**good["design"], "points": 7}}, "design.points"),
+                       ({**good, "runs": {"rows": [[0, 0, "a", 1]]}}, "runs.rows[0]"),
+                       ({**good, "base_scenario": None}, "base_scenario")):
+        mf.write_text(json.dumps(bad))
+        assert report_main([str(out), "--out", str(tmp_path / "rep")]) != 0
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "Traceback" not in err[0]
+        assert str(mf) in err[0] and f"{field}:" in err[0]
+
+
+def test_a_batch_killed_before_its_manifest_is_written_resumes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed in its first moments (folder, lock and subfolders made, manifest not yet
+    written): the same command resumes on that folder."""
+    import sim.experiments.store as store
+
+    exp = _experiment(tmp_path, FOUR)
+    out = tmp_path / "out"
+
+    def killed(path: Path, obj: object) -> None:
+        (path.parent / f".tmp-{path.name}-x").write_text("{\"form")   # half written
+        raise SystemExit(137)
+
+    monkeypatch.setattr(store, "atomic_write_json", killed)
+    with pytest.raises(SystemExit):
+        run_batch(exp, out, workers=1, progress=False)
+    monkeypatch.undo()
+    assert (out / "parts").is_dir() and not (out / "manifest.json").exists()
+    assert run_batch_command(_args(exp, out)) == EXIT_OK
+    assert len(load(out).runs) == 4
+    assert not list(out.glob(".tmp-*"))
+
+
+def test_parts_of_another_experiment_are_not_adopted(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, parts_before = _half_done(tmp_path)
+    (out / "manifest.json").unlink()
+    capsys.readouterr()
+    other = _experiment(tmp_path, FOUR.replace("seed: 5", "seed: 6"), name="other")
+    assert run_batch_command(_args(other, out)) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "another experiment" in err[0] and "run-000000" in err[0]
+    assert _snapshot(out / "parts") == parts_before
+    assert not (out / "manifest.json").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# 7. a Dask cluster: losing the scheduler is one line; runs in flight follow the cluster's size
+# --------------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start_cluster(port: int, env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+    """A scheduler on `port` and one single-threaded worker, each its own process."""
+    dask = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
+    sched = subprocess.Popen([*dask, "--host", "127.0.0.1", "--port", str(port),
+                              "--no-dashboard"], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker",
+                               f"tcp://127.0.0.1:{port}", "--nthreads", "1",
+                               "--no-dashboard"], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    return [sched, worker]
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_losing_the_dask_scheduler_is_one_line_and_the_same_command_resumes(
+        tmp_path: Path) -> None:
+    exp = _experiment(tmp_path, "replicates: 60\ndays: 1\nseed: 5\n")
+    out = tmp_path / "out"
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "sim.experiments.batch", str(exp), "--out", str(out),
+               "--scheduler", address, "--quiet"]
+    cluster = _start_cluster(port, env)
+    try:
+        batch = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while not list((out / "parts").glob("run-*.parquet")):
+            assert batch.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        cluster[0].kill()             # the scheduler dies under the batch
+        _, err = batch.communicate(timeout=120)
+        stored = sorted((out / "parts").glob("run-*.parquet"))
+        assert batch.returncode == 4
+        lines = err.strip().splitlines()
+        assert "Traceback" not in err and "probably died" not in err
+        assert len(lines) == 2, lines      # what it will do, then why it stopped
+        assert f"lost the Dask scheduler {address}" in lines[1]
+        assert "parts are kept" in lines[1] and "rerun the same command" in lines[1]
+        assert 0 < len(stored) < 60
+        kept = {p.name: p.stat().st_ino for p in stored}
+    finally:
+        _stop(cluster)
+    cluster = _start_cluster(port, env)   # the cluster comes back at the same address
+    try:
+        rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    finally:
+        _stop(cluster)
+    assert rerun.returncode == 0, rerun.stderr
+    assert len(load(out).runs) == 60
+    for name, inode in kept.items():      # the finished parts were kept, not redone
+        assert (out / "parts" / name).stat().st_ino == inode
+
+
+def _slow_run(scenario, *, seed, days):
+    """A real run that takes a while, so a cluster can grow while runs are in flight."""
+    from sim.engine.run import run_scenario
+
+    time.sleep(0.3)
+    return run_scenario(scenario, seed=seed, days=days)
+
+
+@pytest.mark.slow
+def test_runs_in_flight_follow_a_cluster_that_grows_after_the_batch_started(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from distributed import Client, LocalCluster
+
+    import sim.experiments.batch as batch
+
+    in_flight: list[tuple[float, int]] = []
+    real_wait = batch.wait
+
+    def counting_wait(fs, **kw):
+        in_flight.append((time.monotonic(), len(fs)))
+        return real_wait(fs, **kw)
+
+    monkeypatch.setattr(batch, "wait", counting_wait)
+    exp = _experiment(tmp_path, "replicates: 80\ndays: 1\nseed: 5\n")
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp",
+                      host="127.0.0.1", dashboard_address=None) as cluster, \
+            Client(cluster) as client, ThreadPoolExecutor(1) as pool:
+        job = pool.submit(run_batch, exp, tmp_path / "out",
+                          scheduler=cluster.scheduler_address, runner=_slow_run,
+                          progress=False)
+        deadline = time.monotonic() + 60
+        while not list((tmp_path / "out" / "parts").glob("run-*.parquet")):
+            assert not job.done() and time.monotonic() < deadline
+            time.sleep(0.05)
+        cluster.scale(4)
+        client.wait_for_workers(4, timeout=60)
+        grown = time.monotonic()
+        report = job.result(timeout=300)
+    assert report.exit_code == EXIT_OK and report.completed == 80
+    before = [n for t, n in in_flight if t < grown]
+    after = [n for t, n in in_flight if t > grown + 2 * batch.CLUSTER_SIZE_EVERY_S]
+    assert max(before) == 4                  # 2 per worker thread, at least 4
+    assert max(after) == 8                   # 4 worker threads now

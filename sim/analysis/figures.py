@@ -32,13 +32,16 @@ from sim.analysis.labels import (
     point_label,
 )
 from sim.analysis.statistics import (
+    SHARE_DEFINITION,
     daily_bands,
     daily_column,
     design_table,
     event_density,
     factor_levels,
     interaction_table,
+    is_share,
     main_effects,
+    metric_bounds,
     n_finished,
     ok_runs,
     run_days,
@@ -181,13 +184,38 @@ def plot_main_effects(results: Results, metric: str, factor: str | Sequence[str]
         _title(fig, f"{metric_title(metric)}: main effects")
         _footnote(fig, f"Mean over the other factors' levels with its {level:.0%} confidence "
                        f"interval across replicates; {n_finished(results)} runs of "
-                       f"{len(results.design)} design points ({results.manifest.get('name')})")
+                       f"{len(results.design)} design points ({results.manifest.get('name')})"
+                       + _share_note(metric))
     return fig
 
 
 # --------------------------------------------------------------------------------------------
 # Interactions
 # --------------------------------------------------------------------------------------------
+
+
+def _share_note(metric: str) -> str:
+    """The footnote's words for a share, the same definition as the tables'."""
+    return f". A share: {SHARE_DEFINITION}" if is_share(metric) else ""
+
+
+def colour_limits(grid: np.ndarray, half: np.ndarray,
+                  bounds: tuple[float, float] = (-np.inf, np.inf)
+                  ) -> tuple[float, float, bool]:
+    """(vmin, vmax, widened) for a heatmap of cell means with CI half-widths `half`: the
+    cells' range, widened about its middle to at least the widest CI (2 x the largest
+    half-width) and kept inside `bounds` where it can be, so differences smaller than their
+    intervals do not span the whole colour scale."""
+    vmin, vmax = float(np.nanmin(grid)), float(np.nanmax(grid))
+    need = 2 * float(np.nanmax(half)) if np.isfinite(half).any() else 0.0
+    if not vmax - vmin < need:
+        return vmin, vmax, False
+    lo, hi = (vmin + vmax - need) / 2, (vmin + vmax + need) / 2
+    if lo < bounds[0]:
+        lo, hi = bounds[0], bounds[0] + need
+    elif hi > bounds[1]:
+        lo, hi = bounds[1] - need, bounds[1]
+    return lo, hi, True
 
 
 def plot_interaction(results: Results, metric: str, factor_x: str, factor_y: str,
@@ -210,8 +238,8 @@ def plot_interaction(results: Results, metric: str, factor_x: str, factor_y: str
         ax = fig.subplots()
         ax.grid(False)
         cmap = mpl.colormaps["viridis"]
-        im = ax.imshow(grid, cmap=cmap, aspect="auto", origin="lower")
-        vmin, vmax = np.nanmin(grid), np.nanmax(grid)
+        vmin, vmax, widened = colour_limits(grid, half, metric_bounds(metric, grid))
+        im = ax.imshow(grid, cmap=cmap, aspect="auto", origin="lower", vmin=vmin, vmax=vmax)
         big = 15 if grid.size <= 12 else 12 if grid.size <= 25 else 9
         for i in range(len(ys)):
             for j in range(len(xs)):
@@ -239,7 +267,10 @@ def plot_interaction(results: Results, metric: str, factor_x: str, factor_y: str
                     f"{factor_label(factor_y, False)}")
         _footnote(fig, f"Mean of the runs in each cell (bold) and the half-width of its "
                        f"{level:.0%} CI (±), averaged over any other factors; "
-                       f"{n_finished(results)} runs ({results.manifest.get('name')})")
+                       f"{n_finished(results)} runs ({results.manifest.get('name')})"
+                       + (f". Colour scale widened to the widest CI ({fmt(vmax - vmin)}): the "
+                          f"cells differ by less than their intervals" if widened else "")
+                       + _share_note(metric))
     return fig
 
 

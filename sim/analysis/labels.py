@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-_PLURAL = {"attacks": "Attacks", "attack": "Attacks", "raid": "Raids", "ambush": "Ambushes",
+_PLURAL = {"attacks": "Attacks", "raid": "Raids", "ambush": "Ambushes",
            "seizure": "Seizures", "patrol_contact": "Patrol contacts"}
 _FIXED: dict[str, tuple[str, str]] = {
     "attack_success_rate": ("Attack success rate", "successes per attempt"),
@@ -24,15 +24,16 @@ _FIXED: dict[str, tuple[str, str]] = {
     "engagements_total": ("Engagements", "per {run}"),
     "zone_entries_total": ("Zone entries", "per {run}"),
     "zone_entries_barred_total": ("Entries into barred zones", "per {run}"),
-    "pursuits_broken_off_total": ("Pursuits broken off", "per {run}"),
-    "pursuits_broken_off_at_zone": ("Pursuits broken off at a zone", "per {run}"),
-    "crossings_intercepted": ("Border crossings intercepted", "per {run}"),
+    "pursuits_broken_off_total": ("Pursuits broken off at a zone edge", "per {run}"),
+    "border_crossings_intercepted": ("Border crossings intercepted", "per {run}"),
     "insurgent_units_found_fraction": ("Insurgent units found", "fraction ever seen"),
-    "raids_started": ("Raids started", "per {run}"),
-    "raids_started_at_night_fraction": ("Raids started at night", "fraction of raids"),
+    "raid_attempted_total": ("Raid attacks (fights opened on a target, joint raids once)",
+                             "per {run}"),
+    "raids_set_out": ("Raiding cells set out (each cell of a joint raid)", "per {run}"),
+    "raids_set_out_at_night_fraction": ("Raids set out at night", "fraction of raids set out"),
     "raids_hidden_before_first_light_fraction": ("Raiders hidden before first light",
                                                  "fraction of raids"),
-    "seizures": ("Town seizures", "per {run}"),
+    "towns_seized": ("Towns seized", "per {run}"),
     "relief_hours_mean": ("Time to relieve a seized town", "h"),
     "sweep_squares_cleared": ("Sweep squares cleared", "per {run}"),
     "sweep_squares_total": ("Sweep squares", "per {run}"),

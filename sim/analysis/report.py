@@ -234,18 +234,8 @@ def _rows(df: pd.DataFrame) -> list[dict[str, Any]]:
     return df.to_dict("records")
 
 
-def _interval_notes(df: pd.DataFrame) -> list[tuple[str, str]]:
-    """(metric, why) for the metrics whose interval fell back to t (e.g. a share that is not
-    one), from the note in brackets of the `interval` column."""
-    notes = {}
-    for kind, metric in zip(df["interval"].astype(str), df["metric"], strict=True):
-        if "(" in kind:
-            notes[metric] = kind[kind.index("(") + 1: kind.rindex(")")]
-    return list(notes.items())
-
-
 def _summary_table(df: pd.DataFrame) -> dict[str, Any]:
-    return {"rows": _rows(df), "notes": _interval_notes(df)}
+    return {"rows": _rows(df)}
 
 
 @dataclass
@@ -476,10 +466,7 @@ def _ci_text(row: dict[str, Any]) -> str:
 
 
 def _interval_text(row: dict[str, Any]) -> str:
-    kind = str(row["interval"])
-    if kind.startswith("wilson"):
-        return f"Wilson ({fmt(row['successes'])}/{fmt(row['trials'])})"
-    return "t *" if "(" in kind else "t"
+    return str(row["interval"])
 
 
 def _signed_percent(share: Any) -> str:

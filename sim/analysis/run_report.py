@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sim.analysis.labels import describe_metric
 from sim.engine.tracks import MAX_EVERY_HOURS, TrackConfig, TrackRecorder
 from sim.errors import UserError
 from sim.experiments.single import summary_table, write_run
@@ -116,7 +117,7 @@ def run_command(args) -> int:
     written = ["daily.parquet", "events.jsonl", "scenario.yaml", "map.png"]
     if recorder is not None:
         written += [p.name for p in recorder.write(Path(out))]
-    print(summary_table(result.summary))
+    print(summary_table(result.summary, describe=_describe))
     print(f"\n{hours / 24:.1f} days simulated in {elapsed:.1f} s; wrote {out}/"
           f"{{{', '.join(written)}}}")
     if recorder is not None:
@@ -127,3 +128,9 @@ def run_command(args) -> int:
         files = write_run_gis(result, model.terrain, Path(out) / "gis")
         print(f"wrote {Path(out) / 'gis'}/{{{', '.join(f.name for f in files)}}}")
     return 0
+
+
+def _describe(metric: str) -> str:
+    """A summary metric in words, with its unit (`sim.analysis.labels`)."""
+    title, unit = describe_metric(metric)
+    return f"{title} ({unit.replace('{run}', 'run')})" if unit else title

@@ -14,16 +14,14 @@ Intervals (95 % unless `level` says otherwise; q = (1 + level) / 2)
 
   with s the sample standard deviation (ddof 1) of the n runs with a value.
 
-* **Share of counted trials** (`PROPORTION_COUNTS`, e.g. attacks succeeded of attacks
-  attempted; `wilson_interval`): the counts are pooled over the runs, p = k / n, and the
-  Wilson score interval is
-
-      (p + z^2/2n  +-  z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n),   z = Phi^-1(q),
-
-  i.e. the two roots in p of (p_hat - p)^2 = z^2 p (1 - p) / n. The trials of one run are not
-  independent (a cell that wins once tends to win again), so this is a lower bound on the
-  uncertainty. `interval_choice` falls back to the t-interval of the per-run rates (and says
-  why) when the counts are not whole numbers or successes exceed trials.
+* **Share** (`is_share`: `attack_success_rate`, every `*_fraction`, e.g. attacks succeeded
+  of attacks attempted): one definition everywhere, in the tables and in every plot: the
+  **mean of the per-run shares** over the runs that have one (a run with no trials, e.g. no
+  attack, has no share and is left out; `n_runs` says how many are left), with the t-interval
+  above over those runs. Runs are the independent replicates; the trials inside one run are
+  not (a cell that wins once tends to win again), so pooling them (successes over trials of
+  all runs, with a binomial interval) would weigh busy runs more and claim a precision the
+  replicates do not have.
 
 * **Difference of two experiments** (`welch_interval`): with v_a = s_a^2 / n_a and
   v_b = s_b^2 / n_b,
@@ -41,7 +39,7 @@ Intervals (95 % unless `level` says otherwise; q = (1 + level) / 2)
   factor is binned (`factor_levels`: quantile bins of the design points).
 
 Every interval is clipped to the range the metric can take (`metric_bounds`: >= 0 when no run
-is negative; <= 1 for fractions and coverages); a clipped interval of a mean is still a valid,
+is negative; <= 1 for shares and coverages); a clipped interval of a mean is still a valid,
 conservative one.
 
 Sensitivity
@@ -78,7 +76,6 @@ import fnmatch
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -90,13 +87,9 @@ if TYPE_CHECKING:
     from sim.experiments.results import Results
     from sim.world.raster import Terrain
 
-#: Summary metrics that are shares of counted trials: metric -> (successes column, trials
-#: column). A successes column of None means successes = metric x trials (a fraction of a
-#: counted set, e.g. raids started at night of raids started).
-PROPORTION_COUNTS: dict[str, tuple[str | None, str]] = {
-    "attack_success_rate": ("attacks_succeeded_total", "attacks_attempted_total"),
-    "raids_started_at_night_fraction": (None, "raids_started"),
-}
+#: How a share is estimated, in the words the tables and plots print (module docstring).
+SHARE_DEFINITION = ("mean of the per-run shares (runs with no trials left out), t-interval "
+                    "over runs")
 
 #: Default metrics, in the order the report shows them ("*" matches a faction or road name).
 DEFAULT_METRIC_PATTERNS: tuple[str, ...] = (
@@ -105,7 +98,7 @@ DEFAULT_METRIC_PATTERNS: tuple[str, ...] = (
     "road_closed_hours_total", "roads_open_fraction_mean",
     "coverage_road_night_mean", "coverage_area_night_mean",
     "coverage_road_day_mean", "coverage_area_day_mean",
-    "border_crossings_total", "crossings_intercepted", "insurgent_units_found_fraction",
+    "border_crossings_total", "border_crossings_intercepted", "insurgent_units_found_fraction",
     "raid_attempted_total", "raid_succeeded_total", "ambush_attempted_total",
     "ambush_succeeded_total", "seizure_attempted_total", "seizure_succeeded_total",
     "engagements_total",
@@ -152,29 +145,6 @@ def t_interval(values: Any, level: float = 0.95) -> tuple[float, float]:
     mean = float(x.mean())
     half = _t_quantile(0.5 + level / 2, n - 1) * float(x.std(ddof=1)) / math.sqrt(n)
     return (mean - half, mean + half)
-
-
-def wilson_interval(successes: Any, n: Any, level: float = 0.95) -> tuple[Any, Any]:
-    """Wilson score interval of a proportion: `successes` of `n` trials (scalars or arrays).
-
-    centre = (p + z^2/2n) / (1 + z^2/n), half = z sqrt(p(1-p)/n + z^2/4n^2) / (1 + z^2/n),
-    with p = successes/n and z the normal quantile at (1+level)/2. NaN where n == 0.
-    """
-    k = np.asarray(successes, dtype=float)
-    m = np.asarray(n, dtype=float)
-    if np.any(k < 0) or np.any(k > m):
-        raise ValueError("wilson_interval: successes must lie in 0..n")
-    z = _normal_quantile(0.5 + level / 2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = k / m
-        denom = 1.0 + z * z / m
-        centre = (p + z * z / (2 * m)) / denom
-        half = z * np.sqrt(p * (1 - p) / m + z * z / (4 * m * m)) / denom
-        lo = np.where(m > 0, np.clip(centre - half, 0.0, 1.0), np.nan)
-        hi = np.where(m > 0, np.clip(centre + half, 0.0, 1.0), np.nan)
-    if lo.ndim == 0:
-        return (float(lo), float(hi))
-    return (lo, hi)
 
 
 def welch_interval(a: Any, b: Any, level: float = 0.95) -> tuple[float, float, float]:
@@ -311,60 +281,19 @@ def check_metrics(results: Results, metrics: Sequence[str]) -> list[str]:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class IntervalChoice:
-    """How a metric's confidence interval is computed: "t" or "wilson" (with the count
-    columns), and why."""
-
-    kind: str
-    successes: str | None = None
-    trials: str | None = None
-    note: str = ""
-
-
-def interval_choice(runs: pd.DataFrame, metric: str) -> IntervalChoice:
-    """Wilson for a metric of `PROPORTION_COUNTS` whose counts are consistent in every run
-    (whole numbers, 0 <= successes <= trials); otherwise the t-interval, with the reason."""
-    if metric not in PROPORTION_COUNTS:
-        return IntervalChoice("t")
-    succ_col, trials_col = PROPORTION_COUNTS[metric]
-    need = [c for c in (succ_col, trials_col) if c is not None]
-    missing = [c for c in need if c not in runs.columns]
-    if missing:
-        return IntervalChoice("t", note=f"counts not stored ({missing[0]})")
-    k, n = _counts(runs, metric, succ_col, trials_col)
-    ok = n > 0
-    whole = np.all(np.abs(k[ok] - np.round(k[ok])) < 1e-6) and np.all(
-        np.abs(n[ok] - np.round(n[ok])) < 1e-6)
-    bad = int(np.sum((k[ok] < 0) | (k[ok] > n[ok] + 1e-9)))
-    if bad:
-        return IntervalChoice("t", note=f"not a proportion: {succ_col} exceeds {trials_col} "
-                                        f"in {bad} run(s)")
-    if not whole:
-        return IntervalChoice("t", note="counts are not whole numbers")
-    return IntervalChoice("wilson", succ_col, trials_col)
-
-
-def _counts(runs: pd.DataFrame, metric: str, succ_col: str | None, trials_col: str
-            ) -> tuple[np.ndarray, np.ndarray]:
-    n = runs[trials_col].to_numpy(dtype=float)
-    n = np.where(np.isfinite(n), n, 0.0)
-    if succ_col is None:
-        k = np.round(runs[metric].to_numpy(dtype=float) * n, 6)
-    else:
-        k = runs[succ_col].to_numpy(dtype=float)
-    k = np.where(n > 0, np.where(np.isfinite(k), k, 0.0), 0.0)
-    return k, n
+def is_share(metric: str) -> bool:
+    """Whether a summary metric is a share of counted trials (`SHARE_DEFINITION`)."""
+    return metric == "attack_success_rate" or metric.endswith("_fraction")
 
 
 def metric_bounds(metric: str, values: Any) -> tuple[float, float]:
     """The range a metric can take, for clipping intervals: at least 0 if no run is negative
-    (counts, hours, fractions); at most 1 for fractions and coverages that stay within 1.
+    (counts, hours, fractions); at most 1 for shares (`is_share`) and coverages that stay within 1.
     A t-interval of a mean near a bound can cross it; the clipped interval is still a valid
     (conservative) interval of the mean."""
     x = _finite(values)
     lo = 0.0 if len(x) and x.min() >= 0 else -math.inf
-    share = "fraction" in metric or metric.startswith("coverage")
+    share = is_share(metric) or "fraction" in metric or metric.startswith("coverage")
     hi = 1.0 if share and len(x) and x.max() <= 1 else math.inf
     return lo, hi
 
@@ -388,19 +317,10 @@ def _describe(values: np.ndarray, level: float,
             "median": float(med), "p5": float(p5), "p95": float(p95)}
 
 
-def _summary_rows(runs: pd.DataFrame, metric: str, choice: IntervalChoice, level: float,
+def _summary_rows(runs: pd.DataFrame, metric: str, level: float,
                   bounds: tuple[float, float]) -> dict[str, Any]:
     row = _describe(runs[metric].to_numpy(dtype=float), level, bounds)
-    row.update(interval="t", successes=math.nan, trials=math.nan)
-    if choice.kind == "wilson":
-        k, n = _counts(runs, metric, choice.successes, choice.trials)
-        ks, ns = float(k.sum()), float(n.sum())
-        row.update(successes=ks, trials=ns, interval="wilson")
-        if ns > 0:
-            lo, hi = wilson_interval(ks, ns, level)
-            row.update(mean=ks / ns, ci_low=lo, ci_high=hi)
-    if choice.note:
-        row["interval"] = f"{row['interval']} ({choice.note})"
+    row["interval"] = "t, mean of per-run shares" if is_share(metric) else "t"
     return row
 
 
@@ -410,26 +330,24 @@ def summarise(results: Results, metrics: Sequence[str], level: float = 0.95,
     runs with a value, the mean, its confidence interval, the median and 5th/95th percentiles.
 
     Columns: [point_id, factor columns,] metric, n_runs, mean, ci_low, ci_high, interval,
-    successes, trials, std, median, p5, p95. `interval` says which interval was used: "t"
-    (mean of the runs) or "wilson" (for shares of counted trials, `PROPORTION_COUNTS`: then
-    `mean` is the pooled share successes/trials and the interval is Wilson's on those
-    counts); a note in brackets says why a share fell back to "t". Intervals are clipped
+    std, median, p5, p95. Every mean is the mean over runs with the t-interval; for a share
+    (`is_share`) that is the mean of the per-run shares, and `interval` says so
+    ("t, mean of per-run shares"): the same number the figures draw. Intervals are clipped
     to the metric's possible range (`metric_bounds`: at least 0, at most 1 for fractions).
     """
     runs = ok_runs(results)
     rows = []
     for metric in metrics:
-        choice = interval_choice(runs, metric)
         bounds = metric_bounds(metric, runs[metric])
         if by_point:
             for pid, group in runs.groupby("point_id", sort=True):
                 rows.append({"point_id": int(pid), "metric": metric,
-                             **_summary_rows(group, metric, choice, level, bounds)})
+                             **_summary_rows(group, metric, level, bounds)})
         else:
             rows.append({"metric": metric,
-                         **_summary_rows(runs, metric, choice, level, bounds)})
-    cols = ["metric", "n_runs", "mean", "ci_low", "ci_high", "interval", "successes", "trials",
-            "std", "median", "p5", "p95"]
+                         **_summary_rows(runs, metric, level, bounds)})
+    cols = ["metric", "n_runs", "mean", "ci_low", "ci_high", "interval", "std", "median", "p5",
+            "p95"]
     if not by_point:
         return pd.DataFrame(rows, columns=cols)
     df = pd.DataFrame(rows, columns=["point_id", *cols])
@@ -867,8 +785,7 @@ __all__ = [
     "DEFAULT_METRIC_PATTERNS",
     "MAX_DEFAULT_METRICS",
     "MAX_SHOWN_POINTS",
-    "PROPORTION_COUNTS",
-    "IntervalChoice",
+    "SHARE_DEFINITION",
     "check_metrics",
     "compare",
     "daily_bands",
@@ -881,9 +798,9 @@ __all__ = [
     "factor_importance",
     "factor_levels",
     "interaction_table",
-    "interval_choice",
     "is_continuous_factor",
     "is_numeric_factor",
+    "is_share",
     "is_sobol",
     "main_effects",
     "metric_bounds",
@@ -899,5 +816,4 @@ __all__ = [
     "summarise",
     "t_interval",
     "welch_interval",
-    "wilson_interval",
 ]

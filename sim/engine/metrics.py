@@ -12,9 +12,10 @@ Daily columns (one row per simulated day):
 - ``road_closed_hours`` (segment-hours, all roads) and ``road_closed_hours__<road>``: hours a
   road segment was closed by an ambush set on it or an attack on it in the last hours;
 - ``roads_open_fraction``: mean over the day's hours of the fraction of road km open;
-- ``border_crossings`` (by insurgent units), ``zone_entries``, ``zone_entries_barred`` (must stay
-  0), ``engagements``,
-  ``pursuits_broken_off``;
+- ``border_crossings`` (``crossing`` events of insurgent units, ``sim.rules.borders``),
+  ``zone_entries`` (counted on every cell a unit passes during the
+  hour, so a strip crossed and left within the hour counts), ``zone_entries_barred`` (must
+  stay 0), ``engagements``, ``pursuits_broken_off``;
 - ``recruits`` (fighters who joined a cell or formed one), ``air_strikes``, ``air_strike_hits``:
   in scenarios with a ``campaign:`` section (``sim.rules.recruitment``, ``sim.rules.air``);
 - ``mines_laid``, ``mines_cleared`` (by garrison patrols): from the day of the first such event
@@ -32,14 +33,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from scipy.ndimage import distance_transform_edt
 from scipy.spatial import cKDTree
 
 from sim.scenario.vocab import ATTACK_TYPES, CAMPAIGN_ATTACK_TYPES
 from sim.world.clock import LightLevel
 
 if TYPE_CHECKING:
+    from sim.engine.movement import PathBook
     from sim.rules.state import Detections
     from sim.tactics.base import TacticState
+    from sim.world.raster import Terrain
 
 
 def slug(name: str) -> str:
@@ -52,6 +56,15 @@ def slug(name: str) -> str:
 CAMPAIGN_COLUMNS = ("recruits", "air_strikes", "air_strike_hits")
 #: Sample points for garrison coverage (area lattice; half as many road cells at most).
 COVERAGE_SAMPLES = 8000
+#: The farthest one step of a path goes, in cells (a diagonal step).
+_DIAGONAL = float(np.sqrt(2.0))
+
+
+def _zone_distance(t: Terrain) -> np.ndarray:
+    """Flat, read-only: each cell's distance in cells to the nearest zone cell (0 inside)."""
+    dist = distance_transform_edt(t.zone < 0).ravel()
+    dist.flags.writeable = False
+    return dist
 
 
 
@@ -70,7 +83,10 @@ class Metrics:
         campaign = model.spec.campaign is not None
         self.attack_types = ATTACK_TYPES + (CAMPAIGN_ATTACK_TYPES if campaign else ())
         self.campaign_columns = CAMPAIGN_COLUMNS if campaign else ()
-        self.zone = t.zone
+        self._zone_flat = t.zone.ravel()
+        # distance (cells) from each cell to the nearest zone cell; None: no zone on the map
+        self._zone_dist = (t.derived("zone_distance", _zone_distance)
+                           if (t.zone >= 0).any() else None)
         # fixed coverage sample points (road cells and a regular lattice over the map)
         # a regular lattice of at most ~COVERAGE_SAMPLES points estimates the covered fraction
         # to within a percent or so, at a fraction of the cost of testing every cell
@@ -135,14 +151,41 @@ class Metrics:
         elif kind == "mine_cleared":
             d["mines_cleared"] += 1
 
-    def on_zone_move(self, r0: int, c0: int, r1: int, c1: int, barred: frozenset[int]) -> None:
-        """Count a zone entry when a unit's hourly move ends in a zone it did not start in
-        (``barred``: the zones its faction may not enter)."""
-        z1 = self.zone[r1, c1]
-        if z1 >= 0 and self.zone[r0, c0] != z1:
-            self.day["zone_entries"] += 1
-            if z1 in barred:
-                self.day["zone_entries_barred"] += 1
+    def on_zone_moves(self, paths: PathBook, movers: np.ndarray, old: np.ndarray,
+                      new: np.ndarray, start: np.ndarray, faction: np.ndarray,
+                      moved: np.ndarray, barred: list[frozenset[int]]) -> None:
+        """Count the zone entries of this hour's moves on every cell passed, not only where
+        each move ends: a patrol that drives across a narrow zone strip and out again within
+        the hour enters it once.
+
+        ``movers``: the units that moved, from path position ``old`` to ``new`` in ``paths``,
+        starting the hour in cell ``start``, of faction index ``faction``; ``moved``: False for
+        a mover whose move did not happen (turned back at a border); ``barred``: per faction,
+        the zones it may not enter (``zone_entries_barred``)."""
+        if self._zone_dist is None:
+            return
+        # only a mover that starts within reach of a zone can pass one: each step of a path
+        # goes to a neighbouring cell, at most sqrt(2) cells away
+        steps = new - old
+        near = np.flatnonzero(moved & (steps > 0)
+                              & (self._zone_dist[start] <= _DIAGONAL * steps))
+        if not len(near):
+            return
+        cells, owner = paths.passed(movers[near], old[near], new[near])
+        z = self._zone_flat[cells]
+        before = np.empty_like(z)   # the zone of the cell each step left
+        before[1:] = z[:-1]
+        first = np.ones(len(owner), dtype=bool)
+        first[1:] = owner[1:] != owner[:-1]
+        before[first] = self._zone_flat[start[near][owner[first]]]
+        entered = np.flatnonzero((z >= 0) & (z != before))
+        if not len(entered):
+            return
+        self.day["zone_entries"] += len(entered)
+        fac = faction[near]
+        n_barred = sum(int(z[k]) in barred[fac[owner[k]]] for k in entered.tolist())
+        if n_barred:
+            self.day["zone_entries_barred"] += n_barred
 
     # --------------------------------------------------------------------------- hourly
     def record_hour(self, model: TacticState, det: Detections) -> None:

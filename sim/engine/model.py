@@ -52,6 +52,7 @@ from sim.rules.recruitment import (
 from sim.rules.seizures import Seizure, check_relief
 from sim.rules.state import MOVING_POSTURES, NEVER_HOUR, Detections, Posture
 from sim.rules.supplies import SUPPLY_POINT_KINDS, SupplyPoints, consume, resupply
+from sim.scenario.defaults import units_at_start
 from sim.scenario.loading import SCENARIO_DIR, load_scenario, parse_scenario
 from sim.scenario.overrides import apply_overrides
 from sim.scenario.schema import Scenario
@@ -149,9 +150,8 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
             for name in self.faction_names
         ]
 
-        capacity = sum(u.count for u in scenario.units) + sum(
-            u.count for u in scenario.units if getattr(u.tactic, "kind", None) == "escort"
-        ) + reserved_units(scenario)  # cells the campaign may add (new cells, splits)
+        # the units at start (escorts included) and the cells the campaign may add
+        capacity = units_at_start(scenario) + reserved_units(scenario)
         self.force = ForceTable(max(capacity, 1))
         self.paths = PathBook(max(capacity, 1))
         self.orders = Orders(self.terrain, self.force, self.paths, self.router, self.barred_zones)
@@ -335,9 +335,9 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         """Advance every moving unit along its path by one hour of travel, all at once.
 
         One ``searchsorted`` in the path book finds where each mover is after the hour;
-        ambush tripwires and mines on the cells passed, border crossings and zone entries (a
-        change of ``Terrain.regions``) are found in numpy too, and only the few units that meet
-        one are handled one by one."""
+        ambush tripwires and mines on the cells passed and border crossings (a change of
+        ``Terrain.regions``) are found in numpy too, and only the few units that meet one are
+        handled one by one; zone entries are counted on the cells passed (``Metrics``)."""
         f = self.force
         n = f.n
         prev = self._prev_rc[:n]
@@ -359,6 +359,7 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
             done = new >= f.path_last[movers]
             arrived = [(self.units[i], book.serial[i]) for i in movers[done].tolist()]
             cols = self.terrain.cols
+            moved = np.ones(len(movers), dtype=bool)
             for k in np.flatnonzero(self._region[start] != self._region[end]).tolist():
                 unit = self.units[int(movers[k])]  # a zone edge or border lies between: look
                 traversed = unit.path[old[k] + 1 : new[k] + 1]
@@ -367,8 +368,9 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
                 if self.border_lines.crossed(r0, c0, r1, c1, traversed) and not attempt_crossing(
                     self, unit, (r0, c0)
                 ):
-                    continue  # turned back at the border
-                self.metrics.on_zone_move(r0, c0, r1, c1, self.barred_zones[f.faction[unit.idx]])
+                    moved[k] = False  # turned back at the border
+            self.metrics.on_zone_moves(book, movers, old, new, start, f.faction[movers], moved,
+                                       self.barred_zones)
             for unit, serial in arrived:
                 if book.serial[unit.idx] == serial:  # not turned back at a border (new orders)
                     unit.alert("arrived")

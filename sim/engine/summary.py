@@ -1,6 +1,14 @@
-"""Tactic outcomes for a run's summary, read from its event log and final state: raids started
-and at night, raids hidden again before first light, seizures and relief, pursuits broken off at
-a zone edge, crossings intercepted, insurgent units ever found, sweep progress."""
+"""Tactic outcomes for a run's summary, read from its event log and final state: raids that set
+out and at night, raids hidden again before first light, towns seized and relief, border
+crossings intercepted, insurgent units ever found, sweep progress.
+
+Each name here is one quantity that no daily column already counts: `raids_set_out` counts
+`raid_start` events, one per raiding cell that left its hide (each cell of a joint raid on one
+post, a raid called off, a raid caught on the way), while the daily `raid_attempted` counts raid
+*attacks*, one per fight a raider opened on its target, however many cells joined it;
+`towns_seized` counts towns held, while `seizure_succeeded` counts assaults whose fight was won.
+Pursuits broken off at a zone edge are the daily `pursuits_broken_off` (their total is in the
+summary as `pursuits_broken_off_total`)."""
 
 from __future__ import annotations
 
@@ -15,26 +23,23 @@ if TYPE_CHECKING:
 
 def tactic_outcomes(events: list[dict], seizures: list[Seizure], sweeps: list[Sweep],
                     found_fraction: float) -> dict[str, float]:
-    """Tactic outcomes for the run summary: raids, refuge, seizures, sweeps, pursuits
+    """Tactic outcomes for the run summary: raids, seizures, crossings, sweeps
     (``found_fraction``: of insurgent units, those any garrison has seen at least once)."""
     ev = events
     out: dict[str, float] = {}
     starts = [e for e in ev if e["type"] == "raid_start"]
     ends = [e for e in ev if e["type"] == "raid_end"]
-    out["raids_started"] = len(starts)
-    out["raids_started_at_night_fraction"] = (
+    out["raids_set_out"] = len(starts)
+    out["raids_set_out_at_night_fraction"] = (
         sum(e["night"] for e in starts) / len(starts) if starts else float("nan")
     )
     out["raids_hidden_before_first_light_fraction"] = (
         sum(e["before_first_light"] for e in ends) / len(ends) if ends else float("nan")
     )
     relief = [e["relief_hours"] for e in ev if e["type"] == "relief"]
-    out["seizures"] = sum(1 for s in seizures if s.seized)
+    out["towns_seized"] = sum(1 for s in seizures if s.seized)
     out["relief_hours_mean"] = float(np.mean(relief)) if relief else float("nan")
-    out["pursuits_broken_off_at_zone"] = sum(
-        1 for e in ev if e["type"] == "breakoff" and e.get("reason") == "zone"
-    )
-    out["crossings_intercepted"] = sum(1 for e in ev if e["type"] == "crossing_intercepted")
+    out["border_crossings_intercepted"] = sum(1 for e in ev if e["type"] == "crossing_intercepted")
     out["insurgent_units_found_fraction"] = found_fraction
     sweepers = sweeps
     if sweepers:

@@ -16,8 +16,8 @@ Exit status (`run_batch_command` / `python -m sim.experiments.batch`):
     0  every run of the design finished
     1  bad input: an invalid experiment file, or a results folder made by another experiment
     3  some runs failed (see DIR/failures/); rerun the same command to retry just those
-    4  the batch stopped early (a worker process died, the cluster went away, or a part could
-       not be written); rerun to resume
+    4  the batch stopped early (a worker process died, the Dask scheduler was lost, or a part
+       could not be written); rerun to resume
     130 interrupted (Ctrl-C, SIGINT or SIGTERM: the local workers are terminated, the finished
         parts kept); rerun to resume
 
@@ -66,15 +66,22 @@ from sim.experiments.design import (
 from sim.experiments.results import ensure_flat_tables, remove_flat_tables
 from sim.experiments.single import run_files
 from sim.experiments.store import (
+    FAILURES,
     LOCK,
+    MANIFEST,
+    PARTS,
     STORE_FORMAT,
     ResultsStore,
     RunIds,
+    atomic_write_json,
     code_version,
     encode_part,
     lock_folder,
+    looks_like_store,
     package_versions,
+    part_ids,
     read_manifest,
+    set_aside,
 )
 
 EXIT_OK = 0
@@ -280,6 +287,8 @@ def _refuse_foreign(out: Path) -> None:
     try:
         read_manifest(out)
     except ResultsError as exc:
+        if looks_like_store(out):
+            return   # a store whose manifest is lost or damaged: `open_store` rebuilds it
         raise BatchError(f"{exc}; choose another --out, or --force-new to move it aside "
                          f"and start a fresh store") from None
 
@@ -301,8 +310,10 @@ def open_store(exp: LoadedExperiment, design: Design, out: Path, force_new: bool
         try:
             old = read_manifest(out)
         except ResultsError as exc:
-            raise BatchError(f"{exc}; choose another --out, or --force-new to move it aside "
-                             f"and start a fresh store") from None
+            if not looks_like_store(out):
+                raise BatchError(f"{exc}; choose another --out, or --force-new to move it "
+                                 f"aside and start a fresh store") from None
+            return _rebuild_manifest(exp, design, out, str(exc))
         if old.get("fingerprint") != fingerprint(exp, design):
             changed = ", ".join(_what_changed(old, exp, design))
             raise BatchError(
@@ -322,6 +333,54 @@ def open_store(exp: LoadedExperiment, design: Design, out: Path, force_new: bool
         if locks is not None:   # the lock held so far moved with the old folder
             locks.enter_context(lock_folder(out))
     return ResultsStore.create(out, build_manifest(exp, design)), notes
+
+
+def _rebuild_manifest(exp: LoadedExperiment, design: Design, out: Path, why: str
+                      ) -> tuple[ResultsStore, list[str]]:
+    """A store whose manifest is missing, unreadable or of the wrong shape (`why`), reopened
+    with a manifest rebuilt from the experiment file: every readable part must hold the run
+    this experiment plans under its name (the same point, replicate and seed), else the folder
+    is another experiment's and is refused with nothing changed. Unreadable parts are left for
+    the resume check (`finished_run_ids`), which sets them aside and redoes them. A damaged
+    manifest is kept as `manifest.json.bad-<time>`."""
+    mf = out / MANIFEST
+    reason = why.removeprefix(f"{mf}: ") if mf.exists() else "missing"
+    new = build_manifest(exp, design)
+    old: Any = None
+    with contextlib.suppress(OSError, ValueError):
+        old = json.loads(mf.read_text())
+    if isinstance(old, dict) and isinstance(old.get("format"), int) \
+            and old["format"] != STORE_FORMAT:   # not damaged: another version's store
+        raise BatchError(f"{mf}: a results store of format {old['format']} (this badia "
+                         f"writes format {STORE_FORMAT}); choose another --out")
+    if isinstance(old, dict) and isinstance(old.get("fingerprint"), str) \
+            and old["fingerprint"] != new["fingerprint"]:
+        raise BatchError(f"{mf}: damaged ({reason}), and it names another experiment "
+                         f"({old.get('name')!r}); choose another --out, or --force-new to "
+                         f"move it aside and start afresh")
+    planned = {r.run_id: r for r in plan_runs(design, exp.spec.replicates, exp.spec.seed)}
+    parts_dir = out / PARTS
+    n_parts = 0
+    for part in sorted(parts_dir.glob("run-*.parquet")):
+        try:
+            ids = part_ids(part)
+        except Exception:   # unreadable: the resume check moves it aside and redoes the run
+            continue
+        if planned.get(ids.run_id) != ids or part.name != f"run-{ids.run_id:06d}.parquet":
+            raise BatchError(
+                f"{mf}: {reason}, and {part} holds run {ids.run_id} (point "
+                f"{ids.point_id}, replicate {ids.replicate}, seed {ids.seed}) that "
+                f"{exp.source} does not plan: the folder is another experiment's; choose "
+                f"another --out, or --force-new to move it aside and start afresh")
+        n_parts += 1
+    (out / FAILURES).mkdir(exist_ok=True)
+    kept = ""
+    if mf.exists():
+        kept = f" (the damaged one kept as {set_aside(mf).name})"
+    atomic_write_json(mf, new)
+    return ResultsStore(out, new), [
+        f"note: {mf} was {reason}; rebuilt it from {exp.source} and the {n_parts} intact "
+        f"part(s){kept}"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -415,10 +474,63 @@ def _folder_error(out: Path, exc: OSError) -> BatchError:
                       f"{exc.strerror or type(exc).__name__}{where}")
 
 
+@dataclass
+class _Pool:
+    """The executor a batch runs on, how many runs it can take now, and what to say when it
+    stops under the batch."""
+
+    executor: Executor
+    slots: Callable[[], int]           # parallel slots now (a cluster may grow or shrink)
+    what: str                          # e.g. "2 local worker process(es)"
+    broken: Callable[[BaseException], str]   # why the executor stopped, one line
+
+
+#: Seconds between two reads of a Dask cluster's size (each read is a scheduler round trip).
+CLUSTER_SIZE_EVERY_S = 1.0
+
+
+def _cluster_slots(client: Any) -> Callable[[], int]:
+    """The cluster's worker threads now, read at most every `CLUSTER_SIZE_EVERY_S`: an
+    adaptive cluster (dask-jobqueue, `cluster.adapt`) adds workers after the batch starts."""
+    last = [0.0, max(1, sum(client.nthreads().values()))]
+
+    def slots() -> int:
+        now = time.monotonic()
+        if now - last[0] >= CLUSTER_SIZE_EVERY_S:
+            last[0] = now
+            with contextlib.suppress(Exception):   # a lost scheduler shows in the futures
+                last[1] = max(1, sum(client.nthreads().values()))
+        return int(last[1])
+
+    return slots
+
+
 @contextlib.contextmanager
-def _executor_for(workers: int | None, scheduler: str | None
-                  ) -> Iterator[tuple[Executor, int, str]]:
-    """(executor, parallel slots, description), shut down on exit."""
+def _quiet_dask_logs() -> Iterator[None]:
+    """Dask's client logs a traceback when it loses the scheduler; the batch says it in one
+    line instead (`_Pool.broken`), so its loggers are silenced while the batch runs."""
+    import logging
+
+    names = ["distributed", *(n for n in list(logging.root.manager.loggerDict)
+                              if n.startswith("distributed."))]
+    old = {n: logging.getLogger(n).level for n in names}
+    for n in names:
+        logging.getLogger(n).setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for n, level in old.items():
+            logging.getLogger(n).setLevel(level)
+
+
+def _local_broken(exc: BaseException) -> str:
+    return (f"the executor stopped ({_one_line(exc)}); a worker process probably died (out "
+            f"of memory?)")
+
+
+@contextlib.contextmanager
+def _executor_for(workers: int | None, scheduler: str | None) -> Iterator[_Pool]:
+    """The pool to run on, shut down on exit."""
     if scheduler:
         from distributed import Client
 
@@ -427,20 +539,32 @@ def _executor_for(workers: int | None, scheduler: str | None
         except (OSError, TimeoutError) as exc:
             raise BatchError(f"--scheduler {scheduler}: cannot reach the Dask scheduler "
                              f"({_one_line(exc)})") from None
+
+        def lost(exc: BaseException) -> str:
+            if getattr(client, "status", "") == "running":   # connected: the cluster said no
+                return (f"the Dask cluster {scheduler} cancelled a run ({_one_line(exc)}); "
+                        f"the finished runs' parts are kept")
+            return (f"lost the Dask scheduler {scheduler} (it stopped answering); the "
+                    f"finished runs' parts are kept")
+
         try:
-            slots = sum(client.nthreads().values()) or 1
+            slots = _cluster_slots(client)
             executor = client.get_executor(pure=False)
             try:
-                yield executor, slots, f"Dask cluster {scheduler} ({slots} worker threads)"
+                with _quiet_dask_logs():
+                    yield _Pool(executor, slots,
+                                f"Dask cluster {scheduler} ({slots()} worker threads now; "
+                                f"runs in flight follow its size)", lost)
             finally:
                 executor.shutdown(wait=False)
         finally:
-            client.close()
+            with _quiet_dask_logs(), contextlib.suppress(Exception):
+                client.close(timeout=5)
         return
     n = workers or default_workers()
     executor = local_executor(n)
     try:
-        yield executor, n, f"{n} local worker process(es)"
+        yield _Pool(executor, lambda: n, f"{n} local worker process(es)", _local_broken)
     except BaseException:       # interrupted (or broken): do not wait for the runs in progress
         stop_local_workers(executor)
         raise
@@ -526,15 +650,19 @@ def _run_locked(exp: LoadedExperiment, design: Design, out_path: Path, store: Re
     remove_flat_tables(out_path)
     if executor is not None:
         say(f"{describe(exp, design)}; {len(todo)} to run -> {out_path}")
-        _drive(executor, max(4, window or 4), ctx, todo, runner, store, report, progress,
-               exp.name, say)
+        size = max(4, window or 4)
+        _drive(_Pool(executor, lambda: size, "", _local_broken), lambda: size, ctx, todo,
+               runner, store, report, progress, exp.name, say)
     else:
-        with _executor_for(workers, scheduler) as (pool, slots, what):
-            say(f"{describe(exp, design)}; {len(todo)} to run on {what} -> {out_path}")
-            _drive(pool, window or max(4, 2 * slots), ctx, todo, runner, store, report,
-                   progress, exp.name, say)
-            if report.interrupted and isinstance(pool, ProcessPoolExecutor):
-                stop_local_workers(pool)
+        with _executor_for(workers, scheduler) as pool:
+            say(f"{describe(exp, design)}; {len(todo)} to run on {pool.what} -> {out_path}")
+            # 2 runs per slot (at least 4), re-read as the batch goes: a cluster that grows
+            # gets proportionally more runs in flight
+            in_flight = (lambda: window) if window else (lambda: max(4, 2 * pool.slots()))
+            _drive(pool, in_flight, ctx, todo, runner, store, report, progress, exp.name,
+                   say)
+            if report.interrupted and isinstance(pool.executor, ProcessPoolExecutor):
+                stop_local_workers(pool.executor)
     _finish_tables(store, report, say)
     report.elapsed_s = time.perf_counter() - t0
     return report
@@ -554,10 +682,11 @@ def _finish_tables(store: ResultsStore, report: BatchReport, say: Callable[[str]
             f"report` or sim.experiments.results.ensure_flat_tables rebuilds them")
 
 
-def _drive(executor: Executor, window: int, ctx: RunContext, todo: deque[RunTask],
+def _drive(pool: _Pool, window: Callable[[], int], ctx: RunContext, todo: deque[RunTask],
            runner: Runner | None, store: ResultsStore, report: BatchReport, progress: bool,
            name: str, say: Callable[[str], None]) -> None:
-    """Keep at most `window` runs in flight; store each outcome as it arrives."""
+    """Keep at most `window()` runs in flight (re-read after every wait, which returns at
+    least every `CLUSTER_SIZE_EVERY_S` seconds); store each outcome as it arrives."""
     from tqdm.auto import tqdm
 
     bar = tqdm(total=report.total, initial=report.already_done, desc=name, unit="run",
@@ -566,17 +695,18 @@ def _drive(executor: Executor, window: int, ctx: RunContext, todo: deque[RunTask
     warned_missing = False
     try:
         while todo or in_flight:
-            while todo and len(in_flight) < window:
+            limit = window()
+            while todo and len(in_flight) < limit:
                 task = todo.popleft()
-                in_flight[executor.submit(execute_run, ctx, task, runner)] = task
-            finished, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+                in_flight[pool.executor.submit(execute_run, ctx, task, runner)] = task
+            finished, _ = wait(list(in_flight), timeout=CLUSTER_SIZE_EVERY_S,
+                               return_when=FIRST_COMPLETED)
             for fut in finished:
                 task = in_flight.pop(fut)
                 try:
                     outcome = fut.result()
                 except (BrokenProcessPool, CancelledError) as exc:
-                    report.stopped = (f"the executor stopped ({_one_line(exc)}); a worker "
-                                      f"process probably died (out of memory?)")
+                    report.stopped = pool.broken(exc)
                     todo.appendleft(task)
                     raise _Stop from None
                 except Exception as exc:   # the executor could not run the task at all

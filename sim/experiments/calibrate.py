@@ -359,8 +359,8 @@ def _executor(workers: int | None, scheduler: str | None, executor: Executor | N
     from sim.experiments.batch import _executor_for
 
     try:
-        with _executor_for(workers, scheduler) as (pool, slots, what):
-            yield pool, slots, what
+        with _executor_for(workers, scheduler) as pool:
+            yield pool.executor, pool.slots(), pool.what
     except BatchError as exc:
         raise CalibrationError(str(exc)) from None
 

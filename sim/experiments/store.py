@@ -401,14 +401,7 @@ class ResultsStore:
             try:
                 verify_part(p, int(m.group(1)))
             except Exception as exc:   # pyarrow raises several kinds for a bad file
-                stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-                aside = p.with_name(f"{p.name}.bad-{stamp}")
-                n = 1
-                while aside.exists():
-                    aside = p.with_name(f"{p.name}.bad-{stamp}-{n}")
-                    n += 1
-                os.replace(p, aside)
-                bad.append((aside, _one_line(exc)))
+                bad.append((set_aside(p), _one_line(exc)))
                 continue
             done.add(int(m.group(1)))
         return done, bad
@@ -466,7 +459,8 @@ def _one_line(exc: BaseException) -> str:
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
-    """The manifest of the results folder `path` (ResultsError if missing or unreadable)."""
+    """The manifest of the results folder `path` (ResultsError if missing, unreadable, or with
+    a field of the wrong type: one line naming the file and the field)."""
     path = Path(path)
     mf = path / MANIFEST
     if not path.is_dir():
@@ -474,6 +468,10 @@ def read_manifest(path: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(mf.read_text())
     except FileNotFoundError:
+        if looks_like_store(path):
+            raise ResultsError(
+                f"{mf}: missing; rerun `badia batch` with the experiment file and --out "
+                f"{path} to rebuild it from the parts") from None
         raise ResultsError(
             f"{mf}: missing; {path} is not a badia results folder") from None
     except (OSError, ValueError) as exc:
@@ -481,4 +479,98 @@ def read_manifest(path: Path) -> dict[str, Any]:
     if not isinstance(manifest, dict) or manifest.get("format") != STORE_FORMAT:
         raise ResultsError(
             f"{mf}: not a badia results manifest of format {STORE_FORMAT}")
+    problem = manifest_problem(manifest)
+    if problem:
+        raise ResultsError(f"{mf}: {problem}")
     return manifest
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def manifest_problem(m: Mapping[str, Any]) -> str | None:
+    """The first field of a manifest whose type is not what `badia batch` writes (and what
+    `load` and `badia report` read), as "<field>: <what is wrong>"; None if it is sound."""
+    def kind(v: Any) -> str:
+        return "null" if v is None else type(v).__name__
+
+    # the design and the runs are what `load` needs; the rest is checked when present
+    for key in ("design", "runs"):
+        if not isinstance(m.get(key), dict):
+            return f"{key}: expected an object, got {kind(m.get(key))}"
+    for key, want in (("name", str), ("fingerprint", str), ("created", str),
+                      ("experiment_file", str), ("experiment", dict), ("base_scenario", dict),
+                      ("code", dict), ("packages", dict)):
+        if key in m and not isinstance(m[key], want):
+            what = "an object" if want is dict else "text"
+            return f"{key}: expected {what}, got {kind(m[key])}"
+    exp = m.get("experiment") or {}
+    if "days" in exp and exp["days"] is not None and (
+            isinstance(exp["days"], bool) or not isinstance(exp["days"], (int, float))):
+        return f"experiment.days: expected a number or null, got {kind(exp['days'])}"
+    for key, want in (("factors", dict), ("replicates", int)):
+        if key in exp and not (isinstance(exp[key], want) and not isinstance(exp[key], bool)):
+            what = "an object" if want is dict else "a whole number"
+            return f"experiment.{key}: expected {what}, got {kind(exp[key])}"
+    base = m.get("base_scenario") or {}
+    for key in ("file", "yaml"):
+        if key in base and not isinstance(base[key], str):
+            return f"base_scenario.{key}: expected text, got {kind(base[key])}"
+    design = m["design"]
+    if not isinstance(design.get("kind"), str):
+        return f"design.kind: expected text, got {kind(design.get('kind'))}"
+    factors = design.get("factors")
+    if not isinstance(factors, list) or not all(isinstance(f, str) for f in factors):
+        return f"design.factors: expected a list of factor paths, got {kind(factors)}"
+    points = design.get("points")
+    if not isinstance(points, list):
+        return f"design.points: expected a list, got {kind(points)}"
+    for i, point in enumerate(points):
+        if not isinstance(point, dict) or any(f not in point for f in factors):
+            return f"design.points[{i}]: expected an object with a value for every factor"
+    rows = m["runs"].get("rows")
+    if not isinstance(rows, list):
+        return f"runs.rows: expected a list, got {kind(rows)}"
+    for i, row in enumerate(rows):
+        if not (isinstance(row, list) and len(row) == len(ID_COLUMNS)
+                and all(_is_int(v) for v in row)):
+            return (f"runs.rows[{i}]: expected [run_id, point_id, replicate, seed] as whole "
+                    f"numbers, got {json.dumps(row)[:60]}")
+        if not 0 <= row[1] < len(points):
+            return f"runs.rows[{i}]: point_id {row[1]} is not a design point (0-{len(points) - 1})"
+    return None
+
+
+#: What a results folder may hold besides temporary and set-aside files: a folder holding only
+#: these (and a `parts` folder) is a store whose manifest can be rebuilt.
+STORE_ENTRIES = frozenset({MANIFEST, PARTS, FAILURES, LOCK, "runs.parquet", "daily.parquet",
+                           "events.parquet"})
+
+
+def looks_like_store(path: Path) -> bool:
+    """`path` is a folder with a `parts` folder and nothing a results store would not hold
+    (a batch killed before its manifest was written, or a store whose manifest was lost)."""
+    path = Path(path)
+    if not (path / PARTS).is_dir():
+        return False
+    return all(p.name in STORE_ENTRIES or p.name.startswith((".tmp-", f"{MANIFEST}.bad-"))
+               for p in path.iterdir())
+
+
+def part_ids(path: Path) -> RunIds:
+    """The ids a part holds (reads only its id columns; raises if unreadable)."""
+    table = pq.read_table(path, columns=list(ID_COLUMNS))
+    return RunIds(*(int(table.column(c)[0].as_py()) for c in ID_COLUMNS))
+
+
+def set_aside(path: Path) -> Path:
+    """Move `path` to `<path>.bad-<time>` (never deleted); returns the new name."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    aside = path.with_name(f"{path.name}.bad-{stamp}")
+    n = 1
+    while aside.exists():
+        aside = path.with_name(f"{path.name}.bad-{stamp}-{n}")
+        n += 1
+    os.replace(path, aside)
+    return aside

@@ -117,6 +117,14 @@ def resolved_units(scenario: Scenario) -> list[ResolvedUnit]:
     return [resolved_unit(u, i) for i, u in enumerate(scenario.units)]
 
 
+def units_at_start(scenario: Scenario) -> int:
+    """The units a run of `scenario` starts with, the one count `badia validate`, the app and
+    the model's force table agree on: every entry's `count`, plus the escort each unit with an
+    `escort` tactic brings along (created with its convoy when the run is built)."""
+    return sum(u.count * (2 if getattr(u.tactic, "kind", None) == "escort" else 1)
+               for u in scenario.units)
+
+
 def hostile_pairs(factions: Mapping[str, FactionSpec]) -> frozenset[tuple[str, str]]:
     """Ordered pairs (a, b) of factions that fight each other.
 

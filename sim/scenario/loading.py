@@ -15,6 +15,7 @@ from pydantic import (
 )
 
 from sim.errors import PathError, ScenarioError, did_you_mean
+from sim.scenario.defaults import units_at_start
 from sim.scenario.fields import _DEFER_REFS, _short
 from sim.scenario.overrides import (
     _is_model,
@@ -381,7 +382,6 @@ def main_validate(paths: Sequence[str | Path], overrides: Sequence[str] = ()) ->
             print(f"{path}: internal error while validating: {type(e).__name__}: {e}",
                   file=sys.stderr)
         else:
-            n_units = sum(u.count for u in s.units)
-            print(f"{path}: ok ({s.name}: {len(s.map.places)} places, {n_units} units, "
-                  f"{s.days:g} days)")
+            print(f"{path}: ok ({s.name}: {len(s.map.places)} places, "
+                  f"{units_at_start(s)} units, {s.days:g} days)")
     return 1 if bad else 0

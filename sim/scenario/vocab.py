@@ -34,7 +34,7 @@ KINDS: tuple[str, ...] = (*typing.get_args(UnitKind)[:4], "escort", *typing.get_
 #: ``move_cost`` layers.
 MOBILITIES: tuple[str, ...] = typing.get_args(Mobility)
 #: Event types that count as attacks (insurgent initiative), by attack kind.
-ATTACK_TYPES = ("raid", "ambush", "seizure", "attack")
+ATTACK_TYPES = ("raid", "ambush", "seizure")
 #: Attack kinds of the campaign mechanisms: a mine or IED struck by a passing vehicle, a fake
 #: checkpoint on a highway, an attack on civilians in the open desert. Their daily columns are
 #: written (as zeros on quiet days) only in scenarios with a ``campaign:`` section, so the

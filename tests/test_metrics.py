@@ -1,0 +1,107 @@
+"""Run metrics counted the way analysts read them: zone entries on every cell a unit passes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.engine.model import DesertModel
+from sim.scenario.loading import parse_scenario
+
+ROWS, COLS = 80, 12
+STRIP = range(36, 42)      # six 250 m rows: a 1.5 km zone strip across the map
+MID = 39                   # the strip's middle line: rows above it are north of it
+
+
+def _strip_scenario(days: float) -> dict:
+    lines = ["Z" * COLS if r in STRIP else "." * COLS for r in range(ROWS)]
+    return {
+        "name": "zone strip", "seed": 1, "start": "2018-06-01T00:00", "days": days,
+        "map": {"cell_km": 0.25, "centre": {"lat": 34.5, "lon": 38.5},
+                "ascii": "\n".join(lines),
+                "legend": {".": {"ground": "flat"}, "Z": {"ground": "flat", "zone": "Strip"}},
+                "zones": [{"name": "Strip", "barred": []}],
+                "places": [{"name": "South", "kind": "base", "cell": [75, 6]},
+                           {"name": "North", "kind": "outpost", "cell": [5, 6]}]},
+        "factions": {"government": {"role": "garrison", "hostile": []}},
+        # 17.5 km each way at 10 km/h: a leg takes longer than an hour, so the hour-end
+        # positions show every crossing of the strip, which takes a few minutes
+        "units": [{"kind": "patrol", "faction": "government", "count": 1,
+                   "at": "South", "offroad_speed_kmh": 10, "speed_kmh": 10,
+                   "tactic": {"kind": "patrol", "schedule": "always", "period_hours": 4,
+                              "route": ["South", "North"]}}],
+    }  # fmt: skip
+
+
+def test_a_patrol_crossing_a_zone_strip_is_counted_at_every_crossing():
+    """Each time the patrol's side of the strip changes between two hour ends it drove through
+    the strip once; zone_entries counts exactly those, though it rarely ends an hour inside."""
+    model = DesertModel(parse_scenario(_strip_scenario(2), "<strip>"), rng=3)
+    zone = model.terrain.zone
+    sides, ended_inside = [], 0
+    for _ in range(48):
+        model.step()
+        r, c = int(model.force.row[0]), int(model.force.col[0])
+        sides.append(r >= MID)
+        ended_inside += zone[r, c] >= 0
+    crossings = int(np.sum(np.diff(np.array(sides, dtype=int)) != 0))
+    entries = model.metrics.totals["zone_entries"]
+    assert crossings >= 20, crossings           # about 12 rounds out and back in two days
+    assert entries == crossings
+    # counting only where each hour ends (the old rule) would have missed most of them
+    assert ended_inside < crossings / 2
+    assert model.metrics.totals.get("zone_entries_barred", 0) == 0
+
+
+def _stem(name: str) -> str:
+    """A summary name with the suffix and plurals a near-duplicate would differ by removed."""
+    for suffix in ("_total", "_end", "_mean"):
+        name = name.removesuffix(suffix)
+    return "_".join(w.removesuffix("es") if w.endswith("shes") else w.removesuffix("s")
+                    for w in name.split("_"))
+
+
+def test_the_run_summary_has_one_name_per_metric_and_each_counts_what_it_says():
+    """No two summary names that differ only by a plural or a suffix (such as the dead
+    `attack_attempted_total` beside `attacks_attempted_total`); the raid counts are the two
+    documented ones: raiding cells that set out, and raid attacks (one per fight opened on a
+    target, however many cells joined it)."""
+    from pathlib import Path
+
+    from sim.engine.run import run_scenario
+
+    theatre = Path(__file__).resolve().parent.parent / "scenarios" / "badia_theatre.yaml"
+    result = run_scenario(theatre, seed=11, days=20)
+    names = list(result.summary)
+    stems: dict[str, str] = {}
+    for name in names:
+        assert _stem(name) not in stems, (name, stems.get(_stem(name)))
+        stems[_stem(name)] = name
+    kinds = [e["type"] for e in result.events]
+    assert result.summary["raids_set_out"] == kinds.count("raid_start")
+    assert result.summary["raid_attempted_total"] == kinds.count("raid")
+    # cells raiding one post together are what separates the two in the theatre
+    assert kinds.count("raid_start") > kinds.count("raid") > 0
+    assert result.summary["attacks_attempted_total"] == sum(
+        result.summary[f"{k}_attempted_total"] for k in ("raid", "ambush", "seizure"))
+
+
+def test_validate_and_the_app_count_the_same_units(capsys) -> None:
+    """`badia validate` prints the units a run starts with (escorts included), the number the
+    app's status line adds up from the live force, for every bundled scenario."""
+    import re
+    from pathlib import Path
+
+    from sim.app.model import VizModel
+    from sim.app.status import status_text
+    from sim.scenario.loading import main_validate
+
+    files = sorted((Path(__file__).resolve().parent.parent / "scenarios").glob("*.yaml"))
+    assert main_validate(files) == 0
+    printed = dict(re.findall(r"/(\w+)\.yaml: ok \(.*?, (\d+) units,", capsys.readouterr().out))
+    assert set(printed) == {f.stem for f in files}
+    for f in files:
+        model = VizModel(scenario_file=f.stem, rng=1)
+        alive = status_text(model).splitlines()[0].split("units alive: ")[1]
+        shown = sum(int(n) for n in re.findall(r"\d+", alive))
+        assert shown == int(printed[f.stem]) == model.force.n, f.stem
+    assert printed["badia_theatre"] == "325"   # 295 unit entries' counts and 30 escorts
