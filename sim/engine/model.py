@@ -213,9 +213,13 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         p = self.terrain.places[name]
         return p.row * self.terrain.cols + p.col
 
-    def distance_km(self, a: int, b: int) -> float:
-        """Straight-line distance between two flat cells on the grid."""
+    def distance_km(self, a: int, b):
+        """Straight-line distance between flat cell ``a`` and flat cell(s) ``b`` on the grid
+        (``b`` an array: an array, so a tactic weighing many sightings makes one call)."""
         ra, ca = divmod(int(a), self.terrain.cols)
+        if np.ndim(b):
+            rb, cb = np.divmod(np.asarray(b, dtype=np.int64), self.terrain.cols)
+            return np.hypot(ra - rb, ca - cb) * self.terrain.grid.cell_km
         rb, cb = divmod(int(b), self.terrain.cols)
         return float(np.hypot(ra - rb, ca - cb) * self.terrain.grid.cell_km)
 
