@@ -152,6 +152,7 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
             u.count for u in scenario.units if getattr(u.tactic, "kind", None) == "escort"
         ) + reserved_units(scenario)  # cells the campaign may add (new cells, splits)
         self.force = ForceTable(max(capacity, 1))
+        self.attack_targets = np.full(max(capacity, 1), -1, dtype=np.int64)  # Unit.attack_target
         self.paths = PathBook(max(capacity, 1))
         self.orders = Orders(self.terrain, self.force, self.paths, self.router, self.barred_zones)
         self.units: list[Unit] = []
