@@ -49,9 +49,14 @@ class PathBook:
         if self.n + k > len(self.cells):
             self._compact(k)
         s = self.n
-        self.cells[s : s + k] = cells
-        self.hours[s : s + k] = hours
-        self.key[s : s + k] = s * KEY_STRIDE_HOURS + np.asarray(hours)
+        if k == 1:  # a halt: scalar stores cost a fraction of three slice copies
+            self.cells[s] = cells[0]
+            self.hours[s] = hours[0]
+            self.key[s] = s * KEY_STRIDE_HOURS + hours[0]
+        else:
+            self.cells[s : s + k] = cells
+            self.hours[s : s + k] = hours
+            self.key[s : s + k] = s * KEY_STRIDE_HOURS + np.asarray(hours)
         self.start[unit], self.length[unit] = s, k
         self.serial[unit] += 1
         self.n = s + k
