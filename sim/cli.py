@@ -135,6 +135,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="random seed >= 0 (default: the scenario's)")
     p.add_argument("--out", type=Path, help="output folder (default: out/<scenario name>)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--no-map", action="store_true",
+                   help="do not draw map.png (drawing it takes longer than a short run)")
     p.add_argument("--gis", action="store_true",
                    help="also write OUT/gis/: events as GeoParquet, the terrain's layers as "
                         "GeoTIFFs, places as GeoJSON (needs the 'gis' extra)")

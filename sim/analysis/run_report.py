@@ -97,10 +97,12 @@ def run_command(args) -> int:
     elapsed = time.perf_counter() - t0
     out = args.out or Path("out") / Path(args.scenario).stem
     write_run(result, Path(out))
-    run_map(result, model.terrain, Path(out) / "map.png")
+    files = "daily.parquet, events.jsonl, scenario.yaml"
+    if not getattr(args, "no_map", False):
+        run_map(result, model.terrain, Path(out) / "map.png")
+        files += ", map.png"
     print(summary_table(result.summary))
-    print(f"\n{hours / 24:.1f} days simulated in {elapsed:.1f} s; wrote {out}/"
-          "{daily.parquet, events.jsonl, scenario.yaml, map.png}")
+    print(f"\n{hours / 24:.1f} days simulated in {elapsed:.1f} s; wrote {out}/{{{files}}}")
     if gis:
         from sim.analysis.gis import write_run_gis
 
