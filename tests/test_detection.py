@@ -328,6 +328,26 @@ def test_indexed_block_pairs_are_exactly_the_dense_ones(seed):
         np.testing.assert_array_equal(d, i)
 
 
+@pytest.mark.parametrize("moving_a", ["none", "all", "half"])
+@pytest.mark.parametrize("moving_b", ["none", "all", "half"])
+def test_indexed_block_pairs_with_sides_all_still_or_all_moving(moving_a, moving_b):
+    """The KD-tree search splits each side into still units and movers: a side with none of
+    one or the other, or a single unit, still gives the dense matrix's pairs."""
+    rng = np.random.default_rng(3)
+
+    def side(n, moving):
+        half = {"none": np.zeros(n), "all": rng.uniform(0.1, 20, n),
+                "half": np.where(rng.random(n) < 0.5, 0.0, rng.uniform(0, 20, n))}[moving]
+        return rng.uniform(0, 50, (n, 2)), half, rng.choice([0.0, 3.0, 8.0], n)
+
+    for na, nb in ((1, 1), (2, 50), (7, 3)):
+        a, b = side(na, moving_a), side(nb, moving_b)
+        dense = block_pairs(*a, *b, dense_max=na * nb)
+        indexed = block_pairs(*a, *b, dense_max=0)
+        for d, i in zip(dense, indexed, strict=True):
+            np.testing.assert_array_equal(d, i)
+
+
 # --------------------------------------------------------------------------- Koopman search laws
 SIDE_KM = 60.0  # a 60 x 60 km square: 60 x 60 cells of 1 km
 AREA_KM2 = SIDE_KM**2
