@@ -138,6 +138,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--track-every-hours", type=int, default=1, metavar="H",
                    help="record every unit's position every H hours for `badia viz --replay` "
                         "(tracks.parquet, knowledge.parquet; default 1, 0: none)")
+    p.add_argument("--no-map", action="store_true",
+                   help="do not draw map.png (drawing it takes longer than a short run)")
     p.add_argument("--gis", action="store_true",
                    help="also write OUT/gis/: events as GeoParquet, the terrain's layers as "
                         "GeoTIFFs, places as GeoJSON (needs the 'gis' extra)")

@@ -12,6 +12,7 @@ from scipy.stats import norm
 
 from sim.rules.detection import (
     DetectionConfig,
+    block_pairs,
     candidate_pairs,
     cells_to_km,
     detect,
@@ -293,6 +294,58 @@ def test_detect_among_matches_the_pair_law_both_ways_and_never_within_a_side():
     z = z_family(len(expected))
     for pair, p in expected.items():
         assert abs(counts[pair] / n - p) <= binomial_halfwidth(p, n, z), (pair, counts[pair], p)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_indexed_block_pairs_are_exactly_the_dense_ones(seed):
+    """The KD-tree search a large block takes finds exactly the pairs of the dense distance
+    matrix, in the same order (the order of the random draws depends on it), on random
+    layouts: clusters of units in one cell, still units and movers of every speed, sensor
+    ranges from 0 up, and pairs right at the edge of range."""
+    rng = np.random.default_rng(seed)
+    na, nb = rng.integers(1, 400, 2)
+
+    def side(n):
+        pos = rng.uniform(0, 300, (n, 2))
+        pos[: n // 4] = np.round(pos[: n // 4] / 40) * 40  # clusters: many units in one spot
+        prev = pos.copy()
+        moving = rng.random(n) < 0.3
+        prev[moving] += rng.normal(0, rng.choice([1.0, 30.0]), (int(moving.sum()), 2))
+        mid = 0.5 * (pos + prev)
+        half = 0.5 * np.hypot(*(pos - prev).T)
+        rng_km = rng.choice([0.0, 2.0, 5.0, 8.0, 15.0], n)
+        return mid, half, rng_km
+
+    a, b = side(na), side(nb)
+    # put some pairs exactly at the edge of range
+    k = min(na, nb) // 3
+    a[0][:k, 0] = b[0][:k, 0] + a[2][:k] + a[1][:k] + b[1][:k]
+    a[0][:k, 1] = b[0][:k, 1]
+    dense = block_pairs(*a, *b, dense_max=na * nb)
+    indexed = block_pairs(*a, *b, dense_max=0)
+    assert sum(len(x) for x in dense) > 0
+    for d, i in zip(dense, indexed, strict=True):
+        np.testing.assert_array_equal(d, i)
+
+
+@pytest.mark.parametrize("moving_a", ["none", "all", "half"])
+@pytest.mark.parametrize("moving_b", ["none", "all", "half"])
+def test_indexed_block_pairs_with_sides_all_still_or_all_moving(moving_a, moving_b):
+    """The KD-tree search splits each side into still units and movers: a side with none of
+    one or the other, or a single unit, still gives the dense matrix's pairs."""
+    rng = np.random.default_rng(3)
+
+    def side(n, moving):
+        half = {"none": np.zeros(n), "all": rng.uniform(0.1, 20, n),
+                "half": np.where(rng.random(n) < 0.5, 0.0, rng.uniform(0, 20, n))}[moving]
+        return rng.uniform(0, 50, (n, 2)), half, rng.choice([0.0, 3.0, 8.0], n)
+
+    for na, nb in ((1, 1), (2, 50), (7, 3)):
+        a, b = side(na, moving_a), side(nb, moving_b)
+        dense = block_pairs(*a, *b, dense_max=na * nb)
+        indexed = block_pairs(*a, *b, dense_max=0)
+        for d, i in zip(dense, indexed, strict=True):
+            np.testing.assert_array_equal(d, i)
 
 
 # --------------------------------------------------------------------------- Koopman search laws

@@ -191,6 +191,20 @@ def test_badia_run_writes_its_outputs(tmp_path):
     assert "strength: 40" in (out / "scenario.yaml").read_text()
 
 
+def test_badia_run_no_map_writes_the_data_without_the_map(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "sim.cli", "run", str(OUTPOST), "--days", "1", "--seed", "3",
+         "--out", str(out), "--quiet", "--no-map"],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    for name in ("daily.parquet", "events.jsonl", "scenario.yaml"):
+        assert (out / name).stat().st_size > 0, name
+    assert not (out / "map.png").exists()
+    assert "map.png" not in proc.stdout
+
+
 @pytest.mark.parametrize(
     "args, needle",
     [

@@ -45,3 +45,36 @@ def test_advance_and_passed_match_each_units_own_path_through_many_compactions()
                                               paths[u][0][old[u] + 1 : new[u] + 1])
     assert book.serial.sum() == units + 50 * 40
     assert len(book.cells) > 64  # it grew
+
+
+def test_shared_routes_are_stored_once_and_followed_like_copies():
+    """Units given the same read-only timed route (a patrol's round) follow one copy of it in
+    the buffer, through compactions, and land exactly where a copy would have put them."""
+    rng = np.random.default_rng(8)
+    units = 30
+    rounds = [_random_path(rng, 50_000 + 1000 * k) for k in range(3)]
+    book = PathBook(units, initial_cells=64)
+    paths = {}
+    for _ in range(60):
+        for u in rng.choice(units, size=10).tolist():
+            if rng.random() < 0.5:
+                paths[u] = rounds[int(rng.integers(len(rounds)))]
+                book.write(u, *paths[u], shared=True)
+            else:
+                paths[u] = _random_path(rng, 1000 * u)
+                book.write(u, *paths[u])
+        who = np.array(sorted(paths))
+        for clock in (0.0, 1.5, 9.0, 500.0):
+            new = book.advance(who, np.full(len(who), clock))
+            want = [int(np.searchsorted(paths[u][1], clock, "right")) - 1 for u in who.tolist()]
+            assert new.tolist() == want
+            np.testing.assert_array_equal(book.cells_at(who, new),
+                                          [paths[u][0][w] for u, w in
+                                           zip(who.tolist(), want, strict=True)])
+        # each round in use is in the buffer once, whoever follows it
+        followers = {}
+        for u in who.tolist():
+            for k, r in enumerate(rounds):
+                if paths[u] is r:
+                    followers.setdefault(k, set()).add(int(book.start[u]))
+        assert all(len(starts) == 1 for starts in followers.values())

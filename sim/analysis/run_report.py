@@ -113,8 +113,10 @@ def run_command(args) -> int:
     elapsed = time.perf_counter() - t0
     out = args.out or Path("out") / Path(args.scenario).stem
     write_run(result, Path(out))
-    run_map(result, model.terrain, Path(out) / "map.png")
-    written = ["daily.parquet", "events.jsonl", "scenario.yaml", "map.png"]
+    written = ["daily.parquet", "events.jsonl", "scenario.yaml"]
+    if not getattr(args, "no_map", False):
+        run_map(result, model.terrain, Path(out) / "map.png")
+        written.append("map.png")
     if recorder is not None:
         written += [p.name for p in recorder.write(Path(out))]
     print(summary_table(result.summary, describe=_describe))

@@ -31,7 +31,7 @@ from sim.engine.agenda import (
 )
 from sim.engine.campaign import CampaignRules
 from sim.engine.metrics import Metrics
-from sim.engine.movement import PathBook
+from sim.engine.movement import PathBook, Tripwires
 from sim.engine.orders import Orders
 from sim.engine.result import RunResult
 from sim.engine.spawning import Spawning
@@ -153,12 +153,14 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         # the units at start (escorts included) and the cells the campaign may add
         capacity = units_at_start(scenario) + reserved_units(scenario)
         self.force = ForceTable(max(capacity, 1))
+        self.attack_targets = np.full(max(capacity, 1), -1, dtype=np.int64)  # Unit.attack_target
         self.paths = PathBook(max(capacity, 1))
         self.orders = Orders(self.terrain, self.force, self.paths, self.router, self.barred_zones)
         self.units: list[Unit] = []
         self._attached: list[Unit] = []  # units that move with another (escorts)
         self._attached_arrays = (np.empty(0, np.int64), np.empty(0, np.int64))
-        self.tripwires: dict[int, Unit] = {}  # road cells watched by an ambush -> the ambusher
+        # road cells watched by an ambush -> the ambusher (a dict with a boolean layer)
+        self.tripwires: dict[int, Unit] = Tripwires(self.terrain.rows * self.terrain.cols)
         self.minefield = minefield_for(scenario)  # mines on the roads; None: no mines in the run
         self.sites = Sites(self.terrain)
         self.roads = RoadState(self.terrain)
@@ -192,6 +194,7 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         self._region = self.terrain.regions
         self._blocks: list[tuple[np.ndarray, np.ndarray]] = []
         self._blocks_key = b""
+        self._flags_n = -1  # units the behaviour flags were computed for
         self.seizures: list[Seizure] = []
         self.agenda = Agenda()
         for hour, _, event in sorted(
@@ -214,9 +217,13 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         p = self.terrain.places[name]
         return p.row * self.terrain.cols + p.col
 
-    def distance_km(self, a: int, b: int) -> float:
-        """Straight-line distance between two flat cells on the grid."""
+    def distance_km(self, a: int, b):
+        """Straight-line distance between flat cell ``a`` and flat cell(s) ``b`` on the grid
+        (``b`` an array: an array, so a tactic weighing many sightings makes one call)."""
         ra, ca = divmod(int(a), self.terrain.cols)
+        if np.ndim(b):
+            rb, cb = np.divmod(np.asarray(b, dtype=np.int64), self.terrain.cols)
+            return np.hypot(ra - rb, ca - cb) * self.terrain.grid.cell_km
         rb, cb = divmod(int(b), self.terrain.cols)
         return float(np.hypot(ra - rb, ca - cb) * self.terrain.grid.cell_km)
 
@@ -299,8 +306,7 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         self._wake_on_news()
         due = f.alive[:n] & (f.wake_hour[:n] <= hour)
         if light_changed:
-            due |= np.array([u.behaviour is not None and u.behaviour.wakes_on_light
-                             for u in units])  # fmt: skip
+            due |= self._behaviour_flags()[0][:n]
         if self.alerted:
             due[self.alerted] = True
             self.alerted = []
@@ -385,7 +391,7 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         """Movers that drive into a hostile ambush this hour halt under fire there (``new``
         and ``clock`` are updated in place)."""
         cells, owner = self.paths.passed(movers, old, new)
-        hit = np.isin(cells, np.fromiter(self.tripwires, dtype=np.int64))
+        hit = self.tripwires.layer[cells]
         for k in np.unique(owner[hit]).tolist():
             unit = self.units[int(movers[k])]
             stop = self._tripped(unit, int(old[k]), int(new[k]))
@@ -416,9 +422,11 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         """Index along ``unit``'s path where it runs into a hostile ambush this hour, if any."""
         fi = self.force.faction[unit.idx]
         cells = unit.path
-        for k in range(pos + 1, new + 1):
-            ambusher = self.tripwires.get(int(cells[k]))
-            if ambusher is None or not ambusher.alive:
+        # only the watched cells among those passed, in path order
+        watched = np.flatnonzero(self.tripwires.layer[cells[pos + 1 : new + 1]]) + pos + 1
+        for k in watched.tolist():
+            ambusher = self.tripwires[int(cells[k])]
+            if not ambusher.alive:
                 continue
             if self.hostile[fi, self.force.faction[ambusher.idx]] and ambusher.behaviour.spring(
                 unit
@@ -454,13 +462,29 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         self._log_new_contacts(fac, observer, target, cells, light)
         self.knowledge.record(self.hour, fac[observer], observer, target, cells[target])
         units = self.units
-        for tgt in np.unique(target).tolist():
+        _, hears_detected, wakes_on_contact = self._behaviour_flags()
+        # only units whose tactic heeds the alert get it: to the others (garrisons and
+        # civilians ignore being seen; an escort has no tactic) it would be a no-op
+        for tgt in np.unique(target[hears_detected[target]]).tolist():
             units[tgt].alert("detected")
-        for obs in np.unique(observer).tolist():
-            b = units[obs].behaviour
-            if b is not None and b.wakes_on_contact:
-                units[obs].alert("contact")
+        for obs in np.unique(observer[wakes_on_contact[observer]]).tolist():
+            units[obs].alert("contact")
         return Detections(observer, target)
+
+    def _behaviour_flags(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per unit: whether its tactic wakes on a change of light, heeds being detected, and
+        wakes on its own contacts. A unit's tactic is set when it is created (``Spawning``) and
+        never changes, so the columns are rebuilt only when units are added."""
+        if self._flags_n != len(self.units):
+            tactics = [u.behaviour for u in self.units]
+            self._flags = (
+                np.array([b is not None and b.wakes_on_light for b in tactics], dtype=bool),
+                np.array([b is not None and "detected" not in b.ignores for b in tactics],
+                         dtype=bool),
+                np.array([b is not None and b.wakes_on_contact for b in tactics], dtype=bool),
+            )
+            self._flags_n = len(self.units)
+        return self._flags
 
     def _hostile_blocks(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """:func:`~sim.rules.detection.hostile_blocks` of the living force, cached until a unit

@@ -29,38 +29,65 @@ class PathBook:
         self.start = np.zeros(capacity, dtype=np.int64)
         self.length = np.zeros(capacity, dtype=np.int64)
         self.serial = np.zeros(capacity, dtype=np.int64)  # orders given to each unit so far
+        # shared timed routes whose one copy is in the buffer: id(hours) -> (hours, start)
+        self._shared: dict[int, tuple[np.ndarray, int]] = {}
 
-    def write(self, unit: int, cells: np.ndarray, hours: np.ndarray) -> None:
-        """Give ``unit`` a new path (``hours[0] == 0`` at its current cell)."""
+    def write(self, unit: int, cells: np.ndarray, hours: np.ndarray, shared: bool = False) -> None:
+        """Give ``unit`` a new path (``hours[0] == 0`` at its current cell).
+
+        ``shared``: the arrays are a read-only timed route that units follow again and again
+        (a patrol's round, a convoy's run): while its segment is in the buffer, every unit given
+        the same ``hours`` array follows that one copy instead of appending another each time.
+        """
+        if shared:
+            seg = self._shared.get(id(hours))
+            if seg is not None and seg[0] is hours:
+                self.start[unit], self.length[unit] = seg[1], len(hours)
+                self.serial[unit] += 1
+                return
         k = len(cells)
         if self.n + k > len(self.cells):
             self._compact(k)
         s = self.n
-        self.cells[s : s + k] = cells
-        self.hours[s : s + k] = hours
-        self.key[s : s + k] = s * KEY_STRIDE_HOURS + np.asarray(hours)
+        if k == 1:  # a halt: scalar stores cost a fraction of three slice copies
+            self.cells[s] = cells[0]
+            self.hours[s] = hours[0]
+            self.key[s] = s * KEY_STRIDE_HOURS + hours[0]
+        else:
+            self.cells[s : s + k] = cells
+            self.hours[s : s + k] = hours
+            self.key[s : s + k] = s * KEY_STRIDE_HOURS + np.asarray(hours)
         self.start[unit], self.length[unit] = s, k
         self.serial[unit] += 1
         self.n = s + k
+        if shared:
+            self._shared[id(hours)] = (hours, s)
 
     def _compact(self, extra: int) -> None:
-        """Keep only the paths units follow now (in unit order), growing if still short."""
+        """Keep only the paths units follow now (one copy of each shared segment, in buffer
+        order), growing if still short."""
         live = np.flatnonzero(self.length > 0)
-        need = int(self.length[live].sum()) + extra
+        old_start, first = np.unique(self.start[live], return_index=True)
+        seg_len = self.length[live][first]
+        need = int(seg_len.sum()) + extra
         size = len(self.cells)
         while size < 2 * need:
             size *= 2
+        new_start = np.zeros(len(old_start), dtype=np.int64)
+        np.cumsum(seg_len[:-1], out=new_start[1:])
+        s = int(seg_len.sum())
+        # one gather moves every kept segment: source index of each destination cell
+        src = np.repeat(old_start - new_start, seg_len) + np.arange(s)
         cells, hours = np.zeros(size, dtype=np.int64), np.zeros(size)
-        s = 0
-        for u in live.tolist():
-            a, k = int(self.start[u]), int(self.length[u])
-            cells[s : s + k] = self.cells[a : a + k]
-            hours[s : s + k] = self.hours[a : a + k]
-            self.start[u] = s
-            s += k
-        starts = np.repeat(self.start[live], self.length[live])
+        cells[:s] = self.cells[src]
+        hours[:s] = self.hours[src]
+        self.start[live] = new_start[np.searchsorted(old_start, self.start[live])]
+        moved = dict(zip(old_start.tolist(), new_start.tolist(), strict=True))
+        self._shared = {
+            h: (arr, moved[at]) for h, (arr, at) in self._shared.items() if at in moved
+        }
         key = np.zeros(size)
-        key[:s] = starts * KEY_STRIDE_HOURS + hours[:s]
+        key[:s] = np.repeat(new_start, seg_len) * KEY_STRIDE_HOURS + hours[:s]
         self.cells, self.hours, self.key, self.n = cells, hours, key, s
 
     def advance(self, units: np.ndarray, clock_hours: np.ndarray) -> np.ndarray:
@@ -81,3 +108,35 @@ class PathBook:
         owner = np.repeat(np.arange(len(units)), steps)
         first = np.repeat(self.start[units] + old + 1 - np.cumsum(steps) + steps, steps)
         return self.cells[first + np.arange(len(owner))], owner
+
+
+class Tripwires(dict):
+    """Road cells watched by an ambush or a fake checkpoint -> the unit watching (a ``dict``, as
+    the tactics use it), with a boolean layer over the grid's flat cells kept in step, so the
+    cells every mover passed in an hour are checked in one lookup instead of a set search."""
+
+    def __init__(self, cells: int):
+        super().__init__()
+        self.layer = np.zeros(cells, dtype=bool)
+
+    def __setitem__(self, cell: int, unit) -> None:
+        super().__setitem__(cell, unit)
+        self.layer[cell] = True
+
+    def __delitem__(self, cell: int) -> None:
+        super().__delitem__(cell)
+        self.layer[cell] = False
+
+    def pop(self, cell: int, *default):
+        if cell in self:
+            self.layer[cell] = False
+        return super().pop(cell, *default)
+
+    def clear(self) -> None:
+        super().clear()
+        self.layer[:] = False
+
+    def _read_only(self, *args, **kwargs):
+        raise TypeError("Tripwires: set or delete cells one at a time, the layer follows them")
+
+    update = setdefault = popitem = __ior__ = _read_only

@@ -96,7 +96,9 @@ class Orders:
                     self._timed_paths.clear()
                 hit = (cells, self._timed(unit, cells))
                 self._timed_paths[key] = hit
-            timed = hit[1]
+            self.set_path(unit, *hit[1], shared=True)
+            self.force.posture[unit.idx] = int(posture)
+            return
         self.set_path(unit, *timed)
         self.force.posture[unit.idx] = int(posture)
 
@@ -109,11 +111,13 @@ class Orders:
             self.force.path_clock[unit.idx] = 0.0
         self.force.posture[unit.idx] = int(posture)
 
-    def set_path(self, unit: Unit, cells: np.ndarray, hours: np.ndarray) -> None:
-        """Give ``unit`` a timed path, starting now."""
+    def set_path(self, unit: Unit, cells: np.ndarray, hours: np.ndarray,
+                 shared: bool = False) -> None:
+        """Give ``unit`` a timed path, starting now (``shared``: a cached timed route, see
+        :meth:`PathBook.write`)."""
         i = unit.idx
         unit.path, unit.path_hours = cells, hours
-        self.paths.write(i, cells, hours)
+        self.paths.write(i, cells, hours, shared)
         self.force.path_pos[i] = 0
         self.force.path_last[i] = len(cells) - 1
         self.force.path_clock[i] = 0.0

@@ -47,7 +47,7 @@ class Unit(mesa.Agent):
         self.alerts: list[str] = []  # why the unit was woken early (arrived, detected, fired on...)
         self.home: int = -1  # flat cell of its base, hide or post
         self.attached_to: Unit | None = None  # an escort follows its convoy
-        self.attack_target: int | None = None  # force-table index of the unit it attacks
+        self.attack_target = None  # force-table index of the unit it attacks
         self.operation: Operation | None = None  # the attack under way
         self.spec_index = -1  # which scenario `units[i]` entry it came from
 
@@ -61,6 +61,18 @@ class Unit(mesa.Agent):
     @wake_hour.setter
     def wake_hour(self, hour: int) -> None:
         self.model.force.wake_hour[self.idx] = min(int(hour), NEVER_HOUR)
+
+    @property
+    def attack_target(self) -> int | None:
+        """Force-table index of the unit it attacks, if any (a column of the model's
+        ``attack_targets``, -1 for none, so the engagement rule finds the attackers in one
+        numpy call)."""
+        tgt = int(self.model.attack_targets[self.idx])
+        return None if tgt < 0 else tgt
+
+    @attack_target.setter
+    def attack_target(self, target: int | None) -> None:
+        self.model.attack_targets[self.idx] = -1 if target is None else int(target)
 
     @property
     def cell(self) -> int:

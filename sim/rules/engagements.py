@@ -96,10 +96,11 @@ def resolve_engagements(model: RunState, det: Detections) -> None:
     attackers: dict[int, list[int]] = {}  # attacked unit -> attacking units
     surprise: dict[int, bool] = {}
     initiated: dict[int, UnitView] = {}  # attacked unit -> the unit whose attack order opened it
-    for unit in model.units:
-        tgt = unit.attack_target
-        if tgt is None or not f.alive[unit.idx]:
-            continue
+    n = f.n
+    ordered = model.attack_targets[:n]
+    for i in np.flatnonzero((ordered >= 0) & f.alive[:n]).tolist():  # in unit order
+        unit = model.units[i]
+        tgt = int(ordered[i])
         if not f.alive[tgt]:
             unit.attack_target = None
             unit.alert("target_gone")

@@ -130,6 +130,7 @@ class RunState(Protocol):
     spec: Scenario
     light_by_hour: np.ndarray
     events: list[dict]
+    attack_targets: np.ndarray  # per unit: the unit it attacks, -1 for none
 
     def log(self, event_type: str, cell: int, faction: str = "", **data: Any) -> dict: ...
     def unit_destroyed(self, unit: UnitView) -> None: ...

@@ -134,14 +134,13 @@ class Patrol(Behaviour):
         m = self.model
         idx, cells, _ = m.known_enemies(u, max_age_hours=INVESTIGATE_MAX_AGE_HOURS)
         mine = m.knowledge.seen_by[m.faction_index[u.faction], idx] == u.idx
-        near = [
-            (m.distance_km(u.cell, c), i, c)
-            for i, c, ok in zip(idx.tolist(), cells.tolist(), mine.tolist(), strict=True)
-            if ok and m.distance_km(u.cell, c) <= INVESTIGATE_KM
-        ]
-        if not near:
+        dist = m.distance_km(u.cell, cells)
+        near = np.flatnonzero(mine & (dist <= INVESTIGATE_KM))
+        if len(near) == 0:
             return False
-        _, quarry, cell = min(near)
+        # the nearest contact, the lowest unit index of equals
+        k = near[np.lexsort((idx[near], dist[near]))[0]]
+        quarry, cell = int(idx[k]), int(cells[k])
         if self.state == "out":
             self.resume_at = u.path_pos
         if u.go_to(cell, Posture.PURSUING):
@@ -290,18 +289,16 @@ class Pursue(Behaviour):
         if self.quarry is not None and not m.force.alive[self.quarry]:
             self.quarry = None
         if len(idx):
-            in_range = [
-                (age, i, c) for i, c, age in zip(idx.tolist(), cells.tolist(), ages.tolist(),
-                                                 strict=True)
-                if m.distance_km(self.base, c) <= self.max_range
-            ]
-            if in_range:
-                # the quarry already chased, if still known; else the freshest, nearest sighting
-                chosen = next((x for x in in_range if x[1] == self.quarry), None)
-                if chosen is None:
-                    chosen = min(in_range, key=lambda x: (x[0], m.distance_km(u.cell, x[2])))
-                _, quarry, cell = chosen
-                if self.chase(quarry, cell):
+            # one numpy pass over every known enemy (a big theatre's QRF weighs hundreds)
+            near = m.distance_km(self.base, cells) <= self.max_range
+            if near.any():
+                idx, cells, ages = idx[near], cells[near], ages[near]
+                # the quarry already chased, if still known; else the freshest, nearest
+                # sighting (the first of equals, in unit order)
+                k = np.flatnonzero(idx == self.quarry) if self.quarry is not None else ()
+                if len(k) == 0:
+                    k = np.lexsort((m.distance_km(u.cell, cells), ages))
+                if self.chase(int(idx[k[0]]), int(cells[k[0]])):
                     return
             elif self.state == "pursuing" and self.quarry is not None:
                 self.break_off("range")
