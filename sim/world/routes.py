@@ -87,21 +87,57 @@ def grid_graph(hours_per_km: np.ndarray, cell_km: float, *, reverse: bool = Fals
     rows, cols = hours_per_km.shape
     n = rows * cols
     h = hours_per_km.astype(np.float64)
-    weights = np.full((rows, cols, len(_OFFSETS)), np.inf)
+    step = np.array([dr * cols + dc for dr, dc in _OFFSETS], np.int32)
+    # a cell's edges: to each neighbour on the grid, where both cells are passable
+    passable = np.isfinite(h)
+    count = np.zeros((rows, cols), np.int32)
+    for dr, dc in _OFFSETS:
+        src, dst = _shifted(rows, cols, dr, dc)
+        count[src] += passable[src] & passable[dst]
+    indptr = np.zeros(n + 1, np.int32)
+    np.cumsum(count.ravel(), out=indptr[1:])
+    # Row blocks of about _BLOCK_CELLS cells keep the (cells, 8) temporaries small: a 0.25 km
+    # theatre's whole graph would otherwise need 300 MB of them on top of its own 280 MB.
+    block = max(1, _BLOCK_CELLS // max(cols, 1))
+    blocks = [(r, min(rows, r + block)) for r in range(0, rows, block)]
+    data = np.empty(int(indptr[-1]), np.float64)
+    indices = np.empty(int(indptr[-1]), np.int32)
+    for r0, r1 in blocks:
+        w = _block_weights(h, r0, r1, cell_km)
+        ok = np.isfinite(w)
+        lo, hi = indptr[r0 * cols], indptr[r1 * cols]
+        data[lo:hi] = w[ok]
+        cells = np.arange(r0 * cols, r1 * cols, dtype=np.int32).reshape(r1 - r0, cols, 1)
+        indices[lo:hi] = (cells + step)[ok]
+    return csr_matrix((data, indices, indptr), shape=(n, n))
+
+
+#: Cells per block `grid_graph` builds at a time (a few MB of temporaries).
+_BLOCK_CELLS = 1 << 16
+
+
+def _shifted(rows: int, cols: int, dr: int, dc: int) -> tuple[tuple[slice, slice], ...]:
+    """The cells whose `(dr, dc)` neighbour is on the grid, and those neighbours (slices)."""
+    src = (slice(max(0, -dr), rows - max(0, dr)), slice(max(0, -dc), cols - max(0, dc)))
+    dst = (slice(max(0, dr), rows - max(0, -dr)), slice(max(0, dc), cols - max(0, -dc)))
+    return src, dst
+
+
+def _block_weights(h: np.ndarray, r0: int, r1: int, cell_km: float) -> np.ndarray:
+    """Edge hours from each cell of rows `r0:r1` to its 8 neighbours, in `_OFFSETS` order
+    (float64, inf where the neighbour is off the grid or either cell is impassable)."""
+    rows, cols = h.shape
+    weights = np.full((r1 - r0, cols, len(_OFFSETS)), np.inf)
     for k, (dr, dc) in enumerate(_OFFSETS):
-        # source block and its neighbour block, both clipped to the grid
-        rs = slice(max(0, -dr), rows - max(0, dr))
+        # source rows of the block whose neighbour row is on the grid, and columns likewise
+        a, b = max(r0, -dr), min(r1, rows - dr)
+        if a >= b:
+            continue
         cs = slice(max(0, -dc), cols - max(0, dc))
-        rd = slice(max(0, dr), rows - max(0, -dr))
         cd = slice(max(0, dc), cols - max(0, -dc))
         step_km = cell_km * (math.sqrt(2.0) if dr and dc else 1.0)
-        weights[rs, cs, k] = step_km * 0.5 * (h[rs, cs] + h[rd, cd])
-    ok = np.isfinite(weights)
-    indptr = np.zeros(n + 1, np.int32)
-    np.cumsum(ok.sum(axis=2, dtype=np.int32).ravel(), out=indptr[1:])
-    step = np.array([dr * cols + dc for dr, dc in _OFFSETS], np.int32)
-    neighbour = np.arange(n, dtype=np.int32).reshape(rows, cols, 1) + step
-    return csr_matrix((weights[ok], neighbour[ok], indptr), shape=(n, n))
+        weights[a - r0:b - r0, cs, k] = _edge_hours(step_km, h[a:b, cs], h[a + dr:b + dr, cd])
+    return weights
 
 
 def _edge_hours(step_km: float, h_from: np.ndarray, h_to: np.ndarray) -> np.ndarray:
