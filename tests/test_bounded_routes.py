@@ -16,6 +16,7 @@ from scipy.sparse.csgraph import dijkstra
 
 from sim.scenario.map import MapSpec
 from sim.world import cache as T
+from sim.world import routes
 from sim.world.cache import build_terrain
 from sim.world.routes import (
     _OFFSETS,
@@ -158,7 +159,12 @@ def random_ascii(rng: np.random.Generator, rows: int, cols: int) -> list[str]:
     return ["".join(r) for r in chars]
 
 
-def test_router_routes_are_the_unbounded_searches_routes_on_random_maps():
+@pytest.mark.parametrize("grid", ["small", "fine"])
+def test_router_routes_are_the_unbounded_searches_routes_on_random_maps(grid, monkeypatch):
+    if grid == "fine":
+        # as on a 0.25 km theatre: no whole-grid graph kept, every window searched bounded
+        monkeypatch.setattr(routes, "GRAPH_CACHE_BYTES", 0)
+        monkeypatch.setattr(routes, "UNBOUNDED_CELLS", 0)
     rng = np.random.default_rng(2026)
     for trial in range(6):
         t = build_terrain(ascii_map(random_ascii(rng, 30 + 7 * trial, 45)), f"m{trial}",

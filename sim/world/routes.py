@@ -33,6 +33,7 @@ from scipy.sparse.csgraph import dijkstra
 
 from sim.errors import NoRouteError
 from sim.scenario.vocab import MOBILITIES
+from sim.world.geometry import line_cells
 from sim.world.raster import Terrain, hours_per_cell, read_only
 
 #: How many recent (from, to, mobility, barred) routes a router keeps.
@@ -52,6 +53,15 @@ GRAPH_CACHE_BYTES = 64 * 2**20
 #: over the fastest cells): vehicles off the road go at half their road speed and foot at
 #: 0.8 of it on flat ground, so most starts lie inside 2.5 times that; others double it.
 REACH_FACTOR = 2.5
+
+#: A search over a box of at most this many cells runs without a limit: the bound's own cost
+#: (a box, a line, a tie check) outweighs what it saves there (the 1 km theatre's windows
+#: hold about 2,000 cells).
+UNBOUNDED_CELLS = 1 << 15
+
+#: Relative slack on a straight line's cost used as a search limit: the search adds the same
+#: edges in another order (a relative error of about 1e-13 over thousands of edges).
+LINE_SLACK = 1e-9
 
 # (d_row, d_col) of the 8 neighbours
 _OFFSETS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
@@ -440,6 +450,10 @@ class Router:
                     self._graphs[key] = g
         return g
 
+    def _graph_bytes(self) -> int:
+        """About how many bytes a whole-grid graph takes (8 edges of 12 bytes per cell)."""
+        return 8 * 12 * self.terrain.grid.size
+
     def _flat_target(self, target_cell: Any) -> int:
         grid = self.terrain.grid
         if isinstance(target_cell, (int, np.integer)):
@@ -577,15 +591,25 @@ class Router:
                        reference: Box, *, cached: bool) -> np.ndarray:
         """The route an unlimited search from `target` over the box `reference` gives from
         `source` (empty if none), found by searches limited in hours, each on the box its limit
-        can reach (`reach_box`): the first limit is `REACH_FACTOR` times the least the trip can
-        cost, doubled while the start is out of reach. `cached=True` keeps the latest search per
-        target (routes to bases and patrol points start from many cells)."""
+        can reach (`reach_box`). The first limit is the cost of the straight line between the two
+        cells (a route, so the start is within it) or `REACH_FACTOR` times the least the trip can
+        cost, whichever is lower; it doubles (up to the line's cost) while the start is out of
+        reach. `cached=True` keeps the latest search per target (routes to bases and patrol
+        points start from many cells)."""
         t = self.terrain
         h = self.hours_per_km(mobility, barred)
-        min_h = self.min_hours_per_km(mobility, barred)
         src, dst = t.rc(source), t.rc(target)
+        if reference.size <= UNBOUNDED_CELLS:
+            # a small window: one unlimited search costs less than working out a bound
+            s = search(h, t.cell_km, reference, dst)
+            with self._lock:
+                self.dijkstra_runs += 1
+            return trace_route(s, h, t.cell_km, src, t.cols)
+        min_h = self.min_hours_per_km(mobility, barred)
         key = ("bounded", target, mobility, barred)
         lowest_h = _octile_steps(src, dst) * t.cell_km * min_h
+        # the line's cost, summed in another order than the search's, plus rounding slack
+        line_h = line_hours(h, t.cell_km, src, dst) * (1.0 + LINE_SLACK)
         limit_h = REACH_FACTOR * lowest_h if 0.0 < lowest_h < math.inf else math.inf
         if cached and (hit := self._cached(key)) is not None:
             known: Search = hit[1]
@@ -595,12 +619,19 @@ class Router:
             if known.reaches(*src):     # a tie on the way: see below
                 return self._reference_route(source, target, mobility, barred, reference)
             limit_h = max(limit_h, 2.0 * known.limit_h)
+        limit_h = min(limit_h, line_h)
+        whole = Box(0, t.rows, 0, t.cols)
+        kept = reference == whole and self._graph_bytes() <= GRAPH_CACHE_BYTES
         while True:
-            box = reach_box(dst, limit_h, t.cell_km, min_h).within(reference) if math.isfinite(
-                limit_h) else reference
-            if box == reference:
+            if kept:
+                box = whole     # the kept whole-grid graph: the limit alone bounds the search
+            elif math.isfinite(limit_h):
+                box = reach_box(dst, limit_h, t.cell_km, min_h).within(reference)
+            else:
+                box = reference
+            if box == reference and not kept:
                 limit_h = math.inf      # the box is all there is: run the reference search
-            graph = self.graph(mobility, barred) if box == Box(0, t.rows, 0, t.cols) else None
+            graph = self.graph(mobility, barred) if box == whole else None
             s = search(h, t.cell_km, box, dst, limit_h, reference=reference, graph=graph)
             with self._lock:
                 self.dijkstra_runs += 1
@@ -612,7 +643,8 @@ class Router:
             if s.reaches(*src) or s.exact:
                 # a tie decided a hop on the way: only the unlimited search settles it
                 return self._reference_route(source, target, mobility, barred, reference)
-            limit_h *= 2.0
+            # out of reach: double the limit; past the line's cost only rounding can explain it
+            limit_h = math.inf if limit_h >= line_h else min(2.0 * limit_h, line_h)
 
     def _reference_route(self, source: int, target: int, mobility: str, barred: frozenset[int],
                          reference: Box) -> np.ndarray:
@@ -639,6 +671,17 @@ class Router:
             return np.zeros((0, 2), np.int32)
         r, c = grid.unflat(route)
         return np.stack([r, c], axis=1).astype(np.int32)
+
+
+def line_hours(h: np.ndarray, cell_km: float, a: tuple[int, int], b: tuple[int, int]) -> float:
+    """Hours of the straight 8-connected line of cells from `a` to `b` (`line_cells`), edge by
+    edge as `grid_graph` weighs them; inf if it crosses an impassable cell. A route, so no
+    search's distance between the two cells exceeds it (up to rounding)."""
+    cells = line_cells(a, b)
+    hc = h[cells[:, 0], cells[:, 1]].astype(np.float64)
+    diagonal = (np.diff(cells[:, 0]) != 0) & (np.diff(cells[:, 1]) != 0)
+    step_km = np.where(diagonal, cell_km * math.sqrt(2.0), cell_km)
+    return float(np.sum(step_km * 0.5 * (hc[:-1] + hc[1:])))
 
 
 def _octile_steps(a: tuple[int, int], b: tuple[int, int]) -> float:
