@@ -3,8 +3,9 @@
 A cost field answers "how long from every cell to this target?" for one mobility; its companion
 next-hop array tells every unit, whatever cell it is in, which neighbouring cell to step to next.
 Both come from one `scipy.sparse.csgraph.dijkstra` run from the target over the 8-connected grid
-graph (edges reversed, so the predecessors point toward the target), and are cached per
-(target, mobility, barred zones): every unit heading to the same place shares one field.
+graph (symmetric, so the predecessors point toward the target). Routes are read from such
+searches, most of them bounded: stopped at a cost and run on the box of cells that cost can
+reach, with a check that the route is the unbounded search's (`search`, `tied_on_route`).
 
 Edge weights are hours for the mobility's reference unit (`TerrainConfig.reference_speed_kmh`):
 the step length (cell_km, or cell_km * sqrt(2) diagonally) times the mean of the two cells' hours
