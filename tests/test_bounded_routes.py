@@ -23,6 +23,7 @@ from sim.world.routes import (
     FIELD_CACHE_BYTES,
     Box,
     Router,
+    corridor_search,
     grid_graph,
     reach_box,
     search,
@@ -127,6 +128,39 @@ def test_bounded_search_gives_the_unbounded_route_or_says_it_cannot():
                 else:
                     answered += 1
                     np.testing.assert_array_equal(route, want)
+    assert answered > 10 * max(undecided, 1)
+
+
+def test_corridor_search_gives_the_unbounded_route_or_says_it_cannot():
+    rng = np.random.default_rng(29)
+    answered = undecided = 0
+    for trial in range(120):
+        rows, cols = (int(v) for v in rng.integers(6, 40, 2))
+        h = random_hours(rng, rows, cols, trial % 3)
+        if not np.isfinite(h).any():
+            continue
+        whole = Box(0, rows, 0, cols)
+        min_h = float(h[np.isfinite(h)].min())
+        t = (int(rng.integers(rows)), int(rng.integers(cols)))
+        exact = search(h, 0.5, whole, t)
+        for _ in range(6):
+            s = (int(rng.integers(rows)), int(rng.integers(cols)))
+            if s == t or not exact.reaches(*s):
+                continue
+            want = reference_route(h, 0.5, whole, s, t)
+            cost_h = exact.dist[whole.local(*s)]
+            for limit_h in (cost_h, cost_h * 1.2, cost_h * 2):
+                corridor = corridor_search(h, 0.5, whole, s, t, limit_h, min_h)
+                assert corridor.reaches(*s)
+                route = trace_route(corridor, h, 0.5, s, cols)
+                if route is None:
+                    undecided += 1      # a tie on the way: the router runs the unbounded one
+                else:
+                    answered += 1
+                    np.testing.assert_array_equal(route, want)
+            # below the source's distance the corridor search does not reach it
+            below = corridor_search(h, 0.5, whole, s, t, cost_h * 0.99, min_h)
+            assert not below.reaches(*s)
     assert answered > 10 * max(undecided, 1)
 
 

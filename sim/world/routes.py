@@ -268,6 +268,45 @@ def reach_box(target_rc: tuple[int, int], limit_h: float, cell_km: float,
     return Box(r - k, r + k + 1, c - k, c + k + 1)
 
 
+def corridor_search(h: np.ndarray, cell_km: float, reference: Box, source_rc: tuple[int, int],
+                    target_rc: tuple[int, int], limit_h: float,
+                    min_hours_per_km: float) -> Search:
+    """Dijkstra from `target_rc`, stopped at `limit_h` hours, over the cells a route from
+    `source_rc` of at most that cost can pass through (in `reference`).
+
+    A route through cell `y` is at least `cell_km * min_hours_per_km` hours per unit of octile
+    length and at least `octile(s, y) + octile(y, t)` units long, so the corridor is the
+    octile ellipse
+
+        octile(s, y) + octile(y, t) <= limit_h / (cell_km * min_hours_per_km)
+
+    (plus one cell and a relative 1e-9 for rounding); other cells are made impassable. If the
+    source's distance is within the limit, every shortest route to it, and every neighbour that
+    could tie on one, lies inside, with the same distances to the bit, so a route read from this
+    search with `trace_route` (which checks ties) is the unlimited search's. The search is for
+    this source only: cells off its routes may have longer distances than without the corridor.
+    """
+    reach = limit_h / (cell_km * min_hours_per_km) * (1.0 + 1e-9) + 1.0
+    box = (reach_box(target_rc, limit_h, cell_km, min_hours_per_km)
+           .within(reach_box(source_rc, limit_h, cell_km, min_hours_per_km)).within(reference))
+    rows = np.arange(box.top, box.bottom).reshape(-1, 1)
+    cols = np.arange(box.left, box.right).reshape(1, -1)
+    length = _octile_array(rows - source_rc[0], cols - source_rc[1]) + _octile_array(
+        rows - target_rc[0], cols - target_rc[1])
+    hb = np.where(length <= reach, h[box.top:box.bottom, box.left:box.right], np.float32(np.inf))
+    t = box.local(*target_rc)
+    dist, pred = dijkstra(grid_graph(hb, cell_km), directed=True, indices=t,
+                          return_predecessors=True, limit=limit_h)
+    hop = np.where(pred < 0, -1, pred).astype(np.int32)
+    hop[t] = t
+    return Search(box, t, float(limit_h), dist, hop, exact=False, exhausted=False)
+
+
+def _octile_array(dr: np.ndarray, dc: np.ndarray) -> np.ndarray:
+    a, b = np.abs(dr), np.abs(dc)
+    return np.maximum(a, b) + (math.sqrt(2.0) - 1.0) * np.minimum(a, b)
+
+
 def trace_route(s: Search, h: np.ndarray, cell_km: float, source_rc: tuple[int, int],
                 cols: int) -> np.ndarray | None:
     """Flat grid cells from `source_rc` to the search's target following its next hops, or None
@@ -622,18 +661,13 @@ class Router:
             limit_h = max(limit_h, 2.0 * known.limit_h)
         limit_h = min(limit_h, line_h)
         whole = Box(0, t.rows, 0, t.cols)
-        kept = reference == whole and self._graph_bytes() <= GRAPH_CACHE_BYTES
+        if not (reference == whole and self._graph_bytes() <= GRAPH_CACHE_BYTES):
+            return self._corridor_route(source, target, mobility, barred, reference, limit_h,
+                                        line_h)
         while True:
-            if kept:
-                box = whole     # the kept whole-grid graph: the limit alone bounds the search
-            elif math.isfinite(limit_h):
-                box = reach_box(dst, limit_h, t.cell_km, min_h).within(reference)
-            else:
-                box = reference
-            if box == reference and not kept:
-                limit_h = math.inf      # the box is all there is: run the reference search
-            graph = self.graph(mobility, barred) if box == whole else None
-            s = search(h, t.cell_km, box, dst, limit_h, reference=reference, graph=graph)
+            # the kept whole-grid graph (a small grid): the limit alone bounds the search, and
+            # the search serves later starts too
+            s = search(h, t.cell_km, whole, dst, limit_h, graph=self.graph(mobility, barred))
             with self._lock:
                 self.dijkstra_runs += 1
             if cached:
@@ -646,6 +680,30 @@ class Router:
                 return self._reference_route(source, target, mobility, barred, reference)
             # out of reach: double the limit; past the line's cost only rounding can explain it
             limit_h = math.inf if limit_h >= line_h else min(2.0 * limit_h, line_h)
+
+    def _corridor_route(self, source: int, target: int, mobility: str, barred: frozenset[int],
+                        reference: Box, limit_h: float, line_h: float) -> np.ndarray:
+        """The reference search's route from `source`, from searches over the corridor a route
+        of `limit_h` hours can use (`corridor_search`), the limit doubling up to the straight
+        line's cost while the start is out of reach (or until the corridor spans `reference`);
+        then, or on a tie, the reference search."""
+        t = self.terrain
+        h = self.hours_per_km(mobility, barred)
+        min_h = self.min_hours_per_km(mobility, barred)
+        src, dst = t.rc(source), t.rc(target)
+        while math.isfinite(limit_h):
+            s = corridor_search(h, t.cell_km, reference, src, dst, limit_h, min_h)
+            with self._lock:
+                self.dijkstra_runs += 1
+            if s.reaches(*src):
+                route = trace_route(s, h, t.cell_km, src, t.cols)
+                if route is None:       # a tie decided a hop on the way
+                    break
+                return route
+            if s.box == reference:      # the corridor has grown to the whole reference box
+                break
+            limit_h = math.inf if limit_h >= line_h else min(2.0 * limit_h, line_h)
+        return self._reference_route(source, target, mobility, barred, reference)
 
     def _reference_route(self, source: int, target: int, mobility: str, barred: frozenset[int],
                          reference: Box) -> np.ndarray:
