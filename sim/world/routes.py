@@ -630,12 +630,13 @@ class Router:
     def _bounded_route(self, source: int, target: int, mobility: str, barred: frozenset[int],
                        reference: Box, *, cached: bool) -> np.ndarray:
         """The route an unlimited search from `target` over the box `reference` gives from
-        `source` (empty if none), found by searches limited in hours, each on the box its limit
-        can reach (`reach_box`). The first limit is the cost of the straight line between the two
-        cells (a route, so the start is within it) or `REACH_FACTOR` times the least the trip can
-        cost, whichever is lower; it doubles (up to the line's cost) while the start is out of
-        reach. `cached=True` keeps the latest search per target (routes to bases and patrol
-        points start from many cells)."""
+        `source` (empty if none), found by searches limited in hours: on the kept whole-grid
+        graph where the grid is small (`cached=True` keeps the latest search per target, as
+        routes to bases and patrol points start from many cells), else over the corridor the
+        limit allows (`_corridor_route`). The first limit is the cost of the straight line
+        between the two cells (a route, so the start is within it) or `REACH_FACTOR` times the
+        least the trip can cost, whichever is lower; it doubles (up to the line's cost) while
+        the start is out of reach."""
         t = self.terrain
         h = self.hours_per_km(mobility, barred)
         src, dst = t.rc(source), t.rc(target)
