@@ -18,60 +18,29 @@ busiest stretch (most fighting, most first-time route searches).
 from __future__ import annotations
 
 import argparse
-import gc
-import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-EPSTEIN_STEPS = 100
-SLICES = 20
+from _common import EPSTEIN_STEPS, epstein, interleaved, theatre_models
 
 
 def make_models(days: float, seed: int):
-    from mesa.examples import EpsteinCivilViolence
-    from mesa.examples.advanced.epstein_civil_violence.model import EpsteinScenario
-
-    from sim.engine.model import DesertModel
-
-    scenario = REPO / "scenarios" / "badia_theatre.yaml"
-    length = [f"days={days}"]
-    DesertModel(scenario, rng=seed + 1000, overrides=length).run_for_hours(24)
-    ours = DesertModel(scenario, rng=seed, overrides=length)
-    theirs = EpsteinCivilViolence(scenario=EpsteinScenario(rng=42))
-    return ours, theirs
-
-
-def timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+    _, ours = theatre_models([f"days={days}"], seed)
+    return ours, epstein()
 
 
 def bench(days: float, seed: int) -> dict:
     ours, theirs = make_models(days, seed)
     hours = int(days * 24)
-    cuts = [round(k * hours / SLICES) for k in range(SLICES + 1)]
-    steps = [round(k * EPSTEIN_STEPS / SLICES) for k in range(SLICES + 1)]
-    ours_s = theirs_s = first_month_s = 0.0
-    gc.collect()
-    for k in range(SLICES):
-        for start, end in ((cuts[k], min(cuts[k + 1], 720)), (max(cuts[k], 720), cuts[k + 1])):
-            if end > start:
-                dt = timed(lambda n=end - start: ours.run_for_hours(n))
-                ours_s += dt
-                first_month_s += dt if end <= 720 else 0.0
-        theirs_s += timed(lambda n=steps[k + 1] - steps[k]: [theirs.step() for _ in range(n)])
-    agents = len(theirs.agents)
+    t = interleaved(ours.run_for_hours, hours, theirs)
     return {
         "units": ours.force.n,
         "hours": hours,
-        "seconds": ours_s,
-        "days_per_second": days / ours_s,
-        "unit_hours_per_second": ours.force.n * hours / ours_s,  # every unit slot, every hour
-        "first_month_days_per_second": min(days, 30.0) / first_month_s,
-        "agents": agents,
-        "epstein_seconds": theirs_s,
-        "agent_steps_per_second": agents * EPSTEIN_STEPS / theirs_s,
+        "seconds": t.ours_s,
+        "days_per_second": days / t.ours_s,
+        "unit_hours_per_second": ours.force.n * hours / t.ours_s,  # every unit slot, every hour
+        "first_month_days_per_second": min(days, 30.0) / t.ours_early_s,
+        "agents": t.agents,
+        "epstein_seconds": t.theirs_s,
+        "agent_steps_per_second": t.agent_steps_per_second,
     }
 
 

@@ -175,7 +175,7 @@ def test_road_mobility_stays_on_roads():
 
 
 def test_field_cache_returns_the_identical_arrays_and_is_bounded(flat):
-    router = Router(flat, field_cache_size=2)
+    router = Router(flat, field_cache_bytes=2 * 8 * flat.grid.size)    # two whole fields
     a = router.next_hop((1, 1), "foot")
     assert router.next_hop((1, 1), "foot", frozenset()) is a
     assert router.dijkstra_runs == 1

@@ -23,10 +23,12 @@ from sim.world.geo import haversine_km
 from sim.world.geometry import line_cells, supercover
 from sim.world.raster import (
     DEFAULT_CONFIG,
+    GROUND_NAMES,
     Ground,
     Road,
     TerrainConfig,
     Water,
+    derive_layers,
     hours_per_cell,
     region_of_cells,
 )
@@ -462,6 +464,50 @@ def test_regions_are_numbered_as_before_on_random_layers(n_zones, n_borders):
     side = rng.choice(np.array([-1, 1], np.int8), size=(n_borders, 13, 17))
     fake = SimpleNamespace(zone=zone, border_side=side)
     np.testing.assert_array_equal(region_of_cells(fake), _regions_by_columns(fake))
+
+
+def _derived_cell_by_cell(t, cfg: TerrainConfig) -> dict[str, np.ndarray]:
+    """move_cost and concealment as first written: the rules applied to whole layers."""
+    on_road = t.road > 0
+    out = {}
+    for mob in MOBILITIES:
+        if mob == "foot":
+            ground_f, road_f = cfg.foot_ground_factor, cfg.foot_road_factor
+        else:
+            ground_f, road_f = cfg.vehicle_ground_factor, cfg.vehicle_road_factor
+        ground_tab = np.array([ground_f[n] for n in GROUND_NAMES], np.float32)
+        if mob == "road":
+            ground_tab = np.full_like(ground_tab, np.inf)
+        road_tab = np.array([np.inf, road_f["track"], road_f["highway"]], np.float32)
+        out[mob] = np.where(on_road, road_tab[t.road], ground_tab[t.ground]).astype(np.float32)
+    conc = np.array([cfg.ground_concealment[n] for n in GROUND_NAMES], np.float32)[t.ground]
+    conc = np.where(on_road, np.float32(cfg.road_concealment), conc)
+    conc = np.where(t.town >= 0, np.maximum(conc, np.float32(cfg.town_concealment)), conc)
+    out["concealment"] = np.where(t.cave, np.float32(cfg.cave_concealment), conc).astype(
+        np.float32)
+    return out
+
+
+@pytest.mark.parametrize("cfg", [DEFAULT_CONFIG, TerrainConfig(
+    road_concealment=0.3, town_concealment=0.05, cave_concealment=0.2,
+    foot_road_factor={"highway": 0.7, "track": 0.9})], ids=["default", "odd"])
+def test_derived_layers_equal_the_rules_applied_cell_by_cell(cfg):
+    rng = np.random.default_rng(7)
+    shape = (23, 31)
+    t = SimpleNamespace(
+        ground=rng.integers(0, len(GROUND_NAMES), shape).astype(np.uint8),
+        road=rng.choice(np.array([0, 0, 1, 2], np.uint8), shape),
+        town=rng.choice(np.array([-1, -1, 0, 3], np.int16), shape),
+        cave=rng.random(shape) < 0.2, water=rng.integers(0, 5, shape).astype(np.uint8),
+        config=cfg)
+    derive_layers(t)
+    want = _derived_cell_by_cell(t, cfg)
+    for mob in MOBILITIES:
+        assert t.move_cost[mob].dtype == np.float32
+        np.testing.assert_array_equal(t.move_cost[mob], want[mob])
+    assert t.concealment.dtype == np.float32
+    np.testing.assert_array_equal(t.concealment, want["concealment"])
+    np.testing.assert_array_equal(t.water_available, t.water > 0)
 
 
 # =============================================================================================

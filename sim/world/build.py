@@ -309,8 +309,13 @@ class _Builder:
             if river.width_km / 2.0 > self.grid.cell_km / 2.0:
                 k = self.grid.cell_km
                 xs, ys = u * k - self.grid.width_km / 2.0, self.grid.height_km / 2.0 - v * k
-                dist, _ = polyline_distance(self.cx, self.cy, xs, ys)
-                mask |= dist <= river.width_km / 2.0
+                # only cells in the river's bounding box, widened by its half width, can be
+                # that close: the rest of the map is never measured
+                half = river.width_km / 2.0
+                near = ((self.cx >= xs.min() - half) & (self.cx <= xs.max() + half)
+                        & (self.cy >= ys.min() - half) & (self.cy <= ys.max() + half))
+                dist, _ = polyline_distance(self.cx[near], self.cy[near], xs, ys)
+                mask[near] |= dist <= half
             self.ground[mask] = Ground.RIVER
             self.areas[river.name] = read_only(mask)
             self.area_kinds[river.name] = "river"

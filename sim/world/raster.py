@@ -313,28 +313,52 @@ def _factor_table(by_name: dict[str, float], names: tuple[str, ...]) -> np.ndarr
 
 
 def derive_layers(t: Terrain) -> None:
-    """Fill `move_cost`, `concealment` and `water_available` from the base layers."""
-    cfg = t.config
-    on_road = t.road > 0
-    road_names = ("none", "track", "highway")
-    move: dict[str, np.ndarray] = {}
-    for mob in MOBILITIES:
-        if mob == "foot":
-            ground_f, road_f = cfg.foot_ground_factor, cfg.foot_road_factor
-        else:
-            ground_f, road_f = cfg.vehicle_ground_factor, cfg.vehicle_road_factor
-        ground_tab = _factor_table(ground_f, GROUND_NAMES)
-        if mob == "road":
-            ground_tab = np.full_like(ground_tab, np.inf)
-        road_tab = np.array([np.inf] + [road_f[n] for n in road_names[1:]], dtype=np.float32)
-        move[mob] = np.where(on_road, road_tab[t.road], ground_tab[t.ground]).astype(np.float32)
-    t.move_cost = move
-    conc = _factor_table(cfg.ground_concealment, GROUND_NAMES)[t.ground]
-    conc = np.where(on_road, np.float32(cfg.road_concealment), conc)
-    conc = np.where(t.town >= 0, np.maximum(conc, np.float32(cfg.town_concealment)), conc)
-    conc = np.where(t.cave, np.float32(cfg.cave_concealment), conc)
-    t.concealment = conc.astype(np.float32)
+    """Fill `move_cost`, `concealment` and `water_available` from the base layers.
+
+    Each derived value depends on a handful of small codes per cell (road class and ground for
+    movement; road, town, cave and ground for concealment), so the rules run once over every
+    combination of codes (`_movement_table`, `_concealment_table`) and the layers are looked up
+    in those tables: the same float32 values as the rules applied cell by cell, at the cost of
+    one gather per layer (a 0.25 km theatre has 2.9 million cells).
+    """
+    # keys in uint8 (at most 47): a quarter of the memory traffic of default integers
+    n_ground = np.uint8(len(GROUND_NAMES))
+    road = t.road.astype(np.uint8, copy=False)
+    move_key = road * n_ground + t.ground.astype(np.uint8, copy=False)
+    t.move_cost = {mob: _movement_table(t.config, mob)[move_key] for mob in MOBILITIES}
+    cover_key = (road > 0).view(np.uint8) * np.uint8(2) + (t.town >= 0).view(np.uint8)
+    cover_key = (cover_key * np.uint8(2) + t.cave.view(np.uint8)) * n_ground + t.ground
+    t.concealment = _concealment_table(t.config)[cover_key]
     t.water_available = t.water > 0
+
+
+def _movement_table(cfg: TerrainConfig, mobility: str) -> np.ndarray:
+    """`move_cost[mobility]` of a cell by `road * len(Ground) + ground` (float32)."""
+    if mobility == "foot":
+        ground_f, road_f = cfg.foot_ground_factor, cfg.foot_road_factor
+    else:
+        ground_f, road_f = cfg.vehicle_ground_factor, cfg.vehicle_road_factor
+    ground_tab = _factor_table(ground_f, GROUND_NAMES)
+    if mobility == "road":
+        ground_tab = np.full_like(ground_tab, np.inf)
+    road_tab = np.array([np.inf, road_f["track"], road_f["highway"]], dtype=np.float32)
+    # a road cell takes its road's factor, any other its ground's
+    road, ground = np.divmod(np.arange(len(Road) * len(Ground)), len(Ground))
+    return np.where(road > 0, road_tab[road], ground_tab[ground]).astype(np.float32)
+
+
+def _concealment_table(cfg: TerrainConfig) -> np.ndarray:
+    """Concealment of a cell by `((on_road * 2 + in_town) * 2 + cave) * len(Ground) + ground`."""
+    combo = np.arange(2 * 2 * 2 * len(Ground))
+    ground = combo % len(Ground)
+    cave = (combo // len(Ground)) % 2 == 1
+    in_town = (combo // (2 * len(Ground))) % 2 == 1
+    on_road = combo // (4 * len(Ground)) == 1
+    conc = _factor_table(cfg.ground_concealment, GROUND_NAMES)[ground]
+    conc = np.where(on_road, np.float32(cfg.road_concealment), conc)
+    conc = np.where(in_town, np.maximum(conc, np.float32(cfg.town_concealment)), conc)
+    conc = np.where(cave, np.float32(cfg.cave_concealment), conc)
+    return conc.astype(np.float32)
 
 
 def hours_per_cell(
@@ -370,21 +394,23 @@ def region_of_cells(terrain: Terrain) -> np.ndarray:
     `Terrain.regions` for the terrain's cached copy).
     """
     layers = [terrain.zone.ravel(), *(side.ravel() for side in terrain.border_side)]
-    key = np.zeros(terrain.zone.size, np.int64)
-    span = 1
-    for layer in layers:
-        lo, hi = int(layer.min()), int(layer.max())
-        radix = hi - lo + 1
-        span *= radix
-        if span > 2**62:    # more digits than an int64 holds: compare the columns instead
-            _, inverse = np.unique(np.vstack(layers), axis=1, return_inverse=True)
-            return inverse.ravel().astype(np.int32)
-        key = key * radix + (layer.astype(np.int64) - lo)
+    bounds = [(int(layer.min()), int(layer.max())) if layer.size else (0, 0) for layer in layers]
+    span = math.prod(hi - lo + 1 for lo, hi in bounds)
+    if span > 2**62:    # more digits than an int64 holds: compare the columns instead
+        _, inverse = np.unique(np.vstack(layers), axis=1, return_inverse=True)
+        return inverse.ravel().astype(np.int32)
+    # int32 keys where they fit: half the memory traffic of int64 over millions of cells
+    dtype = np.int32 if span < 2**31 else np.int64
+    key = np.zeros(terrain.zone.size, dtype)
+    for layer, (lo, hi) in zip(layers, bounds, strict=True):
+        key *= hi - lo + 1
+        key += layer
+        key -= lo
     if span <= max(key.size, 1 << 16):
         # few possible keys: rank them with a table instead of sorting every cell
         present = np.zeros(span, bool)
         present[key] = True
-        rank = np.cumsum(present, dtype=np.int64) - 1
-        return rank[key].astype(np.int32)
+        rank = np.cumsum(present, dtype=np.int32) - 1
+        return rank[key]
     _, inverse = np.unique(key, return_inverse=True)
     return inverse.astype(np.int32)

@@ -3,8 +3,9 @@
 A cost field answers "how long from every cell to this target?" for one mobility; its companion
 next-hop array tells every unit, whatever cell it is in, which neighbouring cell to step to next.
 Both come from one `scipy.sparse.csgraph.dijkstra` run from the target over the 8-connected grid
-graph (edges reversed, so the predecessors point toward the target), and are cached per
-(target, mobility, barred zones): every unit heading to the same place shares one field.
+graph (symmetric, so the predecessors point toward the target). Routes are read from such
+searches, most of them bounded: stopped at a cost and run on the box of cells that cost can
+reach, with a check that the route is the unbounded search's (`search`, `tied_on_route`).
 
 Edge weights are hours for the mobility's reference unit (`TerrainConfig.reference_speed_kmh`):
 the step length (cell_km, or cell_km * sqrt(2) diagonally) times the mean of the two cells' hours
@@ -33,10 +34,35 @@ from scipy.sparse.csgraph import dijkstra
 
 from sim.errors import NoRouteError
 from sim.scenario.vocab import MOBILITIES
+from sim.world.geometry import line_cells
 from sim.world.raster import Terrain, hours_per_cell, read_only
 
 #: How many recent (from, to, mobility, barred) routes a router keeps.
 PATH_CACHE_SIZE = 4096
+
+#: Bytes of searches a router keeps (least recently used out first): about 64 whole-grid fields
+#: of the 1 km theatre, and as many bounded searches (boxes around a target) as fit at finer
+#: cells, where one whole-grid field costs 23 MB and 64 of them 1.5 GB.
+FIELD_CACHE_BYTES = 96 * 2**20
+
+#: A whole-grid graph is kept for the next whole-grid search only up to this size (the 1 km
+#: theatre's is about 17 MB); a 0.25 km theatre's (about 280 MB) is built when needed, which
+#: bounded searches make rare.
+GRAPH_CACHE_BYTES = 64 * 2**20
+
+#: A bounded search's first limit, in multiples of the least a trip can cost (its octile length
+#: over the fastest cells): vehicles off the road go at half their road speed and foot at
+#: 0.8 of it on flat ground, so most starts lie inside 2.5 times that; others double it.
+REACH_FACTOR = 2.5
+
+#: A search over a box of at most this many cells runs without a limit: the bound's own cost
+#: (a box, a line, a tie check) outweighs what it saves there (the 1 km theatre's windows
+#: hold about 2,000 cells).
+UNBOUNDED_CELLS = 1 << 15
+
+#: Relative slack on a straight line's cost used as a search limit: the search adds the same
+#: edges in another order (a relative error of about 1e-13 over thousands of edges).
+LINE_SLACK = 1e-9
 
 # (d_row, d_col) of the 8 neighbours
 _OFFSETS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
@@ -53,56 +79,319 @@ class Route:
 
 
 def grid_graph(hours_per_km: np.ndarray, cell_km: float, *, reverse: bool = False) -> csr_matrix:
-    """The 8-connected grid graph as a CSR matrix (built without a loop over cells).
+    """The 8-connected grid graph as a CSR matrix (built without a loop over cells or a sort).
 
-    The edge i -> j weighs `step_km * (h[i] + h[j]) / 2`, `step_km` being `cell_km` orthogonally
-    and `cell_km * sqrt(2)` diagonally; edges touching an infinite (impassable or barred) cell
-    are left out, so a unit standing in one has no next hop (route it without the barred zones
-    to get it out). With `reverse=True` the matrix holds j -> i instead (the transposed graph).
+    The edge i -> j weighs `step_km * (h[i] + h[j]) / 2` hours (float64), `step_km` being
+    `cell_km` orthogonally and `cell_km * sqrt(2)` diagonally; edges touching an infinite
+    (impassable or barred) cell are left out, so a unit standing in one has no next hop (route it
+    without the barred zones to get it out). The weight is symmetric bit for bit (IEEE addition
+    commutes), so the graph equals its transpose and `reverse=True` (the j -> i graph a search
+    from the target runs on) returns the same matrix.
+
+    The matrix is written straight in canonical CSR form: a cell's neighbours, taken in
+    `_OFFSETS` order, have increasing flat indices, so each row's columns come out sorted, as
+    `csr_matrix((w, (src, dst)))` would sort them. `scipy.sparse.csgraph.dijkstra` breaks ties
+    between equal distances by the order it meets the edges in, so this order is part of every
+    route the router returns and must not change.
     """
+    del reverse     # symmetric: the reversed graph is the graph
     rows, cols = hours_per_km.shape
     n = rows * cols
-    idx = np.arange(n, dtype=np.int32).reshape(rows, cols)
     h = hours_per_km.astype(np.float64)
-    src_parts, dst_parts, w_parts = [], [], []
+    step = np.array([dr * cols + dc for dr, dc in _OFFSETS], np.int32)
+    # a cell's edges: to each neighbour on the grid, where both cells are passable
+    passable = np.isfinite(h)
+    count = np.zeros((rows, cols), np.int32)
     for dr, dc in _OFFSETS:
-        # source block and its neighbour block, both clipped to the grid
-        rs = slice(max(0, -dr), rows - max(0, dr))
+        src, dst = _shifted(rows, cols, dr, dc)
+        count[src] += passable[src] & passable[dst]
+    indptr = np.zeros(n + 1, np.int32)
+    np.cumsum(count.ravel(), out=indptr[1:])
+    # Row blocks of about _BLOCK_CELLS cells keep the (cells, 8) temporaries small: a 0.25 km
+    # theatre's whole graph would otherwise need 300 MB of them on top of its own 280 MB.
+    block = max(1, _BLOCK_CELLS // max(cols, 1))
+    blocks = [(r, min(rows, r + block)) for r in range(0, rows, block)]
+    data = np.empty(int(indptr[-1]), np.float64)
+    indices = np.empty(int(indptr[-1]), np.int32)
+    for r0, r1 in blocks:
+        w = _block_weights(h, r0, r1, cell_km)
+        ok = np.isfinite(w)
+        lo, hi = indptr[r0 * cols], indptr[r1 * cols]
+        data[lo:hi] = w[ok]
+        cells = np.arange(r0 * cols, r1 * cols, dtype=np.int32).reshape(r1 - r0, cols, 1)
+        indices[lo:hi] = (cells + step)[ok]
+    return csr_matrix((data, indices, indptr), shape=(n, n))
+
+
+#: Cells per block `grid_graph` builds at a time (a few MB of temporaries).
+_BLOCK_CELLS = 1 << 16
+
+
+def _shifted(rows: int, cols: int, dr: int, dc: int) -> tuple[tuple[slice, slice], ...]:
+    """The cells whose `(dr, dc)` neighbour is on the grid, and those neighbours (slices)."""
+    src = (slice(max(0, -dr), rows - max(0, dr)), slice(max(0, -dc), cols - max(0, dc)))
+    dst = (slice(max(0, dr), rows - max(0, -dr)), slice(max(0, dc), cols - max(0, -dc)))
+    return src, dst
+
+
+def _block_weights(h: np.ndarray, r0: int, r1: int, cell_km: float) -> np.ndarray:
+    """Edge hours from each cell of rows `r0:r1` to its 8 neighbours, in `_OFFSETS` order
+    (float64, inf where the neighbour is off the grid or either cell is impassable)."""
+    rows, cols = h.shape
+    weights = np.full((r1 - r0, cols, len(_OFFSETS)), np.inf)
+    for k, (dr, dc) in enumerate(_OFFSETS):
+        # source rows of the block whose neighbour row is on the grid, and columns likewise
+        a, b = max(r0, -dr), min(r1, rows - dr)
+        if a >= b:
+            continue
         cs = slice(max(0, -dc), cols - max(0, dc))
-        rd = slice(max(0, dr), rows - max(0, -dr))
         cd = slice(max(0, dc), cols - max(0, -dc))
         step_km = cell_km * (math.sqrt(2.0) if dr and dc else 1.0)
-        w = step_km * 0.5 * (h[rs, cs] + h[rd, cd])
-        ok = np.isfinite(w)
-        src_parts.append(idx[rs, cs][ok])
-        dst_parts.append(idx[rd, cd][ok])
-        w_parts.append(w[ok])
-    src = np.concatenate(src_parts)
-    dst = np.concatenate(dst_parts)
-    w = np.concatenate(w_parts)
-    if reverse:
-        src, dst = dst, src
-    return csr_matrix((w, (src, dst)), shape=(n, n))
+        weights[a - r0:b - r0, cs, k] = _edge_hours(step_km, h[a:b, cs], h[a + dr:b + dr, cd])
+    return weights
+
+
+def _edge_hours(step_km: float, h_from: np.ndarray, h_to: np.ndarray) -> np.ndarray:
+    """Hours of the edge between neighbours, exactly as `grid_graph` weighs it (float64)."""
+    return step_km * 0.5 * (h_from + h_to)
+
+
+@dataclass(frozen=True)
+class Box:
+    """Rows `top:bottom` and columns `left:right` of the grid (a search window)."""
+
+    top: int
+    bottom: int
+    left: int
+    right: int
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left
+
+    @property
+    def size(self) -> int:
+        return (self.bottom - self.top) * self.width
+
+    def local(self, row: int, col: int) -> int:
+        """Flat index of a grid cell inside the box."""
+        return (row - self.top) * self.width + (col - self.left)
+
+    def within(self, other: Box) -> Box:
+        """The part of this box inside `other`."""
+        return Box(max(self.top, other.top), min(self.bottom, other.bottom),
+                   max(self.left, other.left), min(self.right, other.right))
+
+
+@dataclass(frozen=True)
+class Search:
+    """One Dijkstra search from a target cell over a box, up to `limit_h` hours (flat, local).
+
+    `dist` float64 hours to the target, `hop` int32 next local cell toward it (-1 unreached,
+    the target maps to itself). `exact` marks the reference search itself (no limit, the whole
+    box the answer is defined on), whose routes need no tie check; `exhausted` that every cell
+    the target's component holds in the reference box was reached (nothing cut by the limit).
+    """
+
+    box: Box
+    target: int
+    limit_h: float
+    dist: np.ndarray
+    hop: np.ndarray
+    exact: bool
+    exhausted: bool
+
+    @property
+    def nbytes(self) -> int:
+        return self.dist.nbytes + self.hop.nbytes
+
+    def reaches(self, row: int, col: int) -> bool:
+        b = self.box
+        return (b.top <= row < b.bottom and b.left <= col < b.right
+                and self.hop[b.local(row, col)] >= 0)
+
+
+def search(h: np.ndarray, cell_km: float, box: Box, target_rc: tuple[int, int],
+           limit_h: float = math.inf, *, reference: Box | None = None,
+           graph: csr_matrix | None = None) -> Search:
+    """Dijkstra from `target_rc` over the cells of `box` of the hours-per-km layer `h`, stopping
+    at `limit_h` hours (`scipy.sparse.csgraph.dijkstra(limit=...)`).
+
+    `reference` is the box whose unlimited search the answer stands for (default `box`): a
+    limited search on a smaller box gives the same distances and, away from ties, the same
+    next hops as that one, because every cell within `limit_h` of the target lies in `box`
+    (see `reach_box`) and a cell beyond the limit never enters the search. `graph` may pass the
+    box's prebuilt `grid_graph`.
+    """
+    reference = box if reference is None else reference
+    if graph is None:
+        graph = grid_graph(h[box.top:box.bottom, box.left:box.right], cell_km)
+    t = box.local(*target_rc)
+    dist, pred = dijkstra(graph, directed=True, indices=t, return_predecessors=True,
+                          limit=limit_h)
+    hop = np.where(pred < 0, -1, pred).astype(np.int32)
+    hop[t] = t
+    exact = math.isinf(limit_h) and box == reference
+    exhausted = exact or not _cut_off(h, box, reference, dist)
+    return Search(box, t, float(limit_h), dist, hop, exact, exhausted)
+
+
+def _cut_off(h: np.ndarray, box: Box, reference: Box, dist: np.ndarray) -> bool:
+    """True if a reached cell has a passable neighbour in `reference` the search did not reach
+    (the limit or the box stopped it there): only then may an unreached cell be reachable."""
+    reached = np.zeros((reference.bottom - reference.top, reference.right - reference.left), bool)
+    inner = box.within(reference)
+    reached[inner.top - reference.top:inner.bottom - reference.top,
+            inner.left - reference.left:inner.right - reference.left] = np.isfinite(
+        dist.reshape(box.bottom - box.top, box.width))
+    passable = np.isfinite(h[reference.top:reference.bottom, reference.left:reference.right])
+    # a passable cell next to a reached one (8-neighbourhood), itself not reached
+    near = reached.copy()
+    near[1:, :] |= reached[:-1, :]
+    near[:-1, :] |= reached[1:, :]
+    near[:, 1:] |= near[:, :-1].copy()
+    near[:, :-1] |= near[:, 1:].copy()
+    return bool((near & passable & ~reached).any())
+
+
+def reach_box(target_rc: tuple[int, int], limit_h: float, cell_km: float,
+              min_hours_per_km: float) -> Box:
+    """The box of cells a search from `target_rc` can reach within `limit_h` hours.
+
+    Every edge weighs at least `step_km * min_hours_per_km` and a cell `k` steps away (Chebyshev)
+    needs at least `k` steps, so cells farther than `limit_h / (cell_km * min_hours_per_km)` are
+    out of reach; one cell and a relative 1e-9 of slack cover rounding.
+    """
+    reach = limit_h / (cell_km * min_hours_per_km)
+    k = int(min(reach * (1.0 + 1e-9) + 1.0, 2.0**31))
+    r, c = target_rc
+    return Box(r - k, r + k + 1, c - k, c + k + 1)
+
+
+def corridor_search(h: np.ndarray, cell_km: float, reference: Box, source_rc: tuple[int, int],
+                    target_rc: tuple[int, int], limit_h: float,
+                    min_hours_per_km: float) -> Search:
+    """Dijkstra from `target_rc`, stopped at `limit_h` hours, over the cells a route from
+    `source_rc` of at most that cost can pass through (in `reference`).
+
+    A route through cell `y` is at least `cell_km * min_hours_per_km` hours per unit of octile
+    length and at least `octile(s, y) + octile(y, t)` units long, so the corridor is the
+    octile ellipse
+
+        octile(s, y) + octile(y, t) <= limit_h / (cell_km * min_hours_per_km)
+
+    (plus one cell and a relative 1e-9 for rounding); other cells are made impassable. If the
+    source's distance is within the limit, every shortest route to it, and every neighbour that
+    could tie on one, lies inside, with the same distances to the bit, so a route read from this
+    search with `trace_route` (which checks ties) is the unlimited search's. The search is for
+    this source only: cells off its routes may have longer distances than without the corridor.
+    """
+    reach = limit_h / (cell_km * min_hours_per_km) * (1.0 + 1e-9) + 1.0
+    box = (reach_box(target_rc, limit_h, cell_km, min_hours_per_km)
+           .within(reach_box(source_rc, limit_h, cell_km, min_hours_per_km)).within(reference))
+    rows = np.arange(box.top, box.bottom).reshape(-1, 1)
+    cols = np.arange(box.left, box.right).reshape(1, -1)
+    length = _octile_array(rows - source_rc[0], cols - source_rc[1]) + _octile_array(
+        rows - target_rc[0], cols - target_rc[1])
+    hb = np.where(length <= reach, h[box.top:box.bottom, box.left:box.right], np.float32(np.inf))
+    t = box.local(*target_rc)
+    dist, pred = dijkstra(grid_graph(hb, cell_km), directed=True, indices=t,
+                          return_predecessors=True, limit=limit_h)
+    hop = np.where(pred < 0, -1, pred).astype(np.int32)
+    hop[t] = t
+    return Search(box, t, float(limit_h), dist, hop, exact=False, exhausted=False)
+
+
+def _octile_array(dr: np.ndarray, dc: np.ndarray) -> np.ndarray:
+    a, b = np.abs(dr), np.abs(dc)
+    return np.maximum(a, b) + (math.sqrt(2.0) - 1.0) * np.minimum(a, b)
+
+
+def trace_route(s: Search, h: np.ndarray, cell_km: float, source_rc: tuple[int, int],
+                cols: int) -> np.ndarray | None:
+    """Flat grid cells from `source_rc` to the search's target following its next hops, or None
+    where the answer cannot be read from this search: the source was not reached (and may be
+    reachable beyond it), or a tie decided a hop on the way (`tied_on_route`). An empty array
+    where the source provably cannot reach the target."""
+    if not s.reaches(*source_rc):
+        return np.zeros(0, np.int64) if s.exhausted else None
+    local = _trace(s.hop, s.box.local(*source_rc), s.target)
+    if not s.exact and tied_on_route(s, h, cell_km, local):
+        return None
+    rr, cc = np.divmod(local, s.box.width)
+    return (rr + s.box.top) * cols + (cc + s.box.left)
+
+
+def tied_on_route(s: Search, h: np.ndarray, cell_km: float, route: np.ndarray) -> bool:
+    """True if a next hop on `route` (local cells, ending at the target) was decided by a tie.
+
+    Dijkstra scans cells in order of distance `d` and gives cell `y` the first scanned neighbour
+    `x` that attains `d[y] = fl(d[x] + w(x, y))` (a later equal offer does not replace it).
+    Cells of different `d` are scanned in a fixed order, so the hop can depend on how the search
+    was run (a distance limit, a smaller box, the heap's inner shape) only where two or more
+    attaining neighbours share the hop's distance:
+
+        tied(y)  <=>  #{x in N(y): fl(d[x] + w(x, y)) == d[y] and d[x] == d[hop[y]]} > 1
+
+    The distances a limited search finds are the unlimited search's to the bit (each is the
+    minimum over the same nearer neighbours), so a route with no tied cell is the unlimited
+    search's route. `w` is recomputed from `h` exactly as `grid_graph` computes it.
+    """
+    b = s.box
+    height = b.bottom - b.top
+    y = route[:-1]
+    if len(y) == 0:
+        return False
+    yr, yc = np.divmod(y, b.width)
+    d = s.dist
+    dy, dhop = d[y], d[s.hop[y]]
+    hb = h[b.top:b.bottom, b.left:b.right].astype(np.float64)
+    count = np.zeros(len(y), np.int64)
+    for dr, dc in _OFFSETS:
+        xr, xc = yr + dr, yc + dc
+        inside = (xr >= 0) & (xr < height) & (xc >= 0) & (xc < b.width)
+        xr, xc = np.where(inside, xr, yr), np.where(inside, xc, yc)
+        dx = d[xr * b.width + xc]
+        step_km = cell_km * (math.sqrt(2.0) if dr and dc else 1.0)
+        w = _edge_hours(step_km, hb[xr, xc], hb[yr, yc])
+        count += inside & (dx + w == dy) & (dx == dhop)
+    return bool((count > 1).any())
+
+
+def _trace(hop: np.ndarray, source: int, target: int) -> np.ndarray:
+    """Follow next hops from `source` to `target` (empty if they do not lead there)."""
+    out = [source]
+    cur = source
+    limit = len(hop)
+    while cur != target:
+        cur = int(hop[cur])
+        if cur < 0 or len(out) > limit:
+            return np.zeros(0, np.int64)
+        out.append(cur)
+    return np.asarray(out, dtype=np.int64)
 
 
 class Router:
-    """Road routes and cached off-road fields over one terrain.
+    """Road routes and cached off-road searches over one terrain.
 
-    `field_cache_size` bounds the number of cached (target, mobility, barred) fields; each holds
-    a float32 cost and an int32 next-hop array (8 bytes per cell, about 1.5 MB on a 1 km theatre).
+    Searches are kept in one least-recently-used cache of at most `field_cache_bytes` bytes
+    (`FIELD_CACHE_BYTES`): whole-grid fields (`field`: a float32 cost and an int32 next hop, 8
+    bytes per cell, about 1.4 MB on a 1 km theatre) and the bounded searches routes to often
+    visited targets use (12 bytes per cell of their box).
     """
 
-    def __init__(self, terrain: Terrain, *, field_cache_size: int = 64) -> None:
+    def __init__(self, terrain: Terrain, *, field_cache_bytes: int = FIELD_CACHE_BYTES) -> None:
         self.terrain = terrain
-        self.field_cache_size = field_cache_size
+        self.field_cache_bytes = field_cache_bytes
         self._graphs: dict[tuple[str, frozenset[int]], csr_matrix] = {}
-        self._fields: OrderedDict[tuple[int, str, frozenset[int]], tuple[np.ndarray, np.ndarray]]
-        self._fields = OrderedDict()
+        self._fields: OrderedDict[tuple, Any] = OrderedDict()
+        self._field_bytes = 0
         # recent routes: patrols, guards and returns to base repeat the same trips
         self._paths: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._hours_per_km: dict[tuple[str, frozenset[int]], np.ndarray] = {}
+        self._min_hours_per_km: dict[tuple[str, frozenset[int]], float] = {}
         self._lock = threading.Lock()
-        self.dijkstra_runs = 0          # how many fields were computed (not served from cache)
+        self.dijkstra_runs = 0          # how many searches ran (not served from cache)
         g = terrain.road_graph
         self._node_keys = list(g.nodes)
         self._node_cells = (np.array([g.nodes[k]["cell"] for k in self._node_keys], np.int64)
@@ -156,7 +445,7 @@ class Router:
         route_cells = np.concatenate(parts).astype(np.int32)
         return Route(read_only(route_cells), float(length), roads, nodes)
 
-    # ------------------------------------------------------------------ off-road fields
+    # ------------------------------------------------------------------ off-road searches
     def _check(self, mobility: str) -> None:
         if mobility not in MOBILITIES:
             raise ValueError(f"unknown mobility {mobility!r}; expected one of {MOBILITIES}")
@@ -179,17 +468,31 @@ class Router:
             h = np.where(np.isin(t.zone, sorted(barred)), np.float32(np.inf), h)
         return h
 
+    def min_hours_per_km(self, mobility: str, barred_zones: Iterable[int] = ()) -> float:
+        """The fastest cell's hours per km (inf if no cell is passable): no route beats it."""
+        key = (mobility, frozenset(barred_zones))
+        if key not in self._min_hours_per_km:
+            h = self.hours_per_km(mobility, key[1])
+            finite = h[np.isfinite(h)]
+            self._min_hours_per_km[key] = float(finite.min()) if finite.size else math.inf
+        return self._min_hours_per_km[key]
+
     def graph(self, mobility: str, barred_zones: Iterable[int] = ()) -> csr_matrix:
-        """The reversed grid graph for a mobility and barred zones (cached)."""
+        """The whole-grid graph for a mobility and barred zones (kept if at most
+        `GRAPH_CACHE_BYTES`; a finer grid's is rebuilt when a whole-grid search needs it)."""
         key = (mobility, frozenset(barred_zones))
         with self._lock:
             g = self._graphs.get(key)
         if g is None:
-            g = grid_graph(self.hours_per_km(mobility, key[1]), self.terrain.cell_km,
-                           reverse=True)
-            with self._lock:
-                self._graphs[key] = g
+            g = grid_graph(self.hours_per_km(mobility, key[1]), self.terrain.cell_km)
+            if g.data.nbytes + g.indices.nbytes + g.indptr.nbytes <= GRAPH_CACHE_BYTES:
+                with self._lock:
+                    self._graphs[key] = g
         return g
+
+    def _graph_bytes(self) -> int:
+        """About how many bytes a whole-grid graph takes (8 edges of 12 bytes per cell)."""
+        return 8 * 12 * self.terrain.grid.size
 
     def _flat_target(self, target_cell: Any) -> int:
         grid = self.terrain.grid
@@ -203,20 +506,39 @@ class Router:
             raise ValueError(f"target cell ({r}, {c}) outside the {grid.rows}x{grid.cols} grid")
         return grid.flat(r, c)
 
-    def field(
-        self, target_cell: Any, mobility: str, barred_zones: Iterable[int] = frozenset()
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """`(cost, next_hop)` toward the target: float32 hours (flat, inf = unreachable) and
-        int32 flat next cells (-1 unreachable, the target maps to itself). Cached (LRU)."""
-        self._check(mobility)
-        target = self._flat_target(target_cell)
-        key = (target, mobility, frozenset(barred_zones))
+    def _cached(self, key: tuple) -> Any:
         with self._lock:
             hit = self._fields.get(key)
             if hit is not None:
                 self._fields.move_to_end(key)
-                return hit
-        dist, pred = dijkstra(self.graph(mobility, key[2]), directed=True, indices=target,
+            return hit
+
+    def _keep(self, key: tuple, value: Any, nbytes: int) -> None:
+        """Cache `value` under `key` (replacing what was there); evict the least recently used
+        entries until the cache holds at most `field_cache_bytes` (the newest always stays)."""
+        with self._lock:
+            old = self._fields.pop(key, None)
+            if old is not None:
+                self._field_bytes -= old[0]
+            self._fields[key] = (nbytes, value)
+            self._field_bytes += nbytes
+            while self._field_bytes > self.field_cache_bytes and len(self._fields) > 1:
+                _, (size, _) = self._fields.popitem(last=False)
+                self._field_bytes -= size
+
+    def field(
+        self, target_cell: Any, mobility: str, barred_zones: Iterable[int] = frozenset()
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`(cost, next_hop)` toward the target over the whole grid: float32 hours (flat, inf =
+        unreachable) and int32 flat next cells (-1 unreachable, the target maps to itself).
+        Cached (LRU, by bytes)."""
+        self._check(mobility)
+        target = self._flat_target(target_cell)
+        key = ("field", target, mobility, frozenset(barred_zones))
+        hit = self._cached(key)
+        if hit is not None:
+            return hit[1]
+        dist, pred = dijkstra(self.graph(mobility, key[3]), directed=True, indices=target,
                               return_predecessors=True)
         cost = dist.astype(np.float32)
         hop = np.where(pred < 0, -1, pred).astype(np.int32)
@@ -224,9 +546,7 @@ class Router:
         result = (read_only(cost), read_only(hop))
         with self._lock:
             self.dijkstra_runs += 1
-            self._fields[key] = result
-            while len(self._fields) > self.field_cache_size:
-                self._fields.popitem(last=False)
+        self._keep(key, result, cost.nbytes + hop.nbytes)
         return result
 
     def cost_field(
@@ -248,11 +568,16 @@ class Router:
         """Flat cells from `from_cell` to `target_cell` (both included; empty if unreachable).
 
         The model's everyday route query. `cache=True` targets (bases, patrol points) follow
-        the target's whole-grid field, computed once and kept. Otherwise the search runs on a
-        window of the grid around the two cells, `margin` times their
-        distance (at least 8 cells) wider on each side, which costs a few thousand cells
-        rather than the whole theatre; where the window holds no route (a zone or a river in
-        the way) it is doubled, and finally the whole grid's field is used.
+        the target's whole-grid field. Otherwise the route is the one a search on a window of the
+        grid around the two cells finds, `margin` times their distance (at least 8 cells) wider
+        on each side, which costs a few thousand cells rather than the whole theatre; where the
+        window holds no route (a zone or a river in the way) it is doubled, and finally the whole
+        grid's field is used.
+
+        Both answers are found by searches bounded in distance (`scipy...dijkstra(limit=...)`)
+        over a box just large enough for that distance, growing the bound until the start is
+        reached; the result is the unbounded search's route to the cell (`tied_on_route`: where
+        a tie could make them differ, the unbounded search is run instead).
         """
         self._check(mobility)
         source, target = int(from_cell), self._flat_target(target_cell)
@@ -279,40 +604,119 @@ class Router:
         # follow the whole-grid field, the others always search their window.
         grid = self.terrain.grid
         if cache:
-            return self._trace(self.field(target, mobility, barred)[1], source, target)
+            return self._field_route(source, target, mobility, barred)
         (r0, c0), (r1, c1) = self.terrain.rc(source), self.terrain.rc(target)
         pad = max(8, int(margin * max(abs(r0 - r1), abs(c0 - c1))))
-        h = self.hours_per_km(mobility, barred)
         while True:
-            top, bottom = max(0, min(r0, r1) - pad), min(grid.rows, max(r0, r1) + pad + 1)
-            left, right = max(0, min(c0, c1) - pad), min(grid.cols, max(c0, c1) + pad + 1)
-            whole = top == 0 and left == 0 and bottom == grid.rows and right == grid.cols
-            if whole:
-                return self._trace(self.field(target, mobility, barred)[1], source, target)
-            width = right - left
-            window = grid_graph(h[top:bottom, left:right], grid.cell_km, reverse=True)
-            local_t = (r1 - top) * width + (c1 - left)
-            local_s = (r0 - top) * width + (c0 - left)
-            _, pred = dijkstra(window, directed=True, indices=local_t,
-                               return_predecessors=True)
-            path = self._trace(pred, local_s, local_t)
+            window = Box(max(0, min(r0, r1) - pad), min(grid.rows, max(r0, r1) + pad + 1),
+                         max(0, min(c0, c1) - pad), min(grid.cols, max(c0, c1) + pad + 1))
+            if window == Box(0, grid.rows, 0, grid.cols):
+                return self._field_route(source, target, mobility, barred)
+            path = self._bounded_route(source, target, mobility, barred, window, cached=False)
             if len(path):
-                rr, cc = np.divmod(path, width)
-                return self.terrain.flat(rr + top, cc + left)
+                return path
             pad *= 2
 
-    @staticmethod
-    def _trace(hop: np.ndarray, source: int, target: int) -> np.ndarray:
-        """Follow next hops from `source` to `target` (empty if they do not lead there)."""
-        out = [source]
-        cur = source
-        limit = len(hop)
-        while cur != target:
-            cur = int(hop[cur])
-            if cur < 0 or len(out) > limit:
-                return np.zeros(0, np.int64)
-            out.append(cur)
-        return np.asarray(out, dtype=np.int64)
+    def _field_route(self, source: int, target: int, mobility: str,
+                     barred: frozenset[int]) -> np.ndarray:
+        """The route the whole grid's field gives, from a bounded search kept per target."""
+        whole = self._cached(("field", target, mobility, barred))
+        if whole is not None:       # the whole field itself is at hand
+            return _trace(whole[1][1], source, target)
+        grid = self.terrain.grid
+        return self._bounded_route(source, target, mobility, barred,
+                                   Box(0, grid.rows, 0, grid.cols), cached=True)
+
+    def _bounded_route(self, source: int, target: int, mobility: str, barred: frozenset[int],
+                       reference: Box, *, cached: bool) -> np.ndarray:
+        """The route an unlimited search from `target` over the box `reference` gives from
+        `source` (empty if none), found by searches limited in hours: on the kept whole-grid
+        graph where the grid is small (`cached=True` keeps the latest search per target, as
+        routes to bases and patrol points start from many cells), else over the corridor the
+        limit allows (`_corridor_route`). The first limit is the cost of the straight line
+        between the two cells (a route, so the start is within it) or `REACH_FACTOR` times the
+        least the trip can cost, whichever is lower; it doubles (up to the line's cost) while
+        the start is out of reach."""
+        t = self.terrain
+        h = self.hours_per_km(mobility, barred)
+        src, dst = t.rc(source), t.rc(target)
+        if reference.size <= UNBOUNDED_CELLS:
+            # a small window: one unlimited search costs less than working out a bound
+            s = search(h, t.cell_km, reference, dst)
+            with self._lock:
+                self.dijkstra_runs += 1
+            return trace_route(s, h, t.cell_km, src, t.cols)
+        min_h = self.min_hours_per_km(mobility, barred)
+        key = ("bounded", target, mobility, barred)
+        lowest_h = _octile_steps(src, dst) * t.cell_km * min_h
+        # the line's cost, summed in another order than the search's, plus rounding slack
+        line_h = line_hours(h, t.cell_km, src, dst) * (1.0 + LINE_SLACK)
+        limit_h = REACH_FACTOR * lowest_h if 0.0 < lowest_h < math.inf else math.inf
+        if cached and (hit := self._cached(key)) is not None:
+            known: Search = hit[1]
+            route = trace_route(known, h, t.cell_km, src, t.cols)
+            if route is not None:
+                return route
+            if known.reaches(*src):     # a tie on the way: see below
+                return self._reference_route(source, target, mobility, barred, reference)
+            limit_h = max(limit_h, 2.0 * known.limit_h)
+        limit_h = min(limit_h, line_h)
+        whole = Box(0, t.rows, 0, t.cols)
+        if not (reference == whole and self._graph_bytes() <= GRAPH_CACHE_BYTES):
+            return self._corridor_route(source, target, mobility, barred, reference, limit_h,
+                                        line_h)
+        while True:
+            # the kept whole-grid graph (a small grid): the limit alone bounds the search, and
+            # the search serves later starts too
+            s = search(h, t.cell_km, whole, dst, limit_h, graph=self.graph(mobility, barred))
+            with self._lock:
+                self.dijkstra_runs += 1
+            if cached:
+                self._keep(key, s, s.nbytes)
+            route = trace_route(s, h, t.cell_km, src, t.cols)
+            if route is not None:
+                return route
+            if s.reaches(*src) or s.exact:
+                # a tie decided a hop on the way: only the unlimited search settles it
+                return self._reference_route(source, target, mobility, barred, reference)
+            # out of reach: double the limit; past the line's cost only rounding can explain it
+            limit_h = math.inf if limit_h >= line_h else min(2.0 * limit_h, line_h)
+
+    def _corridor_route(self, source: int, target: int, mobility: str, barred: frozenset[int],
+                        reference: Box, limit_h: float, line_h: float) -> np.ndarray:
+        """The reference search's route from `source`, from searches over the corridor a route
+        of `limit_h` hours can use (`corridor_search`), the limit doubling up to the straight
+        line's cost while the start is out of reach (or until the corridor spans `reference`);
+        then, or on a tie, the reference search."""
+        t = self.terrain
+        h = self.hours_per_km(mobility, barred)
+        min_h = self.min_hours_per_km(mobility, barred)
+        src, dst = t.rc(source), t.rc(target)
+        while math.isfinite(limit_h):
+            s = corridor_search(h, t.cell_km, reference, src, dst, limit_h, min_h)
+            with self._lock:
+                self.dijkstra_runs += 1
+            if s.reaches(*src):
+                route = trace_route(s, h, t.cell_km, src, t.cols)
+                if route is None:       # a tie decided a hop on the way
+                    break
+                return route
+            if s.box == reference:      # the corridor has grown to the whole reference box
+                break
+            limit_h = math.inf if limit_h >= line_h else min(2.0 * limit_h, line_h)
+        return self._reference_route(source, target, mobility, barred, reference)
+
+    def _reference_route(self, source: int, target: int, mobility: str, barred: frozenset[int],
+                         reference: Box) -> np.ndarray:
+        t = self.terrain
+        if reference == Box(0, t.rows, 0, t.cols):
+            return _trace(self.field(target, mobility, barred)[1], source, target)
+        s = search(self.hours_per_km(mobility, barred), t.cell_km, reference, t.rc(target))
+        with self._lock:
+            self.dijkstra_runs += 1
+        route = trace_route(s, self.hours_per_km(mobility, barred), t.cell_km, t.rc(source),
+                            t.cols)
+        return np.zeros(0, np.int64) if route is None else route
 
     def path_cells(
         self, from_cell: Any, target_cell: Any, mobility: str,
@@ -322,16 +726,28 @@ class Router:
         an empty `(0, 2)` array if the target cannot be reached."""
         grid = self.terrain.grid
         hop = self.next_hop(target_cell, mobility, barred_zones)
-        target = self._flat_target(target_cell)
-        cur = self._flat_target(from_cell)
-        out = [cur]
-        while cur != target:
-            cur = int(hop[cur])
-            if cur < 0 or len(out) > grid.size:
-                return np.zeros((0, 2), np.int32)
-            out.append(cur)
-        r, c = grid.unflat(np.array(out))
+        route = _trace(hop, self._flat_target(from_cell), self._flat_target(target_cell))
+        if len(route) == 0:
+            return np.zeros((0, 2), np.int32)
+        r, c = grid.unflat(route)
         return np.stack([r, c], axis=1).astype(np.int32)
+
+
+def line_hours(h: np.ndarray, cell_km: float, a: tuple[int, int], b: tuple[int, int]) -> float:
+    """Hours of the straight 8-connected line of cells from `a` to `b` (`line_cells`), edge by
+    edge as `grid_graph` weighs them; inf if it crosses an impassable cell. A route, so no
+    search's distance between the two cells exceeds it (up to rounding)."""
+    cells = line_cells(a, b)
+    hc = h[cells[:, 0], cells[:, 1]].astype(np.float64)
+    diagonal = (np.diff(cells[:, 0]) != 0) & (np.diff(cells[:, 1]) != 0)
+    step_km = np.where(diagonal, cell_km * math.sqrt(2.0), cell_km)
+    return float(np.sum(step_km * 0.5 * (hc[:-1] + hc[1:])))
+
+
+def _octile_steps(a: tuple[int, int], b: tuple[int, int]) -> float:
+    """Octile distance in cells: the least a route between the two cells can be long."""
+    dr, dc = abs(a[0] - b[0]), abs(a[1] - b[1])
+    return max(dr, dc) + (math.sqrt(2.0) - 1.0) * min(dr, dc)
 
 
 def router_for(terrain: Terrain) -> Router:
