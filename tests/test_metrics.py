@@ -105,3 +105,45 @@ def test_validate_and_the_app_count_the_same_units(capsys) -> None:
         shown = sum(int(n) for n in re.findall(r"\d+", alive))
         assert shown == int(printed[f.stem]) == model.force.n, f.stem
     assert printed["badia_theatre"] == "325"   # 295 unit entries' counts and 30 escorts
+
+
+# --------------------------------------------------------------------------- border transits
+def _line_terrain(rows: int = 20, cols: int = 20, line_col: int = 10, line_rows: int = 15):
+    """A border line down column ``line_col`` over the first ``line_rows`` rows; its side layer
+    (+1 west, -1 east) extends over every row, as a real line's does beyond its ends."""
+    from types import SimpleNamespace
+
+    border = np.full((rows, cols), -1, dtype=np.int16)
+    border[:line_rows, line_col] = 0
+    side = np.where(np.arange(cols)[None, :] < line_col, 1, -1).astype(np.int8)
+    side = np.broadcast_to(side, (rows, cols)).copy()[None]
+    return SimpleNamespace(border=border, border_side=side), cols
+
+
+def test_border_crossings_are_counted_at_every_crossing_in_the_hour():
+    """A walk across the line and back within the hour crosses twice; one across, once (as the
+    old start-and-end test said); a walk along the line, whose own cells flicker from side to
+    side, and a change of side beyond the line's end, never."""
+    from sim.rules.borders import BorderLines
+
+    terrain, cols = _line_terrain()
+    lines = BorderLines(terrain)
+
+    def cells(row, cols_walked):
+        return [row * cols + c for c in cols_walked]
+
+    across = cells(5, range(6, 16))
+    got = lines.crossings(5 * cols + 5, across)
+    assert len(got) == 1 and across[got[0]] == 5 * cols + 12  # first cell clear of the line
+    assert lines.crossed(5, 5, 5, 15, across)
+    there_and_back = cells(5, [*range(6, 16), *range(14, 4, -1)])
+    assert len(lines.crossings(5 * cols + 5, there_and_back)) == 2
+    assert not lines.crossed(5, 5, 5, 5, there_and_back)  # the old test saw nothing
+    # driving along the line: its cells' sides alternate, yet no crossing within the hour (the
+    # hour's first and last cells are read as they stand, as the old test read them)
+    terrain.border_side[0, :15, 10] = np.where(np.arange(15) % 2 == 0, 1, -1)
+    lines = BorderLines(terrain)
+    along = [r * cols + 10 for r in range(1, 13)]
+    assert len(lines.crossings(0 * cols + 10, along)) == 0
+    # beyond the line's end (rows 17+): a change of side is no crossing
+    assert len(lines.crossings(18 * cols + 5, cells(18, range(6, 16)))) == 0

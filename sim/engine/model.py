@@ -191,7 +191,6 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         self._moving = np.zeros(self.force.n, dtype=bool)
         self._rc_now = np.zeros((max(capacity, 1), 2), dtype=np.int32)
         self._concealment = self.terrain.concealment.ravel()
-        self._region = self.terrain.regions
         self._blocks: list[tuple[np.ndarray, np.ndarray]] = []
         self._blocks_key = b""
         self._flags_n = -1  # units the behaviour flags were computed for
@@ -341,9 +340,10 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         """Advance every moving unit along its path by one hour of travel, all at once.
 
         One ``searchsorted`` in the path book finds where each mover is after the hour;
-        ambush tripwires and mines on the cells passed and border crossings (a change of
-        ``Terrain.regions``) are found in numpy too, and only the few units that meet one are
-        handled one by one; zone entries are counted on the cells passed (``Metrics``)."""
+        ambush tripwires, mines and border lines on the cells passed are found in numpy too,
+        and only the few units that meet one are handled one by one (every border crossing in
+        the hour, :meth:`BorderLines.crossings`); zone entries are counted on the cells passed
+        (``Metrics``)."""
         f = self.force
         n = f.n
         prev = self._prev_rc[:n]
@@ -366,15 +366,14 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
             arrived = [(self.units[i], book.serial[i]) for i in movers[done].tolist()]
             cols = self.terrain.cols
             moved = np.ones(len(movers), dtype=bool)
-            for k in np.flatnonzero(self._region[start] != self._region[end]).tolist():
-                unit = self.units[int(movers[k])]  # a zone edge or border lies between: look
+            for k in self._near_border(movers, old, new).tolist():
+                unit = self.units[int(movers[k])]  # passed by a border line: every crossing counts
                 traversed = unit.path[old[k] + 1 : new[k] + 1]
                 r0, c0 = divmod(int(start[k]), cols)
-                r1, c1 = divmod(int(end[k]), cols)
-                if self.border_lines.crossed(r0, c0, r1, c1, traversed) and not attempt_crossing(
-                    self, unit, (r0, c0)
-                ):
-                    moved[k] = False  # turned back at the border
+                for _ in self.border_lines.crossings(int(start[k]), traversed).tolist():
+                    if not attempt_crossing(self, unit, (r0, c0)):
+                        moved[k] = False  # turned back at the border
+                        break
             self.metrics.on_zone_moves(book, movers, old, new, start, f.faction[movers], moved,
                                        self.barred_zones)
             for unit, serial in arrived:
@@ -386,6 +385,14 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
             follower, leader = follower[ok], leader[ok]
             f.row[follower], f.col[follower] = f.row[leader], f.col[leader]
             f.posture[follower] = f.posture[leader]
+
+    def _near_border(self, movers, old, new) -> np.ndarray:
+        """Indices into ``movers`` of those whose cells passed this hour touch a border line
+        (or a neighbour of one), in increasing order; the only ones that may have crossed."""
+        if not self.border_lines.side.shape[0]:
+            return np.empty(0, dtype=np.int64)
+        cells, owner = self.paths.passed(movers, old, new)
+        return np.unique(owner[self.border_lines.near_line[cells]])
 
     def _stop_at_tripwires(self, movers, old, new, clock) -> None:
         """Movers that drive into a hostile ambush this hour halt under fire there (``new``

@@ -1,10 +1,12 @@
 """Border crossings and their interception.
 
-A unit's hourly move *crosses a border* when it changes side of a border line and its path
-passes through the line itself (the side layer extends beyond the line's ends, so a change of
-side alone is not enough). The hostile side may intercept a crossing: with ``s_j`` the
-``border_security`` of each faction ``j`` hostile to the crosser, the crossing is stopped with
-probability
+A unit's move *crosses a border* when it changes side of a border line and its path passes
+through the line itself (the side layer extends beyond the line's ends, so a change of side alone
+is not enough). Every crossing along the cells a unit passes in the hour counts
+(:meth:`BorderLines.crossings`): a unit that crosses and comes back within the hour makes two
+attempts, and an intercepted one stops there. The hostile side may intercept a crossing: with
+``s_j`` the ``border_security`` of each faction ``j`` hostile to the crosser, the crossing is
+stopped with probability
 
     p = 1 - prod_j (1 - s_j),
 
@@ -35,6 +37,37 @@ class BorderLines:
         # a path "passes through the line" if it touches a line cell or its 8 neighbours
         # (a diagonal step can slip between two line cells)
         self.near_line = binary_dilation(terrain.border >= 0, iterations=1).ravel()
+
+    def crossings(self, start: int, traversed: Sequence[int]) -> np.ndarray:
+        """Where a move from the flat cell ``start`` through the flat cells ``traversed`` crosses
+        a border line: the indices into ``traversed`` of the cells at which each crossing is
+        complete, in order (empty if none).
+
+        The walk is read at its *key cells*: the start, every cell off the line (neither a line
+        cell nor a neighbour of one) and the last cell. A crossing is a change of side (of any
+        line) from one key cell to the next with a line cell or a neighbour of one at or between
+        them. Cells on and beside the line are not read for their side, so a unit driving along
+        the line does not cross at each step, and a change of side far from the line (the side
+        layer extends beyond the line's ends) is no crossing. A move that crosses once is the
+        old hourly test (:meth:`crossed`); one that crosses and comes back within the hour now
+        counts both crossings."""
+        cells = np.asarray(traversed, dtype=np.int64)
+        if not self.side.shape[0] or len(cells) == 0:
+            return np.empty(0, dtype=np.int64)
+        near = self.near_line[cells]
+        if not near.any():
+            return np.empty(0, dtype=np.int64)
+        walk = np.concatenate(([int(start)], cells))
+        near_walk = np.concatenate(([False], near))
+        key = ~near_walk
+        key[0] = key[-1] = True
+        at = np.flatnonzero(key)
+        side = self.side.reshape(len(self.side), -1)[:, walk[at]]
+        changed = (side[:, 1:] != side[:, :-1]).any(axis=0)
+        # a line cell (or a neighbour) at or between consecutive key cells
+        touched = np.cumsum(near_walk)
+        via_line = touched[at[1:]] - touched[at[:-1]] > 0
+        return at[1:][changed & via_line] - 1
 
     def crossed(self, r0: int, c0: int, r1: int, c1: int, traversed: Sequence[int]) -> bool:
         """Whether a move from (r0, c0) to (r1, c1) through the flat cells ``traversed``
