@@ -36,10 +36,8 @@ GDAL library is needed to write any of these.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,9 +47,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from sim.errors import UserError
-from sim.experiments.tables import (
-    umask_mode,
-)
+from sim.experiments.tables import atomic_file
 from sim.world.geo import EARTH_RADIUS_KM, Grid
 
 #: The optional dependency group that brings the GeoTIFF writer (pyproject.toml).
@@ -262,14 +258,6 @@ def _gdal_metadata(items: Mapping[str, Any], band_names: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def _atomic_path(path: Path) -> tuple[int, str]:
-    """A temporary file beside `path` (renamed into place when complete), with the mode a
-    new file gets here rather than mkstemp's 0o600: these files are for other programs."""
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
-    os.chmod(tmp, umask_mode())
-    return fd, tmp
-
-
 def write_geotiff(path: str | os.PathLike[str], data: np.ndarray, grid: Grid, *,
                   bin_cells: int = 1, band_names: Sequence[str] = (),
                   nodata: float | None = None, metadata: Mapping[str, Any] | None = None,
@@ -314,16 +302,9 @@ def write_geotiff(path: str | os.PathLike[str], data: np.ndarray, grid: Grid, *,
         kwargs.update(photometric="minisblack",
                       planarconfig="separate" if arr.shape[0] > 1 else None)
     out = arr if arr.shape[0] > 1 else arr[0]
-    fd, tmp = _atomic_path(path)
-    os.close(fd)
-    try:
-        tifffile.imwrite(tmp, out, compression="zlib", extratags=extratags, metadata=None,
+    with atomic_file(path) as f:
+        tifffile.imwrite(f, out, compression="zlib", extratags=extratags, metadata=None,
                          software="badia", **kwargs)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
     return path
 
 

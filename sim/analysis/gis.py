@@ -6,7 +6,6 @@ The file formats themselves (GeoTIFF GeoKeys and WKT, GeoParquet) are in
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -21,7 +20,6 @@ import pyarrow.parquet as pq
 
 from sim.analysis.geotiff import (
     CRS84_PROJJSON,
-    _atomic_path,
     _num,
     proj4,
     read_geotiff,
@@ -31,6 +29,7 @@ from sim.analysis.geotiff import (
 from sim.experiments.store import atomic_write_bytes
 from sim.experiments.tables import (
     EVENTS_TABLE,
+    atomic_file,
     empty_events_table,
     fixed_events_table,
     flat_events_table,
@@ -162,15 +161,8 @@ def write_events_geoparquet(table: pa.Table, path: str | os.PathLike[str]) -> Pa
     meta = dict(geo.schema.metadata or {})
     meta[b"geo"] = json.dumps(geoparquet_metadata(lon, lat)).encode()
     geo = geo.replace_schema_metadata(meta)
-    fd, tmp = _atomic_path(path)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pq.write_table(geo, f, compression="zstd")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path) as f:
+        pq.write_table(geo, f, compression="zstd")
     return path
 
 

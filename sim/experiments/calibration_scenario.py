@@ -21,6 +21,7 @@ import yaml
 
 from sim.errors import CalibrationError, ScenarioError
 from sim.experiments.calibration_data import LoadedCalibration
+from sim.experiments.tables import atomic_file
 from sim.scenario.loading import load_raw, load_scenario
 from sim.scenario.overrides import apply_overrides, resolve_path
 from sim.scenario.paths import parse_path
@@ -99,9 +100,8 @@ def write_calibrated(cal: LoadedCalibration, medians: dict[str, Any], out_dir: P
     ]
     text = "\n".join(header) + "\n" + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True,
                                                      width=100)
-    tmp = target.with_suffix(".yaml.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, target)
+    with atomic_file(target) as f:
+        f.write(text.encode("utf-8"))
     try:
         scenario = load_scenario(target)
     except ScenarioError as exc:

@@ -43,7 +43,6 @@ import os
 import platform
 import re
 import subprocess
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -57,7 +56,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sim.errors import BatchError, ResultsError
-from sim.experiments.tables import umask_mode
+from sim.experiments.tables import atomic_file
 
 MANIFEST = "manifest.json"
 PARTS = "parts"
@@ -115,44 +114,16 @@ def failure_name(run_id: int) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def file_mode() -> int:
-    """The mode an ordinary new file gets now: 0o666 less the process umask (read from
-    /proc/self/status, which never changes the umask; elsewhere the umask seen first)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return 0o666 & ~int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    return umask_mode()
-
-
 def replay_folder(results: Path, run_id: int) -> Path:
     """Where a batch keeps the replay files of run ``run_id``: ``replays/run-NNNNNN/``."""
     return Path(results) / REPLAYS / f"run-{run_id:06d}"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` via a temporary file in the same folder and `os.replace`.
-
-    The data is flushed and fsynced before the rename, so after a crash `path` is either absent,
-    the old file, or the complete new file.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            # mkstemp makes 0o600; give the file the mode an ordinary new file gets here
-            os.fchmod(f.fileno(), file_mode())
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Write `data` to `path` atomically (`atomic_file`): after a crash `path` is either
+    absent, the old file, or the complete new file."""
+    with atomic_file(path) as f:
+        f.write(data)
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:

@@ -27,9 +27,9 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -254,9 +254,18 @@ def parts_state(parts: Iterable[Path], failures: Iterable[Path], fingerprint: st
     return h.hexdigest()
 
 
-def umask_mode() -> int:
-    """The mode a new ordinary file gets here (0o666 less the process umask): what a file
-    made with `tempfile.mkstemp` (always 0o600) is given before it is renamed into place."""
+def file_mode() -> int:
+    """The mode an ordinary new file gets now: 0o666 less the process umask (read from
+    /proc/self/status, which never changes the umask; elsewhere the umask seen first): what a
+    file made with `tempfile.mkstemp` (always 0o600) is given before it is renamed into
+    place."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     global _UMASK
     if _UMASK is None:
         _UMASK = os.umask(0o022)
@@ -267,26 +276,36 @@ def umask_mode() -> int:
 _UMASK: int | None = None
 
 
-def write_parquet_atomic(table: pa.Table, path: Path, meta: Mapping[str, Any]) -> None:
-    """Write `table` to `path` (zstd) with `meta` as JSON under the `badia` metadata key, via
-    a `.tmp-` file in the same folder, fsynced and `os.replace`d: a reader sees the old file,
-    no file, or the whole new one."""
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """A binary file to write `path` through: a temporary file in the same folder that, on a
+    clean exit, is given the mode of an ordinary new file (`file_mode`), flushed, fsynced and
+    `os.replace`d onto `path`, and on any error removed. A reader (or a crash) sees the old
+    file, no file, or the whole new one."""
     path = Path(path)
-    schema_meta = dict(table.schema.metadata or {})
-    schema_meta[META_KEY] = json.dumps(dict(meta), default=_json_value).encode()
-    table = table.replace_schema_metadata(schema_meta)
     fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
+    os.close(fd)  # reopened by name: writers such as tifffile want the file's name
     try:
-        with os.fdopen(fd, "wb") as f:
-            pq.write_table(table, f, compression="zstd")
+        with open(tmp, "wb") as f:
+            os.fchmod(f.fileno(), file_mode())
+            yield f
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, umask_mode())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def write_parquet_atomic(table: pa.Table, path: Path, meta: Mapping[str, Any]) -> None:
+    """Write `table` to `path` (zstd) with `meta` as JSON under the `badia` metadata key,
+    atomically (`atomic_file`)."""
+    schema_meta = dict(table.schema.metadata or {})
+    schema_meta[META_KEY] = json.dumps(dict(meta), default=_json_value).encode()
+    table = table.replace_schema_metadata(schema_meta)
+    with atomic_file(path) as f:
+        pq.write_table(table, f, compression="zstd")
 
 
 def table_meta(path: Path) -> dict[str, Any] | None:
@@ -306,14 +325,15 @@ __all__ = [
     "FLAT_TABLES",
     "RUNS_TABLE",
     "RUN_ID_COLUMNS",
+    "atomic_file",
     "empty_events_table",
     "factor_column_names",
+    "file_mode",
     "fixed_events_table",
     "flat_events_table",
     "parts_state",
     "table_meta",
     "typed_column",
-    "umask_mode",
     "with_run_ids",
     "write_parquet_atomic",
 ]
