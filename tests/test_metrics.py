@@ -120,6 +120,13 @@ def _line_terrain(rows: int = 20, cols: int = 20, line_col: int = 10, line_rows:
     return SimpleNamespace(border=border, border_side=side), cols
 
 
+def _old_hourly_test(lines, r0: int, c0: int, r1: int, c1: int, traversed) -> bool:
+    """The rule before every crossing counted: the hour's first and last cells on different
+    sides of a line, and the path through the line."""
+    return bool((lines.side[:, r0, c0] != lines.side[:, r1, c1]).any()
+                and lines.near_line[np.asarray(traversed, dtype=np.int64)].any())
+
+
 def test_border_crossings_are_counted_at_every_crossing_in_the_hour():
     """A walk across the line and back within the hour crosses twice; one across, once (as the
     old start-and-end test said); a walk along the line, whose own cells flicker from side to
@@ -135,10 +142,10 @@ def test_border_crossings_are_counted_at_every_crossing_in_the_hour():
     across = cells(5, range(6, 16))
     got = lines.crossings(5 * cols + 5, across)
     assert len(got) == 1 and across[got[0]] == 5 * cols + 12  # first cell clear of the line
-    assert lines.crossed(5, 5, 5, 15, across)
+    assert _old_hourly_test(lines, 5, 5, 5, 15, across)
     there_and_back = cells(5, [*range(6, 16), *range(14, 4, -1)])
     assert len(lines.crossings(5 * cols + 5, there_and_back)) == 2
-    assert not lines.crossed(5, 5, 5, 5, there_and_back)  # the old test saw nothing
+    assert not _old_hourly_test(lines, 5, 5, 5, 5, there_and_back)  # the old test saw nothing
     # driving along the line: its cells' sides alternate, yet no crossing within the hour (the
     # hour's first and last cells are read as they stand, as the old test read them)
     terrain.border_side[0, :15, 10] = np.where(np.arange(15) % 2 == 0, 1, -1)

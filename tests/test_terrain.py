@@ -14,7 +14,6 @@ import pytest
 import yaml
 
 from sim.errors import ScenarioError, TerrainError
-from sim.scenario.loading import load_scenario
 from sim.scenario.map import MapSpec
 from sim.scenario.vocab import MOBILITIES
 from sim.world import cache as T
@@ -30,7 +29,6 @@ from sim.world.raster import (
     Water,
     derive_layers,
     hours_per_cell,
-    region_of_cells,
 )
 
 DATA = Path(__file__).parent / "data" / "geo"
@@ -430,40 +428,8 @@ def test_too_many_caves_is_a_one_line_error_naming_file_and_field():
 
 
 # =============================================================================================
-# Regions
+# Derived layers
 # =============================================================================================
-
-
-def _regions_by_columns(terrain) -> np.ndarray:
-    """The region layer as first written: `np.unique` over the columns of the stacked layers."""
-    size = terrain.zone.size
-    layers = np.vstack([terrain.zone.reshape(1, size),
-                        terrain.border_side.reshape(len(terrain.border_side), size)])
-    _, inverse = np.unique(layers, axis=1, return_inverse=True)
-    return inverse.ravel().astype(np.int32)
-
-
-@pytest.mark.parametrize("path", sorted((REPO / "scenarios").glob("*.yaml")),
-                         ids=lambda p: p.stem)
-def test_regions_of_the_bundled_scenarios_are_numbered_as_before(path):
-    t = build_terrain(load_scenario(path).map, path.name)
-    expected = _regions_by_columns(t)
-    got = region_of_cells(t)
-    assert got.dtype == np.int32
-    np.testing.assert_array_equal(got, expected)
-    assert t.regions is t.regions and not t.regions.flags.writeable
-    np.testing.assert_array_equal(t.regions, expected)
-
-
-@pytest.mark.parametrize("n_zones, n_borders", [(0, 0), (1, 0), (0, 1), (3, 2), (5, 4),
-                                                (2, 20), (1, 63)])
-def test_regions_are_numbered_as_before_on_random_layers(n_zones, n_borders):
-    # (2, 20) has more possible keys than cells, (1, 63) more than an int64 holds
-    rng = np.random.default_rng(n_zones * 100 + n_borders)
-    zone = rng.integers(-1, n_zones, size=(13, 17)).astype(np.int16)
-    side = rng.choice(np.array([-1, 1], np.int8), size=(n_borders, 13, 17))
-    fake = SimpleNamespace(zone=zone, border_side=side)
-    np.testing.assert_array_equal(region_of_cells(fake), _regions_by_columns(fake))
 
 
 def _derived_cell_by_cell(t, cfg: TerrainConfig) -> dict[str, np.ndarray]:

@@ -48,9 +48,9 @@ class BorderLines:
         line) from one key cell to the next with a line cell or a neighbour of one at or between
         them. Cells on and beside the line are not read for their side, so a unit driving along
         the line does not cross at each step, and a change of side far from the line (the side
-        layer extends beyond the line's ends) is no crossing. A move that crosses once is the
-        old hourly test (:meth:`crossed`); one that crosses and comes back within the hour now
-        counts both crossings."""
+        layer extends beyond the line's ends) is no crossing. A move that crosses once is one
+        crossing, as the old hourly test (the sides of the hour's first and last cells) found;
+        one that crosses and comes back within the hour is two."""
         cells = np.asarray(traversed, dtype=np.int64)
         if not self.side.shape[0] or len(cells) == 0:
             return np.empty(0, dtype=np.int64)
@@ -68,15 +68,6 @@ class BorderLines:
         touched = np.cumsum(near_walk)
         via_line = touched[at[1:]] - touched[at[:-1]] > 0
         return at[1:][changed & via_line] - 1
-
-    def crossed(self, r0: int, c0: int, r1: int, c1: int, traversed: Sequence[int]) -> bool:
-        """Whether a move from (r0, c0) to (r1, c1) through the flat cells ``traversed``
-        crosses a border line."""
-        return bool(
-            self.side.shape[0]
-            and (self.side[:, r0, c0] != self.side[:, r1, c1]).any()
-            and self.near_line[np.asarray(traversed, dtype=np.int64)].any()
-        )
 
 
 def interception_probability(border_security: np.ndarray, hostile: np.ndarray) -> float:

@@ -1,4 +1,4 @@
-"""The raster: one map as numpy layers (`Terrain`), its movement and cover layers, its regions.
+"""The raster: one map as numpy layers (`Terrain`), its movement and cover layers.
 
 Layers are plain numpy arrays of shape `(rows, cols)`, not Mesa cell objects: a 1 km theatre has
 ~180,000 cells and a batch reuses one terrain across thousands of runs (see DESIGN.md,
@@ -24,8 +24,8 @@ factor replaces the ground's (a road crossing a river is a bridge). All factors 
 
 Derived objects
 ---------------
-What is computed from a terrain's layers alone and shared by every model on it (the region layer,
-`Terrain.regions`; the router, `sim.world.routes.router_for`) is kept by the terrain itself
+What is computed from a terrain's layers alone and shared by every model on it (the router,
+`sim.world.routes.router_for`; the metrics' zone distances) is kept by the terrain itself
 (`Terrain.derived`) and lives as long as it does.
 """
 
@@ -280,11 +280,6 @@ class Terrain:
                 self._derived[key] = make(self)
             return self._derived[key]
 
-    @property
-    def regions(self) -> np.ndarray:
-        """The region layer, flat and read-only (`region_of_cells`, computed once)."""
-        return self.derived("regions", lambda t: read_only(region_of_cells(t)))
-
     def make_read_only(self) -> None:
         """Lock every layer array (shared terrains must not change under their users)."""
         arrays = [getattr(self, n) for n in BASE_LAYERS]
@@ -378,39 +373,3 @@ def hours_per_cell(
     return h.astype(np.float32)
 
 
-# =============================================================================================
-# Regions
-# =============================================================================================
-
-
-def region_of_cells(terrain: Terrain) -> np.ndarray:
-    """Per flat cell, a number that differs between cells in different exclusion zones or on
-    different sides of any border: a move between cells with the same number crosses no border
-    and enters no zone, so the hourly move only looks closer at the rare ones that change it.
-
-    Regions are numbered 0, 1, ... in the lexicographic order of (zone, side of border 0, side
-    of border 1, ...): each cell gets one integer key in mixed radix, the zone the most
-    significant digit, and the keys present are ranked. int32, computed afresh (use
-    `Terrain.regions` for the terrain's cached copy).
-    """
-    layers = [terrain.zone.ravel(), *(side.ravel() for side in terrain.border_side)]
-    bounds = [(int(layer.min()), int(layer.max())) if layer.size else (0, 0) for layer in layers]
-    span = math.prod(hi - lo + 1 for lo, hi in bounds)
-    if span > 2**62:    # more digits than an int64 holds: compare the columns instead
-        _, inverse = np.unique(np.vstack(layers), axis=1, return_inverse=True)
-        return inverse.ravel().astype(np.int32)
-    # int32 keys where they fit: half the memory traffic of int64 over millions of cells
-    dtype = np.int32 if span < 2**31 else np.int64
-    key = np.zeros(terrain.zone.size, dtype)
-    for layer, (lo, hi) in zip(layers, bounds, strict=True):
-        key *= hi - lo + 1
-        key += layer
-        key -= lo
-    if span <= max(key.size, 1 << 16):
-        # few possible keys: rank them with a table instead of sorting every cell
-        present = np.zeros(span, bool)
-        present[key] = True
-        rank = np.cumsum(present, dtype=np.int32) - 1
-        return rank[key]
-    _, inverse = np.unique(key, return_inverse=True)
-    return inverse.astype(np.int32)
