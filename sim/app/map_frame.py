@@ -31,7 +31,7 @@ from sim.app.style import (
     NIGHT_COLOUR,
     faction_colours,
 )
-from sim.app.views import UMPIRE, WHOLE_MAP, observer_of, resolve_view
+from sim.app.views import UMPIRE, WHOLE_MAP, friendly_factions, observer_of, resolve_view
 from sim.engine.model import DesertModel
 from sim.rules.state import Posture
 from sim.scenario.vocab import ATTACK_TYPES, KINDS
@@ -69,6 +69,18 @@ def _known(model: DesertModel, observer: int) -> tuple[np.ndarray, np.ndarray, n
     return idx[keep], cells[keep], ages[keep]
 
 
+def _recent_detection_cells(model: DesertModel, observer: int | None,
+                            recent_hours: int) -> np.ndarray:
+    """Flat cells of the units seen in the last ``recent_hours``, by the observer's faction
+    (or, for the umpire, by any faction: one entry per faction that saw a unit)."""
+    k = model.knowledge
+    seen = k.seen_hour[:, : model.force.n] >= model.hour - recent_hours
+    if observer is not None:
+        seen = seen[[observer]]
+    fi, ti = np.nonzero(seen)
+    return k.seen_cell[fi if observer is None else observer, ti]
+
+
 def map_figure(
     model: DesertModel,
     region: str = WHOLE_MAP,
@@ -102,7 +114,6 @@ def map_figure(
     zoom = base / 34.0
 
     f = model.force
-    n = f.n
     rows, cols = f.view("row"), f.view("col")
     fac = f.view("faction")
     alive = f.view("alive")
@@ -159,21 +170,14 @@ def map_figure(
                         annotation_clip=True)  # fmt: skip
 
     # detections of the last hours (by the viewpoint's faction, or by anyone)
-    k = model.knowledge
-    since = model.hour - recent_hours
-    seen = k.seen_hour[:, :n] >= since
-    if observer is not None:
-        seen = seen[[observer]]
-    fi, ti = np.nonzero(seen)
-    if len(ti):
-        cells = k.seen_cell[fi if observer is None else observer, ti]
+    cells = _recent_detection_cells(model, observer, recent_hours)
+    if len(cells):
         r, c = np.divmod(cells, model.terrain.cols)
         ax.scatter(c, r, s=95 * zoom, marker="o", facecolors="none", edgecolors=DETECTION_COLOUR,
                    linewidths=1.5, zorder=5, gid="detections")  # fmt: skip
 
     ev = recent_events(model, recent_hours)
-    visible = set(model.faction_names) if observer is None else {
-        name for i, name in enumerate(model.faction_names) if not model.hostile[observer, i]}
+    visible = friendly_factions(model, observer)
 
     def pts(types: Iterable[str], own_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
         sel = [e for e in ev if e["type"] in types and (not own_only or e["faction"] in visible)]
@@ -260,7 +264,6 @@ def overlay_svg(
 
     inside_cells = view.width_cells < model.terrain.cols - 1
     f = model.force
-    n = f.n
     rows, cols = f.view("row"), f.view("col")
     fac = f.view("faction")
     alive = f.view("alive")
@@ -311,22 +314,13 @@ def overlay_svg(
     out.append("</g>")
 
     # detections of the last hours (by the viewpoint's faction, or by anyone)
-    k = model.knowledge
-    since = model.hour - recent_hours
-    seen = k.seen_hour[:, :n] >= since
-    if observer is not None:
-        seen = seen[[observer]]
-    fi, ti = np.nonzero(seen)
     marks = []
-    if len(ti):
-        cells = k.seen_cell[fi if observer is None else observer, ti]
-        for cell in np.unique(cells).tolist():
-            r, c = divmod(cell, model.terrain.cols)
-            marks.append(f'<use href="#ev-detection" {xy(c, r)}/>')
+    for cell in np.unique(_recent_detection_cells(model, observer, recent_hours)).tolist():
+        r, c = divmod(cell, model.terrain.cols)
+        marks.append(f'<use href="#ev-detection" {xy(c, r)}/>')
 
     ev = recent_events(model, recent_hours)
-    friends = set(model.faction_names) if observer is None else {
-        name for i, name in enumerate(model.faction_names) if not model.hostile[observer, i]}
+    friends = friendly_factions(model, observer)
     for e in ev:
         kind = e["type"]
         if kind == "engagement":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from sim.app.views import friendly_factions
 from sim.engine.model import DesertModel
 from sim.scenario.vocab import ATTACK_TYPES
 from sim.world.clock import LightLevel
@@ -103,8 +104,7 @@ def event_lines(model: DesertModel, limit: int = 8, observer: int | None = None)
     known: set[str] = set()
     faction_of = {u.name: u.faction for u in model.units}
     if observer is not None:
-        friends = {name for i, name in enumerate(model.faction_names)
-                   if not model.hostile[observer, i]}  # fmt: skip
+        friends = friendly_factions(model, observer)
         idx, _, _ = model.knowledge.known_to(observer, model.hour, None,
                                              model.config.knowledge_max_age_hours)  # fmt: skip
         known = {model.units[i].name for i in idx.tolist()}

@@ -132,3 +132,11 @@ def observer_of(model: DesertModel, viewpoint: str) -> int | None:
     if viewpoint != UMPIRE and viewpoint.endswith(VIEW_SUFFIX):
         return model.faction_index.get(viewpoint[: -len(VIEW_SUFFIX)])
     return None
+
+
+def friendly_factions(model: DesertModel, observer: int | None) -> set[str]:
+    """The factions whose own units and events a viewpoint shows: every faction for the umpire
+    (``observer`` None), else those not hostile to the observer."""
+    if observer is None:
+        return set(model.faction_names)
+    return {name for i, name in enumerate(model.faction_names) if not model.hostile[observer, i]}
