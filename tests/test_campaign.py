@@ -9,12 +9,10 @@ a change which brings back the collapse fails here. Four seeds, a year each afte
 
 from __future__ import annotations
 
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
-
 import pytest
 
 from sim.analysis.campaign import CampaignRun, campaign_run, check
+from sim.experiments.batch import local_executor
 
 CALIBRATED = "scenarios/badia_2020_calibrated.yaml"
 SEEDS = (1, 2, 3, 4)
@@ -26,7 +24,7 @@ def _run(seed: int) -> CampaignRun:
 
 @pytest.fixture(scope="module")
 def runs() -> list[CampaignRun]:
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("forkserver")) as pool:
+    with local_executor(2) as pool:
         return list(pool.map(_run, SEEDS))
 
 

@@ -9,10 +9,10 @@ the checks:
 - mean attacks per month within the documented band (``ATTACKS_PER_MONTH_BAND``);
 - pro-government killed per insurgent attack within ``KILLED_PER_ATTACK_BAND``;
 - insurgent fighting strength at the end at least half of the start (recruitment included);
+- at least one mine or IED strike and one attack on civilians per quarter, on average.
 
 A scenario with ``campaign.measured_from`` is counted from that day: its months, and the start
 of the strength ratio (the fighters alive at the end of the warm-up).
-- at least one mine or IED strike and one attack on civilians per quarter, on average.
 
 An attack on civilians is an insurgent attack (any attack kind, a mine strike included) in
 which civilians were killed or wounded, or a ``prey`` attack.
@@ -21,9 +21,7 @@ which civilians were killed or wounded, or a ``prey`` attack.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -170,8 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     load_scenario(a.scenario)  # one-line errors before any worker starts
     tasks = [(a.scenario, s) for s in range(1, a.seeds + 1)]
-    context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(a.workers, mp_context=context) as pool:
+    from sim.experiments.batch import local_executor
+
+    with local_executor(a.workers) as pool:
         runs = list(pool.map(_run, tasks))
     table = pd.DataFrame({r.seed: r.months["attacks"].to_numpy() for r in runs},
                          index=[f"{y}-{m:02d}" for y, m in runs[0].months.index]).T

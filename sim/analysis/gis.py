@@ -29,10 +29,10 @@ from sim.analysis.geotiff import (
 from sim.experiments.store import atomic_write_bytes
 from sim.experiments.tables import (
     EVENTS_TABLE,
-    atomic_file,
     empty_events_table,
     fixed_events_table,
     flat_events_table,
+    write_parquet_atomic,
 )
 
 if TYPE_CHECKING:
@@ -158,11 +158,7 @@ def write_events_geoparquet(table: pa.Table, path: str | os.PathLike[str]) -> Pa
     lon = table.column("lon").to_numpy(zero_copy_only=False).astype(np.float64)
     lat = table.column("lat").to_numpy(zero_copy_only=False).astype(np.float64)
     geo = table.append_column("geometry", points_wkb(lon, lat))
-    meta = dict(geo.schema.metadata or {})
-    meta[b"geo"] = json.dumps(geoparquet_metadata(lon, lat)).encode()
-    geo = geo.replace_schema_metadata(meta)
-    with atomic_file(path) as f:
-        pq.write_table(geo, f, compression="zstd")
+    write_parquet_atomic(geo, path, geoparquet_metadata(lon, lat), key=b"geo")
     return path
 
 

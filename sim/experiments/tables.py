@@ -298,11 +298,12 @@ def atomic_file(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
         raise
 
 
-def write_parquet_atomic(table: pa.Table, path: Path, meta: Mapping[str, Any]) -> None:
-    """Write `table` to `path` (zstd) with `meta` as JSON under the `badia` metadata key,
-    atomically (`atomic_file`)."""
+def write_parquet_atomic(table: pa.Table, path: Path, meta: Mapping[str, Any], *,
+                         key: bytes = META_KEY) -> None:
+    """Write `table` to `path` (zstd) with `meta` as JSON under the metadata `key` (badia's
+    own by default; GeoParquet's is `geo`), atomically (`atomic_file`)."""
     schema_meta = dict(table.schema.metadata or {})
-    schema_meta[META_KEY] = json.dumps(dict(meta), default=_json_value).encode()
+    schema_meta[key] = json.dumps(dict(meta), default=_json_value).encode()
     table = table.replace_schema_metadata(schema_meta)
     with atomic_file(path) as f:
         pq.write_table(table, f, compression="zstd")
