@@ -128,6 +128,7 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         )
         self.calendar = LightCalendar(self.clock.light_levels(scenario.hours + 48))
         self.light_by_hour = self.calendar.levels
+        self._light_levels = [LightLevel(v) for v in self.light_by_hour.tolist()]  # for .light
 
         self.faction_names = list(scenario.factions)
         self.faction_index = {name: i for i, name in enumerate(self.faction_names)}
@@ -210,7 +211,7 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
     @property
     def light(self) -> LightLevel:
         """Light level this hour."""
-        return LightLevel(int(self.light_by_hour[self.hour]))
+        return self._light_levels[self.hour]  # the members, made once: asked at most decisions
 
     def cell_of_place(self, name: str) -> int:
         p = self.terrain.places[name]
@@ -309,13 +310,14 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         if self.alerted:
             due[self.alerted] = True
             self.alerted = []
+        alive, wake = f.alive, f.wake_hour
         for i in np.flatnonzero(due).tolist():
             unit = units[i]
             b = unit.behaviour
             if b is None:
-                f.wake_hour[i] = NEVER_HOUR  # nothing to decide (an escort rides along)
-            elif f.alive[i] and (
-                f.wake_hour[i] <= hour
+                wake[i] = NEVER_HOUR  # nothing to decide (an escort rides along)
+            elif alive.item(i) and (
+                wake.item(i) <= hour
                 or (unit.alerts and b.woken_by(unit.alerts))
                 or (light_changed and b.wakes_on_light)
             ):

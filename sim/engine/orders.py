@@ -78,8 +78,9 @@ class Orders:
     def follow(self, unit: Unit, cells: np.ndarray, posture: Posture) -> None:
         """Follow ``cells`` (flat indices, starting at the unit's cell) with ``posture``."""
         cells = np.asarray(cells, dtype=np.int64)
-        if len(cells) == 0 or cells[0] != unit.cell:
-            cells = np.concatenate(([unit.cell], cells))
+        cell = unit.cell
+        if len(cells) == 0 or cells.item(0) != cell:
+            cells = np.concatenate(([cell], cells))
             timed = self._timed(unit, cells)
         elif cells.flags.writeable:
             timed = self._timed(unit, cells)
@@ -88,8 +89,8 @@ class Orders:
             # timing is kept by (path, speeds), so a unit repeating its round costs nothing
             f = self.force
             i = unit.idx
-            key = (id(cells), int(f.mobility[i]), float(f.speed_kmh[i]),
-                   float(f.offroad_speed_kmh[i]), bool(f.fuel_days[i] <= 0))  # fmt: skip
+            key = (id(cells), f.mobility.item(i), f.speed_kmh.item(i),
+                   f.offroad_speed_kmh.item(i), f.fuel_days.item(i) <= 0)  # fmt: skip
             hit = self._timed_paths.get(key)
             if hit is None or hit[0] is not cells:
                 if len(self._timed_paths) >= TIMED_PATH_CACHE_SIZE:
@@ -97,7 +98,7 @@ class Orders:
                 hit = (cells, self._timed(unit, cells))
                 self._timed_paths[key] = hit
             self.set_path(unit, *hit[1], shared=True)
-            self.force.posture[unit.idx] = int(posture)
+            f.posture[i] = int(posture)
             return
         self.set_path(unit, *timed)
         self.force.posture[unit.idx] = int(posture)
@@ -105,11 +106,30 @@ class Orders:
     def halt(self, unit: Unit, posture: Posture) -> None:
         """Stop ``unit`` where it stands (no route to compute)."""
         cell = unit.cell
-        if len(unit.path) != 1 or unit.path[0] != cell:  # else already halted here
+        path = unit.path
+        if len(path) != 1 or path.item(0) != cell:  # else already halted here
             self.set_path(unit, np.array([cell], dtype=np.int64), _ZERO_HOURS)
         else:
             self.force.path_clock[unit.idx] = 0.0
         self.force.posture[unit.idx] = int(posture)
+
+    def stay(self, unit: Unit, posture: Posture) -> None:
+        """:meth:`halt` for a unit that has arrived at the end of its path (a patrol back from
+        its round, a convoy at the end of its run), from a decision: it keeps the path it came
+        by instead of being given a one-cell path (a path less to write), which is the same
+        to everything that reads a path: the unit is not moving (at the path's last index, not
+        a mover), its destination is its cell, the path from its index on is its cell alone, a
+        sleep until arrival is one hour (its clock has passed the path's hours). The serial of
+        its orders does not change, which only the move phase compares (never a decision's
+        business). A unit not at the end of its path, or moved off it, is halted."""
+        path = unit.path
+        last = len(path) - 1
+        i = unit.idx
+        f = self.force
+        if last > 0 and f.path_pos.item(i) == last and path.item(last) == unit.cell:
+            f.posture[i] = int(posture)
+        else:
+            self.halt(unit, posture)
 
     def set_path(self, unit: Unit, cells: np.ndarray, hours: np.ndarray,
                  shared: bool = False) -> None:
@@ -118,9 +138,10 @@ class Orders:
         i = unit.idx
         unit.path, unit.path_hours = cells, hours
         self.paths.write(i, cells, hours, shared)
-        self.force.path_pos[i] = 0
-        self.force.path_last[i] = len(cells) - 1
-        self.force.path_clock[i] = 0.0
+        f = self.force
+        f.path_pos[i] = 0
+        f.path_last[i] = len(cells) - 1
+        f.path_clock[i] = 0.0
 
     def move(self, unit: Unit, target: int, posture: Posture, *, often: bool = False) -> bool:
         """Route to ``target`` over the cost field of the unit's mobility, avoiding barred zones;

@@ -36,6 +36,10 @@ class Unit(mesa.Agent):
 
     def __init__(self, model: UnitHost, idx: int, name: str, faction: str, kind: str):
         super().__init__(model)
+        # the force table and the grid's width never change during a run: kept here, so the
+        # handle's properties (read at every decision) skip two attribute lookups each
+        self._force = model.force
+        self._cols = model.terrain.cols
         self.idx = idx
         self.name = name
         self.faction = faction
@@ -56,11 +60,11 @@ class Unit(mesa.Agent):
     def wake_hour(self) -> int:
         """The next hour the tactic wants to decide (a column, so the model finds the units
         due this hour in one numpy call)."""
-        return int(self.model.force.wake_hour[self.idx])
+        return self._force.wake_hour.item(self.idx)
 
     @wake_hour.setter
     def wake_hour(self, hour: int) -> None:
-        self.model.force.wake_hour[self.idx] = min(int(hour), NEVER_HOUR)
+        self._force.wake_hour[self.idx] = min(int(hour), NEVER_HOUR)
 
     @property
     def attack_target(self) -> int | None:
@@ -77,41 +81,42 @@ class Unit(mesa.Agent):
     @property
     def cell(self) -> int:
         """Flat index of the unit's cell."""
-        f = self.model.force
-        return int(f.row[self.idx]) * self.model.terrain.cols + int(f.col[self.idx])
+        # ``ndarray.item`` hands back a Python number, without a numpy scalar in between
+        f = self._force
+        return f.row.item(self.idx) * self._cols + f.col.item(self.idx)
 
     @property
     def rc(self) -> tuple[int, int]:
-        f = self.model.force
-        return int(f.row[self.idx]), int(f.col[self.idx])
+        f = self._force
+        return f.row.item(self.idx), f.col.item(self.idx)
 
     @property
     def strength(self) -> float:
-        return float(self.model.force.strength[self.idx])
+        return self._force.strength.item(self.idx)
 
     @property
     def alive(self) -> bool:
-        return bool(self.model.force.alive[self.idx])
+        return self._force.alive.item(self.idx)
 
     @property
     def posture(self) -> Posture:
-        return Posture(int(self.model.force.posture[self.idx]))
+        return Posture(self._force.posture.item(self.idx))
 
     @posture.setter
     def posture(self, value: Posture) -> None:
-        self.model.force.posture[self.idx] = int(value)
+        self._force.posture[self.idx] = int(value)
 
     def supply(self, name: str) -> float:
         """Days of ``water``, ``fuel`` or ``ammo`` left."""
-        return float(getattr(self.model.force, f"{name}_days")[self.idx])
+        return getattr(self._force, f"{name}_days").item(self.idx)
 
     @property
     def is_moving(self) -> bool:
-        return self.path_pos < len(self.path) - 1
+        return self._force.path_pos.item(self.idx) < len(self.path) - 1
 
     @property
     def path_pos(self) -> int:
-        return int(self.model.force.path_pos[self.idx])
+        return self._force.path_pos.item(self.idx)
 
     @property
     def destination(self) -> int:
@@ -132,6 +137,10 @@ class Unit(mesa.Agent):
     def halt(self, posture: Posture = Posture.RESTING) -> None:
         """Stop where it stands."""
         self.model.orders.halt(self, posture)
+
+    def stay(self, posture: Posture = Posture.RESTING) -> None:
+        """Stop where it stands, having arrived: as :meth:`halt` (see ``Orders.stay``)."""
+        self.model.orders.stay(self, posture)
 
     def attack(self, target_idx: int, kind: str) -> None:
         """Open fire on unit ``target_idx`` when in weapon range (``kind``: raid, ambush...)."""
@@ -154,12 +163,15 @@ class Unit(mesa.Agent):
 
     def sleep_until(self, hour: int) -> None:
         """Ask to decide again at ``hour`` (absolute model hour), unless woken by an alert."""
-        self.wake_hour = max(int(hour), self.model.hour + 1)
+        # the wake_hour setter inlined: max(hour, next hour), capped at NEVER_HOUR
+        hour = int(hour)
+        soonest = self.model.hour + 1
+        self._force.wake_hour[self.idx] = min(hour if hour > soonest else soonest, NEVER_HOUR)
 
     def remove(self) -> None:
         """Take the unit out of the model (destroyed)."""
-        self.model.force.alive[self.idx] = False
-        self.model.force.strength[self.idx] = 0.0
+        self._force.alive[self.idx] = False
+        self._force.strength[self.idx] = 0.0
         super().remove()
 
     def __repr__(self) -> str:

@@ -153,12 +153,19 @@ class Behaviour:
 
     def until_arrival(self) -> None:
         """Sleep while the unit follows its path: "arrived" (or any other alert) wakes it."""
+        self.unit.sleep_until(self.arrival_hour())
+
+    def arrival_hour(self) -> int:
+        """The first hour after the unit has followed its path to the end (at least the next
+        hour): the hour :meth:`until_arrival` sleeps until."""
         u = self.unit
-        remaining = u.path_hours[-1] - float(self.model.force.path_clock[u.idx])
-        u.sleep_until(self.hour + max(1, int(remaining) + 1))
+        m = self.model
+        remaining = u.path_hours.item(-1) - m.force.path_clock.item(u.idx)
+        return m.hour + max(1, int(remaining) + 1)
 
     def alerted(self, *reasons: str) -> bool:
-        return any(r in self.unit.alerts for r in reasons)
+        alerts = self.unit.alerts
+        return any(r in alerts for r in reasons)
 
     def hours_to_first_light(self) -> float:
         """Hours from now until morning twilight begins (the end of darkness)."""

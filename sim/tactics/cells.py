@@ -91,10 +91,18 @@ class CellBehaviour(Behaviour):
         return nearest(self.hides, cell, self.model.terrain.cols, k)
 
     def at_hide(self) -> bool:
+        """In a cave, or on one of its hides. (A cell is its own nearest hide exactly when it
+        is one: a set lookup, not a search of every hide.)"""
         t = self.model.terrain
-        return bool(t.cave.ravel()[self.unit.cell]) or (
-            len(self.hides) and self.unit.cell in set(self.nearest_hides(self.unit.cell, 1))
-        )
+        cell = self.unit.cell
+        return bool(t.cave.ravel()[cell]) or (len(self.hides) and cell in self._hide_set())
+
+    def _hide_set(self) -> frozenset[int]:
+        """The hides as a set, made again if ``hides`` is replaced."""
+        kept = self.__dict__.get("_hides_kept")
+        if kept is None or kept[0] is not self.hides:
+            kept = self._hides_kept = (self.hides, frozenset(self.hides.tolist()))
+        return kept[1]
 
     def go_to_ground(self, near: int | None = None) -> bool:
         """Withdraw to one of the nearest hides (not necessarily the one it came from)."""

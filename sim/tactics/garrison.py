@@ -117,9 +117,12 @@ class Patrol(Behaviour):
 
     def sleep_on_round(self) -> None:
         """Sleep until the patrol arrives, or until its schedule ends while it is out."""
-        self.until_arrival()
+        # one write of the timer: sleeping until arrival and then until the earlier of the
+        # timer and the schedule's end comes to the same hour
+        wake = self.arrival_hour()
         if self.state == "out":
-            self.unit.sleep_until(min(self.unit.wake_hour, self.schedule_end_hour()))
+            wake = min(wake, self.schedule_end_hour())
+        self.unit.sleep_until(wake)
 
     def schedule_end_hour(self) -> int:
         """The first hour from now outside the patrol's schedule (far off for "always")."""
@@ -153,7 +156,7 @@ class Patrol(Behaviour):
     def decide(self) -> None:
         u = self.unit
         busy = self.state in ("out", "investigating")
-        if busy and self.alerted("contact") and self.investigate():
+        if busy and "contact" in u.alerts and self.investigate():
             return
         if self.state == "investigating":
             if u.is_moving and not self.alerted("engaged", "broke_off", "target_gone"):
@@ -175,17 +178,21 @@ class Patrol(Behaviour):
                 self.set_state("return")
             self.sleep_on_round()
             return
-        if self.state in ("out", "return"):
+        back = self.state in ("out", "return")
+        if back:
             self.set_state("waiting")
-            u.halt(Posture.RESTING)
         self.model.force.search_factor[u.idx] = PATROL_SEARCH_FACTOR
         if self.hour >= self.next_start and self.allowed_now():
+            # back and out again at once: the new round replaces the path, posture and clock a
+            # halt would have set, so the patrol is not halted first
             u.follow(self.cells(), Posture.MOVING)
             self.set_state("out")
             self.resume_at = 0
             self.next_start = self.hour + max(1, int(self.period))
             self.sleep_on_round()
             return
+        if back:
+            u.stay(Posture.RESTING)
         if self.hour >= self.next_start:  # due, but outside the schedule: wait for it
             day = self.schedule == "day"
             u.sleep_until(self.next_day_hour() if day else self.next_night_hour())
@@ -225,18 +232,21 @@ class Escort(Behaviour):
             self._out = route_cells(self.model, u, self.waypoints)
             self._back = self._out[::-1].copy()
             self._out.flags.writeable = self._back.flags.writeable = False  # timed once each
-        if self.state == "out":
+        back = self.state == "out"
+        if back:
             # arrived at the far end: drive back next time
             self._out, self._back = self._back, self._out
             self.set_state("waiting")
-            u.halt(Posture.RESTING)
             self.model.log("convoy_arrived", u.cell, u.faction, unit=u.name)
         if self.hour >= self.next_start and self.is_day:
+            # out again at once: the new run replaces what a halt would set (not halted first)
             u.follow(self._out, Posture.MOVING)
             self.set_state("out")
             self.next_start = self.hour + max(1, int(self.period))
             self.until_arrival()
             return
+        if back:
+            u.stay(Posture.RESTING)
         u.sleep_until(max(self.next_start, self.hour + 1) if self.is_day else self.next_day_hour())
 
 

@@ -452,7 +452,11 @@ class LightCalendar:
     LOOKAHEAD_HOURS = 48
 
     def __init__(self, levels: np.ndarray):
-        self.levels = levels
+        self.levels = levels  # not written to after this: the answers below are kept
+        # answers already given, per query and arguments: the tactics of a few hundred units
+        # ask the same few questions of the same hour (a numpy scan each) again and again. Only
+        # for a Python int hour: an answer's type follows the hour's (a numpy hour gives numpy)
+        self._memo: dict[tuple, Any] = {}
 
     def at(self, hour: int) -> LightLevel:
         """Light level of step ``hour``."""
@@ -464,28 +468,58 @@ class LightCalendar:
 
     def hours_to_first_light(self, hour: int) -> float:
         """Hours from ``hour`` until morning twilight begins (the end of darkness); 0 by day."""
-        end = min(len(self.levels), hour + 30)
-        later = np.flatnonzero(self.levels[hour:end] != LightLevel.NIGHT)
-        return float(later[0]) if len(later) else float(end - hour)
+        key = (0, hour)
+        got = self._memo.get(key) if type(hour) is int else None
+        if got is None:
+            end = min(len(self.levels), hour + 30)
+            later = np.flatnonzero(self.levels[hour:end] != LightLevel.NIGHT)
+            got = float(later[0]) if len(later) else float(end - hour)
+            if type(hour) is int:
+                self._memo[key] = got
+        return got
 
     def next_dusk_hour(self, hour: int) -> int:
         """The first hour of the next night (after the coming day if it is night now)."""
-        night = self.levels[hour : hour + self.LOOKAHEAD_HOURS] == LightLevel.NIGHT
-        starts = np.flatnonzero(night[1:] & ~night[:-1]) + 1
-        return hour + int(starts[0]) if len(starts) else hour + 24
+        key = (1, hour)
+        got = self._memo.get(key) if type(hour) is int else None
+        if got is None:
+            night = self.levels[hour : hour + self.LOOKAHEAD_HOURS] == LightLevel.NIGHT
+            starts = np.flatnonzero(night[1:] & ~night[:-1]) + 1
+            got = hour + int(starts[0]) if len(starts) else hour + 24
+            if type(hour) is int:
+                self._memo[key] = got
+        return got
 
     def next_night_hour(self, hour: int) -> int:
         """The next hour of full night (``hour`` itself if it is night)."""
-        later = np.flatnonzero(self.levels[hour : hour + 36] == LightLevel.NIGHT)
-        return hour + int(later[0]) if len(later) else hour + 24
+        key = (2, hour)
+        got = self._memo.get(key) if type(hour) is int else None
+        if got is None:
+            later = np.flatnonzero(self.levels[hour : hour + 36] == LightLevel.NIGHT)
+            got = hour + int(later[0]) if len(later) else hour + 24
+            if type(hour) is int:
+                self._memo[key] = got
+        return got
 
     def next_day_hour(self, hour: int) -> int:
         """The next hour of full daylight after ``hour``."""
-        later = np.flatnonzero(self.levels[hour + 1 : hour + 37] == LightLevel.DAY)
-        return hour + 1 + int(later[0]) if len(later) else hour + 1 + 24
+        key = (3, hour)
+        got = self._memo.get(key) if type(hour) is int else None
+        if got is None:
+            later = np.flatnonzero(self.levels[hour + 1 : hour + 37] == LightLevel.DAY)
+            got = hour + 1 + int(later[0]) if len(later) else hour + 1 + 24
+            if type(hour) is int:
+                self._memo[key] = got
+        return got
 
     def end_of(self, hour: int, level: LightLevel, window_hours: int = 36) -> int:
         """The first hour at or after ``hour`` whose light is not ``level`` (``hour +
         window_hours`` if the light stays ``level`` that long)."""
-        later = np.flatnonzero(self.levels[hour : hour + window_hours] != level)
-        return hour + int(later[0]) if len(later) else hour + window_hours
+        key = (4, hour, level, window_hours)
+        got = self._memo.get(key) if type(hour) is int else None
+        if got is None:
+            later = np.flatnonzero(self.levels[hour : hour + window_hours] != level)
+            got = hour + int(later[0]) if len(later) else hour + window_hours
+            if type(hour) is int:
+                self._memo[key] = got
+        return got
