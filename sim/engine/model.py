@@ -308,10 +308,11 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         if light_changed:
             due |= self._behaviour_flags()[0][:n]
         if self.alerted:
-            due[self.alerted] = True
+            for i in self.alerted:  # a handful: scalar stores beat converting the list
+                due[i] = True
             self.alerted = []
         alive, wake = f.alive, f.wake_hour
-        for i in np.flatnonzero(due).tolist():
+        for i in due.nonzero()[0].tolist():
             unit = units[i]
             b = unit.behaviour
             if b is None:
@@ -328,9 +329,9 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         """Units that wait for news (a quick-reaction force at readiness) wake when a fresh
         sighting reaches their faction, instead of looking at the reports every hour."""
         share = self.knowledge.latest_share
+        if share.tobytes() == self._share_seen.tobytes():
+            return  # most hours: no news (integer hours, so equal bytes are equal values)
         changed = np.flatnonzero(share != self._share_seen)
-        if len(changed) == 0:
-            return
         for fi in changed.tolist():
             at = max(int(share[fi]), self.hour)
             for unit in self._news_listeners[fi]:

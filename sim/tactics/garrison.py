@@ -155,7 +155,11 @@ class Patrol(Behaviour):
 
     def decide(self) -> None:
         u = self.unit
-        busy = self.state in ("out", "investigating")
+        state = self.state
+        if state == "waiting" and not u.is_moving:
+            self._start_or_wait(u, back=False)  # the usual wake: a round is due (or not yet)
+            return
+        busy = state in ("out", "investigating")
         if busy and "contact" in u.alerts and self.investigate():
             return
         if self.state == "investigating":
@@ -181,19 +185,26 @@ class Patrol(Behaviour):
         back = self.state in ("out", "return")
         if back:
             self.set_state("waiting")
-        self.model.force.search_factor[u.idx] = PATROL_SEARCH_FACTOR
-        if self.hour >= self.next_start and self.allowed_now():
+        self._start_or_wait(u, back)
+
+    def _start_or_wait(self, u, back: bool) -> None:
+        """A patrol standing at its base (``back``: just arrived there): out on its round if
+        one is due and the schedule allows, else wait for that."""
+        m = self.model
+        hour = m.hour
+        m.force.search_factor[u.idx] = PATROL_SEARCH_FACTOR
+        if hour >= self.next_start and self.allowed_now():
             # back and out again at once: the new round replaces the path, posture and clock a
             # halt would have set, so the patrol is not halted first
             u.follow(self.cells(), Posture.MOVING)
             self.set_state("out")
             self.resume_at = 0
-            self.next_start = self.hour + max(1, int(self.period))
+            self.next_start = hour + max(1, int(self.period))
             self.sleep_on_round()
             return
         if back:
             u.stay(Posture.RESTING)
-        if self.hour >= self.next_start:  # due, but outside the schedule: wait for it
+        if hour >= self.next_start:  # due, but outside the schedule: wait for it
             day = self.schedule == "day"
             u.sleep_until(self.next_day_hour() if day else self.next_night_hour())
         else:

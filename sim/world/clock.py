@@ -457,6 +457,7 @@ class LightCalendar:
         # ask the same few questions of the same hour (a numpy scan each) again and again. Only
         # for a Python int hour: an answer's type follows the hour's (a numpy hour gives numpy)
         self._memo: dict[tuple, Any] = {}
+        self._changed: list[bool] | None = None  # changed_at of every hour, made at its first call
 
     def at(self, hour: int) -> LightLevel:
         """Light level of step ``hour``."""
@@ -464,7 +465,11 @@ class LightCalendar:
 
     def changed_at(self, hour: int) -> bool:
         """Whether the light of step ``hour`` differs from the step before (dusk, dawn)."""
-        return hour > 0 and self.levels[hour] != self.levels[hour - 1]
+        changed = self._changed
+        if changed is None:  # once per run, for the model asks every hour
+            levels = self.levels
+            changed = self._changed = [False, *(levels[1:] != levels[:-1]).tolist()]
+        return changed[hour]
 
     def hours_to_first_light(self, hour: int) -> float:
         """Hours from ``hour`` until morning twilight begins (the end of darkness); 0 by day."""
