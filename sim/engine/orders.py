@@ -29,6 +29,10 @@ _ZERO_HOURS = np.zeros(1)
 #: Timed paths kept per run (cached routes with the speeds of the units following them).
 TIMED_PATH_CACHE_SIZE = 2048
 _STEP_LENGTH = np.array([1.0, np.sqrt(2.0)])  # cells per step: side, diagonal
+_INT64 = np.dtype(np.int64)
+#: Routes kept per run by ``Orders.move`` in front of the router's own cache (arguments ->
+#: the router's answer, which depends on its arguments only).
+ROUTE_MEMO_SIZE = 4096
 
 
 class Orders:
@@ -43,6 +47,7 @@ class Orders:
         self.barred_zones = barred_zones  # the run's live list (scenario events change it)
         self._hpc_cache: dict[tuple, np.ndarray] = {}
         self._timed_paths: dict[tuple, tuple] = {}
+        self._routes: dict[tuple, np.ndarray] = {}
 
     def hours_along(self, unit: Unit, cells: np.ndarray) -> np.ndarray:
         """Cumulative hours to reach each cell of a path at the unit's speeds."""
@@ -77,7 +82,8 @@ class Orders:
 
     def follow(self, unit: Unit, cells: np.ndarray, posture: Posture) -> None:
         """Follow ``cells`` (flat indices, starting at the unit's cell) with ``posture``."""
-        cells = np.asarray(cells, dtype=np.int64)
+        if type(cells) is not np.ndarray or cells.dtype is not _INT64:
+            cells = np.asarray(cells, dtype=np.int64)
         cell = unit.cell
         if len(cells) == 0 or cells.item(0) != cell:
             cells = np.concatenate(([cell], cells))
@@ -97,7 +103,13 @@ class Orders:
                     self._timed_paths.clear()
                 hit = (cells, self._timed(unit, cells))
                 self._timed_paths[key] = hit
-            self.set_path(unit, *hit[1], shared=True)
+            # set_path(..., shared=True), written out: the commonest order of all (a round)
+            cells, hours = hit[1]
+            unit.path, unit.path_hours = cells, hours
+            self.paths.write(i, cells, hours, True)
+            f.path_pos[i] = 0
+            f.path_last[i] = len(cells) - 1
+            f.path_clock[i] = 0.0
             f.posture[i] = int(posture)
             return
         self.set_path(unit, *timed)
@@ -147,10 +159,21 @@ class Orders:
         """Route to ``target`` over the cost field of the unit's mobility, avoiding barred zones;
         False if there is no route."""
         f = self.force
-        mob = MOBILITIES[f.mobility[unit.idx]]
-        cells = self.router.local_path(
-            unit.cell, int(target), mob, self.barred_zones[f.faction[unit.idx]], cache=often
-        )
+        i = unit.idx
+        mob = MOBILITIES[f.mobility.item(i)]
+        barred = self.barred_zones[f.faction.item(i)]
+        source = unit.cell
+        target = int(target)
+        # the router's answer depends on these arguments only (its caches change how fast it
+        # comes, never what it is): asked again, the same answer is handed back from here
+        key = (source, target, mob, barred, often)
+        cells = self._routes.get(key)
+        if cells is None:
+            cells = self.router.local_path(source, target, mob, barred, cache=often)
+            if not cells.flags.writeable:  # a route (a stay where it is comes as a new array)
+                if len(self._routes) >= ROUTE_MEMO_SIZE:
+                    self._routes.clear()
+                self._routes[key] = cells
         if len(cells) == 0:
             return False
         self.follow(unit, cells, posture)

@@ -36,10 +36,11 @@ class Unit(mesa.Agent):
 
     def __init__(self, model: UnitHost, idx: int, name: str, faction: str, kind: str):
         super().__init__(model)
-        # the force table and the grid's width never change during a run: kept here, so the
-        # handle's properties (read at every decision) skip two attribute lookups each
+        # the force table, the grid's width and the orders never change during a run: kept
+        # here, so the handle's properties and orders (at every decision) skip lookups
         self._force = model.force
         self._cols = model.terrain.cols
+        self._orders = model.orders
         self.idx = idx
         self.name = name
         self.faction = faction
@@ -128,19 +129,19 @@ class Unit(mesa.Agent):
 
         ``often=True`` marks a target the unit will return to (its base, a patrol point), whose
         route field is then kept in the router's cache."""
-        return self.model.orders.move(self, target_cell, posture, often=often)
+        return self._orders.move(self, target_cell, posture, often=often)
 
     def follow(self, cells: np.ndarray, posture: Posture = Posture.MOVING) -> None:
         """Follow an explicit cell path (a patrol route)."""
-        self.model.orders.follow(self, cells, posture)
+        self._orders.follow(self, cells, posture)
 
     def halt(self, posture: Posture = Posture.RESTING) -> None:
         """Stop where it stands."""
-        self.model.orders.halt(self, posture)
+        self._orders.halt(self, posture)
 
     def stay(self, posture: Posture = Posture.RESTING) -> None:
         """Stop where it stands, having arrived: as :meth:`halt` (see ``Orders.stay``)."""
-        self.model.orders.stay(self, posture)
+        self._orders.stay(self, posture)
 
     def attack(self, target_idx: int, kind: str) -> None:
         """Open fire on unit ``target_idx`` when in weapon range (``kind``: raid, ambush...)."""
