@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from sim.world.clock import (
     Clock,
+    LightCalendar,
     LightConfig,
     LightLevel,
     light_level,
@@ -191,3 +192,63 @@ def test_clock_rejects_bad_input():
         Clock(datetime(2018, 6, 1, tzinfo=UTC), *PALMYRA)
     with pytest.raises(ValueError, match="utc_offset_hours"):
         Clock(datetime(2018, 6, 1), *PALMYRA, utc_offset_hours=20)
+
+
+# The light calendar's questions as they were asked before the answers were tabled: a numpy
+# scan of the next hours each. The tables must answer every hour exactly as these do.
+def _scan_first_light(levels, hour):
+    end = min(len(levels), hour + 30)
+    later = np.flatnonzero(levels[hour:end] != LightLevel.NIGHT)
+    return float(later[0]) if len(later) else float(end - hour)
+
+
+def _scan_dusk(levels, hour):
+    night = levels[hour : hour + LightCalendar.LOOKAHEAD_HOURS] == LightLevel.NIGHT
+    starts = np.flatnonzero(night[1:] & ~night[:-1]) + 1
+    return hour + int(starts[0]) if len(starts) else hour + 24
+
+
+def _scan_night(levels, hour):
+    later = np.flatnonzero(levels[hour : hour + 36] == LightLevel.NIGHT)
+    return hour + int(later[0]) if len(later) else hour + 24
+
+
+def _scan_day(levels, hour):
+    later = np.flatnonzero(levels[hour + 1 : hour + 37] == LightLevel.DAY)
+    return hour + 1 + int(later[0]) if len(later) else hour + 1 + 24
+
+
+def _scan_end_of(levels, hour, level, window):
+    later = np.flatnonzero(levels[hour : hour + window] != level)
+    return hour + int(later[0]) if len(later) else hour + window
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_light_calendar_tables_answer_as_the_scans(seed):
+    """Every hour of random calendars (runs of light, and hour-by-hour noise), the table
+    lookups give the scans' answers, of the same type, up to the table's end."""
+    rng = np.random.default_rng(seed)
+    for _ in range(20):
+        n = int(rng.integers(1, 150))
+        if seed % 2:
+            levels = rng.integers(0, len(LightLevel), n)
+        else:
+            levels = np.repeat(rng.integers(0, len(LightLevel), n), rng.integers(1, 15, n))[:n]
+        levels = levels.astype(np.int8)
+        cal = LightCalendar(levels)
+        for h in range(n):
+            got = cal.hours_to_first_light(h)
+            assert got == _scan_first_light(levels, h) and type(got) is float
+            assert cal.next_dusk_hour(h) == _scan_dusk(levels, h)
+            assert cal.next_night_hour(h) == _scan_night(levels, h)
+            assert cal.next_day_hour(h) == _scan_day(levels, h)
+            for level in LightLevel:
+                for window in (1, 7, 36, 200):
+                    got = cal.end_of(h, level, window)
+                    assert got == _scan_end_of(levels, h, level, window) and type(got) is int
+        # a numpy hour is still scanned (and answered in numpy, as before)
+        h = np.int64(n // 2)
+        assert cal.next_night_hour(h) == _scan_night(levels, h)
+        assert cal.changed_at(0) is False
+        assert [bool(cal.changed_at(k)) for k in range(1, n)] == [
+            bool(levels[k] != levels[k - 1]) for k in range(1, n)]

@@ -115,8 +115,8 @@ class Behaviour:
     ignores: ClassVar[frozenset[str]] = frozenset()
 
     def woken_by(self, alerts: list[str]) -> bool:
-        """Whether any of the unit's alerts calls for a decision now."""
-        return any(a not in self.ignores for a in alerts)
+        """Whether any of the unit's alerts calls for a decision now (one not all ignored)."""
+        return not self.ignores.issuperset(alerts)
 
     def __init__(self, model: TacticState, unit: UnitView, params=None, unit_spec=None):
         self.model = model

@@ -439,6 +439,12 @@ class Clock:
         return self._gap_hours(self._rise, hour_index, forward=False)
 
 
+def _dusks(levels: np.ndarray) -> np.ndarray:
+    """Hours that begin a night: night, after an hour that is not (never the first hour)."""
+    night = levels == LightLevel.NIGHT
+    return np.concatenate(([False], night[1:] & ~night[:-1]))
+
+
 class LightCalendar:
     """The light of every hour of a run, precomputed once, and the questions tactics ask of it
     ("how long until first light", "when does the next night begin").
@@ -452,12 +458,30 @@ class LightCalendar:
     LOOKAHEAD_HOURS = 48
 
     def __init__(self, levels: np.ndarray):
-        self.levels = levels  # not written to after this: the answers below are kept
-        # answers already given, per query and arguments: the tactics of a few hundred units
-        # ask the same few questions of the same hour (a numpy scan each) again and again. Only
-        # for a Python int hour: an answer's type follows the hour's (a numpy hour gives numpy)
-        self._memo: dict[tuple, Any] = {}
+        self.levels = levels  # not written to after this: the tables below are made from it
+        # per question, the answer for every hour of the run (:meth:`_next_where`), made at
+        # the question's first asking: the tactics of a few hundred units ask them hour after
+        # hour, and a table lookup costs a fraction of a numpy scan of the next hours
+        self._tables: dict[Any, list[int]] = {}
         self._changed: list[bool] | None = None  # changed_at of every hour, made at its first call
+
+    def _next_where(self, name: Any, mask_of) -> list[int]:
+        """``t[h]``: the first hour ``j >= h`` where ``mask_of(levels)[j]`` holds (``len(levels)``
+        if none), for every ``h`` in ``0 .. len(levels)`` (a table per ``name``): a query's
+        scan of the hours ``h .. h + w`` finds ``t[h]`` if ``t[h] < min(h + w, len(levels))``,
+        else nothing."""
+        table = self._tables.get(name)
+        if table is None:
+            n = len(self.levels)
+            at = np.where(mask_of(self.levels), np.arange(n), n)
+            table = np.minimum.accumulate(np.append(at, n)[::-1])[::-1].tolist()
+            self._tables[name] = table
+        return table
+
+    def _fast(self, hour: Any) -> bool:
+        """Whether ``hour`` is answered from the tables: a Python int within the run (the
+        scans below stay for anything else, a numpy hour getting numpy answers as before)."""
+        return type(hour) is int and 0 <= hour < len(self.levels)
 
     def at(self, hour: int) -> LightLevel:
         """Light level of step ``hour``."""
@@ -473,58 +497,46 @@ class LightCalendar:
 
     def hours_to_first_light(self, hour: int) -> float:
         """Hours from ``hour`` until morning twilight begins (the end of darkness); 0 by day."""
-        key = (0, hour)
-        got = self._memo.get(key) if type(hour) is int else None
-        if got is None:
-            end = min(len(self.levels), hour + 30)
-            later = np.flatnonzero(self.levels[hour:end] != LightLevel.NIGHT)
-            got = float(later[0]) if len(later) else float(end - hour)
-            if type(hour) is int:
-                self._memo[key] = got
-        return got
+        end = min(len(self.levels), hour + 30)
+        if self._fast(hour):
+            j = self._next_where("not_night", lambda v: v != LightLevel.NIGHT)[hour]
+            return float(j - hour) if j < end else float(end - hour)
+        later = np.flatnonzero(self.levels[hour:end] != LightLevel.NIGHT)
+        return float(later[0]) if len(later) else float(end - hour)
 
     def next_dusk_hour(self, hour: int) -> int:
         """The first hour of the next night (after the coming day if it is night now)."""
-        key = (1, hour)
-        got = self._memo.get(key) if type(hour) is int else None
-        if got is None:
-            night = self.levels[hour : hour + self.LOOKAHEAD_HOURS] == LightLevel.NIGHT
-            starts = np.flatnonzero(night[1:] & ~night[:-1]) + 1
-            got = hour + int(starts[0]) if len(starts) else hour + 24
-            if type(hour) is int:
-                self._memo[key] = got
-        return got
+        if self._fast(hour):
+            # a dusk: a night hour after one that is not (looked for from the next hour on)
+            j = self._next_where("dusk", _dusks)[hour + 1]
+            return j if j < min(hour + self.LOOKAHEAD_HOURS, len(self.levels)) else hour + 24
+        night = self.levels[hour : hour + self.LOOKAHEAD_HOURS] == LightLevel.NIGHT
+        starts = np.flatnonzero(night[1:] & ~night[:-1]) + 1
+        return hour + int(starts[0]) if len(starts) else hour + 24
 
     def next_night_hour(self, hour: int) -> int:
         """The next hour of full night (``hour`` itself if it is night)."""
-        key = (2, hour)
-        got = self._memo.get(key) if type(hour) is int else None
-        if got is None:
-            later = np.flatnonzero(self.levels[hour : hour + 36] == LightLevel.NIGHT)
-            got = hour + int(later[0]) if len(later) else hour + 24
-            if type(hour) is int:
-                self._memo[key] = got
-        return got
+        if self._fast(hour):
+            j = self._next_where("night", lambda v: v == LightLevel.NIGHT)[hour]
+            return j if j < min(hour + 36, len(self.levels)) else hour + 24
+        later = np.flatnonzero(self.levels[hour : hour + 36] == LightLevel.NIGHT)
+        return hour + int(later[0]) if len(later) else hour + 24
 
     def next_day_hour(self, hour: int) -> int:
         """The next hour of full daylight after ``hour``."""
-        key = (3, hour)
-        got = self._memo.get(key) if type(hour) is int else None
-        if got is None:
-            later = np.flatnonzero(self.levels[hour + 1 : hour + 37] == LightLevel.DAY)
-            got = hour + 1 + int(later[0]) if len(later) else hour + 1 + 24
-            if type(hour) is int:
-                self._memo[key] = got
-        return got
+        if self._fast(hour):
+            n = len(self.levels)
+            j = self._next_where("day", lambda v: v == LightLevel.DAY)[hour + 1]
+            return j if j < min(hour + 37, n) else hour + 1 + 24
+        later = np.flatnonzero(self.levels[hour + 1 : hour + 37] == LightLevel.DAY)
+        return hour + 1 + int(later[0]) if len(later) else hour + 1 + 24
 
     def end_of(self, hour: int, level: LightLevel, window_hours: int = 36) -> int:
         """The first hour at or after ``hour`` whose light is not ``level`` (``hour +
         window_hours`` if the light stays ``level`` that long)."""
-        key = (4, hour, level, window_hours)
-        got = self._memo.get(key) if type(hour) is int else None
-        if got is None:
-            later = np.flatnonzero(self.levels[hour : hour + window_hours] != level)
-            got = hour + int(later[0]) if len(later) else hour + window_hours
-            if type(hour) is int:
-                self._memo[key] = got
-        return got
+        if self._fast(hour) and type(window_hours) is int and window_hours > 0:
+            lv = int(level)
+            j = self._next_where(("not", lv), lambda v: v != lv)[hour]
+            return j if j < min(hour + window_hours, len(self.levels)) else hour + window_hours
+        later = np.flatnonzero(self.levels[hour : hour + window_hours] != level)
+        return hour + int(later[0]) if len(later) else hour + window_hours
