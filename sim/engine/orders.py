@@ -9,6 +9,7 @@ walks. A path is cut where it becomes impassable for the unit. Paths that are ca
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -53,8 +54,8 @@ class Orders:
         """Cumulative hours to reach each cell of a path at the unit's speeds."""
         f = self.force
         i = unit.idx
-        key = (int(f.mobility[i]), float(f.speed_kmh[i]), float(f.offroad_speed_kmh[i]))
-        if f.vehicles[i] > 0 and f.fuel_days[i] <= 0:
+        key = (f.mobility.item(i), f.speed_kmh.item(i), f.offroad_speed_kmh.item(i))
+        if f.vehicles.item(i) > 0 and f.fuel_days.item(i) <= 0:
             # out of fuel: the crew leaves the vehicles and walks
             key = (MOBILITIES.index("foot"), FOOT_SPEED_KMH, FOOT_OFFROAD_SPEED_KMH)
         hpc = self._hpc_cache.get(key)
@@ -63,7 +64,8 @@ class Orders:
             self._hpc_cache[key] = hpc
         if len(cells) < 2:
             return np.zeros(len(cells))
-        hop = np.abs(np.diff(cells))
+        cells = np.asarray(cells)
+        hop = np.abs(cells[1:] - cells[:-1])  # np.diff's own sum, without its Python wrapper
         diag = (hop > 1) & (hop != self.terrain.cols)  # a diagonal step (not a side one, no stay)
         out = np.empty(len(cells))
         out[0] = 0.0
@@ -74,8 +76,10 @@ class Orders:
         """``(cells, hours)`` for a path that starts at the unit's cell, cut where it becomes
         impassable for the unit."""
         hours = self.hours_along(unit, cells)
-        finite = np.isfinite(hours)
-        if not finite.all():  # cut the path where it becomes impassable for this unit
+        # a cumulative sum stays infinite (or NaN) once it is: a finite last mark is a path
+        # finite all along, and the common case costs no scan
+        if len(hours) and not math.isfinite(hours[-1]):
+            finite = np.isfinite(hours)  # cut the path where it becomes impassable for the unit
             cut = int(np.argmin(finite))
             cells, hours = cells[:cut], hours[:cut]
         return cells, hours
