@@ -18,6 +18,7 @@ from sim.engine.run import run_scenario
 from sim.experiments.single import write_run
 from sim.rules.state import Posture
 from sim.scenario.loading import parse_scenario
+from sim.scenario.vocab import MOBILITIES
 from sim.world.clock import LightLevel
 
 REPO = Path(__file__).resolve().parent.parent
@@ -229,3 +230,67 @@ def test_bundled_scenarios_reproduce_their_golden_outputs(name):
     (`python tests/golden_outputs.py --write`) in a commit of its own and says why."""
     stored = json.loads(golden_outputs.HASHES.read_text())[name]
     assert golden_outputs.hashes_of(golden_outputs.ROOT / "scenarios" / f"{name}.yaml") == stored
+
+
+# --------------------------------------------------------------------------- orders
+def _as_read(model: DesertModel, unit) -> tuple:
+    """What the model and the tactics read of a unit's orders: moving or not, a mover for the
+    path book or not, its cell and destination, the path still ahead, the hour a sleep until
+    arrival wakes it, its posture."""
+    f = model.force
+    i = unit.idx
+    return (unit.is_moving, bool(f.path_pos[i] < f.path_last[i]), unit.cell, unit.destination,
+            unit.path[unit.path_pos:].tolist(), unit.behaviour.arrival_hour(), unit.posture)
+
+
+def test_a_unit_staying_at_the_end_of_its_path_reads_as_halted_there():
+    """``Orders.stay`` (a decision for a unit that has arrived) keeps the path it came by
+    instead of writing a one-cell path: everything read of the unit is what a halt gives, and
+    it does not move. A unit still on its way is halted."""
+    model = DesertModel(OUTPOST, rng=3)
+    unit = next(u for u in model.units if u.kind == "patrol")
+    start = unit.cell
+    assert unit.go_to(model.cell_of_place("T3 oasis"), Posture.MOVING)
+    assert len(unit.path) > 2
+    for _ in range(48):
+        model._move()
+        if not unit.is_moving:
+            break
+    assert not unit.is_moving and unit.cell == int(unit.path[-1]) != start
+    arrived_path = unit.path
+    unit.stay(Posture.RESTING)
+    assert unit.path is arrived_path  # no new path
+    stayed = _as_read(model, unit)
+    unit.halt(Posture.RESTING)
+    assert len(unit.path) == 1
+    assert stayed == _as_read(model, unit)
+    here = unit.cell
+    model._move()
+    assert unit.cell == here
+
+    # on its way (not at its path's end): stay is a halt
+    assert unit.go_to(start, Posture.MOVING)
+    assert unit.is_moving
+    unit.stay(Posture.HIDDEN)
+    assert unit.path.tolist() == [unit.cell] and unit.posture == Posture.HIDDEN
+    assert not unit.is_moving
+
+
+def test_orders_move_hands_back_the_routers_route():
+    """Routes asked again come from the orders' memo: the same cells the router gives; a unit
+    routed to its own cell gets a path of its own each time (not a shared array)."""
+    model = DesertModel(OUTPOST, rng=3)
+    unit = next(u for u in model.units if u.kind == "patrol")
+    target = model.cell_of_place("T3 oasis")
+    f = model.force
+    mob = MOBILITIES[f.mobility[unit.idx]]
+    barred = model.barred_zones[f.faction[unit.idx]]
+    want = model.router.local_path(unit.cell, target, mob, barred).tolist()
+    for _ in range(2):
+        assert unit.go_to(target, Posture.MOVING)
+        assert unit.path.tolist() == want
+        unit.halt()
+    assert unit.go_to(unit.cell, Posture.MOVING)
+    first = unit.path
+    assert unit.go_to(unit.cell, Posture.MOVING)
+    assert unit.path is not first and unit.path.tolist() == first.tolist() == [unit.cell]

@@ -12,6 +12,8 @@ from scipy import stats
 
 from sim.engine.model import DesertModel
 from sim.engine.run import run_scenario
+from sim.tactics.base import Behaviour, nearest
+from sim.tactics.cells import CellBehaviour
 from sim.world.clock import LightLevel
 
 SCEN = Path(__file__).resolve().parent.parent / "scenarios"
@@ -281,3 +283,44 @@ def test_ambushers_rest_their_nights_between_ambushes():
     assert len(rested) >= 5, rested
     assert min(rested) >= 3 * 24, rested
     assert min(_ambush_gaps(0)) < 3 * 24
+
+
+# --------------------------------------------------------------------------- shared helpers
+def _at_hide_by_search(hides: np.ndarray, cell: int, cols: int) -> bool:
+    """The rule ``at_hide`` used before its set lookup: the cell is its own nearest hide."""
+    return len(hides) > 0 and cell in set(nearest(hides, cell, cols, 1).tolist())
+
+
+def test_a_cell_is_its_own_nearest_hide_exactly_when_it_is_a_hide():
+    """``CellBehaviour.at_hide`` looks the cell up among the hides instead of searching for
+    the nearest one: the same answer for cells on, beside and far from random hides (repeated
+    hides too), and the lookup follows a replaced set of hides."""
+    rng = np.random.default_rng(2)
+    for _ in range(200):
+        cols = int(rng.integers(1, 60))
+        size = cols * int(rng.integers(1, 60))
+        hides = rng.integers(0, size, int(rng.integers(0, 40)))
+        probes = np.concatenate([hides, hides + 1, rng.integers(0, size, 20)]) % size
+        for cell in probes.tolist():
+            want = _at_hide_by_search(hides, cell, cols)
+            assert want == (len(hides) > 0 and cell in frozenset(hides.tolist()))
+    model = DesertModel(SCEN / "outpost_night_raid.yaml", rng=1)
+    cell = next(u.behaviour for u in model.units if isinstance(u.behaviour, CellBehaviour))
+    t = model.terrain
+    for hides in (cell.hides, np.array([cell.unit.cell]), np.array([cell.unit.cell + 1])):
+        cell.hides = hides
+        want = bool(t.cave.ravel()[cell.unit.cell]) or _at_hide_by_search(
+            hides, cell.unit.cell, t.cols)
+        assert bool(cell.at_hide()) == want
+
+
+def test_woken_by_any_alert_not_ignored():
+    """``Behaviour.woken_by`` (a subset test) answers as ``any(a not in ignores)``."""
+    reasons = ["arrived", "detected", "engaged", "contact", "broke_off", "target_gone"]
+    for ignores in (frozenset(), frozenset({"detected"}), frozenset({"detected", "contact"})):
+        b = object.__new__(Behaviour)
+        b.ignores = ignores
+        for k in range(4):
+            for alerts in itertools.product(reasons, repeat=k):
+                want = any(a not in ignores for a in alerts)
+                assert b.woken_by(list(alerts)) == want
