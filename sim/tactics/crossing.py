@@ -105,7 +105,7 @@ class BorderCrossing(CellBehaviour):
         the one farthest from the hostile posts."""
         m = self.model
         t = m.terrain
-        line = np.flatnonzero(t.border.ravel() == self.border)
+        line = self._line_cells()
         if self.params.use_crossings:
             points = line[t.crossing.ravel()[line]]
             if len(points):
@@ -125,6 +125,14 @@ class BorderCrossing(CellBehaviour):
         pr, pc = f.row[posts].astype(float), f.col[posts].astype(float)
         clearance = np.min(np.hypot(rr[:, None] - pr, cc[:, None] - pc), axis=1)
         return int(near_route[np.argmax(clearance)])
+
+    def _line_cells(self) -> np.ndarray:
+        """The cells of the border line the cell crosses (the terrain's, which never change:
+        found once, not by a scan of the whole grid at every crossing)."""
+        line = self.__dict__.get("_line")
+        if line is None:
+            line = self._line = np.flatnonzero(self.model.terrain.border.ravel() == self.border)
+        return line
 
     def travel_via_gap(self, target: int) -> bool:
         """Go to ``target`` by way of the chosen gap in the line."""
