@@ -4,7 +4,9 @@ A path is a sequence of flat cells starting at the unit's cell, with the cumulat
 reach each at the unit's own speeds over the terrain (``hours_per_cell`` for its mobility: a
 side step costs one cell's hours, a diagonal sqrt(2) times that). A vehicle unit out of fuel
 walks. A path is cut where it becomes impassable for the unit. Paths that are cached routes
-(read-only arrays: a patrol's round, a route to a base) are timed once per set of speeds.
+(read-only arrays: a patrol's round, a route to a base) are timed once per set of speeds, and a
+route asked for again is handed back from a memo. A unit that has arrived can ``stay`` on the
+path it came by instead of being given a one-cell path (:meth:`Orders.stay`).
 """
 
 from __future__ import annotations

@@ -80,8 +80,8 @@ class Patrol(Behaviour):
 
     Uses: ``model.rng``, ``model.calendar``, ``model.known_enemies``,
     ``model.knowledge.seen_by``, ``model.distance_km``, ``model.force.search_factor``,
-    ``route_cells``; ``unit.follow``, ``unit.go_to``, ``unit.attack``, ``unit.path_pos``,
-    ``unit.sleep_until``.
+    ``route_cells``; ``unit.follow``, ``unit.go_to``, ``unit.stay``, ``unit.attack``,
+    ``unit.path_pos``, ``unit.sleep_until``.
     """
 
     kind = "patrol"
@@ -216,7 +216,7 @@ class Escort(Behaviour):
     escort of ``escort_strength`` fighters riding with it (an attached unit that fights back).
 
     Uses: ``model.rng``, ``model.calendar``, ``model.spawn_attached``, ``model.log``,
-    ``route_cells``; ``unit.follow``, ``unit.halt``, ``unit.sleep_until``.
+    ``route_cells``; ``unit.follow``, ``unit.stay``, ``unit.sleep_until``.
     """
 
     kind = "escort"
