@@ -56,6 +56,8 @@ from sim.world.clock import LightLevel
 
 __all__ = [
     "DetectionConfig",
+    "PairFinder",
+    "block_candidates",
     "block_pairs",
     "candidate_pairs",
     "cells_to_km",
@@ -63,7 +65,9 @@ __all__ = [
     "detect_among",
     "detection_probability",
     "pair_distances_km",
+    "pair_probability",
     "rate_factor",
+    "sample_pairs",
     "sensor_range_km",
     "time_in_range_hours",
 ]
@@ -160,10 +164,46 @@ def time_in_range_hours(
     return frac * hours
 
 
+def _hour_in_range(r0: np.ndarray, r1: np.ndarray, range_km: np.ndarray) -> np.ndarray:
+    """``time_in_range_hours(r0, r1, range_km)`` (a one-hour step) of ``(k, 2)`` float arrays and
+    ``(k,)`` ranges, in fewer numpy calls for the hourly detections: the same operations on
+    each pair, so the same values, except that a zero may come out as -0 (no exposure either
+    way). With ``u = r1 - r0`` the pair is in range while ``a s^2 + b s + c <= 0`` for the
+    hour's fraction ``s`` (``a = |u|^2, b = 2 r0.u, c = |r0|^2 - R^2``); the roots clamped to
+    ``[0, 1]`` bound the chord."""
+    u = r1 - r0
+    a = (u * u).sum(axis=1)
+    c = (r0 * r0).sum(axis=1) - range_km**2
+    moving = a > 0.0
+    if not moving.any():  # no pair moves relative to the other: in range all hour or not at all
+        return (c <= 0.0).astype(float)
+    b = 2.0 * (r0 * u).sum(axis=1)
+    disc = b * b - 4.0 * a * c
+    sq = np.sqrt(np.maximum(disc, 0.0))
+    nb = -b
+    roots = np.empty((2, len(a)))
+    np.subtract(nb, sq, out=roots[0])
+    np.add(nb, sq, out=roots[1])
+    # a still pair's roots are left undivided (no division by zero): its value is c <= 0
+    np.divide(roots, 2.0 * a, out=roots, where=moving)
+    np.maximum(roots, 0.0, out=roots)  # np.clip's values, in two cheaper calls
+    np.minimum(roots, 1.0, out=roots)
+    frac = np.where(disc > 0.0, roots[1] - roots[0], 0.0)
+    return frac if moving.all() else np.where(moving, frac, (c <= 0.0).astype(float))
+
+
 # --------------------------------------------------------------------------- probability
 def _light_array(light: Any) -> np.ndarray:
     lv = np.asarray(light)
     if lv.size and (lv.min() < LightLevel.NIGHT or lv.max() > LightLevel.DAY):
+        raise ValueError(f"light must be a LightLevel (0..2), got {light!r}")
+    return lv
+
+
+def _light_level(light: Any) -> int:
+    """One hour's light as a plain ``int``, checked (the cheap form for the hourly calls)."""
+    lv = int(light)
+    if not LightLevel.NIGHT <= lv <= LightLevel.DAY:
         raise ValueError(f"light must be a LightLevel (0..2), got {light!r}")
     return lv
 
@@ -185,14 +225,25 @@ def rate_factor(
 ) -> Any:
     """Multiplier (0..1) on the exposed detection rate for a target's concealment, motion and
     the light (numpy-broadcast)."""
-    c = np.asarray(concealment, dtype=float)
-    lv = _light_array(light)
-    light_f = np.where(
+    return _rate_factor(concealment, moving, _light_factor(_light_array(light), cfg), cfg)
+
+
+def _light_factor(lv: Any, cfg: DetectionConfig) -> Any:
+    """The light's rate multiplier: 1 by day, ``twilight_rate_factor``, ``night_rate_factor``;
+    a plain float for one ``int`` light (no numpy call), else an array."""
+    if isinstance(lv, int):
+        return (cfg.night_rate_factor, cfg.twilight_rate_factor, 1.0)[lv]
+    return np.where(
         lv == LightLevel.DAY, 1.0,
         np.where(lv == LightLevel.TWILIGHT, cfg.twilight_rate_factor, cfg.night_rate_factor),
     )
+
+
+def _rate_factor(concealment: Any, moving: Any, light_factor: Any, cfg: DetectionConfig) -> Any:
+    """:func:`rate_factor` with the light's multiplier already looked up (checked light)."""
+    c = np.asarray(concealment, dtype=float)
     posture = np.where(np.asarray(moving, dtype=bool), 1.0, cfg.stationary_factor)
-    return np.clip(1.0 - cfg.concealment_weight * c, 0.0, 1.0) * posture * light_f
+    return (1.0 - cfg.concealment_weight * c).clip(0.0, 1.0) * posture * light_factor
 
 
 def _p_from_factor(factor_hours: np.ndarray, cfg: DetectionConfig) -> np.ndarray:
@@ -278,7 +329,7 @@ def detect(
     rng_km = _per(obs_range_km, n_o, "obs_range_km")
     conceal = _per(tgt_concealment, n_t, "tgt_concealment")
     moving = _per(tgt_moving, n_t, "tgt_moving", bool)
-    lv = np.asarray(light)
+    lv = _light_array(light)
     if lv.ndim:
         lv = _per(lv, n_o, "light", np.int8)
     if not hours > 0:
@@ -306,13 +357,14 @@ def detect(
     search = None
     if obs_search_factor is not None:
         search = _per(obs_search_factor, n_o, "obs_search_factor")[oi]
-    hit = _draw(rng, conceal[ti], moving[ti], lv[oi] if lv.ndim else lv, exposure, search, cfg)
+    light_f = _light_factor(lv[oi] if lv.ndim else lv, cfg)
+    hit = _draw(rng, conceal[ti], moving[ti], light_f, exposure, search, cfg)
     return oi[hit], ti[hit]
 
 
-def _draw(rng, conceal, moving, light, exposure_hours, search_factor, cfg) -> np.ndarray:
+def _draw(rng, conceal, moving, light_factor, exposure_hours, search_factor, cfg) -> np.ndarray:
     """One uniform draw per candidate pair: which pairs detect (the rate model above)."""
-    f = rate_factor(conceal, moving, light, cfg) * exposure_hours
+    f = _rate_factor(conceal, moving, light_factor, cfg) * exposure_hours
     if search_factor is not None:
         # observers searching on purpose (a sweep looking into every cave) glimpse more often
         f = f * search_factor
@@ -338,7 +390,30 @@ def detect_among(
     every unit of ``b`` and the other way round, so one distance matrix serves both directions
     (the model passes each faction against its enemies). Same rates and exposure as
     :func:`detect`; returns ``(observer, target)`` unit indices of the detecting pairs.
+
+    The candidate pairs are :func:`block_candidates`' (the model keeps them from hour to hour
+    with a :class:`PairFinder`, which gives the same pairs) and the draws
+    :func:`sample_pairs`'.
     """
+    light = _light_level(light)
+    oi, ti = block_candidates(blocks, pos_km, prev_km, range_km)
+    if len(oi) == 0:
+        return oi, ti
+    hit = sample_pairs(rng, oi, ti, prev_km[ti] - prev_km[oi], pos_km[ti] - pos_km[oi],
+                       range_km, concealment, moving, light, cfg, search_factor)  # fmt: skip
+    return oi[hit], ti[hit]
+
+
+def block_candidates(
+    blocks: list[tuple[np.ndarray, np.ndarray]],
+    pos_km: np.ndarray,
+    prev_km: np.ndarray,
+    range_km: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(observer, target)`` unit indices of the pairs :func:`detect_among` draws for: for each
+    block ``(a, b)`` in turn, :func:`block_pairs` of its mid-hour positions
+    ``m = (pos + prev) / 2`` and half-track lengths ``h = |pos - prev| / 2``, a's observers
+    first, then b's (each in the pair matrix's row-major order)."""
     mid = 0.5 * (pos_km + prev_km)
     half = 0.5 * np.hypot(*(pos_km - prev_km).T)
     obs_parts, tgt_parts = [], []
@@ -351,16 +426,61 @@ def detect_among(
     if not obs_parts:
         empty = np.empty(0, dtype=np.intp)
         return empty, empty
-    oi = np.concatenate(obs_parts)
-    ti = np.concatenate(tgt_parts)
-    if len(oi) == 0:
-        return oi, ti
-    exposure = time_in_range_hours(
-        prev_km[ti] - prev_km[oi], pos_km[ti] - pos_km[oi], range_km[oi]
-    )
-    search = None if search_factor is None else search_factor[oi]
-    hit = _draw(rng, concealment[ti], moving[ti], light, exposure, search, cfg)
-    return oi[hit], ti[hit]
+    return np.concatenate(obs_parts), np.concatenate(tgt_parts)
+
+
+def sample_pairs(
+    rng: np.random.Generator,
+    observer: np.ndarray,
+    target: np.ndarray,
+    rel_start_km: np.ndarray,
+    rel_end_km: np.ndarray,
+    range_km: np.ndarray,
+    concealment: np.ndarray,
+    moving: np.ndarray,
+    light: int,
+    cfg: DetectionConfig = DEFAULT_DETECTION,
+    search_factor: np.ndarray | None = None,
+) -> np.ndarray:
+    """Which of an hour's candidate pairs ``(observer[k], target[k])`` detect: one uniform draw
+    per pair from ``rng``, in order. ``rel_start_km``/``rel_end_km`` are the pairs' ``(k, 2)``
+    target-minus-observer positions at the start and end of the hour; ``range_km`` and
+    ``search_factor`` are per unit (of the observer), ``concealment`` and ``moving`` per unit
+    (of the target), ``light`` one :class:`LightLevel`.
+
+    ``p = 1 - exp(-rate * t)`` with ``t`` the hours in range (:func:`time_in_range_hours`) and
+    the rate of the module docstring (:func:`pair_probability`); a pair never in range
+    (``t = 0``, most pairs: a vehicle passing at a distance) has ``p = 0`` and keeps its draw
+    without the rest being computed."""
+    light = _light_level(light)
+    exposure = _hour_in_range(rel_start_km, rel_end_km, range_km[observer])
+    draws = rng.random(len(exposure))
+    hit = np.zeros(len(exposure), dtype=bool)
+    exposed = np.flatnonzero(exposure)
+    if len(exposed):
+        o, t = observer[exposed], target[exposed]
+        search = None if search_factor is None else search_factor[o]
+        p = pair_probability(exposure[exposed], concealment[t], moving[t], light, cfg, search)
+        hit[exposed] = draws[exposed] < p
+    return hit
+
+
+def pair_probability(
+    exposure_hours: np.ndarray,
+    concealment: np.ndarray,
+    moving: np.ndarray,
+    light: int,
+    cfg: DetectionConfig = DEFAULT_DETECTION,
+    search_factor: np.ndarray | None = None,
+) -> np.ndarray:
+    """Detection probability of pairs exposed for ``exposure_hours`` (per pair, as the target's
+    ``concealment`` and ``moving`` and the observer's ``search_factor``) under one ``light``:
+    ``1 - exp(-exposed_rate * rate_factor * t * search_factor)``."""
+    light_f = _light_factor(_light_level(light), cfg)
+    f = _rate_factor(concealment, moving, light_f, cfg) * exposure_hours
+    if search_factor is not None:
+        f = f * search_factor
+    return _p_from_factor(f, cfg)
 
 
 #: A block with at most this many unit pairs takes its dense distance matrix: below it, building
@@ -395,9 +515,7 @@ def block_pairs(
     """
     na, nb = len(mid_a), len(mid_b)
     if na * nb <= (DENSE_BLOCK_PAIRS if dense_max is None else dense_max):
-        slack = np.hypot(mid_a[:, 0:1] - mid_b[:, 0], mid_a[:, 1:2] - mid_b[:, 1])
-        slack -= half_a[:, None]
-        slack -= half_b
+        slack = _slack(mid_a, half_a, mid_b, half_b)
         ia, ib = np.nonzero(slack <= range_a[:, None])
         ja, jb = np.nonzero(slack <= range_b)
         return ia, ib, ja, jb
@@ -410,6 +528,16 @@ def block_pairs(
     sees_b = slack <= range_a[p]
     sees_a = slack <= range_b[q]
     return p[sees_b], q[sees_b], p[sees_a], q[sees_a]
+
+
+def _slack(mid_a: np.ndarray, half_a: np.ndarray, mid_b: np.ndarray, half_b: np.ndarray
+           ) -> np.ndarray:
+    """The dense ``(na, nb)`` matrix ``|m_a - m_b| - h_a - h_b`` of :func:`block_pairs` (each entry
+    computed the same way whatever the matrix's size: :class:`PairFinder` relies on it)."""
+    slack = np.hypot(mid_a[:, 0:1] - mid_b[:, 0], mid_a[:, 1:2] - mid_b[:, 1])
+    slack -= half_a[:, None]
+    slack -= half_b
+    return slack
 
 
 def _grow(radius: Any) -> Any:
@@ -473,6 +601,150 @@ def _candidates(mid_a, half_a, range_a, mid_b, half_b, range_b) -> tuple[np.ndar
         empty = np.empty(0, dtype=np.intp)
         return empty, empty
     return np.concatenate(ps).astype(np.intp), np.concatenate(qs).astype(np.intp)
+
+
+class PairFinder:
+    """:func:`block_candidates` hour after hour for fixed hostile ``blocks``: the same pairs in
+    the same order, recomputing only what changed since the previous call.
+
+    A block's slack matrix ``s = |m_a - m_b| - h_a - h_b`` (:func:`block_pairs`) depends on each
+    unit's positions at the start and end of the hour (through its mid-hour position and
+    half-track), not on the sensor ranges. So the matrix of each block of at most
+    :data:`DENSE_BLOCK_PAIRS` pairs is kept between calls, and only the rows and columns of the
+    units whose positions changed are recomputed, entry by entry as the dense matrix computes
+    them (in a quiet theatre: the few dozen units that moved this hour or the last). The pairs
+    are then the entries with ``s <= max(R_a, R_b)``, found in one comparison with a matrix of
+    those maxima kept for each set of ranges (one per light), in row-major order, and split by
+    the two directions' tests ``s <= R_a`` and ``s <= R_b``: exactly :func:`block_pairs`' lists.
+    A larger block goes through :func:`block_pairs` at each call.
+    """
+
+    #: Range arrays whose per-block ranges are kept (one per light level).
+    KEPT_RANGES = 3
+
+    def __init__(self, blocks: list[tuple[np.ndarray, np.ndarray]]):
+        self.blocks = blocks
+        self._track = np.empty((0, 4))  # the tracks the kept state is for
+        self._kept: list[_KeptSlack | None] = []
+        self._large = False  # a block goes through block_pairs: it needs every unit's m and h
+        self._mid = np.empty((0, 2))
+        self._half = np.empty(0)
+        self._limits: list[tuple[bytes, list]] = []  # (ranges' bytes, per block (R_a, R_b, max))
+
+    def pairs(self, track_km: np.ndarray, range_km: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(observer, target)`` unit indices of this hour's candidate pairs, as
+        :func:`block_candidates` gives them. ``track_km`` is ``(n, 4)``: each unit's position at
+        the start of the hour then at its end (``prev_x, prev_y, x, y``); ``range_km`` ``(n,)``.
+        """
+        track = np.array(track_km, dtype=float, order="C")  # a copy, kept for the next call
+        if track.shape != self._track.shape:
+            self._start(track)
+        else:
+            # a unit's track as two complex numbers, compared at once: the unit changed if
+            # either differs (two booleans read as one 16-bit number)
+            differs = track.view(np.complex128) != self._track.view(np.complex128)
+            changed = np.flatnonzero(differs.view(np.uint16))
+            self._track = track
+            if len(changed):
+                self._update(changed, track[changed])
+        ranges = np.ascontiguousarray(range_km, dtype=float)
+        obs_parts, tgt_parts = [], []
+        for (a, b), kept, (ra, rb, reach) in zip(self.blocks, self._kept, self._ranges(ranges),
+                                                 strict=True):  # fmt: skip
+            if kept is None:
+                if len(a) == 0 or len(b) == 0:
+                    continue
+                ia, ib, ja, jb = block_pairs(self._mid[a], self._half[a], ra,
+                                             self._mid[b], self._half[b], rb)  # fmt: skip
+            else:
+                k = np.flatnonzero(kept.flat <= reach)  # either direction's pairs, row-major
+                if len(k) == 0:
+                    continue
+                i, j = np.divmod(k, len(b))
+                s = kept.flat[k]
+                sees_b = s <= ra[i]
+                sees_a = s <= rb[j]
+                ia, ib, ja, jb = i[sees_b], j[sees_b], i[sees_a], j[sees_a]
+            obs_parts += [a[ia], b[jb]]
+            tgt_parts += [b[ib], a[ja]]
+        if not obs_parts:
+            empty = np.empty(0, dtype=np.intp)
+            return empty, empty
+        return np.concatenate(obs_parts), np.concatenate(tgt_parts)
+
+    def _start(self, track: np.ndarray) -> None:
+        self._track = track
+        mid, half = _mid_half(track)
+        self._kept = [
+            _KeptSlack(a, b, mid, half, len(track))
+            if len(a) and len(b) and len(a) * len(b) <= DENSE_BLOCK_PAIRS else None
+            for a, b in self.blocks
+        ]
+        self._large = any(kept is None for kept in self._kept)
+        self._mid, self._half = mid, half
+
+    def _update(self, changed: np.ndarray, track: np.ndarray) -> None:
+        mid, half = _mid_half(track)
+        if self._large:
+            self._mid[changed], self._half[changed] = mid, half
+        for kept in self._kept:
+            if kept is not None:
+                kept.update(changed, mid, half)
+
+    def _ranges(self, ranges: np.ndarray) -> list:
+        """Per block ``(R_a, R_b, max(R_a, R_b))`` for these ranges (the last one flat, for a
+        kept matrix); kept for the last few range arrays (they change with the light only,
+        unless sensors do)."""
+        key = ranges.tobytes()
+        for kept_key, limits in self._limits:
+            if kept_key == key:
+                return limits
+        limits = []
+        for (a, b), kept in zip(self.blocks, self._kept, strict=True):
+            ra, rb = ranges[a], ranges[b]
+            # fmax ignores a NaN range, which sees nothing (s <= NaN is false) in either test
+            reach = None if kept is None else np.fmax(ra[:, None], rb).ravel()
+            limits.append((ra, rb, reach))
+        self._limits = [(key, limits), *self._limits[: self.KEPT_RANGES - 1]]
+        return limits
+
+
+def _mid_half(track: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mid-hour positions and half-track lengths of ``(n, 4)`` tracks (start, end), computed as
+    :func:`block_candidates` computes them."""
+    prev, pos = track[:, :2], track[:, 2:]
+    return 0.5 * (pos + prev), 0.5 * np.hypot(*(pos - prev).T)
+
+
+class _KeptSlack:
+    """One block's slack matrix (:func:`_slack`) and the mid-hour positions and half-tracks it
+    was computed from, updated unit by unit."""
+
+    def __init__(self, a: np.ndarray, b: np.ndarray, mid: np.ndarray, half: np.ndarray, n: int):
+        # where each unit is in the block: row r >= 0 of side a, column c of side b as -2 - c
+        self.slot = np.full(n, -1, dtype=np.intp)
+        self.slot[a] = np.arange(len(a))
+        self.slot[b] = -2 - np.arange(len(b))
+        self.mid_a, self.half_a = mid[a], half[a]
+        self.mid_b, self.half_b = mid[b], half[b]
+        self.slack = _slack(self.mid_a, self.half_a, self.mid_b, self.half_b)
+        self.flat = self.slack.reshape(-1)  # a view: row-major (a, b) order
+
+    def update(self, changed: np.ndarray, mid: np.ndarray, half: np.ndarray) -> None:
+        """Units ``changed`` now have mid-hour positions ``mid`` and half-tracks ``half``."""
+        slot = self.slot[changed]
+        in_a = slot >= 0
+        if in_a.any():
+            rows = slot[in_a]
+            m, h = mid[in_a], half[in_a]
+            self.mid_a[rows], self.half_a[rows] = m, h
+            self.slack[rows] = _slack(m, h, self.mid_b, self.half_b)
+        in_b = slot <= -2
+        if in_b.any():
+            cols = -2 - slot[in_b]
+            self.mid_b[cols], self.half_b[cols] = mid[in_b], half[in_b]
+            # after the rows: whole columns, with every row's current position
+            self.slack[:, cols] = _slack(self.mid_a, self.half_a, mid[in_b], half[in_b])
 
 
 def hostile_blocks(alive: np.ndarray, faction: np.ndarray, hostile: np.ndarray
