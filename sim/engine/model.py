@@ -194,7 +194,7 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         self._blocks: list[tuple[np.ndarray, np.ndarray]] = []
         self._blocks_key = b""
         self._finder = detection.PairFinder([])  # replaced at the first hour (_pair_finder)
-        self._ranges_key: bytes | None = None  # the sensor columns the ranges by light are for
+        self._ranges_key: tuple[bytes, bytes] | None = None  # sensor columns of the ranges
         self._ranges_by_light: list[np.ndarray] = []
         self._flags_n = -1  # units the behaviour flags were computed for
         self.seizures: list[Seizure] = []
@@ -463,21 +463,20 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         if len(oi) == 0:
             return Detections(oi, ti)
         rel = track_km[ti] - track_km[oi]  # target minus observer, at the start then the end
+        exposed, hours, draws = detection.draw_exposed(self.rng, rel, ranges[oi])
+        if len(exposed) == 0:  # no pair was ever in range this hour
+            return Detections(oi[:0], ti[:0])
+        observer, target = oi[exposed], ti[exposed]
         cells = f.row[:n].astype(np.int64) * t.cols + f.col[:n]
-        hit = detection.sample_pairs(
-            self.rng,
-            oi,
-            ti,
-            rel[:, :2],
-            rel[:, 2:],
-            ranges,
-            self._concealment[cells],
-            self._moving,
+        hit = draws < detection.pair_probability(
+            hours,
+            self._concealment[cells[target]],
+            self._moving[target],
             light,
             self.config.detection,
-            search_factor=f.search_factor[:n],
+            f.search_factor[observer],
         )
-        observer, target = oi[hit], ti[hit]
+        observer, target = observer[hit], target[hit]
         if len(target) == 0:
             return Detections(observer, target)
         fac = f.faction[:n]
@@ -497,7 +496,7 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         """Every unit's sensor range under ``light``: a table by light, rebuilt only when the
         sensor columns change (units added, a scenario event)."""
         f = self.force
-        key = f.sensor_day_km[: f.n].tobytes() + f.sensor_night_km[: f.n].tobytes()
+        key = (f.sensor_day_km[: f.n].tobytes(), f.sensor_night_km[: f.n].tobytes())
         if key != self._ranges_key:
             day, night = f.sensor_day_km[: f.n], f.sensor_night_km[: f.n]
             self._ranges_by_light = [

@@ -46,6 +46,7 @@ Randomness only comes from the ``numpy.random.Generator`` passed in.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -64,6 +65,7 @@ __all__ = [
     "detect",
     "detect_among",
     "detection_probability",
+    "draw_exposed",
     "pair_distances_km",
     "pair_probability",
     "rate_factor",
@@ -164,13 +166,65 @@ def time_in_range_hours(
     return frac * hours
 
 
+#: Pairs up to this many take the chord in plain Python floats, one pair at a time: an hour's
+#: candidates are a few dozen pairs, for which each of the twenty-odd numpy calls of the
+#: array form costs more than the arithmetic of all the pairs (the same IEEE operations on the
+#: same doubles either way: the same values).
+SCALAR_PAIRS = 64
+
+
+def _hour_exposures(rel_km: np.ndarray, range_km: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``time_in_range_hours`` over a one-hour step for the pairs of ``rel_km`` (``(k, 4)``:
+    target minus observer at the start, then at the end of the hour) and their ranges ``(k,)``;
+    only the pairs ever in range are returned, as ``(index, hours)``.
+
+    The same operations on each pair as :func:`time_in_range_hours` (so the same values, except
+    that a zero may come out as -0: no exposure either way). With ``u = r1 - r0`` the pair is in
+    range while ``a s^2 + b s + c <= 0`` for the hour's fraction ``s`` (``a = |u|^2``,
+    ``b = 2 r0.u``, ``c = |r0|^2 - R^2``); the roots clamped to ``[0, 1]`` bound the chord, and a
+    pair without relative motion is in range all hour if ``c <= 0``."""
+    if len(rel_km) > SCALAR_PAIRS:
+        hours = _hour_in_range(rel_km[:, :2], rel_km[:, 2:], range_km)
+        idx = np.flatnonzero(hours)
+        return idx, hours[idx]
+    idx, hours = [], []
+    for k, ((x0, y0, x1, y1), r) in enumerate(zip(rel_km.tolist(), range_km.tolist(),
+                                                  strict=True)):  # fmt: skip
+        ux, uy = x1 - x0, y1 - y0
+        a = ux * ux + uy * uy
+        c = (x0 * x0 + y0 * y0) - r * r
+        if a > 0.0:
+            b = 2.0 * (x0 * ux + y0 * uy)
+            disc = b * b - 4.0 * a * c
+            if not disc > 0.0:  # tangent or missing the disc (or NaN): no exposure
+                continue
+            sq = math.sqrt(disc)
+            t1 = (-b - sq) / (2.0 * a)
+            t2 = (-b + sq) / (2.0 * a)
+            # np.clip(t, 0, 1), NaN kept
+            t1 = 0.0 if t1 < 0.0 else 1.0 if t1 > 1.0 else t1
+            t2 = 0.0 if t2 < 0.0 else 1.0 if t2 > 1.0 else t2
+            t = t2 - t1
+            if t:
+                idx.append(k)
+                hours.append(t)
+        elif c <= 0.0:
+            idx.append(k)
+            hours.append(1.0)
+    if not idx:
+        return _NO_PAIRS, _NO_HOURS
+    return np.array(idx, dtype=np.intp), np.array(hours, dtype=float)
+
+
+#: Shared empty results (nothing can change an empty array).
+_NO_PAIRS = np.empty(0, dtype=np.intp)
+_NO_HOURS = np.empty(0)
+
+
 def _hour_in_range(r0: np.ndarray, r1: np.ndarray, range_km: np.ndarray) -> np.ndarray:
     """``time_in_range_hours(r0, r1, range_km)`` (a one-hour step) of ``(k, 2)`` float arrays and
-    ``(k,)`` ranges, in fewer numpy calls for the hourly detections: the same operations on
-    each pair, so the same values, except that a zero may come out as -0 (no exposure either
-    way). With ``u = r1 - r0`` the pair is in range while ``a s^2 + b s + c <= 0`` for the
-    hour's fraction ``s`` (``a = |u|^2, b = 2 r0.u, c = |r0|^2 - R^2``); the roots clamped to
-    ``[0, 1]`` bound the chord."""
+    ``(k,)`` ranges in fewer numpy calls (:func:`_hour_exposures` for many pairs): the same
+    values, except that a zero may come out as -0."""
     u = r1 - r0
     a = (u * u).sum(axis=1)
     c = (r0 * r0).sum(axis=1) - range_km**2
@@ -399,8 +453,9 @@ def detect_among(
     oi, ti = block_candidates(blocks, pos_km, prev_km, range_km)
     if len(oi) == 0:
         return oi, ti
-    hit = sample_pairs(rng, oi, ti, prev_km[ti] - prev_km[oi], pos_km[ti] - pos_km[oi],
-                       range_km, concealment, moving, light, cfg, search_factor)  # fmt: skip
+    rel = np.concatenate((prev_km[ti] - prev_km[oi], pos_km[ti] - pos_km[oi]), axis=1)
+    hit = sample_pairs(rng, oi, ti, rel, range_km, concealment, moving, light, cfg,
+                       search_factor)  # fmt: skip
     return oi[hit], ti[hit]
 
 
@@ -433,8 +488,7 @@ def sample_pairs(
     rng: np.random.Generator,
     observer: np.ndarray,
     target: np.ndarray,
-    rel_start_km: np.ndarray,
-    rel_end_km: np.ndarray,
+    rel_km: np.ndarray,
     range_km: np.ndarray,
     concealment: np.ndarray,
     moving: np.ndarray,
@@ -443,26 +497,33 @@ def sample_pairs(
     search_factor: np.ndarray | None = None,
 ) -> np.ndarray:
     """Which of an hour's candidate pairs ``(observer[k], target[k])`` detect: one uniform draw
-    per pair from ``rng``, in order. ``rel_start_km``/``rel_end_km`` are the pairs' ``(k, 2)``
-    target-minus-observer positions at the start and end of the hour; ``range_km`` and
-    ``search_factor`` are per unit (of the observer), ``concealment`` and ``moving`` per unit
-    (of the target), ``light`` one :class:`LightLevel`.
-
-    ``p = 1 - exp(-rate * t)`` with ``t`` the hours in range (:func:`time_in_range_hours`) and
-    the rate of the module docstring (:func:`pair_probability`); a pair never in range
-    (``t = 0``, most pairs: a vehicle passing at a distance) has ``p = 0`` and keeps its draw
-    without the rest being computed."""
+    per pair from ``rng``, in order. ``rel_km`` is ``(k, 4)``: each pair's target-minus-observer
+    position at the start of the hour, then at its end; ``range_km`` and ``search_factor`` are
+    per unit (of the observer), ``concealment`` and ``moving`` per unit (of the target),
+    ``light`` one :class:`LightLevel`. ``p = 1 - exp(-rate * t)`` with ``t`` the hours in range
+    (:func:`draw_exposed`) and the rate of the module docstring (:func:`pair_probability`)."""
     light = _light_level(light)
-    exposure = _hour_in_range(rel_start_km, rel_end_km, range_km[observer])
-    draws = rng.random(len(exposure))
-    hit = np.zeros(len(exposure), dtype=bool)
-    exposed = np.flatnonzero(exposure)
+    hit = np.zeros(len(observer), dtype=bool)
+    exposed, hours, draws = draw_exposed(rng, rel_km, range_km[observer])
     if len(exposed):
         o, t = observer[exposed], target[exposed]
         search = None if search_factor is None else search_factor[o]
-        p = pair_probability(exposure[exposed], concealment[t], moving[t], light, cfg, search)
-        hit[exposed] = draws[exposed] < p
+        hit[exposed] = draws < pair_probability(hours, concealment[t], moving[t], light, cfg,
+                                                search)  # fmt: skip
     return hit
+
+
+def draw_exposed(rng: np.random.Generator, rel_km: np.ndarray, range_km: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One uniform draw from ``rng`` for each of an hour's candidate pairs, in order, and the
+    pairs that were ever within range: ``(index, hours in range, draw)`` of those. ``rel_km`` is
+    ``(k, 4)`` (target minus observer at the start, then at the end of the hour) and
+    ``range_km`` the observers' ranges ``(k,)``; hours as :func:`time_in_range_hours` gives them.
+    A pair never in range (most: a vehicle passing at a distance) has ``p = 0`` whatever its
+    draw, so nothing more is computed for it."""
+    exposed, hours = _hour_exposures(rel_km, range_km)
+    draws = rng.random(len(rel_km))
+    return exposed, hours, draws[exposed] if len(exposed) else _NO_HOURS
 
 
 def pair_probability(
@@ -610,13 +671,15 @@ class PairFinder:
     A block's slack matrix ``s = |m_a - m_b| - h_a - h_b`` (:func:`block_pairs`) depends on each
     unit's positions at the start and end of the hour (through its mid-hour position and
     half-track), not on the sensor ranges. So the matrix of each block of at most
-    :data:`DENSE_BLOCK_PAIRS` pairs is kept between calls, and only the rows and columns of the
-    units whose positions changed are recomputed, entry by entry as the dense matrix computes
-    them (in a quiet theatre: the few dozen units that moved this hour or the last). The pairs
-    are then the entries with ``s <= max(R_a, R_b)``, found in one comparison with a matrix of
-    those maxima kept for each set of ranges (one per light), in row-major order, and split by
-    the two directions' tests ``s <= R_a`` and ``s <= R_b``: exactly :func:`block_pairs`' lists.
-    A larger block goes through :func:`block_pairs` at each call.
+    :data:`DENSE_BLOCK_PAIRS` pairs is kept between calls, one row per unit of the force (rows
+    of units outside side a are never read), and only the rows and columns of the units whose
+    positions changed are recomputed, entry by entry as the dense matrix computes them (in a
+    quiet theatre: the few dozen units that moved this hour or the last). The pairs are the
+    entries with ``s <= max(R_a, R_b)``, found in one comparison with a matrix of those maxima
+    (``-inf`` on the rows outside side a) kept for each set of ranges (one per light), in
+    row-major order, then split by the two directions' tests ``s <= R_a`` and ``s <= R_b``:
+    exactly :func:`block_pairs`' lists. A larger block goes through :func:`block_pairs` at each
+    call.
     """
 
     #: Range arrays whose per-block ranges are kept (one per light level).
@@ -629,7 +692,7 @@ class PairFinder:
         self._large = False  # a block goes through block_pairs: it needs every unit's m and h
         self._mid = np.empty((0, 2))
         self._half = np.empty(0)
-        self._limits: list[tuple[bytes, list]] = []  # (ranges' bytes, per block (R_a, R_b, max))
+        self._limits: list[tuple[bytes, list]] = []  # (ranges' bytes, per block limits)
 
     def pairs(self, track_km: np.ndarray, range_km: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(observer, target)`` unit indices of this hour's candidate pairs, as
@@ -641,60 +704,60 @@ class PairFinder:
             self._start(track)
         else:
             # a unit's track as two complex numbers, compared at once: the unit changed if
-            # either differs (two booleans read as one 16-bit number)
+            # either differs (its two booleans read as one 16-bit number)
             differs = track.view(np.complex128) != self._track.view(np.complex128)
-            changed = np.flatnonzero(differs.view(np.uint16))
+            changed = differs.view(np.uint16)[:, 0].nonzero()[0]
             self._track = track
             if len(changed):
-                self._update(changed, track[changed])
+                self._update(changed, track)
         ranges = np.ascontiguousarray(range_km, dtype=float)
-        obs_parts, tgt_parts = [], []
-        for (a, b), kept, (ra, rb, reach) in zip(self.blocks, self._kept, self._ranges(ranges),
-                                                 strict=True):  # fmt: skip
+        obs: list = []  # per block: a list of unit indices (a kept block) or arrays
+        tgt: list = []
+        for (a, b), kept, limits in zip(self.blocks, self._kept, self._ranges(ranges),
+                                        strict=True):  # fmt: skip
             if kept is None:
-                if len(a) == 0 or len(b) == 0:
-                    continue
-                ia, ib, ja, jb = block_pairs(self._mid[a], self._half[a], ra,
-                                             self._mid[b], self._half[b], rb)  # fmt: skip
-            else:
-                k = np.flatnonzero(kept.flat <= reach)  # either direction's pairs, row-major
-                if len(k) == 0:
-                    continue
-                i, j = np.divmod(k, len(b))
-                s = kept.flat[k]
-                sees_b = s <= ra[i]
-                sees_a = s <= rb[j]
-                ia, ib, ja, jb = i[sees_b], j[sees_b], i[sees_a], j[sees_a]
-            obs_parts += [a[ia], b[jb]]
-            tgt_parts += [b[ib], a[ja]]
-        if not obs_parts:
-            empty = np.empty(0, dtype=np.intp)
-            return empty, empty
-        return np.concatenate(obs_parts), np.concatenate(tgt_parts)
+                if len(a) and len(b):
+                    ra, rb = limits
+                    ia, ib, ja, jb = block_pairs(self._mid[a], self._half[a], ra,
+                                                 self._mid[b], self._half[b], rb)  # fmt: skip
+                    obs += [a[ia], b[jb]]
+                    tgt += [b[ib], a[ja]]
+                continue
+            reach, r_unit, r_b = limits
+            k = (kept.flat <= reach).nonzero()[0]  # either direction's pairs, row-major
+            if len(k):
+                o, t = kept.split(k, r_unit, r_b)
+                obs.append(o)
+                tgt.append(t)
+        if len(obs) == 1:  # one block with pairs (a theatre: garrisons against insurgents)
+            return np.asarray(obs[0], dtype=np.intp), np.asarray(tgt[0], dtype=np.intp)
+        if not obs:
+            return _NO_PAIRS, _NO_PAIRS
+        return (np.concatenate([np.asarray(x, dtype=np.intp) for x in obs]),
+                np.concatenate([np.asarray(x, dtype=np.intp) for x in tgt]))
 
     def _start(self, track: np.ndarray) -> None:
         self._track = track
         mid, half = _mid_half(track)
         self._kept = [
-            _KeptSlack(a, b, mid, half, len(track))
-            if len(a) and len(b) and len(a) * len(b) <= DENSE_BLOCK_PAIRS else None
-            for a, b in self.blocks
+            _KeptSlack(b, mid, half) if _keeps(a, b) else None for a, b in self.blocks
         ]
         self._large = any(kept is None for kept in self._kept)
         self._mid, self._half = mid, half
+        self._limits = []
 
     def _update(self, changed: np.ndarray, track: np.ndarray) -> None:
-        mid, half = _mid_half(track)
+        mid, half = _mid_half(track[changed])
         if self._large:
             self._mid[changed], self._half[changed] = mid, half
         for kept in self._kept:
             if kept is not None:
-                kept.update(changed, mid, half)
+                kept.update(changed, mid, half, track)
 
     def _ranges(self, ranges: np.ndarray) -> list:
-        """Per block ``(R_a, R_b, max(R_a, R_b))`` for these ranges (the last one flat, for a
-        kept matrix); kept for the last few range arrays (they change with the light only,
-        unless sensors do)."""
+        """Per block, for these ranges: ``(R_a, R_b)`` for :func:`block_pairs`, or for a kept
+        matrix the flat matrix of ``max(R_a, R_b)`` and the ranges as Python lists. Kept for the
+        last few range arrays (they change with the light only, unless sensors do)."""
         key = ranges.tobytes()
         for kept_key, limits in self._limits:
             if kept_key == key:
@@ -702,49 +765,86 @@ class PairFinder:
         limits = []
         for (a, b), kept in zip(self.blocks, self._kept, strict=True):
             ra, rb = ranges[a], ranges[b]
+            if kept is None:
+                limits.append((ra, rb))
+                continue
+            reach = np.full((len(ranges), len(b)), -np.inf)
             # fmax ignores a NaN range, which sees nothing (s <= NaN is false) in either test
-            reach = None if kept is None else np.fmax(ra[:, None], rb).ravel()
-            limits.append((ra, rb, reach))
+            reach[a] = np.fmax(ra[:, None], rb)
+            limits.append((reach.reshape(-1), ranges.tolist(), rb.tolist()))
         self._limits = [(key, limits), *self._limits[: self.KEPT_RANGES - 1]]
         return limits
+
+
+def _keeps(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether a block's slack matrix is kept: a small block (:data:`DENSE_BLOCK_PAIRS`) whose
+    sides list units in increasing order (the kept rows are in unit order), as
+    :func:`hostile_blocks` gives them."""
+    return (0 < len(a) * len(b) <= DENSE_BLOCK_PAIRS
+            and bool(np.all(a[1:] > a[:-1])) and bool(np.all(b[1:] > b[:-1])))
 
 
 def _mid_half(track: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mid-hour positions and half-track lengths of ``(n, 4)`` tracks (start, end), computed as
     :func:`block_candidates` computes them."""
     prev, pos = track[:, :2], track[:, 2:]
-    return 0.5 * (pos + prev), 0.5 * np.hypot(*(pos - prev).T)
+    mid = pos + prev
+    mid *= 0.5
+    step = pos - prev
+    half = np.hypot(step[:, 0], step[:, 1])
+    half *= 0.5
+    return mid, half
 
 
 class _KeptSlack:
-    """One block's slack matrix (:func:`_slack`) and the mid-hour positions and half-tracks it
-    was computed from, updated unit by unit."""
+    """One block's slack matrix (:func:`_slack`), a row per unit of the force against side b's
+    units, and side b's mid-hour positions and half-tracks; updated unit by unit."""
 
-    def __init__(self, a: np.ndarray, b: np.ndarray, mid: np.ndarray, half: np.ndarray, n: int):
-        # where each unit is in the block: row r >= 0 of side a, column c of side b as -2 - c
-        self.slot = np.full(n, -1, dtype=np.intp)
-        self.slot[a] = np.arange(len(a))
-        self.slot[b] = -2 - np.arange(len(b))
-        self.mid_a, self.half_a = mid[a], half[a]
+    def __init__(self, b: np.ndarray, mid: np.ndarray, half: np.ndarray):
+        self.b_list = b.tolist()
+        self.nb = len(b)
+        self.col = np.full(len(mid), -1, dtype=np.intp)  # each unit's column (-1: not in b)
+        self.col[b] = np.arange(len(b))
         self.mid_b, self.half_b = mid[b], half[b]
-        self.slack = _slack(self.mid_a, self.half_a, self.mid_b, self.half_b)
-        self.flat = self.slack.reshape(-1)  # a view: row-major (a, b) order
+        self.mid_b_t = self.mid_b.T.copy()  # (2, nb): both coordinates' differences in one call
+        self.slack = _slack(mid, half, self.mid_b, self.half_b)
+        self.flat = self.slack.reshape(-1)  # a view: row-major (unit, b) order
 
-    def update(self, changed: np.ndarray, mid: np.ndarray, half: np.ndarray) -> None:
-        """Units ``changed`` now have mid-hour positions ``mid`` and half-tracks ``half``."""
-        slot = self.slot[changed]
-        in_a = slot >= 0
-        if in_a.any():
-            rows = slot[in_a]
-            m, h = mid[in_a], half[in_a]
-            self.mid_a[rows], self.half_a[rows] = m, h
-            self.slack[rows] = _slack(m, h, self.mid_b, self.half_b)
-        in_b = slot <= -2
-        if in_b.any():
-            cols = -2 - slot[in_b]
+    def update(self, changed: np.ndarray, mid: np.ndarray, half: np.ndarray,
+               track: np.ndarray) -> None:
+        """Units ``changed`` now have mid-hour positions ``mid`` and half-tracks ``half``
+        (``track``: every unit's, for whole columns)."""
+        # _slack's entries for these rows, computed the same way
+        diff = mid[:, :, None] - self.mid_b_t
+        rows = np.hypot(diff[:, 0], diff[:, 1])
+        rows -= half[:, None]
+        rows -= self.half_b
+        self.slack[changed] = rows
+        cols = self.col[changed]
+        if cols.max() >= 0:
+            in_b = cols >= 0
+            cols = cols[in_b]
             self.mid_b[cols], self.half_b[cols] = mid[in_b], half[in_b]
-            # after the rows: whole columns, with every row's current position
-            self.slack[:, cols] = _slack(self.mid_a, self.half_a, mid[in_b], half[in_b])
+            self.mid_b_t = self.mid_b.T.copy()
+            # after the rows: whole columns, with every unit's current position
+            every_mid, every_half = _mid_half(track)
+            self.slack[:, cols] = _slack(every_mid, every_half, mid[in_b], half[in_b])
+
+    def split(self, k: np.ndarray, r_unit: list, r_b: list) -> tuple[list, list]:
+        """The pairs among flat entries ``k`` (increasing), as ``(observers, targets)`` lists:
+        where a sees b (``s <= R_a``), then where b sees a (``s <= R_b``), each in ``k``'s
+        order (a few pairs an hour: plain Python beats a dozen numpy calls)."""
+        nb, b = self.nb, self.b_list
+        obs_ab, tgt_ab, obs_ba, tgt_ba = [], [], [], []
+        for kk, s in zip(k.tolist(), self.flat[k].tolist(), strict=True):
+            u, j = divmod(kk, nb)
+            if s <= r_unit[u]:
+                obs_ab.append(u)
+                tgt_ab.append(b[j])
+            if s <= r_b[j]:
+                obs_ba.append(b[j])
+                tgt_ba.append(u)
+        return obs_ab + obs_ba, tgt_ab + tgt_ba
 
 
 def hostile_blocks(alive: np.ndarray, faction: np.ndarray, hostile: np.ndarray
