@@ -503,6 +503,8 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
                 detection.sensor_range_km(day, night, lv, self.config.detection)
                 for lv in sorted(LightLevel)
             ]
+            for ranges in self._ranges_by_light:  # read-only: the pair finder may rely on it
+                ranges.flags.writeable = False
             self._ranges_key = key
         return self._ranges_by_light[light]
 

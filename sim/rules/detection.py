@@ -693,6 +693,7 @@ class PairFinder:
         self._mid = np.empty((0, 2))
         self._half = np.empty(0)
         self._limits: list[tuple[bytes, list]] = []  # (ranges' bytes, per block limits)
+        self._last_ranges: np.ndarray | None = None  # the last read-only ranges passed
 
     def pairs(self, track_km: np.ndarray, range_km: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(observer, target)`` unit indices of this hour's candidate pairs, as
@@ -745,6 +746,7 @@ class PairFinder:
         self._large = any(kept is None for kept in self._kept)
         self._mid, self._half = mid, half
         self._limits = []
+        self._last_ranges = None
 
     def _update(self, changed: np.ndarray, track: np.ndarray) -> None:
         mid, half = _mid_half(track[changed])
@@ -757,10 +759,16 @@ class PairFinder:
     def _ranges(self, ranges: np.ndarray) -> list:
         """Per block, for these ranges: ``(R_a, R_b)`` for :func:`block_pairs`, or for a kept
         matrix the flat matrix of ``max(R_a, R_b)`` and the ranges as Python lists. Kept for the
-        last few range arrays (they change with the light only, unless sensors do)."""
+        last few range arrays (they change with the light only, unless sensors do), found by
+        their bytes, or at once if the same read-only array as the last call is passed (it
+        cannot have changed: the model passes its table's arrays)."""
+        if ranges is self._last_ranges:  # the same read-only array as the last call
+            return self._limits[0][1]
+        self._last_ranges = None if ranges.flags.writeable else ranges
         key = ranges.tobytes()
-        for kept_key, limits in self._limits:
+        for i, (kept_key, limits) in enumerate(self._limits):
             if kept_key == key:
+                self._limits.insert(0, self._limits.pop(i))  # the last call's first
                 return limits
         limits = []
         for (a, b), kept in zip(self.blocks, self._kept, strict=True):
