@@ -586,3 +586,27 @@ def test_hourly_detections_draw_as_the_old_rule(seed):
         detected += len(want[0])
     assert detected > 0
     assert old.random() == new.random() == among.random()
+
+
+def test_pair_finder_with_read_only_and_writeable_arrays():
+    """The finder keeps read-only tracks and finds read-only ranges by identity (the model's
+    arrays), and copies or compares writeable ones: arrays changed in place between calls,
+    or another range array in between, still give block_candidates' pairs."""
+    gen = _force_hours(4)
+    rng = np.random.default_rng(4)
+    faction = rng.integers(0, 2, 70)
+    blocks = [(np.flatnonzero(faction == 0), np.flatnonzero(faction == 1))]
+    finder = PairFinder(blocks)
+    table = [np.array(r) for r in ([2.0] * 70, [5.0] * 70)]
+    for r in table:
+        r.flags.writeable = False
+    track = np.zeros((70, 4))
+    for hour, (pos, prev, _, _) in enumerate(gen):
+        track[:] = np.concatenate((prev, pos), axis=1)  # the same writeable array, changed
+        ranges = table[hour % 2] if hour % 3 else np.full(70, 3.0 + hour % 2)
+        frozen = track.copy()
+        frozen.flags.writeable = False
+        for t in (track, frozen):
+            want = block_candidates(blocks, pos, prev, ranges)
+            for w, g in zip(want, finder.pairs(t, ranges), strict=True):
+                np.testing.assert_array_equal(g, w)

@@ -458,6 +458,7 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         track[:, :2] = self._prev_rc[:n]
         track[:, 2], track[:, 3] = f.row[:n], f.col[:n]
         track_km = track * t.grid.cell_km
+        track_km.flags.writeable = False  # the pair finder keeps it until the next hour
         ranges = self._sensor_ranges(light)
         oi, ti = self._pair_finder().pairs(track_km, ranges)
         if len(oi) == 0:

@@ -699,8 +699,12 @@ class PairFinder:
         """``(observer, target)`` unit indices of this hour's candidate pairs, as
         :func:`block_candidates` gives them. ``track_km`` is ``(n, 4)``: each unit's position at
         the start of the hour then at its end (``prev_x, prev_y, x, y``); ``range_km`` ``(n,)``.
+        Read-only arrays that own their data are kept as they are (others are copied): they
+        cannot change before the next call.
         """
-        track = np.array(track_km, dtype=float, order="C")  # a copy, kept for the next call
+        # kept for the next call: a copy, unless it is a read-only array (the model's)
+        track = np.array(track_km, dtype=float, order="C",
+                         copy=None if _frozen(track_km) else True)
         if track.shape != self._track.shape:
             self._start(track)
         else:
@@ -760,11 +764,11 @@ class PairFinder:
         """Per block, for these ranges: ``(R_a, R_b)`` for :func:`block_pairs`, or for a kept
         matrix the flat matrix of ``max(R_a, R_b)`` and the ranges as Python lists. Kept for the
         last few range arrays (they change with the light only, unless sensors do), found by
-        their bytes, or at once if the same read-only array as the last call is passed (it
-        cannot have changed: the model passes its table's arrays)."""
-        if ranges is self._last_ranges:  # the same read-only array as the last call
+        their bytes, or at once if the same read-only array (owning its data) as the last call
+        is passed (it cannot have changed: the model passes its table's arrays)."""
+        if ranges is self._last_ranges:  # the same frozen array as the last call
             return self._limits[0][1]
-        self._last_ranges = None if ranges.flags.writeable else ranges
+        self._last_ranges = ranges if _frozen(ranges) else None
         key = ranges.tobytes()
         for i, (kept_key, limits) in enumerate(self._limits):
             if kept_key == key:
@@ -782,6 +786,11 @@ class PairFinder:
             limits.append((reach.reshape(-1), ranges.tolist(), rb.tolist()))
         self._limits = [(key, limits), *self._limits[: self.KEPT_RANGES - 1]]
         return limits
+
+
+def _frozen(arr: np.ndarray) -> bool:
+    """Whether an array cannot change: read-only, and not a view of another array."""
+    return isinstance(arr, np.ndarray) and not arr.flags.writeable and arr.flags.owndata
 
 
 def _keeps(a: np.ndarray, b: np.ndarray) -> bool:
