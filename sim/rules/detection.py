@@ -40,6 +40,16 @@ taken as linear over the step and the exposure ``t`` is the time the pair actual
 range (the chord of the relative track through the range disc). That keeps the hourly model
 faithful to the continuous-time sweep width.
 
+Hour after hour
+---------------
+The model draws the same law as :func:`detect_among` (the candidate pairs of each hostile block,
+then one draw per candidate in order) in cheaper pieces: a :class:`PairFinder` keeps each block's
+pair matrix from hour to hour and recomputes only the units that moved; :func:`draw_exposed`
+takes each candidate's draw and times only the chord (most candidates are vehicles passing at a
+distance, never in range: their draw cannot detect); :func:`pair_probability` gives the rate of
+the few pairs ever in range. tests/test_detection.py checks them against the dense rule, pair
+for pair and draw for draw.
+
 Coordinates are planar km (any frame, e.g. ``x = col * cell_km, y = row * cell_km``).
 Randomness only comes from the ``numpy.random.Generator`` passed in.
 """
