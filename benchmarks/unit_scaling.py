@@ -6,7 +6,8 @@ just more of each, so the units spread over the same ground and detection's cand
 grow as the density does. Each run is timed interleaved with Mesa's Epstein example in the same
 process (a slice of ours, a slice of theirs, as ``step_speed.py`` does), after a warm-up day
 with another seed. Printed per row: units, unit-hours/s, its ratio to Epstein's agent-steps/s,
-ms per simulated hour, the time spent in ``detection.detect_among`` per hour and the peak RSS;
+ms per simulated hour, the time spent in the detection phase (``DesertModel._detect``) per hour
+and the peak RSS;
 then the fitted growth exponent of detection's time against the unit count (``log(t_k / t_1)
 / log(n_k / n_1)``) and each row's unit-hours/s as a fraction of the first row's, both taken
 through Epstein (the rows run at different times; each is timed interleaved with Epstein).
@@ -38,28 +39,31 @@ def multiplied(days: float, times: int):
 
 
 class DetectionTimer:
-    """Wraps ``detection.detect_among`` (looked up by the model at each call) to add up its time."""
+    """Wraps ``DesertModel._detect`` (the hour's detection phase: candidate pairs, draws,
+    knowledge and alerts) to add up its time."""
 
     def __init__(self):
-        from sim.rules import detection
+        from sim.engine.model import DesertModel
 
-        self.module = detection
-        self.inner = detection.detect_among
+        self.cls = DesertModel
+        self.inner = DesertModel._detect
         self.seconds = 0.0
 
-    def __call__(self, *args, **kwargs):
-        t0 = time.perf_counter()
-        try:
-            return self.inner(*args, **kwargs)
-        finally:
-            self.seconds += time.perf_counter() - t0
-
     def __enter__(self):
-        self.module.detect_among = self
+        inner = self.inner
+
+        def timed_detect(model):
+            t0 = time.perf_counter()
+            try:
+                return inner(model)
+            finally:
+                self.seconds += time.perf_counter() - t0
+
+        self.cls._detect = timed_detect
         return self
 
     def __exit__(self, *exc):
-        self.module.detect_among = self.inner
+        self.cls._detect = self.inner
 
 
 def bench(days: float, times: int, seed: int) -> dict:

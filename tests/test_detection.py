@@ -10,15 +10,21 @@ import pytest
 from pydantic import ValidationError
 from scipy.stats import norm
 
+from sim.rules import detection
 from sim.rules.detection import (
     DetectionConfig,
+    PairFinder,
+    block_candidates,
     block_pairs,
     candidate_pairs,
     cells_to_km,
     detect,
     detect_among,
     detection_probability,
+    draw_exposed,
     pair_distances_km,
+    pair_probability,
+    rate_factor,
     sensor_range_km,
     time_in_range_hours,
 )
@@ -449,3 +455,158 @@ def test_koopman_parallel_sweep():
     for c, p in found_at.items():
         law = min(1.0, c)
         assert abs(p - law) <= binomial_halfwidth(law, REPLICATES), (c, p, law)
+
+
+# --------------------------------------------------------------------------- the hourly fast path
+def _old_detect_among(rng, blocks, pos, prev, rng_km, conceal, moving, light, cfg, search):
+    """detect_among as it was before PairFinder and draw_exposed: the dense pair law, the chord
+    of time_in_range_hours and one draw per candidate pair, kept here as the reference rule."""
+    mid = 0.5 * (pos + prev)
+    half = 0.5 * np.hypot(*(pos - prev).T)
+    obs, tgt = [], []
+    for a, b in blocks:
+        ia, ib, ja, jb = block_pairs(mid[a], half[a], rng_km[a], mid[b], half[b], rng_km[b],
+                                     dense_max=len(a) * len(b))  # fmt: skip
+        obs += [a[ia], b[jb]]
+        tgt += [b[ib], a[ja]]
+    oi = np.concatenate(obs) if obs else np.empty(0, dtype=np.intp)
+    ti = np.concatenate(tgt) if tgt else np.empty(0, dtype=np.intp)
+    if len(oi) == 0:
+        return oi, ti
+    exposure = time_in_range_hours(prev[ti] - prev[oi], pos[ti] - pos[oi], rng_km[oi])
+    f = rate_factor(conceal[ti], moving[ti], light, cfg) * exposure
+    if search is not None:
+        f = f * search[oi]
+    with np.errstate(invalid="ignore", over="ignore"):
+        p = np.where(f > 0.0, -np.expm1(-cfg.exposed_rate_per_hour * f), 0.0)
+    hit = rng.random(len(f)) < p
+    return oi[hit], ti[hit]
+
+
+def _force_hours(seed, n=70, hours=40, cell_km=0.5):
+    """A small force on a grid of cells hour after hour, as the model moves it: most units still
+    (many in the same cell), some driving tens of km, some stopping or setting off; ranges
+    change with the light and units stand right at the edge of range."""
+    rng = np.random.default_rng(seed)
+    cells = rng.integers(0, 120, (n, 2))
+    cells[: n // 5] = cells[0]  # a cluster in one cell
+    day = rng.choice([0.0, 2.0, 3.0, 5.0, 8.0], n)
+    night = day * rng.choice([0.25, 0.5, 1.0], n)
+    for hour in range(hours):
+        prev = cells.copy()
+        movers = rng.random(n) < 0.15
+        cells[movers] += rng.integers(-30, 31, (int(movers.sum()), 2))
+        if hour % 7 == 3:  # someone stops exactly at the edge of another's range
+            cells[1] = cells[n - 1] + [int(day[1] / cell_km), 0]
+        light = (hour // 5) % 3
+        ranges = sensor_range_km(day, night, light)
+        yield cells * cell_km, prev * cell_km, ranges, light
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_pair_finder_gives_block_candidates_hour_after_hour(seed):
+    """PairFinder keeps each block's slack matrix between hours and recomputes only the units
+    that moved: every hour it gives exactly block_candidates' pairs in the same order, for
+    hostile blocks as the model builds them, a block too large to keep, and blocks whose
+    sides are not in unit order."""
+    n = 70
+    rng = np.random.default_rng(100 + seed)
+    faction = rng.integers(0, 3, n)
+    blocks = [(np.flatnonzero(faction == 0), np.flatnonzero(faction > 0)),
+              (np.flatnonzero(faction == 1), np.flatnonzero(faction == 2))]
+    if seed % 2:
+        blocks.append((rng.permutation(n)[:20], rng.permutation(n)[:5]))  # not in unit order
+    finder = PairFinder(blocks)
+    big = PairFinder(blocks)
+    for pos, prev, ranges, _ in _force_hours(seed, n):
+        want = block_candidates(blocks, pos, prev, ranges)
+        got = finder.pairs(np.concatenate((prev, pos), axis=1), ranges)
+        for w, g in zip(want, got, strict=True):
+            np.testing.assert_array_equal(g, w)
+        with pytest.MonkeyPatch.context() as mp:  # every block through block_pairs (KD-trees)
+            mp.setattr(detection, "DENSE_BLOCK_PAIRS", 0)
+            if big._kept and any(k is not None for k in big._kept):
+                big = PairFinder(blocks)
+            for w, g in zip(want, big.pairs(np.concatenate((prev, pos), axis=1), ranges),
+                            strict=True):  # fmt: skip
+                np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("many", [False, True])
+def test_hour_exposures_are_time_in_range(many):
+    """The hourly chord (plain floats for a few pairs, fewer numpy calls for many) gives the
+    values of time_in_range_hours over one hour, and exactly the pairs with a nonzero one: still
+    pairs in and out of range, pairs passing through, grazing, starting or ending on the edge,
+    moving in parallel, and ranges of 0."""
+    rng = np.random.default_rng(11)
+    k = 3 * detection.SCALAR_PAIRS if many else detection.SCALAR_PAIRS
+    r0 = rng.integers(-12, 13, (k, 2)).astype(float)
+    r1 = r0.copy()
+    moved = rng.random(k) < 0.7
+    r1[moved] += rng.integers(-20, 21, (int(moved.sum()), 2))
+    r = rng.choice([0.0, 1.0, 3.0, 5.0, 8.0], k)
+    r[:4] = [5.0, 5.0, 3.0, 0.0]
+    r0[:4], r1[:4] = [[5, -5], [-5, 5], [3, 0], [0, 0]], [[5, 5], [5, 5], [3, 9], [0, 0]]
+    want = time_in_range_hours(r0, r1, r)
+    idx, hours = detection._hour_exposures(np.concatenate((r0, r1), axis=1), r)
+    np.testing.assert_array_equal(idx, np.flatnonzero(want))
+    np.testing.assert_array_equal(hours, want[idx])
+    assert 0 < len(idx) < k
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_hourly_detections_draw_as_the_old_rule(seed):
+    """The model's hour (PairFinder's candidates, draw_exposed, pair_probability) and
+    detect_among both detect exactly the pairs the old rule detects, drawing the same random
+    numbers, hour after hour: the same detections, and the generators end in the same state."""
+    n = 70
+    rng = np.random.default_rng(200 + seed)
+    faction = rng.integers(0, 2, n)
+    blocks = [(np.flatnonzero(faction == 0), np.flatnonzero(faction == 1))]
+    conceal = rng.choice([0.0, 0.5, 0.6, 0.9], n)
+    search = rng.choice([1.0, 1.0, 4.0], n)
+    cfg = DetectionConfig(exposed_rate_per_hour=50.0)  # detections are frequent
+    old, new, among = (np.random.default_rng(seed) for _ in range(3))
+    finder = PairFinder(blocks)
+    detected = 0
+    for pos, prev, ranges, light in _force_hours(seed, n):
+        moving = rng.random(n) < 0.3
+        want = _old_detect_among(old, blocks, pos, prev, ranges, conceal, moving, light, cfg,
+                                 search)  # fmt: skip
+        got = detect_among(among, blocks, pos, prev, ranges, conceal, moving, light, cfg,
+                           search_factor=search)  # fmt: skip
+        oi, ti = finder.pairs(np.concatenate((prev, pos), axis=1), ranges)
+        rel = np.concatenate((prev[ti] - prev[oi], pos[ti] - pos[oi]), axis=1)
+        exposed, hours, draws = draw_exposed(new, rel, ranges[oi])
+        o, t = oi[exposed], ti[exposed]
+        hit = draws < pair_probability(hours, conceal[t], moving[t], light, cfg, search[o])
+        for w, g1, g2 in zip(want, got, (o[hit], t[hit]), strict=True):
+            np.testing.assert_array_equal(g1, w)
+            np.testing.assert_array_equal(g2, w)
+        detected += len(want[0])
+    assert detected > 0
+    assert old.random() == new.random() == among.random()
+
+
+def test_pair_finder_with_read_only_and_writeable_arrays():
+    """The finder keeps read-only tracks and finds read-only ranges by identity (the model's
+    arrays), and copies or compares writeable ones: arrays changed in place between calls,
+    or another range array in between, still give block_candidates' pairs."""
+    gen = _force_hours(4)
+    rng = np.random.default_rng(4)
+    faction = rng.integers(0, 2, 70)
+    blocks = [(np.flatnonzero(faction == 0), np.flatnonzero(faction == 1))]
+    finder = PairFinder(blocks)
+    table = [np.array(r) for r in ([2.0] * 70, [5.0] * 70)]
+    for r in table:
+        r.flags.writeable = False
+    track = np.zeros((70, 4))
+    for hour, (pos, prev, _, _) in enumerate(gen):
+        track[:] = np.concatenate((prev, pos), axis=1)  # the same writeable array, changed
+        ranges = table[hour % 2] if hour % 3 else np.full(70, 3.0 + hour % 2)
+        frozen = track.copy()
+        frozen.flags.writeable = False
+        for t in (track, frozen):
+            want = block_candidates(blocks, pos, prev, ranges)
+            for w, g in zip(want, finder.pairs(t, ranges), strict=True):
+                np.testing.assert_array_equal(g, w)

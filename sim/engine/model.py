@@ -190,10 +190,13 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
             nf, (self.terrain.rows, self.terrain.cols),
         )
         self._moving = np.zeros(self.force.n, dtype=bool)
-        self._rc_now = np.zeros((max(capacity, 1), 2), dtype=np.int32)
+        self._track_rc = np.zeros((max(capacity, 1), 4), dtype=np.int32)  # see _detect
         self._concealment = self.terrain.concealment.ravel()
         self._blocks: list[tuple[np.ndarray, np.ndarray]] = []
         self._blocks_key = b""
+        self._finder = detection.PairFinder([])  # replaced at the first hour (_pair_finder)
+        self._ranges_key: tuple[bytes, bytes] | None = None  # sensor columns of the ranges
+        self._ranges_by_light: list[np.ndarray] = []
         self._flags_n = -1  # units the behaviour flags were computed for
         self.seizures: list[Seizure] = []
         self.agenda = Agenda()
@@ -445,30 +448,42 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         return None
 
     def _detect(self) -> Detections:
-        """All detections this hour, recorded into each observing faction's knowledge."""
+        """All detections this hour, recorded into each observing faction's knowledge.
+
+        The candidate pairs come from a :class:`~sim.rules.detection.PairFinder` kept while the
+        hostile blocks stay the same (it recomputes only the units that moved), the ranges
+        from a table by light; an hour without candidates ends there."""
         f = self.force
         n = f.n
         t = self.terrain
         light = int(self.light_by_hour[self.hour])
-        fac = f.faction[:n]
-        rc = self._rc_now[:n]
-        rc[:, 0], rc[:, 1] = f.row[:n], f.col[:n]
-        cells = rc[:, 0].astype(np.int64) * t.cols + rc[:, 1]
-        ranges = detection.sensor_range_km(
-            f.sensor_day_km[:n], f.sensor_night_km[:n], light, self.config.detection
-        )
-        observer, target = detection.detect_among(
-            self.rng,
-            self._hostile_blocks(),
-            rc * t.grid.cell_km,
-            self._prev_rc[:n] * t.grid.cell_km,
-            ranges,
-            self._concealment[cells],
-            self._moving,
+        track = self._track_rc[:n]  # each unit's cell at the start of the hour, then now
+        track[:, :2] = self._prev_rc[:n]
+        track[:, 2], track[:, 3] = f.row[:n], f.col[:n]
+        track_km = track * t.grid.cell_km
+        track_km.flags.writeable = False  # the pair finder keeps it until the next hour
+        ranges = self._sensor_ranges(light)
+        oi, ti = self._pair_finder().pairs(track_km, ranges)
+        if len(oi) == 0:
+            return Detections(oi, ti)
+        rel = track_km[ti] - track_km[oi]  # target minus observer, at the start then the end
+        exposed, hours, draws = detection.draw_exposed(self.rng, rel, ranges[oi])
+        if len(exposed) == 0:  # no pair was ever in range this hour
+            return Detections(oi[:0], ti[:0])
+        observer, target = oi[exposed], ti[exposed]
+        cells = f.row[:n].astype(np.int64) * t.cols + f.col[:n]
+        hit = draws < detection.pair_probability(
+            hours,
+            self._concealment[cells[target]],
+            self._moving[target],
             light,
             self.config.detection,
-            search_factor=f.search_factor[:n],
+            f.search_factor[observer],
         )
+        observer, target = observer[hit], target[hit]
+        if len(target) == 0:
+            return Detections(observer, target)
+        fac = f.faction[:n]
         self._log_new_contacts(fac, observer, target, cells, light)
         self.knowledge.record(self.hour, fac[observer], observer, target, cells[target])
         units = self.units
@@ -480,6 +495,29 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         for obs in np.unique(observer[wakes_on_contact[observer]]).tolist():
             units[obs].alert("contact")
         return Detections(observer, target)
+
+    def _sensor_ranges(self, light: int) -> np.ndarray:
+        """Every unit's sensor range under ``light``: a table by light, rebuilt only when the
+        sensor columns change (units added, a scenario event)."""
+        f = self.force
+        key = (f.sensor_day_km[: f.n].tobytes(), f.sensor_night_km[: f.n].tobytes())
+        if key != self._ranges_key:
+            day, night = f.sensor_day_km[: f.n], f.sensor_night_km[: f.n]
+            self._ranges_by_light = [
+                detection.sensor_range_km(day, night, lv, self.config.detection)
+                for lv in sorted(LightLevel)
+            ]
+            for ranges in self._ranges_by_light:  # read-only: the pair finder may rely on it
+                ranges.flags.writeable = False
+            self._ranges_key = key
+        return self._ranges_by_light[light]
+
+    def _pair_finder(self) -> detection.PairFinder:
+        """The candidate-pair finder of the current hostile blocks (a new one when they change)."""
+        blocks = self._hostile_blocks()
+        if self._finder.blocks is not blocks:
+            self._finder = detection.PairFinder(blocks)
+        return self._finder
 
     def _behaviour_flags(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per unit: whether its tactic wakes on a change of light, heeds being detected, and

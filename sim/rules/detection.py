@@ -40,12 +40,23 @@ taken as linear over the step and the exposure ``t`` is the time the pair actual
 range (the chord of the relative track through the range disc). That keeps the hourly model
 faithful to the continuous-time sweep width.
 
+Hour after hour
+---------------
+The model draws the same law as :func:`detect_among` (the candidate pairs of each hostile block,
+then one draw per candidate in order) in cheaper pieces: a :class:`PairFinder` keeps each block's
+pair matrix from hour to hour and recomputes only the units that moved; :func:`draw_exposed`
+takes each candidate's draw and times only the chord (most candidates are vehicles passing at a
+distance, never in range: their draw cannot detect); :func:`pair_probability` gives the rate of
+the few pairs ever in range. tests/test_detection.py checks them against the dense rule, pair
+for pair and draw for draw.
+
 Coordinates are planar km (any frame, e.g. ``x = col * cell_km, y = row * cell_km``).
 Randomness only comes from the ``numpy.random.Generator`` passed in.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -56,14 +67,19 @@ from sim.world.clock import LightLevel
 
 __all__ = [
     "DetectionConfig",
+    "PairFinder",
+    "block_candidates",
     "block_pairs",
     "candidate_pairs",
     "cells_to_km",
     "detect",
     "detect_among",
     "detection_probability",
+    "draw_exposed",
     "pair_distances_km",
+    "pair_probability",
     "rate_factor",
+    "sample_pairs",
     "sensor_range_km",
     "time_in_range_hours",
 ]
@@ -160,10 +176,98 @@ def time_in_range_hours(
     return frac * hours
 
 
+#: Pairs up to this many take the chord in plain Python floats, one pair at a time: an hour's
+#: candidates are a few dozen pairs, for which each of the twenty-odd numpy calls of the
+#: array form costs more than the arithmetic of all the pairs (the same IEEE operations on the
+#: same doubles either way: the same values).
+SCALAR_PAIRS = 64
+
+
+def _hour_exposures(rel_km: np.ndarray, range_km: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``time_in_range_hours`` over a one-hour step for the pairs of ``rel_km`` (``(k, 4)``:
+    target minus observer at the start, then at the end of the hour) and their ranges ``(k,)``;
+    only the pairs ever in range are returned, as ``(index, hours)``.
+
+    The same operations on each pair as :func:`time_in_range_hours` (so the same values, except
+    that a zero may come out as -0: no exposure either way). With ``u = r1 - r0`` the pair is in
+    range while ``a s^2 + b s + c <= 0`` for the hour's fraction ``s`` (``a = |u|^2``,
+    ``b = 2 r0.u``, ``c = |r0|^2 - R^2``); the roots clamped to ``[0, 1]`` bound the chord, and a
+    pair without relative motion is in range all hour if ``c <= 0``."""
+    if len(rel_km) > SCALAR_PAIRS:
+        hours = _hour_in_range(rel_km[:, :2], rel_km[:, 2:], range_km)
+        idx = np.flatnonzero(hours)
+        return idx, hours[idx]
+    idx, hours = [], []
+    for k, ((x0, y0, x1, y1), r) in enumerate(zip(rel_km.tolist(), range_km.tolist(),
+                                                  strict=True)):  # fmt: skip
+        ux, uy = x1 - x0, y1 - y0
+        a = ux * ux + uy * uy
+        c = (x0 * x0 + y0 * y0) - r * r
+        if a > 0.0:
+            b = 2.0 * (x0 * ux + y0 * uy)
+            disc = b * b - 4.0 * a * c
+            if not disc > 0.0:  # tangent or missing the disc (or NaN): no exposure
+                continue
+            sq = math.sqrt(disc)
+            t1 = (-b - sq) / (2.0 * a)
+            t2 = (-b + sq) / (2.0 * a)
+            # np.clip(t, 0, 1), NaN kept
+            t1 = 0.0 if t1 < 0.0 else 1.0 if t1 > 1.0 else t1
+            t2 = 0.0 if t2 < 0.0 else 1.0 if t2 > 1.0 else t2
+            t = t2 - t1
+            if t:
+                idx.append(k)
+                hours.append(t)
+        elif c <= 0.0:
+            idx.append(k)
+            hours.append(1.0)
+    if not idx:
+        return _NO_PAIRS, _NO_HOURS
+    return np.array(idx, dtype=np.intp), np.array(hours, dtype=float)
+
+
+#: Shared empty results (nothing can change an empty array).
+_NO_PAIRS = np.empty(0, dtype=np.intp)
+_NO_HOURS = np.empty(0)
+
+
+def _hour_in_range(r0: np.ndarray, r1: np.ndarray, range_km: np.ndarray) -> np.ndarray:
+    """``time_in_range_hours(r0, r1, range_km)`` (a one-hour step) of ``(k, 2)`` float arrays and
+    ``(k,)`` ranges in fewer numpy calls (:func:`_hour_exposures` for many pairs): the same
+    values, except that a zero may come out as -0."""
+    u = r1 - r0
+    a = (u * u).sum(axis=1)
+    c = (r0 * r0).sum(axis=1) - range_km**2
+    moving = a > 0.0
+    if not moving.any():  # no pair moves relative to the other: in range all hour or not at all
+        return (c <= 0.0).astype(float)
+    b = 2.0 * (r0 * u).sum(axis=1)
+    disc = b * b - 4.0 * a * c
+    sq = np.sqrt(np.maximum(disc, 0.0))
+    nb = -b
+    roots = np.empty((2, len(a)))
+    np.subtract(nb, sq, out=roots[0])
+    np.add(nb, sq, out=roots[1])
+    # a still pair's roots are left undivided (no division by zero): its value is c <= 0
+    np.divide(roots, 2.0 * a, out=roots, where=moving)
+    np.maximum(roots, 0.0, out=roots)  # np.clip's values, in two cheaper calls
+    np.minimum(roots, 1.0, out=roots)
+    frac = np.where(disc > 0.0, roots[1] - roots[0], 0.0)
+    return frac if moving.all() else np.where(moving, frac, (c <= 0.0).astype(float))
+
+
 # --------------------------------------------------------------------------- probability
 def _light_array(light: Any) -> np.ndarray:
     lv = np.asarray(light)
     if lv.size and (lv.min() < LightLevel.NIGHT or lv.max() > LightLevel.DAY):
+        raise ValueError(f"light must be a LightLevel (0..2), got {light!r}")
+    return lv
+
+
+def _light_level(light: Any) -> int:
+    """One hour's light as a plain ``int``, checked (the cheap form for the hourly calls)."""
+    lv = int(light)
+    if not LightLevel.NIGHT <= lv <= LightLevel.DAY:
         raise ValueError(f"light must be a LightLevel (0..2), got {light!r}")
     return lv
 
@@ -185,14 +289,25 @@ def rate_factor(
 ) -> Any:
     """Multiplier (0..1) on the exposed detection rate for a target's concealment, motion and
     the light (numpy-broadcast)."""
-    c = np.asarray(concealment, dtype=float)
-    lv = _light_array(light)
-    light_f = np.where(
+    return _rate_factor(concealment, moving, _light_factor(_light_array(light), cfg), cfg)
+
+
+def _light_factor(lv: Any, cfg: DetectionConfig) -> Any:
+    """The light's rate multiplier: 1 by day, ``twilight_rate_factor``, ``night_rate_factor``;
+    a plain float for one ``int`` light (no numpy call), else an array."""
+    if isinstance(lv, int):
+        return (cfg.night_rate_factor, cfg.twilight_rate_factor, 1.0)[lv]
+    return np.where(
         lv == LightLevel.DAY, 1.0,
         np.where(lv == LightLevel.TWILIGHT, cfg.twilight_rate_factor, cfg.night_rate_factor),
     )
+
+
+def _rate_factor(concealment: Any, moving: Any, light_factor: Any, cfg: DetectionConfig) -> Any:
+    """:func:`rate_factor` with the light's multiplier already looked up (checked light)."""
+    c = np.asarray(concealment, dtype=float)
     posture = np.where(np.asarray(moving, dtype=bool), 1.0, cfg.stationary_factor)
-    return np.clip(1.0 - cfg.concealment_weight * c, 0.0, 1.0) * posture * light_f
+    return (1.0 - cfg.concealment_weight * c).clip(0.0, 1.0) * posture * light_factor
 
 
 def _p_from_factor(factor_hours: np.ndarray, cfg: DetectionConfig) -> np.ndarray:
@@ -278,7 +393,7 @@ def detect(
     rng_km = _per(obs_range_km, n_o, "obs_range_km")
     conceal = _per(tgt_concealment, n_t, "tgt_concealment")
     moving = _per(tgt_moving, n_t, "tgt_moving", bool)
-    lv = np.asarray(light)
+    lv = _light_array(light)
     if lv.ndim:
         lv = _per(lv, n_o, "light", np.int8)
     if not hours > 0:
@@ -306,13 +421,14 @@ def detect(
     search = None
     if obs_search_factor is not None:
         search = _per(obs_search_factor, n_o, "obs_search_factor")[oi]
-    hit = _draw(rng, conceal[ti], moving[ti], lv[oi] if lv.ndim else lv, exposure, search, cfg)
+    light_f = _light_factor(lv[oi] if lv.ndim else lv, cfg)
+    hit = _draw(rng, conceal[ti], moving[ti], light_f, exposure, search, cfg)
     return oi[hit], ti[hit]
 
 
-def _draw(rng, conceal, moving, light, exposure_hours, search_factor, cfg) -> np.ndarray:
+def _draw(rng, conceal, moving, light_factor, exposure_hours, search_factor, cfg) -> np.ndarray:
     """One uniform draw per candidate pair: which pairs detect (the rate model above)."""
-    f = rate_factor(conceal, moving, light, cfg) * exposure_hours
+    f = _rate_factor(conceal, moving, light_factor, cfg) * exposure_hours
     if search_factor is not None:
         # observers searching on purpose (a sweep looking into every cave) glimpse more often
         f = f * search_factor
@@ -338,7 +454,31 @@ def detect_among(
     every unit of ``b`` and the other way round, so one distance matrix serves both directions
     (the model passes each faction against its enemies). Same rates and exposure as
     :func:`detect`; returns ``(observer, target)`` unit indices of the detecting pairs.
+
+    The candidate pairs are :func:`block_candidates`' (the model keeps them from hour to hour
+    with a :class:`PairFinder`, which gives the same pairs) and the draws
+    :func:`sample_pairs`'.
     """
+    light = _light_level(light)
+    oi, ti = block_candidates(blocks, pos_km, prev_km, range_km)
+    if len(oi) == 0:
+        return oi, ti
+    rel = np.concatenate((prev_km[ti] - prev_km[oi], pos_km[ti] - pos_km[oi]), axis=1)
+    hit = sample_pairs(rng, oi, ti, rel, range_km, concealment, moving, light, cfg,
+                       search_factor)  # fmt: skip
+    return oi[hit], ti[hit]
+
+
+def block_candidates(
+    blocks: list[tuple[np.ndarray, np.ndarray]],
+    pos_km: np.ndarray,
+    prev_km: np.ndarray,
+    range_km: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(observer, target)`` unit indices of the pairs :func:`detect_among` draws for: for each
+    block ``(a, b)`` in turn, :func:`block_pairs` of its mid-hour positions
+    ``m = (pos + prev) / 2`` and half-track lengths ``h = |pos - prev| / 2``, a's observers
+    first, then b's (each in the pair matrix's row-major order)."""
     mid = 0.5 * (pos_km + prev_km)
     half = 0.5 * np.hypot(*(pos_km - prev_km).T)
     obs_parts, tgt_parts = [], []
@@ -351,16 +491,67 @@ def detect_among(
     if not obs_parts:
         empty = np.empty(0, dtype=np.intp)
         return empty, empty
-    oi = np.concatenate(obs_parts)
-    ti = np.concatenate(tgt_parts)
-    if len(oi) == 0:
-        return oi, ti
-    exposure = time_in_range_hours(
-        prev_km[ti] - prev_km[oi], pos_km[ti] - pos_km[oi], range_km[oi]
-    )
-    search = None if search_factor is None else search_factor[oi]
-    hit = _draw(rng, concealment[ti], moving[ti], light, exposure, search, cfg)
-    return oi[hit], ti[hit]
+    return np.concatenate(obs_parts), np.concatenate(tgt_parts)
+
+
+def sample_pairs(
+    rng: np.random.Generator,
+    observer: np.ndarray,
+    target: np.ndarray,
+    rel_km: np.ndarray,
+    range_km: np.ndarray,
+    concealment: np.ndarray,
+    moving: np.ndarray,
+    light: int,
+    cfg: DetectionConfig = DEFAULT_DETECTION,
+    search_factor: np.ndarray | None = None,
+) -> np.ndarray:
+    """Which of an hour's candidate pairs ``(observer[k], target[k])`` detect: one uniform draw
+    per pair from ``rng``, in order. ``rel_km`` is ``(k, 4)``: each pair's target-minus-observer
+    position at the start of the hour, then at its end; ``range_km`` and ``search_factor`` are
+    per unit (of the observer), ``concealment`` and ``moving`` per unit (of the target),
+    ``light`` one :class:`LightLevel`. ``p = 1 - exp(-rate * t)`` with ``t`` the hours in range
+    (:func:`draw_exposed`) and the rate of the module docstring (:func:`pair_probability`)."""
+    light = _light_level(light)
+    hit = np.zeros(len(observer), dtype=bool)
+    exposed, hours, draws = draw_exposed(rng, rel_km, range_km[observer])
+    if len(exposed):
+        o, t = observer[exposed], target[exposed]
+        search = None if search_factor is None else search_factor[o]
+        hit[exposed] = draws < pair_probability(hours, concealment[t], moving[t], light, cfg,
+                                                search)  # fmt: skip
+    return hit
+
+
+def draw_exposed(rng: np.random.Generator, rel_km: np.ndarray, range_km: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One uniform draw from ``rng`` for each of an hour's candidate pairs, in order, and the
+    pairs that were ever within range: ``(index, hours in range, draw)`` of those. ``rel_km`` is
+    ``(k, 4)`` (target minus observer at the start, then at the end of the hour) and
+    ``range_km`` the observers' ranges ``(k,)``; hours as :func:`time_in_range_hours` gives them.
+    A pair never in range (most: a vehicle passing at a distance) has ``p = 0`` whatever its
+    draw, so nothing more is computed for it."""
+    exposed, hours = _hour_exposures(rel_km, range_km)
+    draws = rng.random(len(rel_km))
+    return exposed, hours, draws[exposed] if len(exposed) else _NO_HOURS
+
+
+def pair_probability(
+    exposure_hours: np.ndarray,
+    concealment: np.ndarray,
+    moving: np.ndarray,
+    light: int,
+    cfg: DetectionConfig = DEFAULT_DETECTION,
+    search_factor: np.ndarray | None = None,
+) -> np.ndarray:
+    """Detection probability of pairs exposed for ``exposure_hours`` (per pair, as the target's
+    ``concealment`` and ``moving`` and the observer's ``search_factor``) under one ``light``:
+    ``1 - exp(-exposed_rate * rate_factor * t * search_factor)``."""
+    light_f = _light_factor(_light_level(light), cfg)
+    f = _rate_factor(concealment, moving, light_f, cfg) * exposure_hours
+    if search_factor is not None:
+        f = f * search_factor
+    return _p_from_factor(f, cfg)
 
 
 #: A block with at most this many unit pairs takes its dense distance matrix: below it, building
@@ -395,9 +586,7 @@ def block_pairs(
     """
     na, nb = len(mid_a), len(mid_b)
     if na * nb <= (DENSE_BLOCK_PAIRS if dense_max is None else dense_max):
-        slack = np.hypot(mid_a[:, 0:1] - mid_b[:, 0], mid_a[:, 1:2] - mid_b[:, 1])
-        slack -= half_a[:, None]
-        slack -= half_b
+        slack = _slack(mid_a, half_a, mid_b, half_b)
         ia, ib = np.nonzero(slack <= range_a[:, None])
         ja, jb = np.nonzero(slack <= range_b)
         return ia, ib, ja, jb
@@ -410,6 +599,16 @@ def block_pairs(
     sees_b = slack <= range_a[p]
     sees_a = slack <= range_b[q]
     return p[sees_b], q[sees_b], p[sees_a], q[sees_a]
+
+
+def _slack(mid_a: np.ndarray, half_a: np.ndarray, mid_b: np.ndarray, half_b: np.ndarray
+           ) -> np.ndarray:
+    """The dense ``(na, nb)`` matrix ``|m_a - m_b| - h_a - h_b`` of :func:`block_pairs` (each entry
+    computed the same way whatever the matrix's size: :class:`PairFinder` relies on it)."""
+    slack = np.hypot(mid_a[:, 0:1] - mid_b[:, 0], mid_a[:, 1:2] - mid_b[:, 1])
+    slack -= half_a[:, None]
+    slack -= half_b
+    return slack
 
 
 def _grow(radius: Any) -> Any:
@@ -473,6 +672,206 @@ def _candidates(mid_a, half_a, range_a, mid_b, half_b, range_b) -> tuple[np.ndar
         empty = np.empty(0, dtype=np.intp)
         return empty, empty
     return np.concatenate(ps).astype(np.intp), np.concatenate(qs).astype(np.intp)
+
+
+class PairFinder:
+    """:func:`block_candidates` hour after hour for fixed hostile ``blocks``: the same pairs in
+    the same order, recomputing only what changed since the previous call.
+
+    A block's slack matrix ``s = |m_a - m_b| - h_a - h_b`` (:func:`block_pairs`) depends on each
+    unit's positions at the start and end of the hour (through its mid-hour position and
+    half-track), not on the sensor ranges. So the matrix of each block of at most
+    :data:`DENSE_BLOCK_PAIRS` pairs is kept between calls, one row per unit of the force (rows
+    of units outside side a are never read), and only the rows and columns of the units whose
+    positions changed are recomputed, entry by entry as the dense matrix computes them (in a
+    quiet theatre: the few dozen units that moved this hour or the last). The pairs are the
+    entries with ``s <= max(R_a, R_b)``, found in one comparison with a matrix of those maxima
+    (``-inf`` on the rows outside side a) kept for each set of ranges (one per light), in
+    row-major order, then split by the two directions' tests ``s <= R_a`` and ``s <= R_b``:
+    exactly :func:`block_pairs`' lists. A larger block goes through :func:`block_pairs` at each
+    call.
+    """
+
+    #: Range arrays whose per-block ranges are kept (one per light level).
+    KEPT_RANGES = 3
+
+    def __init__(self, blocks: list[tuple[np.ndarray, np.ndarray]]):
+        self.blocks = blocks
+        self._track = np.empty((0, 4))  # the tracks the kept state is for
+        self._kept: list[_KeptSlack | None] = []
+        self._large = False  # a block goes through block_pairs: it needs every unit's m and h
+        self._mid = np.empty((0, 2))
+        self._half = np.empty(0)
+        self._limits: list[tuple[bytes, list]] = []  # (ranges' bytes, per block limits)
+        self._last_ranges: np.ndarray | None = None  # the last read-only ranges passed
+
+    def pairs(self, track_km: np.ndarray, range_km: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(observer, target)`` unit indices of this hour's candidate pairs, as
+        :func:`block_candidates` gives them. ``track_km`` is ``(n, 4)``: each unit's position at
+        the start of the hour then at its end (``prev_x, prev_y, x, y``); ``range_km`` ``(n,)``.
+        Read-only arrays that own their data are kept as they are (others are copied): they
+        cannot change before the next call.
+        """
+        # kept for the next call: a copy, unless it is a read-only array (the model's)
+        track = np.array(track_km, dtype=float, order="C",
+                         copy=None if _frozen(track_km) else True)
+        if track.shape != self._track.shape:
+            self._start(track)
+        else:
+            # a unit's track as two complex numbers, compared at once: the unit changed if
+            # either differs (its two booleans read as one 16-bit number)
+            differs = track.view(np.complex128) != self._track.view(np.complex128)
+            changed = differs.view(np.uint16)[:, 0].nonzero()[0]
+            self._track = track
+            if len(changed):
+                self._update(changed, track)
+        ranges = np.ascontiguousarray(range_km, dtype=float)
+        obs: list = []  # per block: a list of unit indices (a kept block) or arrays
+        tgt: list = []
+        for (a, b), kept, limits in zip(self.blocks, self._kept, self._ranges(ranges),
+                                        strict=True):  # fmt: skip
+            if kept is None:
+                if len(a) and len(b):
+                    ra, rb = limits
+                    ia, ib, ja, jb = block_pairs(self._mid[a], self._half[a], ra,
+                                                 self._mid[b], self._half[b], rb)  # fmt: skip
+                    obs += [a[ia], b[jb]]
+                    tgt += [b[ib], a[ja]]
+                continue
+            reach, r_unit, r_b = limits
+            k = (kept.flat <= reach).nonzero()[0]  # either direction's pairs, row-major
+            if len(k):
+                o, t = kept.split(k, r_unit, r_b)
+                obs.append(o)
+                tgt.append(t)
+        if len(obs) == 1:  # one block with pairs (a theatre: garrisons against insurgents)
+            return np.asarray(obs[0], dtype=np.intp), np.asarray(tgt[0], dtype=np.intp)
+        if not obs:
+            return _NO_PAIRS, _NO_PAIRS
+        return (np.concatenate([np.asarray(x, dtype=np.intp) for x in obs]),
+                np.concatenate([np.asarray(x, dtype=np.intp) for x in tgt]))
+
+    def _start(self, track: np.ndarray) -> None:
+        self._track = track
+        mid, half = _mid_half(track)
+        self._kept = [
+            _KeptSlack(b, mid, half) if _keeps(a, b) else None for a, b in self.blocks
+        ]
+        self._large = any(kept is None for kept in self._kept)
+        self._mid, self._half = mid, half
+        self._limits = []
+        self._last_ranges = None
+
+    def _update(self, changed: np.ndarray, track: np.ndarray) -> None:
+        mid, half = _mid_half(track[changed])
+        if self._large:
+            self._mid[changed], self._half[changed] = mid, half
+        for kept in self._kept:
+            if kept is not None:
+                kept.update(changed, mid, half, track)
+
+    def _ranges(self, ranges: np.ndarray) -> list:
+        """Per block, for these ranges: ``(R_a, R_b)`` for :func:`block_pairs`, or for a kept
+        matrix the flat matrix of ``max(R_a, R_b)`` and the ranges as Python lists. Kept for the
+        last few range arrays (they change with the light only, unless sensors do), found by
+        their bytes, or at once if the same read-only array (owning its data) as the last call
+        is passed (it cannot have changed: the model passes its table's arrays)."""
+        if ranges is self._last_ranges:  # the same frozen array as the last call
+            return self._limits[0][1]
+        self._last_ranges = ranges if _frozen(ranges) else None
+        key = ranges.tobytes()
+        for i, (kept_key, limits) in enumerate(self._limits):
+            if kept_key == key:
+                self._limits.insert(0, self._limits.pop(i))  # the last call's first
+                return limits
+        limits = []
+        for (a, b), kept in zip(self.blocks, self._kept, strict=True):
+            ra, rb = ranges[a], ranges[b]
+            if kept is None:
+                limits.append((ra, rb))
+                continue
+            reach = np.full((len(ranges), len(b)), -np.inf)
+            # fmax ignores a NaN range, which sees nothing (s <= NaN is false) in either test
+            reach[a] = np.fmax(ra[:, None], rb)
+            limits.append((reach.reshape(-1), ranges.tolist(), rb.tolist()))
+        self._limits = [(key, limits), *self._limits[: self.KEPT_RANGES - 1]]
+        return limits
+
+
+def _frozen(arr: np.ndarray) -> bool:
+    """Whether an array cannot change: read-only, and not a view of another array."""
+    return isinstance(arr, np.ndarray) and not arr.flags.writeable and arr.flags.owndata
+
+
+def _keeps(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether a block's slack matrix is kept: a small block (:data:`DENSE_BLOCK_PAIRS`) whose
+    sides list units in increasing order (the kept rows are in unit order), as
+    :func:`hostile_blocks` gives them."""
+    return (0 < len(a) * len(b) <= DENSE_BLOCK_PAIRS
+            and bool(np.all(a[1:] > a[:-1])) and bool(np.all(b[1:] > b[:-1])))
+
+
+def _mid_half(track: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mid-hour positions and half-track lengths of ``(n, 4)`` tracks (start, end), computed as
+    :func:`block_candidates` computes them."""
+    prev, pos = track[:, :2], track[:, 2:]
+    mid = pos + prev
+    mid *= 0.5
+    step = pos - prev
+    half = np.hypot(step[:, 0], step[:, 1])
+    half *= 0.5
+    return mid, half
+
+
+class _KeptSlack:
+    """One block's slack matrix (:func:`_slack`), a row per unit of the force against side b's
+    units, and side b's mid-hour positions and half-tracks; updated unit by unit."""
+
+    def __init__(self, b: np.ndarray, mid: np.ndarray, half: np.ndarray):
+        self.b_list = b.tolist()
+        self.nb = len(b)
+        self.col = np.full(len(mid), -1, dtype=np.intp)  # each unit's column (-1: not in b)
+        self.col[b] = np.arange(len(b))
+        self.mid_b, self.half_b = mid[b], half[b]
+        self.mid_b_t = self.mid_b.T.copy()  # (2, nb): both coordinates' differences in one call
+        self.slack = _slack(mid, half, self.mid_b, self.half_b)
+        self.flat = self.slack.reshape(-1)  # a view: row-major (unit, b) order
+
+    def update(self, changed: np.ndarray, mid: np.ndarray, half: np.ndarray,
+               track: np.ndarray) -> None:
+        """Units ``changed`` now have mid-hour positions ``mid`` and half-tracks ``half``
+        (``track``: every unit's, for whole columns)."""
+        # _slack's entries for these rows, computed the same way
+        diff = mid[:, :, None] - self.mid_b_t
+        rows = np.hypot(diff[:, 0], diff[:, 1])
+        rows -= half[:, None]
+        rows -= self.half_b
+        self.slack[changed] = rows
+        cols = self.col[changed]
+        if cols.max() >= 0:
+            in_b = cols >= 0
+            cols = cols[in_b]
+            self.mid_b[cols], self.half_b[cols] = mid[in_b], half[in_b]
+            self.mid_b_t = self.mid_b.T.copy()
+            # after the rows: whole columns, with every unit's current position
+            every_mid, every_half = _mid_half(track)
+            self.slack[:, cols] = _slack(every_mid, every_half, mid[in_b], half[in_b])
+
+    def split(self, k: np.ndarray, r_unit: list, r_b: list) -> tuple[list, list]:
+        """The pairs among flat entries ``k`` (increasing), as ``(observers, targets)`` lists:
+        where a sees b (``s <= R_a``), then where b sees a (``s <= R_b``), each in ``k``'s
+        order (a few pairs an hour: plain Python beats a dozen numpy calls)."""
+        nb, b = self.nb, self.b_list
+        obs_ab, tgt_ab, obs_ba, tgt_ba = [], [], [], []
+        for kk, s in zip(k.tolist(), self.flat[k].tolist(), strict=True):
+            u, j = divmod(kk, nb)
+            if s <= r_unit[u]:
+                obs_ab.append(u)
+                tgt_ab.append(b[j])
+            if s <= r_b[j]:
+                obs_ba.append(b[j])
+                tgt_ba.append(u)
+        return obs_ab + obs_ba, tgt_ab + tgt_ba
 
 
 def hostile_blocks(alive: np.ndarray, faction: np.ndarray, hostile: np.ndarray

@@ -92,11 +92,13 @@ def opens_fire_on(model: RunState, shooter: UnitView, target_idx: int) -> bool:
 def resolve_engagements(model: RunState, det: Detections) -> None:
     """Open, fight and apply every engagement of this hour."""
     f = model.force
+    n = f.n
+    if len(det.observer) == 0 and (n == 0 or model.attack_targets[:n].max() < 0):
+        return  # no attack orders and nobody seen: no engagement (most hours)
     hour = model.hour
     attackers: dict[int, list[int]] = {}  # attacked unit -> attacking units
     surprise: dict[int, bool] = {}
     initiated: dict[int, UnitView] = {}  # attacked unit -> the unit whose attack order opened it
-    n = f.n
     ordered = model.attack_targets[:n]
     for i in np.flatnonzero((ordered >= 0) & f.alive[:n]).tolist():  # in unit order
         unit = model.units[i]
