@@ -55,6 +55,11 @@ GRAPH_CACHE_BYTES = 64 * 2**20
 #: 0.8 of it on flat ground, so most starts lie inside 2.5 times that; others double it.
 REACH_FACTOR = 2.5
 
+#: A corridor search's first limit, in multiples of the least a trip can cost (`CostBound`),
+#: and how much it grows while the start is out of reach.
+CORRIDOR_FACTOR = 1.25
+CORRIDOR_GROWTH = 1.5
+
 #: A search over a box of at most this many cells runs without a limit: the bound's own cost
 #: (a box, a line, a tie check) outweighs what it saves there (the 1 km theatre's windows
 #: hold about 2,000 cells).
@@ -268,38 +273,158 @@ def reach_box(target_rc: tuple[int, int], limit_h: float, cell_km: float,
     return Box(r - k, r + k + 1, c - k, c + k + 1)
 
 
+@dataclass(frozen=True)
+class CostBound:
+    """A lower bound on the hours of any route between two cells of one hours-per-km layer,
+    sharper than the straight line at the fastest rate where fast cells (roads) are few.
+
+    Let `fast_h` be the least hours per km of any passable cell and `slow_h` the least of the
+    cells that are not fast (fast: `h < slow_h`). A route's hours are `cell_km * sum_j w_j h_j`
+    over its cells, `w_j` half the lengths (in cells: 1, or sqrt(2) diagonally) of the steps
+    into and out of cell `j`; the weights add up to the route's length `L`, at least the octile
+    distance `O(a, b)`. A route from `a` passes at least `r(a)` cells (`fast_reach`: the
+    Chebyshev distance to the nearest fast cell) before its first fast cell, whose weights add up
+    to at least `r(a) - 1/2`; so its slow cells weigh at least
+    `S = min(O(a, b), s(a) + s(b))`, `s = max(r - 1/2, 0)` (or it has no fast cell at all and
+    `S = L >= O`). Hence, in units of `cell_km * fast_h` hours (one step at the fastest rate),
+
+        hours(a -> b) / (cell_km * fast_h)  >=  O(a, b) + (rho - 1) * S,   rho = slow_h / fast_h
+
+    With no fast cell (`fast_reach` None) it is the octile distance alone. Built from a layer
+    without barred zones, it holds for the layer with them too (barring only removes cells).
+    """
+
+    fast_h: float
+    slow_h: float
+    fast_reach: np.ndarray | None   # (rows, cols) uint16 Chebyshev cells to a fast cell, capped
+
+    @classmethod
+    def of(cls, h: np.ndarray) -> CostBound:
+        """The bound for hours-per-km layer `h`: slow cells are those at or above the median
+        passable cell's hours (the common ground), fast ones the rest (roads)."""
+        finite = h[np.isfinite(h)]
+        if finite.size == 0:
+            return cls(math.inf, math.inf, None)
+        fast_h = float(finite.min())
+        slow_h = float(np.partition(finite, finite.size // 2)[finite.size // 2])
+        if not slow_h > fast_h:
+            return cls(fast_h, fast_h, None)
+        from scipy.ndimage import distance_transform_cdt  # heavy import, fine grids only
+
+        reach = distance_transform_cdt(~(h < slow_h), metric="chessboard")
+        # capping only lowers the bound, which stays a bound
+        return cls(fast_h, slow_h, np.minimum(reach, _REACH_CAP).astype(np.uint16))
+
+    def _slack(self, rc: tuple[int, int]) -> float:
+        assert self.fast_reach is not None
+        return max(float(self.fast_reach[rc]) - 0.5, 0.0)
+
+    def steps(self, a: tuple[int, int], b: tuple[int, int]) -> float:
+        """The bound between two cells, in units of `cell_km * fast_h` hours."""
+        o = _octile_steps(a, b)
+        if self.fast_reach is None:
+            return o
+        return o + (self.slow_h / self.fast_h - 1.0) * min(o, self._slack(a) + self._slack(b))
+
+    def corridor(self, box: Box, a: tuple[int, int], b: tuple[int, int]) -> np.ndarray:
+        """`steps(a, y) + steps(y, b)` for every cell `y` of `box` (float64, box-shaped)."""
+        rows = np.arange(box.top, box.bottom).reshape(-1, 1)
+        cols = np.arange(box.left, box.right).reshape(1, -1)
+        oa = _octile_array(rows - a[0], cols - a[1])
+        ob = _octile_array(rows - b[0], cols - b[1])
+        total = oa + ob
+        if self.fast_reach is None:
+            return total
+        sy = self.fast_reach[box.top:box.bottom, box.left:box.right] - np.float64(0.5)
+        np.maximum(sy, 0.0, out=sy)
+        np.minimum(oa, sy + self._slack(a), out=oa)
+        np.minimum(ob, sy + self._slack(b), out=ob)
+        oa += ob
+        oa *= self.slow_h / self.fast_h - 1.0
+        total += oa
+        return total
+
+
+#: `CostBound.fast_reach` is kept in 16 bits.
+_REACH_CAP = 2**16 - 1
+
+
 def corridor_search(h: np.ndarray, cell_km: float, reference: Box, source_rc: tuple[int, int],
-                    target_rc: tuple[int, int], limit_h: float,
-                    min_hours_per_km: float) -> Search:
+                    target_rc: tuple[int, int], limit_h: float, bound: CostBound) -> Search:
     """Dijkstra from `target_rc`, stopped at `limit_h` hours, over the cells a route from
     `source_rc` of at most that cost can pass through (in `reference`).
 
-    A route through cell `y` is at least `cell_km * min_hours_per_km` hours per unit of octile
-    length and at least `octile(s, y) + octile(y, t)` units long, so the corridor is the
-    octile ellipse
+    A route through cell `y` costs at least the bound (`CostBound`) from the source to `y`
+    plus that from `y` to the target, so the corridor is
 
-        octile(s, y) + octile(y, t) <= limit_h / (cell_km * min_hours_per_km)
+        bound.steps(s, y) + bound.steps(y, t) <= limit_h / (cell_km * bound.fast_h)
 
-    (plus one cell and a relative 1e-9 for rounding); other cells are made impassable. If the
-    source's distance is within the limit, every shortest route to it, and every neighbour that
-    could tie on one, lies inside, with the same distances to the bit, so a route read from this
-    search with `trace_route` (which checks ties) is the unlimited search's. The search is for
-    this source only: cells off its routes may have longer distances than without the corridor.
+    (plus one cell and a relative 1e-9 for rounding), inside the box of rows and columns whose
+    distances to the two ends add up to at most that (`bound.steps` is at least the row and
+    the column distance); the graph has the corridor's cells only. If the source's distance is
+    within the limit, every shortest route to it, and every neighbour that could tie on one,
+    lies inside, with the same distances to the bit, so a route read from this search with
+    `trace_route` (which checks ties) is the unlimited search's. The search is for this source
+    only: cells off its routes may have longer distances than without the corridor.
     """
-    reach = limit_h / (cell_km * min_hours_per_km) * (1.0 + 1e-9) + 1.0
-    box = (reach_box(target_rc, limit_h, cell_km, min_hours_per_km)
-           .within(reach_box(source_rc, limit_h, cell_km, min_hours_per_km)).within(reference))
-    rows = np.arange(box.top, box.bottom).reshape(-1, 1)
-    cols = np.arange(box.left, box.right).reshape(1, -1)
-    length = _octile_array(rows - source_rc[0], cols - source_rc[1]) + _octile_array(
-        rows - target_rc[0], cols - target_rc[1])
-    hb = np.where(length <= reach, h[box.top:box.bottom, box.left:box.right], np.float32(np.inf))
+    reach = limit_h / (cell_km * bound.fast_h) * (1.0 + 1e-9) + 1.0
+    box = _ellipse_box(source_rc, target_rc, reach).within(reference)
+    # a limit below the bound may leave the target out: keep it in (the search is then short)
+    box = Box(min(box.top, target_rc[0]), max(box.bottom, target_rc[0] + 1),
+              min(box.left, target_rc[1]), max(box.right, target_rc[1] + 1))
+    inside = bound.corridor(box, source_rc, target_rc) <= reach
     t = box.local(*target_rc)
-    dist, pred = dijkstra(grid_graph(hb, cell_km), directed=True, indices=t,
-                          return_predecessors=True, limit=limit_h)
+    dist, pred = dijkstra(corridor_graph(h[box.top:box.bottom, box.left:box.right], inside,
+                                         cell_km),
+                          directed=True, indices=t, return_predecessors=True, limit=limit_h)
     hop = np.where(pred < 0, -1, pred).astype(np.int32)
     hop[t] = t
     return Search(box, t, float(limit_h), dist, hop, exact=False, exhausted=False)
+
+
+def _ellipse_box(a: tuple[int, int], b: tuple[int, int], reach: float) -> Box:
+    """The rows and columns of the cells `y` with `|y - a| + |y - b| <= reach` along each axis
+    (a bound on octile distances, so on `CostBound.steps`, whatever the other axis)."""
+    def span(u: int, v: int) -> tuple[int, int]:
+        lo, hi = (u + v - reach) / 2.0, (u + v + reach) / 2.0
+        # whole cells, one more each side for rounding; hi is exclusive
+        return (int(max(math.floor(lo) - 1, -2.0**31)), int(min(math.ceil(hi) + 2, 2.0**31)))
+
+    top, bottom = span(a[0], b[0])
+    left, right = span(a[1], b[1])
+    return Box(top, bottom, left, right)
+
+
+def corridor_graph(hours_per_km: np.ndarray, inside: np.ndarray, cell_km: float) -> csr_matrix:
+    """`grid_graph` of the layer with the cells outside `inside` impassable, built from the
+    inside cells alone: the same matrix to the bit (same weights, same canonical order), at a
+    cost that grows with the corridor rather than its box."""
+    rows, cols = hours_per_km.shape
+    n = rows * cols
+    wide = cols + 2
+    cells_ok = inside & np.isfinite(hours_per_km)
+    # the layer inside the corridor, with a ring of impassable cells so no neighbour is off it
+    padded = np.full((rows + 2, wide), np.inf)
+    padded[1:-1, 1:-1][cells_ok] = hours_per_km[cells_ok]
+    flat = padded.ravel()
+    at = np.flatnonzero(np.isfinite(padded))        # the corridor's cells, in row-major order
+    cells = np.flatnonzero(cells_ok).astype(np.int32)   # the same, as flat indices of the box
+    h_from = flat[at]
+    # one row of weights per neighbour, computed as `_edge_hours` does: step_km * 0.5 * (a + b)
+    weights = np.empty((len(_OFFSETS), len(cells)))
+    for k, (dr, dc) in enumerate(_OFFSETS):
+        step_km = cell_km * (math.sqrt(2.0) if dr and dc else 1.0)
+        np.take(flat, at + (dr * wide + dc), out=weights[k])
+        np.add(h_from, weights[k], out=weights[k])
+        np.multiply(step_km * 0.5, weights[k], out=weights[k])
+    ok = np.isfinite(weights)
+    indptr = np.zeros(n + 1, np.int32)
+    indptr[cells + 1] = ok.sum(axis=0)
+    np.cumsum(indptr, out=indptr)
+    step = np.array([dr * cols + dc for dr, dc in _OFFSETS], np.int32)
+    # a cell's edges in `_OFFSETS` order (increasing neighbour index), cell after cell
+    indices = (cells.reshape(-1, 1) + step)[ok.T]
+    return csr_matrix((weights.T[ok.T], indices, indptr), shape=(n, n))
 
 
 def _octile_array(dr: np.ndarray, dc: np.ndarray) -> np.ndarray:
@@ -345,7 +470,7 @@ def tied_on_route(s: Search, h: np.ndarray, cell_km: float, route: np.ndarray) -
     yr, yc = np.divmod(y, b.width)
     d = s.dist
     dy, dhop = d[y], d[s.hop[y]]
-    hb = h[b.top:b.bottom, b.left:b.right].astype(np.float64)
+    hy = h[yr + b.top, yc + b.left].astype(np.float64)
     count = np.zeros(len(y), np.int64)
     for dr, dc in _OFFSETS:
         xr, xc = yr + dr, yc + dc
@@ -353,7 +478,7 @@ def tied_on_route(s: Search, h: np.ndarray, cell_km: float, route: np.ndarray) -
         xr, xc = np.where(inside, xr, yr), np.where(inside, xc, yc)
         dx = d[xr * b.width + xc]
         step_km = cell_km * (math.sqrt(2.0) if dr and dc else 1.0)
-        w = _edge_hours(step_km, hb[xr, xc], hb[yr, yc])
+        w = _edge_hours(step_km, h[xr + b.top, xc + b.left].astype(np.float64), hy)
         count += inside & (dx + w == dy) & (dx == dhop)
     return bool((count > 1).any())
 
@@ -390,6 +515,7 @@ class Router:
         self._paths: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._hours_per_km: dict[tuple[str, frozenset[int]], np.ndarray] = {}
         self._min_hours_per_km: dict[tuple[str, frozenset[int]], float] = {}
+        self._bounds: dict[str, CostBound] = {}
         self._lock = threading.Lock()
         self.dijkstra_runs = 0          # how many searches ran (not served from cache)
         g = terrain.road_graph
@@ -646,11 +772,14 @@ class Router:
             with self._lock:
                 self.dijkstra_runs += 1
             return trace_route(s, h, t.cell_km, src, t.cols)
+        # the line's cost, summed in another order than the search's, plus rounding slack
+        line_h = line_hours(h, t.cell_km, src, dst) * (1.0 + LINE_SLACK)
+        whole = Box(0, t.rows, 0, t.cols)
+        if not (reference == whole and self._graph_bytes() <= GRAPH_CACHE_BYTES):
+            return self._corridor_route(source, target, mobility, barred, reference, line_h)
         min_h = self.min_hours_per_km(mobility, barred)
         key = ("bounded", target, mobility, barred)
         lowest_h = _octile_steps(src, dst) * t.cell_km * min_h
-        # the line's cost, summed in another order than the search's, plus rounding slack
-        line_h = line_hours(h, t.cell_km, src, dst) * (1.0 + LINE_SLACK)
         limit_h = REACH_FACTOR * lowest_h if 0.0 < lowest_h < math.inf else math.inf
         if cached and (hit := self._cached(key)) is not None:
             known: Search = hit[1]
@@ -661,10 +790,6 @@ class Router:
                 return self._reference_route(source, target, mobility, barred, reference)
             limit_h = max(limit_h, 2.0 * known.limit_h)
         limit_h = min(limit_h, line_h)
-        whole = Box(0, t.rows, 0, t.cols)
-        if not (reference == whole and self._graph_bytes() <= GRAPH_CACHE_BYTES):
-            return self._corridor_route(source, target, mobility, barred, reference, limit_h,
-                                        line_h)
         while True:
             # the kept whole-grid graph (a small grid): the limit alone bounds the search, and
             # the search serves later starts too
@@ -683,17 +808,22 @@ class Router:
             limit_h = math.inf if limit_h >= line_h else min(2.0 * limit_h, line_h)
 
     def _corridor_route(self, source: int, target: int, mobility: str, barred: frozenset[int],
-                        reference: Box, limit_h: float, line_h: float) -> np.ndarray:
+                        reference: Box, line_h: float) -> np.ndarray:
         """The reference search's route from `source`, from searches over the corridor a route
-        of `limit_h` hours can use (`corridor_search`), the limit doubling up to the straight
-        line's cost while the start is out of reach (or until the corridor spans `reference`);
-        then, or on a tie, the reference search."""
+        of the limit's hours can use (`corridor_search`). The first limit is `CORRIDOR_FACTOR`
+        times the least the trip can cost (`CostBound`) or the straight line's cost (a route,
+        so the start is within it), whichever is lower; it grows `CORRIDOR_GROWTH` times (up to
+        the line's cost) while the start is out of reach, or until the corridor spans
+        `reference`; then, or on a tie, the reference search."""
         t = self.terrain
         h = self.hours_per_km(mobility, barred)
-        min_h = self.min_hours_per_km(mobility, barred)
+        bound = self.cost_bound(mobility)
         src, dst = t.rc(source), t.rc(target)
+        lowest_h = bound.steps(src, dst) * t.cell_km * bound.fast_h
+        limit_h = CORRIDOR_FACTOR * lowest_h if 0.0 < lowest_h < math.inf else math.inf
+        limit_h = min(limit_h, line_h)
         while math.isfinite(limit_h):
-            s = corridor_search(h, t.cell_km, reference, src, dst, limit_h, min_h)
+            s = corridor_search(h, t.cell_km, reference, src, dst, limit_h, bound)
             with self._lock:
                 self.dijkstra_runs += 1
             if s.reaches(*src):
@@ -701,10 +831,22 @@ class Router:
                 if route is None:       # a tie decided a hop on the way
                     break
                 return route
-            if s.box == reference:      # the corridor has grown to the whole reference box
-                break
-            limit_h = math.inf if limit_h >= line_h else min(2.0 * limit_h, line_h)
+            if s.box == reference and not math.isfinite(line_h):
+                break       # the corridor spans the reference box and no cost bounds the route
+            # out of reach: a higher limit; past the line's cost only rounding can explain it
+            limit_h = math.inf if limit_h >= line_h else min(CORRIDOR_GROWTH * limit_h, line_h)
         return self._reference_route(source, target, mobility, barred, reference)
+
+    def cost_bound(self, mobility: str) -> CostBound:
+        """The lower bound on route hours (`CostBound`) for a mobility, from its layer without
+        barred zones (so it holds with any), computed once."""
+        with self._lock:
+            bound = self._bounds.get(mobility)
+        if bound is None:
+            bound = CostBound.of(self.hours_per_km(mobility))
+            with self._lock:
+                self._bounds[mobility] = bound
+        return bound
 
     def _reference_route(self, source: int, target: int, mobility: str, barred: frozenset[int],
                          reference: Box) -> np.ndarray:
