@@ -172,8 +172,9 @@ def test_corridor_graph_is_the_grid_graph_of_the_corridor_bit_for_bit(shape):
     for kind in range(3):
         h = random_hours(rng, *shape, kind)
         inside = rng.random(shape) < 0.7
-        new = corridor_graph(h, inside, 0.25)
-        old = grid_graph(np.where(inside, h, np.float32(np.inf)), 0.25)
+        cells = np.flatnonzero(inside)
+        new = corridor_graph(h, cells, 0.25)
+        old = grid_graph(np.where(inside, h, np.float32(np.inf)), 0.25)[cells][:, cells]
         np.testing.assert_array_equal(new.indptr, old.indptr)
         np.testing.assert_array_equal(new.indices, old.indices)
         np.testing.assert_array_equal(new.data, old.data)
@@ -192,9 +193,9 @@ def roads_hours(rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
     return h
 
 
-def test_cost_bound_never_exceeds_a_routes_hours():
+def test_cost_bound_never_exceeds_a_routes_hours_and_gives_the_corridor():
     rng = np.random.default_rng(41)
-    checked = 0
+    checked = sharper = 0
     for trial in range(60):
         rows, cols = (int(v) for v in rng.integers(4, 40, 2))
         h = roads_hours(rng, rows, cols) if trial % 2 else random_hours(rng, rows, cols, 1)
@@ -205,15 +206,21 @@ def test_cost_bound_never_exceeds_a_routes_hours():
         t = (int(rng.integers(rows)), int(rng.integers(cols)))
         exact = search(h, 0.5, whole, t)
         reached = np.flatnonzero(np.isfinite(exact.dist))
-        steps = bound.corridor(whole, t, t) / 2.0       # steps(y, t), for every y
         unit_h = 0.5 * bound.fast_h
-        assert (steps.ravel()[reached] * unit_h <= exact.dist[reached] * (1 + 1e-12)).all()
-        for y in rng.choice(reached, size=min(5, len(reached)), replace=False):
+        for y in rng.choice(reached, size=min(20, len(reached)), replace=False):
             yrc = (int(y) // cols, int(y) % cols)
-            assert bound.steps(yrc, t) * unit_h <= exact.dist[y] * (1 + 1e-12)
-            assert bound.steps(yrc, t) == pytest.approx(bound.steps(t, yrc))
+            steps = bound.steps(yrc, t)
+            assert steps * unit_h <= exact.dist[y] * (1 + 1e-12)
+            assert steps == pytest.approx(bound.steps(t, yrc))
+            sharper += steps > routes._octile_steps(yrc, t) + 1e-9
             checked += 1
-    assert checked > 100
+        # the corridor is the cells whose bounds through them add up to at most the limit
+        s = (int(rng.integers(rows)), int(rng.integers(cols)))
+        within = float(rng.uniform(0.5, 2.0)) * bound.steps(s, t) + 1.0
+        want = np.array([[bound.steps(s, (r, c)) + bound.steps((r, c), t) <= within
+                          for c in range(cols)] for r in range(rows)])
+        np.testing.assert_array_equal(bound.corridor(whole, s, t, within), np.flatnonzero(want))
+    assert checked > 500 and sharper > 100
 
 
 def test_a_source_beyond_the_limit_is_not_answered_unless_the_search_ran_out():

@@ -57,8 +57,8 @@ REACH_FACTOR = 2.5
 
 #: A corridor search's first limit, in multiples of the least a trip can cost (`CostBound`),
 #: and how much it grows while the start is out of reach.
-CORRIDOR_FACTOR = 1.25
-CORRIDOR_GROWTH = 1.5
+CORRIDOR_FACTOR = 1.1
+CORRIDOR_GROWTH = 2.0
 
 #: A search over a box of at most this many cells runs without a limit: the bound's own cost
 #: (a box, a line, a tie check) outweighs what it saves there (the 1 km theatre's windows
@@ -278,74 +278,143 @@ class CostBound:
     """A lower bound on the hours of any route between two cells of one hours-per-km layer,
     sharper than the straight line at the fastest rate where fast cells (roads) are few.
 
-    Let `fast_h` be the least hours per km of any passable cell and `slow_h` the least of the
-    cells that are not fast (fast: `h < slow_h`). A route's hours are `cell_km * sum_j w_j h_j`
-    over its cells, `w_j` half the lengths (in cells: 1, or sqrt(2) diagonally) of the steps
-    into and out of cell `j`; the weights add up to the route's length `L`, at least the octile
-    distance `O(a, b)`. A route from `a` passes at least `r(a)` cells (`fast_reach`: the
-    Chebyshev distance to the nearest fast cell) before its first fast cell, whose weights add up
-    to at least `r(a) - 1/2`; so its slow cells weigh at least
-    `S = min(O(a, b), s(a) + s(b))`, `s = max(r - 1/2, 0)` (or it has no fast cell at all and
-    `S = L >= O`). Hence, in units of `cell_km * fast_h` hours (one step at the fastest rate),
+    Let `fast_h` be the least hours per km of any passable cell and `levels` increasing hours
+    per km `l_1 < l_2 < ...` above it (`l_0 = fast_h`); so every cell's `h >= fast_h +
+    sum_k (l_k - l_{k-1}) [h >= l_k]`. A route's hours are `cell_km * sum_j w_j h_j` over its
+    cells, `w_j` half the lengths (in cells: 1, or sqrt(2) diagonally) of the steps into and out
+    of cell `j`; the weights add up to the route's length `L`, at least the octile distance
+    `O(a, b)`. A route from `a` passes at least `r_k(a)` cells (`reach[k]`: the Chebyshev
+    distance to the nearest cell with `h < l_k`) before its first such cell, whose weights add
+    up to at least `r_k(a) - 1/2`; so its cells with `h >= l_k` weigh at least
+    `S_k = min(O(a, b), s_k(a) + s_k(b))`, `s_k = max(r_k - 1/2, 0)` (or it has no such cell at
+    all and `S_k = L >= O`). Hence, in units of `cell_km * fast_h` hours (one step at the
+    fastest rate),
 
-        hours(a -> b) / (cell_km * fast_h)  >=  O(a, b) + (rho - 1) * S,   rho = slow_h / fast_h
+        hours(a -> b) / (cell_km * fast_h)  >=  O(a, b) + sum_k (l_k - l_{k-1}) / fast_h * S_k
 
-    With no fast cell (`fast_reach` None) it is the octile distance alone. Built from a layer
-    without barred zones, it holds for the layer with them too (barring only removes cells).
+    With no level it is the octile distance alone. Built from a layer without barred zones, it
+    holds for the layer with them too (barring only removes cells).
     """
 
     fast_h: float
-    slow_h: float
-    fast_reach: np.ndarray | None   # (rows, cols) uint16 Chebyshev cells to a fast cell, capped
+    levels: tuple[float, ...]
+    reach: tuple[np.ndarray, ...]   # per level, (rows, cols) uint16 Chebyshev cells, capped
+    #: per level, the least `reach` in each block of `_BLOCK` x `_BLOCK` cells (from the grid's
+    #: corner): a bound for a whole block at once
+    block_reach: tuple[np.ndarray, ...] = ()
 
     @classmethod
-    def of(cls, h: np.ndarray) -> CostBound:
-        """The bound for hours-per-km layer `h`: slow cells are those at or above the median
-        passable cell's hours (the common ground), fast ones the rest (roads)."""
+    def of(cls, h: np.ndarray, max_levels: int = 3) -> CostBound:
+        """The bound for hours-per-km layer `h`, with levels at the median passable cell's hours
+        (the common ground: cells below it are the roads) and the next `max_levels - 1` distinct
+        hours above it (rougher ground)."""
         finite = h[np.isfinite(h)]
         if finite.size == 0:
-            return cls(math.inf, math.inf, None)
+            return cls(math.inf, (), ())
         fast_h = float(finite.min())
-        slow_h = float(np.partition(finite, finite.size // 2)[finite.size // 2])
-        if not slow_h > fast_h:
-            return cls(fast_h, fast_h, None)
+        median = float(np.partition(finite, finite.size // 2)[finite.size // 2])
+        above = np.unique(finite[finite >= median])
+        levels = tuple(float(v) for v in above[above > fast_h][:max_levels])
         from scipy.ndimage import distance_transform_cdt  # heavy import, fine grids only
 
-        reach = distance_transform_cdt(~(h < slow_h), metric="chessboard")
         # capping only lowers the bound, which stays a bound
-        return cls(fast_h, slow_h, np.minimum(reach, _REACH_CAP).astype(np.uint16))
+        reach = tuple(np.minimum(distance_transform_cdt(~(h < v), metric="chessboard"),
+                                 _REACH_CAP).astype(np.uint16) for v in levels)
+        return cls(fast_h, levels, reach, tuple(_block_min(r) for r in reach))
 
-    def _slack(self, rc: tuple[int, int]) -> float:
-        assert self.fast_reach is not None
-        return max(float(self.fast_reach[rc]) - 0.5, 0.0)
+    def _weights(self) -> list[float]:
+        low = [self.fast_h, *self.levels][:len(self.levels)]
+        return [(v - lo) / self.fast_h for v, lo in zip(self.levels, low, strict=True)]
 
     def steps(self, a: tuple[int, int], b: tuple[int, int]) -> float:
         """The bound between two cells, in units of `cell_km * fast_h` hours."""
         o = _octile_steps(a, b)
-        if self.fast_reach is None:
-            return o
-        return o + (self.slow_h / self.fast_h - 1.0) * min(o, self._slack(a) + self._slack(b))
-
-    def corridor(self, box: Box, a: tuple[int, int], b: tuple[int, int]) -> np.ndarray:
-        """`steps(a, y) + steps(y, b)` for every cell `y` of `box` (float64, box-shaped)."""
-        rows = np.arange(box.top, box.bottom).reshape(-1, 1)
-        cols = np.arange(box.left, box.right).reshape(1, -1)
-        oa = _octile_array(rows - a[0], cols - a[1])
-        ob = _octile_array(rows - b[0], cols - b[1])
-        total = oa + ob
-        if self.fast_reach is None:
-            return total
-        sy = self.fast_reach[box.top:box.bottom, box.left:box.right] - np.float64(0.5)
-        np.maximum(sy, 0.0, out=sy)
-        np.minimum(oa, sy + self._slack(a), out=oa)
-        np.minimum(ob, sy + self._slack(b), out=ob)
-        oa += ob
-        oa *= self.slow_h / self.fast_h - 1.0
-        total += oa
+        total = o
+        for weight, reach in zip(self._weights(), self.reach, strict=True):
+            total += weight * min(o, _slack(reach[a]) + _slack(reach[b]))
         return total
 
+    def corridor(self, box: Box, a: tuple[int, int], b: tuple[int, int],
+                 within: float) -> np.ndarray:
+        """The cells `y` of `box` with `steps(a, y) + steps(y, b) <= within`: flat indices into
+        the box, increasing.
 
-#: `CostBound.fast_reach` is kept in 16 bits.
+        Over the cells of the blocks the bound may leave in (`_candidates`): the octile part
+        first, then the levels' parts (which only add) over the cells that leaves in."""
+        cells = _candidates(self, box, a, b, within)
+        r, c = np.divmod(cells, box.width)
+        r += box.top
+        c += box.left
+        oa = _octile_array(r - a[0], c - a[1])
+        ob = _octile_array(r - b[0], c - b[1])
+        total = oa + ob
+        keep = total <= within
+        cells, r, c, oa, ob, total = (v[keep] for v in (cells, r, c, oa, ob, total))
+        if not self.levels:
+            return cells
+        at = r * self.reach[0].shape[1] + c
+        for weight, reach in zip(self._weights(), self.reach, strict=True):
+            sy = reach.ravel()[at] - np.float64(0.5)
+            np.maximum(sy, 0.0, out=sy)
+            part = np.minimum(oa, sy + _slack(reach[a]))
+            np.minimum(ob, sy + _slack(reach[b]), out=sy)
+            part += sy
+            part *= weight
+            total += part
+        return cells[total <= within]
+
+
+#: Side of the blocks `_candidates` tries whole.
+_BLOCK = 8
+
+
+def _candidates(bound: CostBound, box: Box, a: tuple[int, int], b: tuple[int, int],
+                within: float) -> np.ndarray:
+    """Flat indices into `box` (increasing) of a set of cells holding every cell `y` of the box
+    with `bound.steps(a, y) + bound.steps(y, b) <= within`: the cells of the blocks (`_BLOCK`
+    cells a side, from the grid's corner) where a bound on these sums over the whole block is
+    within that. For a block with centre `m` and a cell `y` in it, `octile(a, y) >=
+    octile(a, m) - octile(m, y)` (the triangle inequality), `octile(m, y)` at most
+    `(_BLOCK - 1) / 2 * sqrt(2)`, and a level's reach at `y` is at least the block's least
+    (`CostBound.block_reach`); each term of the bound only grows with these."""
+    half = (_BLOCK - 1) / 2.0
+    r0, r1 = box.top // _BLOCK, (box.bottom - 1) // _BLOCK + 1
+    c0, c1 = box.left // _BLOCK, (box.right - 1) // _BLOCK + 1
+    centre_r = (np.arange(r0, r1) * _BLOCK + half).reshape(-1, 1)
+    centre_c = (np.arange(c0, c1) * _BLOCK + half).reshape(1, -1)
+    far = half * math.sqrt(2.0) * (1.0 + 1e-9) + 1e-9
+    oa = np.maximum(_octile_array(centre_r - a[0], centre_c - a[1]) - far, 0.0)
+    ob = np.maximum(_octile_array(centre_r - b[0], centre_c - b[1]) - far, 0.0)
+    total = oa + ob
+    for weight, reach, least in zip(bound._weights(), bound.reach, bound.block_reach,
+                                    strict=True):
+        sy = np.maximum(least[r0:r1, c0:c1] - np.float64(0.5), 0.0)
+        total += weight * (np.minimum(oa, sy + _slack(reach[a]))
+                           + np.minimum(ob, sy + _slack(reach[b])))
+    near = total <= within
+    # the blocks' cells, cut to the box
+    cells = np.repeat(np.repeat(near, _BLOCK, axis=0), _BLOCK, axis=1)
+    top, left = box.top - r0 * _BLOCK, box.left - c0 * _BLOCK
+    cells = cells[top:top + box.bottom - box.top, left:left + box.width]
+    return np.flatnonzero(cells)
+
+
+def _block_min(a: np.ndarray) -> np.ndarray:
+    """The least value in each block of `_BLOCK` x `_BLOCK` cells of `a` (from its corner)."""
+    rows, cols = a.shape
+    n, m = -(-rows // _BLOCK), -(-cols // _BLOCK)
+    padded = np.full((n * _BLOCK, m * _BLOCK), np.iinfo(a.dtype).max, a.dtype)
+    padded[:rows, :cols] = a
+    return padded.reshape(n, _BLOCK, m, _BLOCK).min(axis=(1, 3))
+
+
+def _slack(reach: Any) -> float:
+    """`max(r - 1/2, 0)`: the least weight of the `r` cells a route passes before a level's
+    first lower cell."""
+    return max(float(reach) - 0.5, 0.0)
+
+
+#: `CostBound.reach` is kept in 16 bits.
 _REACH_CAP = 2**16 - 1
 
 
@@ -372,12 +441,21 @@ def corridor_search(h: np.ndarray, cell_km: float, reference: Box, source_rc: tu
     # a limit below the bound may leave the target out: keep it in (the search is then short)
     box = Box(min(box.top, target_rc[0]), max(box.bottom, target_rc[0] + 1),
               min(box.left, target_rc[1]), max(box.right, target_rc[1] + 1))
-    inside = bound.corridor(box, source_rc, target_rc) <= reach
+    cells = bound.corridor(box, source_rc, target_rc, reach)
     t = box.local(*target_rc)
-    dist, pred = dijkstra(corridor_graph(h[box.top:box.bottom, box.left:box.right], inside,
-                                         cell_km),
-                          directed=True, indices=t, return_predecessors=True, limit=limit_h)
-    hop = np.where(pred < 0, -1, pred).astype(np.int32)
+    k = int(np.searchsorted(cells, t))
+    if k == len(cells) or cells[k] != t:
+        cells = np.insert(cells, k, t)
+    graph = corridor_graph(h[box.top:box.bottom, box.left:box.right], cells, cell_km)
+    # the search runs on the corridor's cells alone (numbered in row-major order, as in the
+    # box), then its answer is spread back over the box
+    dist_c, pred_c = dijkstra(graph, directed=True, indices=k, return_predecessors=True,
+                              limit=limit_h)
+    dist = np.full(box.size, np.inf)
+    dist[cells] = dist_c
+    hop = np.full(box.size, -1, np.int32)
+    came = pred_c >= 0
+    hop[cells[came]] = cells[pred_c[came]]
     hop[t] = t
     return Search(box, t, float(limit_h), dist, hop, exact=False, exhausted=False)
 
@@ -395,36 +473,61 @@ def _ellipse_box(a: tuple[int, int], b: tuple[int, int], reach: float) -> Box:
     return Box(top, bottom, left, right)
 
 
-def corridor_graph(hours_per_km: np.ndarray, inside: np.ndarray, cell_km: float) -> csr_matrix:
-    """`grid_graph` of the layer with the cells outside `inside` impassable, built from the
-    inside cells alone: the same matrix to the bit (same weights, same canonical order), at a
-    cost that grows with the corridor rather than its box."""
+def corridor_graph(hours_per_km: np.ndarray, cells: np.ndarray, cell_km: float) -> csr_matrix:
+    """The grid graph of `cells` (flat indices into the layer, increasing): `grid_graph` of the
+    layer with the other cells impassable, cut down to the rows and columns of these cells (the
+    same weights to the bit, in the same canonical order; node `k` is cell `cells[k]`). Built at
+    a cost that grows with the corridor rather than its box."""
     rows, cols = hours_per_km.shape
-    n = rows * cols
     wide = cols + 2
-    cells_ok = inside & np.isfinite(hours_per_km)
-    # the layer inside the corridor, with a ring of impassable cells so no neighbour is off it
-    padded = np.full((rows + 2, wide), np.inf)
-    padded[1:-1, 1:-1][cells_ok] = hours_per_km[cells_ok]
-    flat = padded.ravel()
-    at = np.flatnonzero(np.isfinite(padded))        # the corridor's cells, in row-major order
-    cells = np.flatnonzero(cells_ok).astype(np.int32)   # the same, as flat indices of the box
-    h_from = flat[at]
-    # one row of weights per neighbour, computed as `_edge_hours` does: step_km * 0.5 * (a + b)
+    h = hours_per_km.ravel()[cells].astype(np.float64)
+    # every cell's node number (-1 outside), with a ring of -1 so no neighbour is off the layer
+    at = (cells // cols + 1) * wide + (cells % cols + 1)
+    node = np.full((rows + 2, wide), -1, np.int32)
+    flat = node.ravel()
+    flat[at] = np.arange(len(cells), dtype=np.int32)
+    # one row per neighbour: its node and the edge's hours, computed as `_edge_hours` does
+    # (step_km * 0.5 * (a + b)); an edge touching an impassable cell is infinite and left out
+    nbr = np.empty((len(_OFFSETS), len(cells)), np.int32)
     weights = np.empty((len(_OFFSETS), len(cells)))
     for k, (dr, dc) in enumerate(_OFFSETS):
         step_km = cell_km * (math.sqrt(2.0) if dr and dc else 1.0)
-        np.take(flat, at + (dr * wide + dc), out=weights[k])
-        np.add(h_from, weights[k], out=weights[k])
+        np.take(flat, at + (dr * wide + dc), out=nbr[k])
+        np.take(h, nbr[k], out=weights[k])
+        np.add(h, weights[k], out=weights[k])
         np.multiply(step_km * 0.5, weights[k], out=weights[k])
-    ok = np.isfinite(weights)
-    indptr = np.zeros(n + 1, np.int32)
-    indptr[cells + 1] = ok.sum(axis=0)
-    np.cumsum(indptr, out=indptr)
-    step = np.array([dr * cols + dc for dr, dc in _OFFSETS], np.int32)
-    # a cell's edges in `_OFFSETS` order (increasing neighbour index), cell after cell
-    indices = (cells.reshape(-1, 1) + step)[ok.T]
-    return csr_matrix((weights.T[ok.T], indices, indptr), shape=(n, n))
+    ok = (nbr >= 0) & np.isfinite(weights)
+    indptr = np.zeros(len(cells) + 1, np.int32)
+    np.cumsum(ok.sum(axis=0), out=indptr[1:])
+    # a node's edges in `_OFFSETS` order (increasing neighbour number), node after node
+    ok = ok.T
+    return csr_matrix((weights.T[ok], nbr.T[ok], indptr), shape=(len(cells), len(cells)))
+
+
+#: How many reached cells nearest the start `_upper_hours` tries.
+UPPER_CANDIDATES = 16
+
+
+def _upper_hours(s: Search, h: np.ndarray, cell_km: float, source_rc: tuple[int, int]) -> float:
+    """An upper bound on the start's distance from a search that did not reach it: the least,
+    over the `UPPER_CANDIDATES` reached cells `y` nearest the start (octile), of the straight
+    line's hours from the start to `y` plus `y`'s distance (a route, so at least the shortest;
+    with `LINE_SLACK` for the other order of summing). inf if no such line is passable."""
+    b = s.box
+    reached = np.flatnonzero(np.isfinite(s.dist))
+    if len(reached) == 0:
+        return math.inf
+    rr, cc = np.divmod(reached, b.width)
+    near = _octile_array(rr + (b.top - source_rc[0]), cc + (b.left - source_rc[1]))
+    if len(reached) > UPPER_CANDIDATES:
+        pick = np.argpartition(near, UPPER_CANDIDATES)[:UPPER_CANDIDATES]
+    else:
+        pick = np.arange(len(reached))
+    best = math.inf
+    for k in pick:
+        y = (int(rr[k]) + b.top, int(cc[k]) + b.left)
+        best = min(best, line_hours(h, cell_km, source_rc, y) + float(s.dist[reached[k]]))
+    return best * (1.0 + LINE_SLACK)
 
 
 def _octile_array(dr: np.ndarray, dc: np.ndarray) -> np.ndarray:
@@ -833,8 +936,13 @@ class Router:
                 return route
             if s.box == reference and not math.isfinite(line_h):
                 break       # the corridor spans the reference box and no cost bounds the route
-            # out of reach: a higher limit; past the line's cost only rounding can explain it
-            limit_h = math.inf if limit_h >= line_h else min(CORRIDOR_GROWTH * limit_h, line_h)
+            if limit_h >= line_h:
+                break       # past the line's cost only rounding can explain it
+            # out of reach: a higher limit, or a route's cost found from the cells reached
+            # where that is not much higher (a limit the start is certainly within)
+            grown = min(CORRIDOR_GROWTH * limit_h, line_h)
+            upper = min(line_h, _upper_hours(s, h, t.cell_km, src))
+            limit_h = upper if limit_h < upper <= CORRIDOR_GROWTH * grown else grown
         return self._reference_route(source, target, mobility, barred, reference)
 
     def cost_bound(self, mobility: str) -> CostBound:
