@@ -22,7 +22,9 @@ from sim.world.routes import (
     _OFFSETS,
     FIELD_CACHE_BYTES,
     Box,
+    CostBound,
     Router,
+    corridor_graph,
     corridor_search,
     grid_graph,
     reach_box,
@@ -140,7 +142,7 @@ def test_corridor_search_gives_the_unbounded_route_or_says_it_cannot():
         if not np.isfinite(h).any():
             continue
         whole = Box(0, rows, 0, cols)
-        min_h = float(h[np.isfinite(h)].min())
+        bound = CostBound.of(h)
         t = (int(rng.integers(rows)), int(rng.integers(cols)))
         exact = search(h, 0.5, whole, t)
         for _ in range(6):
@@ -150,7 +152,7 @@ def test_corridor_search_gives_the_unbounded_route_or_says_it_cannot():
             want = reference_route(h, 0.5, whole, s, t)
             cost_h = exact.dist[whole.local(*s)]
             for limit_h in (cost_h, cost_h * 1.2, cost_h * 2):
-                corridor = corridor_search(h, 0.5, whole, s, t, limit_h, min_h)
+                corridor = corridor_search(h, 0.5, whole, s, t, limit_h, bound)
                 assert corridor.reaches(*s)
                 route = trace_route(corridor, h, 0.5, s, cols)
                 if route is None:
@@ -159,9 +161,66 @@ def test_corridor_search_gives_the_unbounded_route_or_says_it_cannot():
                     answered += 1
                     np.testing.assert_array_equal(route, want)
             # below the source's distance the corridor search does not reach it
-            below = corridor_search(h, 0.5, whole, s, t, cost_h * 0.99, min_h)
+            below = corridor_search(h, 0.5, whole, s, t, cost_h * 0.99, bound)
             assert not below.reaches(*s)
     assert answered > 10 * max(undecided, 1)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (17, 29), (40, 33)])
+def test_corridor_graph_is_the_grid_graph_of_the_corridor_bit_for_bit(shape):
+    rng = np.random.default_rng(sum(shape) + 1)
+    for kind in range(3):
+        h = random_hours(rng, *shape, kind)
+        inside = rng.random(shape) < 0.7
+        cells = np.flatnonzero(inside)
+        new = corridor_graph(h, cells, 0.25)
+        old = grid_graph(np.where(inside, h, np.float32(np.inf)), 0.25)[cells][:, cells]
+        np.testing.assert_array_equal(new.indptr, old.indptr)
+        np.testing.assert_array_equal(new.indices, old.indices)
+        np.testing.assert_array_equal(new.data, old.data)
+
+
+def roads_hours(rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
+    """Hours per km as on the theatre: flat ground, sand, rugged, impassable, and a few roads
+    (fast lines) across."""
+    values = np.float32([1 / 30, 2 / 30, 4 / 30, np.inf])
+    h = rng.choice(values, size=(rows, cols), p=[0.75, 0.1, 0.1, 0.05]).astype(np.float32)
+    for _ in range(int(rng.integers(0, 4))):
+        if rng.random() < 0.5:
+            h[int(rng.integers(rows)), :] = np.float32(1 / 60)
+        else:
+            h[:, int(rng.integers(cols))] = np.float32(1.5 / 60)
+    return h
+
+
+def test_cost_bound_never_exceeds_a_routes_hours_and_gives_the_corridor():
+    rng = np.random.default_rng(41)
+    checked = sharper = 0
+    for trial in range(60):
+        rows, cols = (int(v) for v in rng.integers(4, 40, 2))
+        h = roads_hours(rng, rows, cols) if trial % 2 else random_hours(rng, rows, cols, 1)
+        if not np.isfinite(h).any():
+            continue
+        bound = CostBound.of(h)
+        whole = Box(0, rows, 0, cols)
+        t = (int(rng.integers(rows)), int(rng.integers(cols)))
+        exact = search(h, 0.5, whole, t)
+        reached = np.flatnonzero(np.isfinite(exact.dist))
+        unit_h = 0.5 * bound.fast_h
+        for y in rng.choice(reached, size=min(20, len(reached)), replace=False):
+            yrc = (int(y) // cols, int(y) % cols)
+            steps = bound.steps(yrc, t)
+            assert steps * unit_h <= exact.dist[y] * (1 + 1e-12)
+            assert steps == pytest.approx(bound.steps(t, yrc))
+            sharper += steps > routes._octile_steps(yrc, t) + 1e-9
+            checked += 1
+        # the corridor is the cells whose bounds through them add up to at most the limit
+        s = (int(rng.integers(rows)), int(rng.integers(cols)))
+        within = float(rng.uniform(0.5, 2.0)) * bound.steps(s, t) + 1.0
+        want = np.array([[bound.steps(s, (r, c)) + bound.steps((r, c), t) <= within
+                          for c in range(cols)] for r in range(rows)])
+        np.testing.assert_array_equal(bound.corridor(whole, s, t, within), np.flatnonzero(want))
+    assert checked > 500 and sharper > 100
 
 
 def test_a_source_beyond_the_limit_is_not_answered_unless_the_search_ran_out():

@@ -29,6 +29,7 @@ from sim.world.raster import (
     Water,
     derive_layers,
     hours_per_cell,
+    shared_hours_per_cell,
 )
 
 DATA = Path(__file__).parent / "data" / "geo"
@@ -202,6 +203,16 @@ def test_hours_per_cell_uses_road_speed_on_roads_only(ascii_terrain):
     assert np.isinf(hours_per_cell(t, "offroad", 60.0, 0.0)[0, 0])
     with pytest.raises(ValueError, match="mobility"):
         hours_per_cell(t, "boat", 1.0, 1.0)
+
+
+def test_shared_hours_per_cell_is_the_layer_computed_once_per_terrain_and_speeds(ascii_terrain):
+    t = ascii_terrain
+    shared = shared_hours_per_cell(t, "offroad", 60.0, 30.0)
+    np.testing.assert_array_equal(shared, hours_per_cell(t, "offroad", 60.0, 30.0).ravel())
+    assert shared_hours_per_cell(t, "offroad", 60.0, 30.0) is shared
+    assert shared_hours_per_cell(t, "offroad", 60.0, 25.0) is not shared
+    with pytest.raises(ValueError):
+        shared[0] = 1.0         # every model on the terrain reads it
 
 
 def test_move_cost_layers_follow_the_vocabulary_mobilities(ascii_terrain):

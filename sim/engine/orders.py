@@ -19,7 +19,7 @@ import numpy as np
 from sim.rules.state import Posture
 from sim.scenario.defaults import FOOT_OFFROAD_SPEED_KMH, FOOT_SPEED_KMH
 from sim.scenario.vocab import MOBILITIES
-from sim.world.raster import hours_per_cell
+from sim.world.raster import shared_hours_per_cell
 
 if TYPE_CHECKING:
     from sim.engine.movement import PathBook
@@ -61,8 +61,8 @@ class Orders:
             # out of fuel: the crew leaves the vehicles and walks
             key = (MOBILITIES.index("foot"), FOOT_SPEED_KMH, FOOT_OFFROAD_SPEED_KMH)
         hpc = self._hpc_cache.get(key)
-        if hpc is None:  # a few speed classes per scenario: compute each layer once
-            hpc = hours_per_cell(self.terrain, MOBILITIES[key[0]], key[1], key[2]).ravel()
+        if hpc is None:  # a few speed classes per scenario: each layer once per terrain
+            hpc = shared_hours_per_cell(self.terrain, MOBILITIES[key[0]], key[1], key[2])
             self._hpc_cache[key] = hpc
         if len(cells) < 2:
             return np.zeros(len(cells))

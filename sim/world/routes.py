@@ -55,6 +55,11 @@ GRAPH_CACHE_BYTES = 64 * 2**20
 #: 0.8 of it on flat ground, so most starts lie inside 2.5 times that; others double it.
 REACH_FACTOR = 2.5
 
+#: A corridor search's first limit, in multiples of the least a trip can cost (`CostBound`),
+#: and how much it grows while the start is out of reach.
+CORRIDOR_FACTOR = 1.1
+CORRIDOR_GROWTH = 2.0
+
 #: A search over a box of at most this many cells runs without a limit: the bound's own cost
 #: (a box, a line, a tie check) outweighs what it saves there (the 1 km theatre's windows
 #: hold about 2,000 cells).
@@ -268,38 +273,261 @@ def reach_box(target_rc: tuple[int, int], limit_h: float, cell_km: float,
     return Box(r - k, r + k + 1, c - k, c + k + 1)
 
 
+@dataclass(frozen=True)
+class CostBound:
+    """A lower bound on the hours of any route between two cells of one hours-per-km layer,
+    sharper than the straight line at the fastest rate where fast cells (roads) are few.
+
+    Let `fast_h` be the least hours per km of any passable cell and `levels` increasing hours
+    per km `l_1 < l_2 < ...` above it (`l_0 = fast_h`); so every cell's `h >= fast_h +
+    sum_k (l_k - l_{k-1}) [h >= l_k]`. A route's hours are `cell_km * sum_j w_j h_j` over its
+    cells, `w_j` half the lengths (in cells: 1, or sqrt(2) diagonally) of the steps into and out
+    of cell `j`; the weights add up to the route's length `L`, at least the octile distance
+    `O(a, b)`. A route from `a` passes at least `r_k(a)` cells (`reach[k]`: the Chebyshev
+    distance to the nearest cell with `h < l_k`) before its first such cell, whose weights add
+    up to at least `r_k(a) - 1/2`; so its cells with `h >= l_k` weigh at least
+    `S_k = min(O(a, b), s_k(a) + s_k(b))`, `s_k = max(r_k - 1/2, 0)` (or it has no such cell at
+    all and `S_k = L >= O`). Hence, in units of `cell_km * fast_h` hours (one step at the
+    fastest rate),
+
+        hours(a -> b) / (cell_km * fast_h)  >=  O(a, b) + sum_k (l_k - l_{k-1}) / fast_h * S_k
+
+    With no level it is the octile distance alone. Built from a layer without barred zones, it
+    holds for the layer with them too (barring only removes cells).
+    """
+
+    fast_h: float
+    levels: tuple[float, ...]
+    reach: tuple[np.ndarray, ...]   # per level, (rows, cols) uint16 Chebyshev cells, capped
+    #: per level, the least `reach` in each block of `_BLOCK` x `_BLOCK` cells (from the grid's
+    #: corner): a bound for a whole block at once
+    block_reach: tuple[np.ndarray, ...] = ()
+
+    @classmethod
+    def of(cls, h: np.ndarray, max_levels: int = 3) -> CostBound:
+        """The bound for hours-per-km layer `h`, with levels at the median passable cell's hours
+        (the common ground: cells below it are the roads) and the next `max_levels - 1` distinct
+        hours above it (rougher ground)."""
+        finite = h[np.isfinite(h)]
+        if finite.size == 0:
+            return cls(math.inf, (), ())
+        fast_h = float(finite.min())
+        median = float(np.partition(finite, finite.size // 2)[finite.size // 2])
+        above = np.unique(finite[finite >= median])
+        levels = tuple(float(v) for v in above[above > fast_h][:max_levels])
+        from scipy.ndimage import distance_transform_cdt  # heavy import, fine grids only
+
+        # capping only lowers the bound, which stays a bound
+        reach = tuple(np.minimum(distance_transform_cdt(~(h < v), metric="chessboard"),
+                                 _REACH_CAP).astype(np.uint16) for v in levels)
+        return cls(fast_h, levels, reach, tuple(_block_min(r) for r in reach))
+
+    def _weights(self) -> list[float]:
+        low = [self.fast_h, *self.levels][:len(self.levels)]
+        return [(v - lo) / self.fast_h for v, lo in zip(self.levels, low, strict=True)]
+
+    def steps(self, a: tuple[int, int], b: tuple[int, int]) -> float:
+        """The bound between two cells, in units of `cell_km * fast_h` hours."""
+        o = _octile_steps(a, b)
+        total = o
+        for weight, reach in zip(self._weights(), self.reach, strict=True):
+            total += weight * min(o, _slack(reach[a]) + _slack(reach[b]))
+        return total
+
+    def corridor(self, box: Box, a: tuple[int, int], b: tuple[int, int],
+                 within: float) -> np.ndarray:
+        """The cells `y` of `box` with `steps(a, y) + steps(y, b) <= within`: flat indices into
+        the box, increasing.
+
+        Over the cells of the blocks the bound may leave in (`_candidates`): the octile part
+        first, then the levels' parts (which only add) over the cells that leaves in."""
+        cells = _candidates(self, box, a, b, within)
+        r, c = np.divmod(cells, box.width)
+        r += box.top
+        c += box.left
+        oa = _octile_array(r - a[0], c - a[1])
+        ob = _octile_array(r - b[0], c - b[1])
+        total = oa + ob
+        keep = total <= within
+        cells, r, c, oa, ob, total = (v[keep] for v in (cells, r, c, oa, ob, total))
+        if not self.levels:
+            return cells
+        at = r * self.reach[0].shape[1] + c
+        for weight, reach in zip(self._weights(), self.reach, strict=True):
+            sy = reach.ravel()[at] - np.float64(0.5)
+            np.maximum(sy, 0.0, out=sy)
+            part = np.minimum(oa, sy + _slack(reach[a]))
+            np.minimum(ob, sy + _slack(reach[b]), out=sy)
+            part += sy
+            part *= weight
+            total += part
+        return cells[total <= within]
+
+
+#: Side of the blocks `_candidates` tries whole.
+_BLOCK = 8
+
+
+def _candidates(bound: CostBound, box: Box, a: tuple[int, int], b: tuple[int, int],
+                within: float) -> np.ndarray:
+    """Flat indices into `box` (increasing) of a set of cells holding every cell `y` of the box
+    with `bound.steps(a, y) + bound.steps(y, b) <= within`: the cells of the blocks (`_BLOCK`
+    cells a side, from the grid's corner) where a bound on these sums over the whole block is
+    within that. For a block with centre `m` and a cell `y` in it, `octile(a, y) >=
+    octile(a, m) - octile(m, y)` (the triangle inequality), `octile(m, y)` at most
+    `(_BLOCK - 1) / 2 * sqrt(2)`, and a level's reach at `y` is at least the block's least
+    (`CostBound.block_reach`); each term of the bound only grows with these."""
+    half = (_BLOCK - 1) / 2.0
+    r0, r1 = box.top // _BLOCK, (box.bottom - 1) // _BLOCK + 1
+    c0, c1 = box.left // _BLOCK, (box.right - 1) // _BLOCK + 1
+    centre_r = (np.arange(r0, r1) * _BLOCK + half).reshape(-1, 1)
+    centre_c = (np.arange(c0, c1) * _BLOCK + half).reshape(1, -1)
+    far = half * math.sqrt(2.0) * (1.0 + 1e-9) + 1e-9
+    oa = np.maximum(_octile_array(centre_r - a[0], centre_c - a[1]) - far, 0.0)
+    ob = np.maximum(_octile_array(centre_r - b[0], centre_c - b[1]) - far, 0.0)
+    total = oa + ob
+    for weight, reach, least in zip(bound._weights(), bound.reach, bound.block_reach,
+                                    strict=True):
+        sy = np.maximum(least[r0:r1, c0:c1] - np.float64(0.5), 0.0)
+        total += weight * (np.minimum(oa, sy + _slack(reach[a]))
+                           + np.minimum(ob, sy + _slack(reach[b])))
+    near = total <= within
+    # the blocks' cells, cut to the box
+    cells = np.repeat(np.repeat(near, _BLOCK, axis=0), _BLOCK, axis=1)
+    top, left = box.top - r0 * _BLOCK, box.left - c0 * _BLOCK
+    cells = cells[top:top + box.bottom - box.top, left:left + box.width]
+    return np.flatnonzero(cells)
+
+
+def _block_min(a: np.ndarray) -> np.ndarray:
+    """The least value in each block of `_BLOCK` x `_BLOCK` cells of `a` (from its corner)."""
+    rows, cols = a.shape
+    n, m = -(-rows // _BLOCK), -(-cols // _BLOCK)
+    padded = np.full((n * _BLOCK, m * _BLOCK), np.iinfo(a.dtype).max, a.dtype)
+    padded[:rows, :cols] = a
+    return padded.reshape(n, _BLOCK, m, _BLOCK).min(axis=(1, 3))
+
+
+def _slack(reach: Any) -> float:
+    """`max(r - 1/2, 0)`: the least weight of the `r` cells a route passes before a level's
+    first lower cell."""
+    return max(float(reach) - 0.5, 0.0)
+
+
+#: `CostBound.reach` is kept in 16 bits.
+_REACH_CAP = 2**16 - 1
+
+
 def corridor_search(h: np.ndarray, cell_km: float, reference: Box, source_rc: tuple[int, int],
-                    target_rc: tuple[int, int], limit_h: float,
-                    min_hours_per_km: float) -> Search:
+                    target_rc: tuple[int, int], limit_h: float, bound: CostBound) -> Search:
     """Dijkstra from `target_rc`, stopped at `limit_h` hours, over the cells a route from
     `source_rc` of at most that cost can pass through (in `reference`).
 
-    A route through cell `y` is at least `cell_km * min_hours_per_km` hours per unit of octile
-    length and at least `octile(s, y) + octile(y, t)` units long, so the corridor is the
-    octile ellipse
+    A route through cell `y` costs at least the bound (`CostBound`) from the source to `y`
+    plus that from `y` to the target, so the corridor is
 
-        octile(s, y) + octile(y, t) <= limit_h / (cell_km * min_hours_per_km)
+        bound.steps(s, y) + bound.steps(y, t) <= limit_h / (cell_km * bound.fast_h)
 
-    (plus one cell and a relative 1e-9 for rounding); other cells are made impassable. If the
-    source's distance is within the limit, every shortest route to it, and every neighbour that
-    could tie on one, lies inside, with the same distances to the bit, so a route read from this
-    search with `trace_route` (which checks ties) is the unlimited search's. The search is for
-    this source only: cells off its routes may have longer distances than without the corridor.
+    (plus one cell and a relative 1e-9 for rounding), inside the box of rows and columns whose
+    distances to the two ends add up to at most that (`bound.steps` is at least the row and
+    the column distance); the graph has the corridor's cells only. If the source's distance is
+    within the limit, every shortest route to it, and every neighbour that could tie on one,
+    lies inside, with the same distances to the bit, so a route read from this search with
+    `trace_route` (which checks ties) is the unlimited search's. The search is for this source
+    only: cells off its routes may have longer distances than without the corridor.
     """
-    reach = limit_h / (cell_km * min_hours_per_km) * (1.0 + 1e-9) + 1.0
-    box = (reach_box(target_rc, limit_h, cell_km, min_hours_per_km)
-           .within(reach_box(source_rc, limit_h, cell_km, min_hours_per_km)).within(reference))
-    rows = np.arange(box.top, box.bottom).reshape(-1, 1)
-    cols = np.arange(box.left, box.right).reshape(1, -1)
-    length = _octile_array(rows - source_rc[0], cols - source_rc[1]) + _octile_array(
-        rows - target_rc[0], cols - target_rc[1])
-    hb = np.where(length <= reach, h[box.top:box.bottom, box.left:box.right], np.float32(np.inf))
+    reach = limit_h / (cell_km * bound.fast_h) * (1.0 + 1e-9) + 1.0
+    box = _ellipse_box(source_rc, target_rc, reach).within(reference)
+    # a limit below the bound may leave the target out: keep it in (the search is then short)
+    box = Box(min(box.top, target_rc[0]), max(box.bottom, target_rc[0] + 1),
+              min(box.left, target_rc[1]), max(box.right, target_rc[1] + 1))
+    cells = bound.corridor(box, source_rc, target_rc, reach)
     t = box.local(*target_rc)
-    dist, pred = dijkstra(grid_graph(hb, cell_km), directed=True, indices=t,
-                          return_predecessors=True, limit=limit_h)
-    hop = np.where(pred < 0, -1, pred).astype(np.int32)
+    k = int(np.searchsorted(cells, t))
+    if k == len(cells) or cells[k] != t:
+        cells = np.insert(cells, k, t)
+    graph = corridor_graph(h[box.top:box.bottom, box.left:box.right], cells, cell_km)
+    # the search runs on the corridor's cells alone (numbered in row-major order, as in the
+    # box), then its answer is spread back over the box
+    dist_c, pred_c = dijkstra(graph, directed=True, indices=k, return_predecessors=True,
+                              limit=limit_h)
+    dist = np.full(box.size, np.inf)
+    dist[cells] = dist_c
+    hop = np.full(box.size, -1, np.int32)
+    came = pred_c >= 0
+    hop[cells[came]] = cells[pred_c[came]]
     hop[t] = t
     return Search(box, t, float(limit_h), dist, hop, exact=False, exhausted=False)
+
+
+def _ellipse_box(a: tuple[int, int], b: tuple[int, int], reach: float) -> Box:
+    """The rows and columns of the cells `y` with `|y - a| + |y - b| <= reach` along each axis
+    (a bound on octile distances, so on `CostBound.steps`, whatever the other axis)."""
+    def span(u: int, v: int) -> tuple[int, int]:
+        lo, hi = (u + v - reach) / 2.0, (u + v + reach) / 2.0
+        # whole cells, one more each side for rounding; hi is exclusive
+        return (int(max(math.floor(lo) - 1, -2.0**31)), int(min(math.ceil(hi) + 2, 2.0**31)))
+
+    top, bottom = span(a[0], b[0])
+    left, right = span(a[1], b[1])
+    return Box(top, bottom, left, right)
+
+
+def corridor_graph(hours_per_km: np.ndarray, cells: np.ndarray, cell_km: float) -> csr_matrix:
+    """The grid graph of `cells` (flat indices into the layer, increasing): `grid_graph` of the
+    layer with the other cells impassable, cut down to the rows and columns of these cells (the
+    same weights to the bit, in the same canonical order; node `k` is cell `cells[k]`). Built at
+    a cost that grows with the corridor rather than its box."""
+    rows, cols = hours_per_km.shape
+    wide = cols + 2
+    h = hours_per_km.ravel()[cells].astype(np.float64)
+    # every cell's node number (-1 outside), with a ring of -1 so no neighbour is off the layer
+    at = (cells // cols + 1) * wide + (cells % cols + 1)
+    node = np.full((rows + 2, wide), -1, np.int32)
+    flat = node.ravel()
+    flat[at] = np.arange(len(cells), dtype=np.int32)
+    # one row per neighbour: its node and the edge's hours, computed as `_edge_hours` does
+    # (step_km * 0.5 * (a + b)); an edge touching an impassable cell is infinite and left out
+    nbr = np.empty((len(_OFFSETS), len(cells)), np.int32)
+    weights = np.empty((len(_OFFSETS), len(cells)))
+    for k, (dr, dc) in enumerate(_OFFSETS):
+        step_km = cell_km * (math.sqrt(2.0) if dr and dc else 1.0)
+        np.take(flat, at + (dr * wide + dc), out=nbr[k])
+        np.take(h, nbr[k], out=weights[k])
+        np.add(h, weights[k], out=weights[k])
+        np.multiply(step_km * 0.5, weights[k], out=weights[k])
+    ok = (nbr >= 0) & np.isfinite(weights)
+    indptr = np.zeros(len(cells) + 1, np.int32)
+    np.cumsum(ok.sum(axis=0), out=indptr[1:])
+    # a node's edges in `_OFFSETS` order (increasing neighbour number), node after node
+    ok = ok.T
+    return csr_matrix((weights.T[ok], nbr.T[ok], indptr), shape=(len(cells), len(cells)))
+
+
+#: How many reached cells nearest the start `_upper_hours` tries.
+UPPER_CANDIDATES = 16
+
+
+def _upper_hours(s: Search, h: np.ndarray, cell_km: float, source_rc: tuple[int, int]) -> float:
+    """An upper bound on the start's distance from a search that did not reach it: the least,
+    over the `UPPER_CANDIDATES` reached cells `y` nearest the start (octile), of the straight
+    line's hours from the start to `y` plus `y`'s distance (a route, so at least the shortest;
+    with `LINE_SLACK` for the other order of summing). inf if no such line is passable."""
+    b = s.box
+    reached = np.flatnonzero(np.isfinite(s.dist))
+    if len(reached) == 0:
+        return math.inf
+    rr, cc = np.divmod(reached, b.width)
+    near = _octile_array(rr + (b.top - source_rc[0]), cc + (b.left - source_rc[1]))
+    if len(reached) > UPPER_CANDIDATES:
+        pick = np.argpartition(near, UPPER_CANDIDATES)[:UPPER_CANDIDATES]
+    else:
+        pick = np.arange(len(reached))
+    best = math.inf
+    for k in pick:
+        y = (int(rr[k]) + b.top, int(cc[k]) + b.left)
+        best = min(best, line_hours(h, cell_km, source_rc, y) + float(s.dist[reached[k]]))
+    return best * (1.0 + LINE_SLACK)
 
 
 def _octile_array(dr: np.ndarray, dc: np.ndarray) -> np.ndarray:
@@ -345,7 +573,7 @@ def tied_on_route(s: Search, h: np.ndarray, cell_km: float, route: np.ndarray) -
     yr, yc = np.divmod(y, b.width)
     d = s.dist
     dy, dhop = d[y], d[s.hop[y]]
-    hb = h[b.top:b.bottom, b.left:b.right].astype(np.float64)
+    hy = h[yr + b.top, yc + b.left].astype(np.float64)
     count = np.zeros(len(y), np.int64)
     for dr, dc in _OFFSETS:
         xr, xc = yr + dr, yc + dc
@@ -353,7 +581,7 @@ def tied_on_route(s: Search, h: np.ndarray, cell_km: float, route: np.ndarray) -
         xr, xc = np.where(inside, xr, yr), np.where(inside, xc, yc)
         dx = d[xr * b.width + xc]
         step_km = cell_km * (math.sqrt(2.0) if dr and dc else 1.0)
-        w = _edge_hours(step_km, hb[xr, xc], hb[yr, yc])
+        w = _edge_hours(step_km, h[xr + b.top, xc + b.left].astype(np.float64), hy)
         count += inside & (dx + w == dy) & (dx == dhop)
     return bool((count > 1).any())
 
@@ -390,6 +618,7 @@ class Router:
         self._paths: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._hours_per_km: dict[tuple[str, frozenset[int]], np.ndarray] = {}
         self._min_hours_per_km: dict[tuple[str, frozenset[int]], float] = {}
+        self._bounds: dict[str, CostBound] = {}
         self._lock = threading.Lock()
         self.dijkstra_runs = 0          # how many searches ran (not served from cache)
         g = terrain.road_graph
@@ -646,11 +875,14 @@ class Router:
             with self._lock:
                 self.dijkstra_runs += 1
             return trace_route(s, h, t.cell_km, src, t.cols)
+        # the line's cost, summed in another order than the search's, plus rounding slack
+        line_h = line_hours(h, t.cell_km, src, dst) * (1.0 + LINE_SLACK)
+        whole = Box(0, t.rows, 0, t.cols)
+        if not (reference == whole and self._graph_bytes() <= GRAPH_CACHE_BYTES):
+            return self._corridor_route(source, target, mobility, barred, reference, line_h)
         min_h = self.min_hours_per_km(mobility, barred)
         key = ("bounded", target, mobility, barred)
         lowest_h = _octile_steps(src, dst) * t.cell_km * min_h
-        # the line's cost, summed in another order than the search's, plus rounding slack
-        line_h = line_hours(h, t.cell_km, src, dst) * (1.0 + LINE_SLACK)
         limit_h = REACH_FACTOR * lowest_h if 0.0 < lowest_h < math.inf else math.inf
         if cached and (hit := self._cached(key)) is not None:
             known: Search = hit[1]
@@ -661,10 +893,6 @@ class Router:
                 return self._reference_route(source, target, mobility, barred, reference)
             limit_h = max(limit_h, 2.0 * known.limit_h)
         limit_h = min(limit_h, line_h)
-        whole = Box(0, t.rows, 0, t.cols)
-        if not (reference == whole and self._graph_bytes() <= GRAPH_CACHE_BYTES):
-            return self._corridor_route(source, target, mobility, barred, reference, limit_h,
-                                        line_h)
         while True:
             # the kept whole-grid graph (a small grid): the limit alone bounds the search, and
             # the search serves later starts too
@@ -683,17 +911,22 @@ class Router:
             limit_h = math.inf if limit_h >= line_h else min(2.0 * limit_h, line_h)
 
     def _corridor_route(self, source: int, target: int, mobility: str, barred: frozenset[int],
-                        reference: Box, limit_h: float, line_h: float) -> np.ndarray:
+                        reference: Box, line_h: float) -> np.ndarray:
         """The reference search's route from `source`, from searches over the corridor a route
-        of `limit_h` hours can use (`corridor_search`), the limit doubling up to the straight
-        line's cost while the start is out of reach (or until the corridor spans `reference`);
-        then, or on a tie, the reference search."""
+        of the limit's hours can use (`corridor_search`). The first limit is `CORRIDOR_FACTOR`
+        times the least the trip can cost (`CostBound`) or the straight line's cost (a route,
+        so the start is within it), whichever is lower; it grows `CORRIDOR_GROWTH` times (up to
+        the line's cost) while the start is out of reach, or until the corridor spans
+        `reference`; then, or on a tie, the reference search."""
         t = self.terrain
         h = self.hours_per_km(mobility, barred)
-        min_h = self.min_hours_per_km(mobility, barred)
+        bound = self.cost_bound(mobility)
         src, dst = t.rc(source), t.rc(target)
+        lowest_h = bound.steps(src, dst) * t.cell_km * bound.fast_h
+        limit_h = CORRIDOR_FACTOR * lowest_h if 0.0 < lowest_h < math.inf else math.inf
+        limit_h = min(limit_h, line_h)
         while math.isfinite(limit_h):
-            s = corridor_search(h, t.cell_km, reference, src, dst, limit_h, min_h)
+            s = corridor_search(h, t.cell_km, reference, src, dst, limit_h, bound)
             with self._lock:
                 self.dijkstra_runs += 1
             if s.reaches(*src):
@@ -701,10 +934,27 @@ class Router:
                 if route is None:       # a tie decided a hop on the way
                     break
                 return route
-            if s.box == reference:      # the corridor has grown to the whole reference box
-                break
-            limit_h = math.inf if limit_h >= line_h else min(2.0 * limit_h, line_h)
+            if s.box == reference and not math.isfinite(line_h):
+                break       # the corridor spans the reference box and no cost bounds the route
+            if limit_h >= line_h:
+                break       # past the line's cost only rounding can explain it
+            # out of reach: a higher limit, or a route's cost found from the cells reached
+            # where that is not much higher (a limit the start is certainly within)
+            grown = min(CORRIDOR_GROWTH * limit_h, line_h)
+            upper = min(line_h, _upper_hours(s, h, t.cell_km, src))
+            limit_h = upper if limit_h < upper <= CORRIDOR_GROWTH * grown else grown
         return self._reference_route(source, target, mobility, barred, reference)
+
+    def cost_bound(self, mobility: str) -> CostBound:
+        """The lower bound on route hours (`CostBound`) for a mobility, from its layer without
+        barred zones (so it holds with any), computed once."""
+        with self._lock:
+            bound = self._bounds.get(mobility)
+        if bound is None:
+            bound = CostBound.of(self.hours_per_km(mobility))
+            with self._lock:
+                self._bounds[mobility] = bound
+        return bound
 
     def _reference_route(self, source: int, target: int, mobility: str, barred: frozenset[int],
                          reference: Box) -> np.ndarray:
