@@ -154,3 +154,67 @@ def test_border_crossings_are_counted_at_every_crossing_in_the_hour():
     assert len(lines.crossings(0 * cols + 10, along)) == 0
     # beyond the line's end (rows 17+): a change of side is no crossing
     assert len(lines.crossings(18 * cols + 5, cells(18, range(6, 16)))) == 0
+
+
+def _crossings_reference(lines, start: int, traversed) -> np.ndarray:
+    """The crossing rule as first written (every line's side read at the key cells of the
+    walk, start prepended), kept to check the packed-side form against."""
+    cells = np.asarray(traversed, dtype=np.int64)
+    if not lines.side.shape[0] or len(cells) == 0:
+        return np.empty(0, dtype=np.int64)
+    near = lines.near_line[cells]
+    if not near.any():
+        return np.empty(0, dtype=np.int64)
+    walk = np.concatenate(([int(start)], cells))
+    near_walk = np.concatenate(([False], near))
+    key = ~near_walk
+    key[0] = key[-1] = True
+    at = np.flatnonzero(key)
+    side = lines.side.reshape(len(lines.side), -1)[:, walk[at]]
+    changed = (side[:, 1:] != side[:, :-1]).any(axis=0)
+    touched = np.cumsum(near_walk)
+    via_line = touched[at[1:]] - touched[at[:-1]] > 0
+    return at[1:][changed & via_line] - 1
+
+
+def test_border_crossings_equal_the_rule_read_line_by_line_on_random_walks():
+    """The crossings found on the packed side code are those the line-by-line rule finds,
+    for one to three lines with random sides (zero included), random line cells and random
+    walks that wander across them, jump, stand still or are a single cell."""
+    from types import SimpleNamespace
+
+    from sim.rules.borders import BorderLines
+
+    rng = np.random.default_rng(11)
+    rows, cols = 16, 16
+    for trial in range(400):
+        n_lines = int(rng.integers(0, 4))
+        side = rng.choice(np.array([-1, 0, 1], dtype=np.int8), size=(n_lines, rows, cols),
+                          p=[0.45, 0.1, 0.45])
+        border = np.where(rng.random((rows, cols)) < rng.uniform(0.0, 0.3), 0, -1)
+        lines = BorderLines(SimpleNamespace(border=border.astype(np.int16), border_side=side))
+        start = int(rng.integers(rows * cols))
+        steps = rng.integers(-1, 2, size=(int(rng.integers(0, 30)), 2))
+        if trial % 5 == 0 and len(steps):  # a jump now and then (paths may have one)
+            steps[int(rng.integers(len(steps)))] = rng.integers(-5, 6, size=2)
+        rc = np.divmod(start, cols) + np.cumsum(steps, axis=0)
+        walk = np.clip(rc[:, 0], 0, rows - 1) * cols + np.clip(rc[:, 1], 0, cols - 1)
+        got = lines.crossings(start, walk)
+        np.testing.assert_array_equal(got, _crossings_reference(lines, start, walk))
+
+
+def test_side_code_tells_cells_apart_exactly_when_some_line_does():
+    """Two cells get the same packed side code exactly when every line puts them on the same
+    side; with more lines than the packing holds, or sides that are not int8, the code is the
+    rank of the cell's column of sides, with the same property."""
+    from sim.rules.borders import side_code
+
+    rng = np.random.default_rng(3)
+    for n_lines, dtype in ((1, np.int8), (2, np.int8), (3, np.int8), (8, np.int8),
+                           (9, np.int8), (2, np.int16)):  # fmt: skip
+        side = rng.integers(-2, 3, size=(n_lines, 6, 7)).astype(dtype)
+        code = side_code(side)
+        flat = side.reshape(n_lines, -1)
+        same_sides = (flat[:, :, None] == flat[:, None, :]).all(axis=0)
+        np.testing.assert_array_equal(code[:, None] == code[None, :], same_sides)
+    assert len(side_code(np.zeros((0, 4, 5), dtype=np.int8))) == 20

@@ -40,7 +40,6 @@ from sim.scenario.vocab import ATTACK_TYPES, CAMPAIGN_ATTACK_TYPES
 from sim.world.clock import LightLevel
 
 if TYPE_CHECKING:
-    from sim.engine.movement import PathBook
     from sim.rules.state import Detections
     from sim.tactics.base import TacticState
     from sim.world.raster import Terrain
@@ -151,39 +150,44 @@ class Metrics:
         elif kind == "mine_cleared":
             d["mines_cleared"] += 1
 
-    def on_zone_moves(self, paths: PathBook, movers: np.ndarray, old: np.ndarray,
-                      new: np.ndarray, start: np.ndarray, faction: np.ndarray,
-                      moved: np.ndarray, barred: list[frozenset[int]]) -> None:
+    def on_zone_moves(self, movers: np.ndarray, cells: np.ndarray, owner: np.ndarray,
+                      steps: np.ndarray, start: np.ndarray, moved: np.ndarray | None,
+                      faction: np.ndarray, barred: list[frozenset[int]]) -> None:
         """Count the zone entries of this hour's moves on every cell passed, not only where
         each move ends: a patrol that drives across a narrow zone strip and out again within
         the hour enters it once.
 
-        ``movers``: the units that moved, from path position ``old`` to ``new`` in ``paths``,
-        starting the hour in cell ``start``, of faction index ``faction``; ``moved``: False for
-        a mover whose move did not happen (turned back at a border); ``barred``: per faction,
-        the zones it may not enter (``zone_entries_barred``)."""
-        if self._zone_dist is None:
+        ``movers``: the units that moved, ``steps`` cells each, starting the hour in cell
+        ``start``; ``cells``, ``owner``: the cells they entered, in order, and the position in
+        ``movers`` of the one that entered each (:meth:`PathBook.passed`); ``moved``: False for
+        a mover whose move did not happen (turned back at a border), None if all happened;
+        ``faction``: the force table's faction column; ``barred``: per faction, the zones it
+        may not enter (``zone_entries_barred``)."""
+        if self._zone_dist is None or not len(cells):
             return
         # only a mover that starts within reach of a zone can pass one: each step of a path
         # goes to a neighbouring cell, at most sqrt(2) cells away
-        steps = new - old
-        near = np.flatnonzero(moved & (steps > 0)
-                              & (self._zone_dist[start] <= _DIAGONAL * steps))
-        if not len(near):
-            return
-        cells, owner = paths.passed(movers[near], old[near], new[near])
+        near = self._zone_dist[start] <= _DIAGONAL * steps
+        if moved is not None:
+            near &= moved
+        keep = near[owner]
+        if not keep.all():
+            if not keep.any():
+                return
+            cells, owner = cells[keep], owner[keep]
         z = self._zone_flat[cells]
         before = np.empty_like(z)   # the zone of the cell each step left
         before[1:] = z[:-1]
         first = np.ones(len(owner), dtype=bool)
         first[1:] = owner[1:] != owner[:-1]
-        before[first] = self._zone_flat[start[near][owner[first]]]
+        before[first] = self._zone_flat[start[owner[first]]]
         entered = np.flatnonzero((z >= 0) & (z != before))
         if not len(entered):
             return
         self.day["zone_entries"] += len(entered)
-        fac = faction[near]
-        n_barred = sum(int(z[k]) in barred[fac[owner[k]]] for k in entered.tolist())
+        fac = faction[movers[owner[entered]]].tolist()
+        n_barred = sum(int(z[k]) in barred[fi] for k, fi in zip(entered.tolist(), fac,
+                                                                strict=True))
         if n_barred:
             self.day["zone_entries_barred"] += n_barred
 

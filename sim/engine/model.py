@@ -339,76 +339,96 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
     def _move(self) -> None:
         """Advance every moving unit along its path by one hour of travel, all at once.
 
-        One ``searchsorted`` in the path book finds where each mover is after the hour;
-        ambush tripwires, mines and border lines on the cells passed are found in numpy too,
-        and only the few units that meet one are handled one by one (every border crossing in
-        the hour, :meth:`BorderLines.crossings`); zone entries are counted on the cells passed
-        (``Metrics``)."""
+        One ``searchsorted`` in the path book finds where each mover is after the hour, and one
+        gather the cells every mover passed (:meth:`PathBook.passed`), which ambush tripwires,
+        mines, border lines and zone entries (``Metrics``) are all read from; only the few
+        units that meet a tripwire, a mine or a border line are handled one by one (every
+        border crossing in the hour, :meth:`BorderLines.crossings`)."""
         f = self.force
         n = f.n
         prev = self._prev_rc[:n]
         prev[:, 0], prev[:, 1] = f.row[:n], f.col[:n]
         movers = np.flatnonzero(f.alive[:n] & (f.path_pos[:n] < f.path_last[:n]))
         if len(movers):
-            book = self.paths
-            old = f.path_pos[movers].astype(np.int64)
-            clock = f.path_clock[movers] + 1.0
-            new = book.advance(movers, clock)
-            if self.tripwires:
-                self._stop_at_tripwires(movers, old, new, clock)
-            if self.minefield is not None and len(self.minefield):
-                self._drive_over_mines(movers, old, new, clock)
-            f.path_clock[movers] = clock
-            f.path_pos[movers] = new
-            start, end = book.cells_at(movers, old), book.cells_at(movers, new)
-            f.row[movers], f.col[movers] = np.divmod(end, self.terrain.cols)
-            done = new >= f.path_last[movers]
-            arrived = [(self.units[i], book.serial[i]) for i in movers[done].tolist()]
-            cols = self.terrain.cols
-            moved = np.ones(len(movers), dtype=bool)
-            for k in self._near_border(movers, old, new).tolist():
-                unit = self.units[int(movers[k])]  # passed by a border line: every crossing counts
-                traversed = unit.path[old[k] + 1 : new[k] + 1]
-                r0, c0 = divmod(int(start[k]), cols)
-                for _ in self.border_lines.crossings(int(start[k]), traversed).tolist():
-                    if not attempt_crossing(self, unit, (r0, c0)):
-                        moved[k] = False  # turned back at the border
-                        break
-            self.metrics.on_zone_moves(book, movers, old, new, start, f.faction[movers], moved,
-                                       self.barred_zones)
-            for unit, serial in arrived:
-                if book.serial[unit.idx] == serial:  # not turned back at a border (new orders)
-                    unit.alert("arrived")
+            self._advance(movers)
         if self._attached:  # escorts ride with their convoy
             follower, leader = self._attached_idx()
             ok = f.alive[follower] & f.alive[leader]
-            follower, leader = follower[ok], leader[ok]
+            if not ok.all():
+                follower, leader = follower[ok], leader[ok]
             f.row[follower], f.col[follower] = f.row[leader], f.col[leader]
             f.posture[follower] = f.posture[leader]
 
-    def _near_border(self, movers, old, new) -> np.ndarray:
-        """Indices into ``movers`` of those whose cells passed this hour touch a border line
-        (or a neighbour of one), in increasing order; the only ones that may have crossed."""
-        if not self.border_lines.side.shape[0]:
-            return np.empty(0, dtype=np.int64)
-        cells, owner = self.paths.passed(movers, old, new)
-        return np.unique(owner[self.border_lines.near_line[cells]])
+    def _advance(self, movers: np.ndarray) -> None:
+        """One hour of travel for ``movers`` (alive, short of their path's end)."""
+        f = self.force
+        book = self.paths
+        old = f.path_pos[movers].astype(np.int64)
+        clock = f.path_clock[movers] + 1.0
+        new = book.advance(movers, clock)
+        # the cells entered this hour, read by every check below; a mover halted by an ambush
+        # or a mine enters fewer, so they are gathered again then (rarely)
+        cells, owner = book.passed(movers, old, new)
+        if self.tripwires and self._stop_at_tripwires(movers, old, new, clock, cells, owner):
+            cells, owner = book.passed(movers, old, new)
+        if (self.minefield is not None and len(self.minefield)
+                and self._drive_over_mines(movers, old, new, clock, cells, owner)):
+            cells, owner = book.passed(movers, old, new)
+        f.path_clock[movers] = clock
+        f.path_pos[movers] = new
+        at = book.start[movers]
+        start, end = book.cells[at + old], book.cells[at + new]
+        f.row[movers], f.col[movers] = np.divmod(end, self.terrain.cols)
+        done = np.flatnonzero(new >= f.path_last[movers])
+        arrived = [(self.units[i], book.serial[i]) for i in movers[done].tolist()]
+        moved = None  # all moves happened, unless one is turned back at a border
+        for k in self._near_border(cells, owner):
+            unit = self.units[int(movers[k])]  # passed by a border line: every crossing counts
+            traversed = unit.path[old[k] + 1 : new[k] + 1]
+            s = int(start[k])
+            for _ in self.border_lines.crossings(s, traversed).tolist():
+                if not attempt_crossing(self, unit, divmod(s, self.terrain.cols)):
+                    if moved is None:
+                        moved = np.ones(len(movers), dtype=bool)
+                    moved[k] = False  # turned back at the border
+                    break
+        self.metrics.on_zone_moves(movers, cells, owner, new - old, start, moved, f.faction,
+                                   self.barred_zones)
+        for unit, serial in arrived:
+            if book.serial[unit.idx] == serial:  # not turned back at a border (new orders)
+                unit.alert("arrived")
 
-    def _stop_at_tripwires(self, movers, old, new, clock) -> None:
+    def _near_border(self, cells: np.ndarray, owner: np.ndarray) -> list[int]:
+        """Positions among the movers (``owner`` of the ``cells`` passed this hour) of those
+        whose cells touch a border line (or a neighbour of one), in increasing order; the only
+        ones that may have crossed."""
+        if not self.border_lines.side.shape[0] or not len(cells):
+            return []
+        near = self.border_lines.near_line[cells]
+        # ``owner`` is sorted, so the first sighting of each keeps them in increasing order
+        return list(dict.fromkeys(owner[near].tolist())) if near.any() else []
+
+    def _stop_at_tripwires(self, movers, old, new, clock, cells, owner) -> bool:
         """Movers that drive into a hostile ambush this hour halt under fire there (``new``
-        and ``clock`` are updated in place)."""
-        cells, owner = self.paths.passed(movers, old, new)
+        and ``clock`` are updated in place); True if one did. ``cells``, ``owner``: the cells
+        passed (:meth:`PathBook.passed`)."""
         hit = self.tripwires.layer[cells]
-        for k in np.unique(owner[hit]).tolist():
+        if not hit.any():
+            return False
+        stopped = False
+        for k in dict.fromkeys(owner[hit].tolist()):  # increasing, as ``owner`` is sorted
             unit = self.units[int(movers[k])]
             stop = self._tripped(unit, int(old[k]), int(new[k]))
             if stop is not None:
                 new[k], clock[k] = stop, unit.path_hours[stop]
+                stopped = True
+        return stopped
 
-    def _drive_over_mines(self, movers, old, new, clock) -> None:
+    def _drive_over_mines(self, movers, old, new, clock, cells, owner) -> bool:
         """Movers whose vehicles drive over a live mine this hour (``sim.rules.mines``); one that
-        strikes it halts in the mine's cell (``new`` and ``clock`` are updated in place)."""
-        cells, owner = self.paths.passed(movers, old, new)
+        strikes it halts in the mine's cell (``new`` and ``clock`` are updated in place); True
+        if one did. ``cells``, ``owner``: the cells passed (:meth:`PathBook.passed`)."""
+        stopped = False
         for k in mined_passages(self.minefield, self.force, movers, cells, owner,
                                 self.hour).tolist():  # fmt: skip
             unit = self.units[int(movers[k])]
@@ -416,6 +436,8 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
             if hit is not None:
                 new[k] = old[k] + 1 + hit
                 clock[k] = unit.path_hours[new[k]]
+                stopped = True
+        return stopped
 
     def _attached_idx(self) -> tuple[np.ndarray, np.ndarray]:
         if len(self._attached_arrays[0]) != len(self._attached):
