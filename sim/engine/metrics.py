@@ -150,19 +150,22 @@ class Metrics:
         elif kind == "mine_cleared":
             d["mines_cleared"] += 1
 
-    def on_zone_moves(self, movers: np.ndarray, cells: np.ndarray, owner: np.ndarray,
-                      steps: np.ndarray, start: np.ndarray, moved: np.ndarray | None,
-                      faction: np.ndarray, barred: list[frozenset[int]]) -> None:
+    def on_zone_moves(self, movers: np.ndarray, cells: np.ndarray, path_cells: np.ndarray,
+                      at: np.ndarray, owner: np.ndarray, steps: np.ndarray, start: np.ndarray,
+                      moved: np.ndarray | None, faction: np.ndarray,
+                      barred: list[frozenset[int]]) -> None:
         """Count the zone entries of this hour's moves on every cell passed, not only where
         each move ends: a patrol that drives across a narrow zone strip and out again within
         the hour enters it once.
 
         ``movers``: the units that moved, ``steps`` cells each, starting the hour in cell
         ``start``; ``cells``, ``owner``: the cells they entered, in order, and the position in
-        ``movers`` of the one that entered each (:meth:`PathBook.passed`); ``moved``: False for
-        a mover whose move did not happen (turned back at a border), None if all happened;
-        ``faction``: the force table's faction column; ``barred``: per faction, the zones it
-        may not enter (``zone_entries_barred``)."""
+        ``movers`` of the one that entered each; ``at``: where those cells are in the path
+        book's flat buffer ``path_cells``, so ``path_cells[at - 1]`` are the cells they were
+        entered from (:meth:`PathBook.passed_at`); ``moved``: False for a mover whose move did
+        not happen (turned back at a border), None if all happened; ``faction``: the force
+        table's faction column; ``barred``: per faction, the zones it may not enter
+        (``zone_entries_barred``)."""
         if self._zone_dist is None or not len(cells):
             return
         # only a mover that starts within reach of a zone can pass one: each step of a path
@@ -170,24 +173,20 @@ class Metrics:
         near = self._zone_dist[start] <= _DIAGONAL * steps
         if moved is not None:
             near &= moved
-        keep = near[owner]
-        if not keep.all():
-            if not keep.any():
-                return
-            cells, owner = cells[keep], owner[keep]
         z = self._zone_flat[cells]
-        before = np.empty_like(z)   # the zone of the cell each step left
-        before[1:] = z[:-1]
-        first = np.ones(len(owner), dtype=bool)
-        first[1:] = owner[1:] != owner[:-1]
-        before[first] = self._zone_flat[start[owner[first]]]
-        entered = np.flatnonzero((z >= 0) & (z != before))
-        if not len(entered):
+        entered = z != self._zone_flat[path_cells[at - 1]]  # the zone of the cell left
+        entered &= z >= 0
+        entered &= near[owner]
+        count = int(np.count_nonzero(entered))
+        if not count:
             return
-        self.day["zone_entries"] += len(entered)
-        fac = faction[movers[owner[entered]]].tolist()
-        n_barred = sum(int(z[k]) in barred[fi] for k, fi in zip(entered.tolist(), fac,
-                                                                strict=True))
+        self.day["zone_entries"] += count
+        if not any(barred):
+            return
+        k = np.flatnonzero(entered)
+        fac = faction[movers[owner[k]]].tolist()
+        n_barred = sum(int(zone) in barred[fi] for zone, fi in zip(z[k].tolist(), fac,
+                                                                    strict=True))
         if n_barred:
             self.day["zone_entries_barred"] += n_barred
 

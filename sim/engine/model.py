@@ -363,21 +363,24 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         """One hour of travel for ``movers`` (alive, short of their path's end)."""
         f = self.force
         book = self.paths
+        first = book.start[movers]  # where each mover's path is in the book
         old = f.path_pos[movers].astype(np.int64)
         clock = f.path_clock[movers] + 1.0
-        new = book.advance(movers, clock)
+        new = book.advance(movers, clock, first)
         # the cells entered this hour, read by every check below; a mover halted by an ambush
         # or a mine enters fewer, so they are gathered again then (rarely)
-        cells, owner = book.passed(movers, old, new)
+        at, owner = book.passed_at(movers, old, new, first)
+        cells = book.cells[at]
         if self.tripwires and self._stop_at_tripwires(movers, old, new, clock, cells, owner):
-            cells, owner = book.passed(movers, old, new)
+            at, owner = book.passed_at(movers, old, new, first)
+            cells = book.cells[at]
         if (self.minefield is not None and len(self.minefield)
                 and self._drive_over_mines(movers, old, new, clock, cells, owner)):
-            cells, owner = book.passed(movers, old, new)
+            at, owner = book.passed_at(movers, old, new, first)
+            cells = book.cells[at]
         f.path_clock[movers] = clock
         f.path_pos[movers] = new
-        at = book.start[movers]
-        start, end = book.cells[at + old], book.cells[at + new]
+        start, end = book.cells[first + old], book.cells[first + new]
         f.row[movers], f.col[movers] = np.divmod(end, self.terrain.cols)
         done = np.flatnonzero(new >= f.path_last[movers])
         arrived = [(self.units[i], book.serial[i]) for i in movers[done].tolist()]
@@ -392,8 +395,8 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
                         moved = np.ones(len(movers), dtype=bool)
                     moved[k] = False  # turned back at the border
                     break
-        self.metrics.on_zone_moves(movers, cells, owner, new - old, start, moved, f.faction,
-                                   self.barred_zones)
+        self.metrics.on_zone_moves(movers, cells, book.cells, at, owner, new - old, start, moved,
+                                   f.faction, self.barred_zones)
         for unit, serial in arrived:
             if book.serial[unit.idx] == serial:  # not turned back at a border (new orders)
                 unit.alert("arrived")

@@ -35,11 +35,18 @@ class SupplyConfig:
 
 
 def consume(force: ForceTable, n: int, moving: np.ndarray, cfg: SupplyConfig) -> None:
-    """Spend one hour of water (and fuel for units that moved), never below zero."""
-    water = np.where(moving, cfg.water_days_per_hour_moving, cfg.water_days_per_hour_resting)
-    force.water_days[:n] = np.maximum(force.water_days[:n] - water, 0.0)
-    fuel = np.where(moving & (force.vehicles[:n] > 0), 1.0 / cfg.driving_hours_per_fuel_day, 0.0)
-    force.fuel_days[:n] = np.maximum(force.fuel_days[:n] - fuel, 0.0)
+    """Spend one hour of water (and fuel for units that moved), never below zero:
+    ``w <- max(0, w - water rate)`` for every unit, ``f <- max(0, f - 1 / driving hours per
+    fuel day)`` for the moving ones with vehicles (the others' fuel, never below zero, stays as
+    it is, so only theirs is touched)."""
+    water = force.water_days[:n]
+    np.subtract(water, np.where(moving, cfg.water_days_per_hour_moving,
+                                cfg.water_days_per_hour_resting), out=water)
+    np.maximum(water, 0.0, out=water)
+    driving = np.flatnonzero(moving & (force.vehicles[:n] > 0))
+    if len(driving):
+        fuel = force.fuel_days
+        fuel[driving] = np.maximum(fuel[driving] - 1.0 / cfg.driving_hours_per_fuel_day, 0.0)
 
 
 class SupplyPoints:
@@ -54,9 +61,11 @@ class SupplyPoints:
         self._key: bytes | None = None
         self._layer = np.zeros((n_factions, shape[0] * shape[1]), dtype=bool)
 
-    def layer(self, force: ForceTable) -> np.ndarray:
+    def layer(self, force: ForceTable, cells: np.ndarray | None = None) -> np.ndarray:
+        """The layer now (``cells``: the flat cell of every unit up to the points', if known)."""
         p = self.points
-        key = force.alive[p].tobytes() + force.row[p].tobytes() + force.col[p].tobytes()
+        where = cells[p] if cells is not None else force.cells(p, self.shape[1])
+        key = force.alive[p].tobytes() + where.tobytes()
         if key != self._key:
             layer = np.zeros((self.n_factions, self.shape[0] * self.shape[1]), dtype=bool)
             live = p[force.alive[p]]
@@ -77,14 +86,17 @@ def resupply(
     t = terrain
     cells = force.cells(slice(0, n), t.cols)
     fac = force.faction[:n]
-    full = points.layer(force)[fac, cells] & force.alive[:n]
-    # water from the land; insurgents also keep water and fuel cached in their caves
-    water_here = t.water_available.ravel()[cells]
-    cache = insurgent_faction[fac] & t.cave.ravel()[cells]
-    water_here |= cache
-    force.water_days[:n] = np.where(water_here & ~full, force.water_cap[:n], force.water_days[:n])
-    force.fuel_days[:n] = np.where(cache & ~full, force.fuel_cap[:n], force.fuel_days[:n])
-    for name in ("water", "fuel", "ammo"):
-        days = getattr(force, f"{name}_days")
-        cap = getattr(force, f"{name}_cap")
-        days[:n] = np.where(full, cap[:n], days[:n])
+    full = points.layer(force, cells)[fac, cells]
+    full &= force.alive[:n]
+    # water from the land; insurgents also keep water and fuel cached in their caves; a
+    # supply point gives everything (each refill sets the supply to its cap, so one copy of
+    # the cap where any of them applies is the same as one after the other)
+    cache = t.cave.ravel()[cells]
+    cache &= insurgent_faction[fac]
+    water = t.water_available.ravel()[cells]
+    water |= cache
+    water |= full
+    cache |= full
+    np.copyto(force.water_days[:n], force.water_cap[:n], where=water)
+    np.copyto(force.fuel_days[:n], force.fuel_cap[:n], where=cache)
+    np.copyto(force.ammo_days[:n], force.ammo_cap[:n], where=full)
