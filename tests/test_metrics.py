@@ -218,3 +218,112 @@ def test_side_code_tells_cells_apart_exactly_when_some_line_does():
         same_sides = (flat[:, :, None] == flat[:, None, :]).all(axis=0)
         np.testing.assert_array_equal(code[:, None] == code[None, :], same_sides)
     assert len(side_code(np.zeros((0, 4, 5), dtype=np.int8))) == 20
+
+
+def _zone_entries_reference(metrics, paths, movers, old, new, start, faction, moved, barred):
+    """Zone entries as first counted: each mover near a zone walked again from its start."""
+    from sim.engine.metrics import _DIAGONAL
+
+    steps = new - old
+    near = np.flatnonzero(moved & (steps > 0)
+                          & (metrics._zone_dist[start] <= _DIAGONAL * steps))
+    if not len(near):
+        return 0, 0
+    cells, owner = paths.passed(movers[near], old[near], new[near])
+    z = metrics._zone_flat[cells]
+    before = np.empty_like(z)
+    before[1:] = z[:-1]
+    first = np.ones(len(owner), dtype=bool)
+    first[1:] = owner[1:] != owner[:-1]
+    before[first] = metrics._zone_flat[start[near][owner[first]]]
+    entered = np.flatnonzero((z >= 0) & (z != before))
+    fac = faction[near]
+    return len(entered), sum(int(z[k]) in barred[fac[owner[k]]] for k in entered.tolist())
+
+
+def test_zone_entries_read_from_the_path_book_equal_each_walk_counted_alone():
+    """Zone entries counted on the cells passed in the path book (each cell's zone against
+    the zone of the cell before it in the book) equal those of each mover's walk from its
+    start, with barred entries, movers turned back at a border, halts and jumps, on random
+    paths over the strip map."""
+    from sim.engine.movement import PathBook
+
+    model = DesertModel(parse_scenario(_strip_scenario(1), "<strip>"), rng=1)
+    metrics = model.metrics
+    rng = np.random.default_rng(4)
+    units = 25
+    book = PathBook(units, initial_cells=64)
+    for trial in range(300):
+        for u in (range(units) if trial == 0 else rng.choice(units, size=8).tolist()):
+            k = int(rng.integers(1, 60))
+            steps = rng.integers(-1, 2, size=(k, 2))
+            steps[:, 0] = rng.choice([-1, 0, 1, 1], size=k)  # drift north to south and back
+            if rng.random() < 0.2:
+                steps[int(rng.integers(k))] = rng.integers(-6, 7, size=2)  # a jump
+            rc = np.array([rng.integers(ROWS), rng.integers(COLS)]) + np.cumsum(steps, axis=0)
+            rc[:, 0] = np.clip(rc[:, 0], 0, ROWS - 1)
+            rc[:, 1] = np.clip(rc[:, 1], 0, COLS - 1)
+            cells = (rc[:, 0] * COLS + rc[:, 1]).astype(np.int64)
+            book.write(u, cells, np.arange(k, dtype=float))
+        movers = np.sort(rng.choice(units, size=int(rng.integers(1, units)), replace=False))
+        last = book.length[movers] - 1
+        old = (rng.random(len(movers)) * (last + 1)).astype(np.int64)
+        new = np.minimum(old + rng.integers(0, 30, len(movers)), last)
+        start = book.cells_at(movers, old)
+        faction = rng.integers(0, 3, size=units)
+        moved = rng.random(len(movers)) < 0.9
+        barred = [frozenset({0}) if rng.random() < 0.5 else frozenset() for _ in range(3)]
+        at, owner = book.passed_at(movers, old, new)
+        metrics.day.clear()
+        metrics.on_zone_moves(movers, book.cells[at], book.cells, at, owner, new - old, start,
+                              None if trial % 3 == 0 else moved, faction, barred)
+        want = _zone_entries_reference(metrics, book, movers, old, new, start, faction[movers],
+                                       np.ones(len(movers), bool) if trial % 3 == 0 else moved,
+                                       barred)
+        assert (metrics.day.get("zone_entries", 0), metrics.day.get("zone_entries_barred", 0)) \
+            == want
+
+
+def _covered_reference(metrics, f, which, ranges, known) -> np.ndarray:
+    """The points covered as first looked up: one (cell, range) tuple per unit."""
+    n = f.n
+    covered = np.zeros(metrics._n_area + metrics._n_road, dtype=bool)
+    if not which.any():
+        return covered
+    cells = (f.row[:n][which].astype(np.int64) << 32) | f.col[:n][which]
+    keys = list(zip(cells.tolist(), ranges[which].tolist(), strict=True))
+    missing = sorted({k for k in keys if k not in known})
+    if missing:
+        rc = np.array([divmod(k, 1 << 32) for k, _ in missing], dtype=float)
+        radius = np.array([r for _, r in missing])
+        hits = metrics._tree.query_ball_point(rc * metrics.cell_km, radius,
+                                              return_sorted=False)
+        for key, h in zip(missing, hits, strict=True):
+            known[key] = np.asarray(h, dtype=np.int64)
+    covered[np.concatenate([known[k] for k in set(keys)])] = True
+    return covered
+
+
+def test_coverage_keyed_by_one_number_per_unit_equals_the_tuple_keyed_lookup():
+    """The points within range of random units (many sharing a cell and a range, some
+    ranges zero) are those the (cell, range) tuple lookup finds, sample after sample with
+    the lookups kept; the fractions are the means of the covered points."""
+    from sim.rules.force import ForceTable
+
+    model = DesertModel(parse_scenario(_strip_scenario(1), "<strip>"), rng=1)
+    metrics = model.metrics
+    rng = np.random.default_rng(9)
+    f = ForceTable(60)
+    for _ in range(60):
+        f.add(row=int(rng.integers(ROWS)), col=int(rng.integers(COLS)), alive=True)
+    known: dict = {}
+    for _ in range(40):
+        k = rng.integers(60, size=10)
+        f.row[k] = rng.integers(ROWS, size=10)
+        f.col[k] = rng.integers(COLS, size=10)
+        which = rng.random(60) < 0.6
+        ranges = rng.choice([0.0, 0.4, 1.5, 3.0], size=60)
+        got = metrics._covered(f, which, ranges)
+        np.testing.assert_array_equal(got, _covered_reference(metrics, f, which, ranges, known))
+        na = metrics._n_area
+        assert int(np.count_nonzero(got[:na])) / na == float(got[:na].mean())

@@ -101,7 +101,10 @@ class Metrics:
         pts = np.vstack([area, road]) * self.cell_km if len(road) else area * self.cell_km
         self._tree = cKDTree(pts)
         self._static_cover: dict[tuple, np.ndarray] = {}
-        self._points_seen: dict[tuple[int, float], np.ndarray] = {}
+        self._points_seen: dict[complex, np.ndarray] = {}  # (cell, range) -> points seen
+        self._road_km = float(self.roads.segment_km.sum())
+        self._detection_keys = [[f"detections_{tag}__{name}" for name in self.factions]
+                                for tag in ("day", "night")]
         self._coverage = (0.0, 0.0)
         self._cov_samples = {"day": [], "night": []}
         self._cov_last = {"road_day": np.nan, "road_night": np.nan, "area_day": np.nan,
@@ -198,20 +201,23 @@ class Metrics:
         d = self.day
         if len(det.observer):
             counts = np.bincount(model.force.faction[det.observer], minlength=len(self.factions))
-            tag = "night" if night else "day"
-            for fi in np.flatnonzero(counts):
-                d[f"detections_{tag}__{self.factions[fi]}"] += counts[fi]
+            names = self._detection_keys[1 if night else 0]
+            for fi, count in enumerate(counts.tolist()):
+                if count:
+                    d[names[fi]] += count
         roads = self.roads
         if len(roads.segments):
             closed = roads.closed(hour)
             if closed.any():
                 d["road_closed_hours"] += int(closed.sum())
-                for i in np.flatnonzero(closed):
+                for i in np.flatnonzero(closed).tolist():
                     d[f"road_closed_hours__{slug(roads.segments[i].road)}"] += 1
-            total = roads.segment_km.sum()
-            self._open_fraction_hours.append(
-                1.0 - float(roads.segment_km[closed].sum() / total) if total > 0 else 1.0
-            )
+                total = self._road_km
+                self._open_fraction_hours.append(
+                    1.0 - float(roads.segment_km[closed].sum() / total) if total > 0 else 1.0
+                )
+            else:  # nothing closed: 1 - 0 / total
+                self._open_fraction_hours.append(1.0)
         if hour % model.config.coverage_every_hours == 0:
             road_cov, area_cov = self.coverage(model, night)
             self._cov_samples["night" if night else "day"].append((road_cov, area_cov))
@@ -238,8 +244,10 @@ class Metrics:
             self._static_cover = {k: v for k, v in self._static_cover.items() if k[0] != night}
             self._static_cover[key] = base
         covered = base | self._covered(f, mobile, ranges) if mobile.any() else base
-        area = float(covered[: self._n_area].mean()) if self._n_area else 0.0
-        road = float(covered[self._n_area :].mean()) if self._n_road else float("nan")
+        # the mean of a bool array: its count over its length, one division either way
+        na, nr = self._n_area, self._n_road
+        area = int(np.count_nonzero(covered[:na])) / na if na else 0.0
+        road = int(np.count_nonzero(covered[na:])) / nr if nr else float("nan")
         self._coverage = (road, area)
         return road, area
 
@@ -247,25 +255,26 @@ class Metrics:
         """Sample points within range of any unit in ``which``.
 
         The points seen from a (cell, range) are kept: most mobile units spend most samples
-        at their base, and many share it, so only the units out on the move are looked up."""
-        n = f.n
+        at their base, and many share it, so only the units out on the move are looked up.
+        A (cell, range) is one complex number, ``(row << 32 | col) + 1j * range`` (both parts
+        exact in a double), so the units' keys are told apart in one set of numbers."""
         covered = np.zeros(self._n_area + self._n_road, dtype=bool)
-        if not which.any():
+        idx = np.flatnonzero(which)
+        if not len(idx):
             return covered
-        cells = (f.row[:n][which].astype(np.int64) << 32) | f.col[:n][which]
-        keys = list(zip(cells.tolist(), ranges[which].tolist(), strict=True))
+        cells = (f.row[idx].astype(np.int64) << 32) | f.col[idx]
+        keys = set((cells + 1j * ranges[idx]).tolist())
         known = self._points_seen
-        missing = sorted({k for k in keys if k not in known})
+        missing = [k for k in keys if k not in known]
         if missing:
             if len(known) + len(missing) > 50_000:
                 known.clear()
-            rc = np.array([divmod(k, 1 << 32) for k, _ in missing], dtype=float)
-            radius = np.array([r for _, r in missing])
+            rc = np.array([divmod(int(k.real), 1 << 32) for k in missing], dtype=float)
+            radius = np.array([k.imag for k in missing])
             hits = self._tree.query_ball_point(rc * self.cell_km, radius, return_sorted=False)
             for key, h in zip(missing, hits, strict=True):
                 known[key] = np.asarray(h, dtype=np.int64)
-        idx = [known[k] for k in set(keys)]
-        covered[np.concatenate(idx)] = True
+        covered[np.concatenate([known[k] for k in keys])] = True
         return covered
 
     def close_day(self, model: TacticState) -> None:
