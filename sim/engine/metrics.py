@@ -186,7 +186,7 @@ class Metrics:
         self.day["zone_entries"] += count
         if not any(barred):
             return
-        k = np.flatnonzero(entered)
+        k = entered.nonzero()[0]
         fac = faction[movers[owner[k]]].tolist()
         n_barred = sum(int(zone) in barred[fi] for zone, fi in zip(z[k].tolist(), fac,
                                                                     strict=True))
@@ -237,7 +237,7 @@ class Metrics:
         static = g & (f.speed_kmh[:n] <= 0) & (f.offroad_speed_kmh[:n] <= 0)
         mobile = g & ~static
         ranges = f.sensor_night_km[:n] if night else f.sensor_day_km[:n]
-        key = (night, np.flatnonzero(static).tobytes(), ranges[static].tobytes())
+        key = (night, static.nonzero()[0].tobytes(), ranges[static].tobytes())
         base = self._static_cover.get(key)
         if base is None:
             base = self._covered(f, static, ranges)
@@ -259,7 +259,7 @@ class Metrics:
         A (cell, range) is one complex number, ``(row << 32 | col) + 1j * range`` (both parts
         exact in a double), so the units' keys are told apart in one set of numbers."""
         covered = np.zeros(self._n_area + self._n_road, dtype=bool)
-        idx = np.flatnonzero(which)
+        idx = which.nonzero()[0]
         if not len(idx):
             return covered
         cells = (f.row[idx].astype(np.int64) << 32) | f.col[idx]

@@ -158,7 +158,7 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         self.orders = Orders(self.terrain, self.force, self.paths, self.router, self.barred_zones)
         self.units: list[Unit] = []
         self._attached: list[Unit] = []  # units that move with another (escorts)
-        self._attached_arrays = (np.empty(0, np.int64), np.empty(0, np.int64))
+        self._attached_arrays = (np.empty(0, np.int64),) * 3
         # road cells watched by an ambush -> the ambusher (a dict with a boolean layer)
         self.tripwires: dict[int, Unit] = Tripwires(self.terrain.rows * self.terrain.cols)
         self.minefield = minefield_for(scenario)  # mines on the roads; None: no mines in the run
@@ -348,13 +348,15 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         n = f.n
         prev = self._prev_rc[:n]
         prev[:, 0], prev[:, 1] = f.row[:n], f.col[:n]
-        movers = np.flatnonzero(f.alive[:n] & (f.path_pos[:n] < f.path_last[:n]))
+        # ``nonzero()[0]``, not ``np.flatnonzero``: the same indices of a 1-d mask without the
+        # wrapper's calls, which cost more than the search over a few hundred units
+        movers = (f.alive[:n] & (f.path_pos[:n] < f.path_last[:n])).nonzero()[0]
         if len(movers):
             self._advance(movers)
         if self._attached:  # escorts ride with their convoy
-            follower, leader = self._attached_idx()
-            ok = f.alive[follower] & f.alive[leader]
-            if not ok.all():
+            follower, leader, pairs = self._attached_idx()
+            if not f.alive[pairs].all():  # one gather while all are alive, as they mostly are
+                ok = f.alive[follower] & f.alive[leader]
                 follower, leader = follower[ok], leader[ok]
             f.row[follower], f.col[follower] = f.row[leader], f.col[leader]
             f.posture[follower] = f.posture[leader]
@@ -364,7 +366,7 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         f = self.force
         book = self.paths
         first = book.start[movers]  # where each mover's path is in the book
-        old = f.path_pos[movers].astype(np.int64)
+        old = f.path_pos[movers]  # int32: sums with the int64 book indices are int64
         clock = f.path_clock[movers] + 1.0
         new = book.advance(movers, clock, first)
         # the cells entered this hour, read by every check below; a mover halted by an ambush
@@ -382,7 +384,7 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         f.path_pos[movers] = new
         start, end = book.cells[first + old], book.cells[first + new]
         f.row[movers], f.col[movers] = np.divmod(end, self.terrain.cols)
-        done = np.flatnonzero(new >= f.path_last[movers])
+        done = (new >= f.path_last[movers]).nonzero()[0]
         arrived = [(self.units[i], book.serial[i]) for i in movers[done].tolist()]
         moved = None  # all moves happened, unless one is turned back at a border
         for k in self._near_border(cells, owner):
@@ -442,12 +444,12 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
                 stopped = True
         return stopped
 
-    def _attached_idx(self) -> tuple[np.ndarray, np.ndarray]:
+    def _attached_idx(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(followers, their leaders, both in one array), rebuilt when an escort is added."""
         if len(self._attached_arrays[0]) != len(self._attached):
-            self._attached_arrays = (
-                np.array([u.idx for u in self._attached], dtype=np.int64),
-                np.array([u.attached_to.idx for u in self._attached], dtype=np.int64),
-            )
+            follower = np.array([u.idx for u in self._attached], dtype=np.int64)
+            leader = np.array([u.attached_to.idx for u in self._attached], dtype=np.int64)
+            self._attached_arrays = (follower, leader, np.concatenate((follower, leader)))
         return self._attached_arrays
 
     def _tripped(self, unit: Unit, pos: int, new: int) -> int | None:
@@ -455,7 +457,7 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         fi = self.force.faction[unit.idx]
         cells = unit.path
         # only the watched cells among those passed, in path order
-        watched = np.flatnonzero(self.tripwires.layer[cells[pos + 1 : new + 1]]) + pos + 1
+        watched = self.tripwires.layer[cells[pos + 1 : new + 1]].nonzero()[0] + pos + 1
         for k in watched.tolist():
             ambusher = self.tripwires[int(cells[k])]
             if not ambusher.alive:

@@ -94,10 +94,15 @@ class PathBook:
                 start: np.ndarray | None = None) -> np.ndarray:
         """Index along each unit's path of the last cell reached by ``clock_hours`` after its
         order (the path's end once the clock passes its last mark); ``start``: the units'
-        ``self.start``, if the caller has it."""
+        ``self.start``, if the caller has it.
+
+        No search runs past a path's end: every key after a path's cells in the buffer belongs
+        to a segment starting at ``s' >= s + 1`` (segments never overlap), so it is at least
+        ``(s + 1) x KEY_STRIDE_HOURS``, more than ``s x KEY_STRIDE_HOURS`` plus any clock."""
         s = self.start[units] if start is None else start
-        at = np.searchsorted(self.key[: self.n], s * KEY_STRIDE_HOURS + clock_hours, "right")
-        return np.minimum(at - 1 - s, self.length[units] - 1)
+        at = self.key[: self.n].searchsorted(s * KEY_STRIDE_HOURS + clock_hours, "right")
+        at -= s + 1
+        return at
 
     def cells_at(self, units: np.ndarray, index: np.ndarray) -> np.ndarray:
         """Flat cell at ``index`` along each unit's path."""
@@ -119,9 +124,9 @@ class PathBook:
         cells are at ``start[u] + new[u] + 1 - S[u] + j`` for the ``j``-th cell of all
         (``S[u] - s[u] <= j < S[u]``): one ``repeat`` and one ``arange``."""
         steps = new - old
-        owner = np.repeat(np.arange(len(units)), steps)
+        owner = np.arange(len(units)).repeat(steps)
         s = self.start[units] if start is None else start
-        at = np.repeat(s + new + 1 - np.cumsum(steps), steps)
+        at = (s + new + 1 - steps.cumsum()).repeat(steps)
         at += np.arange(len(owner))
         return at, owner
 

@@ -62,7 +62,7 @@ class BorderLines:
         # before the first of them (index -1)
         key = ~near
         key[-1] = True
-        at = np.flatnonzero(key)
+        at = key.nonzero()[0]
         code = self._side_code[cells[at]]  # the sides of every line as one number per cell
         before = np.empty_like(at)  # the key cell before each
         before[0] = -1

@@ -43,7 +43,7 @@ def consume(force: ForceTable, n: int, moving: np.ndarray, cfg: SupplyConfig) ->
     np.subtract(water, np.where(moving, cfg.water_days_per_hour_moving,
                                 cfg.water_days_per_hour_resting), out=water)
     np.maximum(water, 0.0, out=water)
-    driving = np.flatnonzero(moving & (force.vehicles[:n] > 0))
+    driving = (moving & (force.vehicles[:n] > 0)).nonzero()[0]
     if len(driving):
         fuel = force.fuel_days
         fuel[driving] = np.maximum(fuel[driving] - 1.0 / cfg.driving_hours_per_fuel_day, 0.0)
