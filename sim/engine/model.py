@@ -79,6 +79,8 @@ POST_KINDS = frozenset({"strongpoint", "border_post"})
 
 
 _MOVING_LUT = np.isin(np.arange(len(Posture)), MOVING_POSTURES)  # posture -> on the move
+#: Moves along shared routes whose border crossings are kept (see ``DesertModel._crossings``).
+CROSSINGS_KEPT = 4096
 #: A sighting of a unit its faction has not seen for this long is logged as a new contact.
 NEW_CONTACT_GAP_HOURS = 6
 
@@ -173,6 +175,7 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
             np.array([round(scenario.factions[f].comms_delay_hours) for f in self.faction_names]),
         )
         self.border_lines = BorderLines(self.terrain)
+        self._crossings_seen: dict[tuple[int, int, int], tuple[np.ndarray, list[int]]] = {}
         self.metrics = Metrics(self)
         self.garrison_faction = np.array(
             [scenario.factions[f].role == "garrison" for f in self.faction_names]
@@ -389,9 +392,8 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         moved = None  # all moves happened, unless one is turned back at a border
         for k in self._near_border(cells, owner):
             unit = self.units[int(movers[k])]  # passed by a border line: every crossing counts
-            traversed = unit.path[old[k] + 1 : new[k] + 1]
             s = int(start[k])
-            for _ in self.border_lines.crossings(s, traversed).tolist():
+            for _ in self._crossings(unit.path, int(old[k]), int(new[k])):
                 if not attempt_crossing(self, unit, divmod(s, self.terrain.cols)):
                     if moved is None:
                         moved = np.ones(len(movers), dtype=bool)
@@ -412,6 +414,22 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         near = self.border_lines.near_line[cells]
         # ``owner`` is sorted, so the first sighting of each keeps them in increasing order
         return list(dict.fromkeys(owner[near].tolist())) if near.any() else []
+
+    def _crossings(self, path: np.ndarray, old: int, new: int) -> list[int]:
+        """The border crossings of a move from ``path[old]`` through ``path[old + 1 : new + 1]``
+        (:meth:`BorderLines.crossings`). Read-only paths are shared routes (a convoy's run, a
+        patrol's round) driven again and again from the same hour marks, so their crossings
+        are kept by (path, old, new); the path is kept with them, so its id is not reused."""
+        if path.flags.writeable:
+            return self.border_lines.crossings(int(path[old]), path[old + 1 : new + 1]).tolist()
+        key = (id(path), old, new)
+        seen = self._crossings_seen.get(key)
+        if seen is None or seen[0] is not path:
+            if len(self._crossings_seen) >= CROSSINGS_KEPT:
+                self._crossings_seen.clear()
+            found = self.border_lines.crossings(int(path[old]), path[old + 1 : new + 1])
+            seen = self._crossings_seen[key] = (path, found.tolist())
+        return seen[1]
 
     def _stop_at_tripwires(self, movers, old, new, clock, cells, owner) -> bool:
         """Movers that drive into a hostile ambush this hour halt under fire there (``new``

@@ -59,19 +59,18 @@ class BorderLines:
         if not near.any():
             return np.empty(0, dtype=np.int64)
         # key cells among ``traversed``: off the line, and the last; the start is the key cell
-        # before the first of them (index -1)
+        # before the first of them
         key = ~near
         key[-1] = True
         at = key.nonzero()[0]
-        code = self._side_code[cells[at]]  # the sides of every line as one number per cell
-        before = np.empty_like(at)  # the key cell before each
-        before[0] = -1
-        before[1:] = at[:-1]
-        changed = code != np.concatenate((self._side_code[start : start + 1], code[:-1]))
-        # a line cell (or a neighbour) at or between consecutive key cells: a cell skipped
-        # between them (only those near the line are not key cells), or the last one itself
-        via_line = (at - before > 1) | near[at]
-        return at[changed & via_line]
+        # the sides of every line as one number per cell, at the start and each key cell
+        code = self._side_code[np.concatenate(((start,), cells[at]))]
+        # a line cell (or a neighbour) at or between consecutive key cells: the count of
+        # those up to each key cell (none before the first) grew since the last one
+        touched = np.concatenate(((0,), near.cumsum()[at]))
+        crossed = code[1:] != code[:-1]
+        crossed &= touched[1:] != touched[:-1]
+        return at[crossed]
 
 
 def side_code(side: np.ndarray) -> np.ndarray:

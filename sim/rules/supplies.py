@@ -43,10 +43,11 @@ def consume(force: ForceTable, n: int, moving: np.ndarray, cfg: SupplyConfig) ->
     np.subtract(water, np.where(moving, cfg.water_days_per_hour_moving,
                                 cfg.water_days_per_hour_resting), out=water)
     np.maximum(water, 0.0, out=water)
-    driving = (moving & (force.vehicles[:n] > 0)).nonzero()[0]
-    if len(driving):
-        fuel = force.fuel_days
-        fuel[driving] = np.maximum(fuel[driving] - 1.0 / cfg.driving_hours_per_fuel_day, 0.0)
+    driving = force.vehicles[:n] > 0
+    driving &= moving
+    fuel = force.fuel_days[:n]
+    np.subtract(fuel, 1.0 / cfg.driving_hours_per_fuel_day, out=fuel, where=driving)
+    np.maximum(fuel, 0.0, out=fuel, where=driving)
 
 
 class SupplyPoints:
