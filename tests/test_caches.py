@@ -133,9 +133,14 @@ def _consume_reference(force, n, moving, cfg) -> None:
     force.fuel_days[:n] = np.maximum(force.fuel_days[:n] - fuel, 0.0)
 
 
-def _resupply_reference(force, n, terrain, insurgent_faction, layer) -> None:
-    """``resupply`` as first written: each refill in turn over every unit."""
+def _resupply_reference(force, n, terrain, insurgent_faction, points) -> None:
+    """``resupply`` as first written: each refill in turn over every unit, with a bool layer
+    of the factions' living supply points."""
     t = terrain
+    p = points.points
+    layer = np.zeros((points.n_factions, t.rows * t.cols), dtype=bool)
+    live = p[force.alive[p]]
+    layer[force.faction[live], force.cells(live, t.cols)] = True
     cells = force.cells(slice(0, n), t.cols)
     fac = force.faction[:n]
     full = layer[fac, cells] & force.alive[:n]
@@ -177,7 +182,7 @@ def test_consume_and_resupply_equal_the_rules_applied_one_after_the_other():
     for _ in range(60):
         rows, cols, factions = 6, 7, 3
         n = int(rng.integers(1, 40))
-        terrain = SimpleNamespace(cols=cols, cave=rng.random((rows, cols)) < 0.2,
+        terrain = SimpleNamespace(rows=rows, cols=cols, cave=rng.random((rows, cols)) < 0.2,
                                   water_available=rng.random((rows, cols)) < 0.2)
         insurgent = rng.random(factions) < 0.5
         ours = _random_force(rng, n + 3, n, rows, cols, factions)
@@ -192,9 +197,11 @@ def test_consume_and_resupply_equal_the_rules_applied_one_after_the_other():
             consume(ours, n, moving, cfg)
             _consume_reference(theirs, n, moving, cfg)
             resupply(ours, n, terrain, insurgent, points)
-            _resupply_reference(theirs, n, terrain, insurgent, points.layer(theirs))
+            _resupply_reference(theirs, n, terrain, insurgent, points)
             for name in ("water_days", "fuel_days", "ammo_days"):
                 assert getattr(ours, name).tobytes() == getattr(theirs, name).tobytes(), name
+            if rng.random() < 0.3:  # the factions refilled at any cave change (a campaign's)
+                insurgent = rng.random(factions) < 0.5
             k = int(rng.integers(n))  # a unit (perhaps a supply point) dies or comes back
             ours.alive[k] = theirs.alive[k] = not ours.alive[k]
             k = int(rng.integers(n))  # and one moves

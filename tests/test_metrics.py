@@ -327,3 +327,35 @@ def test_coverage_keyed_by_one_number_per_unit_equals_the_tuple_keyed_lookup():
         np.testing.assert_array_equal(got, _covered_reference(metrics, f, which, ranges, known))
         na = metrics._n_area
         assert int(np.count_nonzero(got[:na])) / na == float(got[:na].mean())
+
+
+def test_crossings_kept_for_shared_routes_equal_those_found_afresh():
+    """A move along a read-only (shared) route is looked up by (route, from, to): each lookup,
+    first or repeated, gives the crossings found on the cells themselves; routes of a unit's
+    own (writeable) are not kept."""
+    from types import SimpleNamespace
+
+    from sim.rules.borders import BorderLines
+
+    terrain, cols = _line_terrain()
+    lines = BorderLines(terrain)
+    model = SimpleNamespace(border_lines=lines, _crossings_seen={})
+    rng = np.random.default_rng(2)
+    routes = []
+    for _ in range(6):
+        c = np.clip(5 + np.cumsum(rng.integers(-1, 2, 60)), 0, cols - 1)
+        r = np.clip(3 + np.cumsum(rng.integers(-1, 2, 60)), 0, 19)
+        path = (r * cols + c).astype(np.int64)
+        path.flags.writeable = bool(rng.random() < 0.3)
+        routes.append(path)
+    found = 0
+    for _ in range(500):
+        path = routes[int(rng.integers(len(routes)))]
+        old = int(rng.integers(0, 59))
+        new = int(rng.integers(old, 60))
+        got = DesertModel._crossings(model, path, old, new)
+        want = lines.crossings(int(path[old]), path[old + 1 : new + 1]).tolist()
+        assert got == want
+        found += len(want)
+    assert found > 20
+    assert all(not seen[0].flags.writeable for seen in model._crossings_seen.values())

@@ -50,29 +50,42 @@ def consume(force: ForceTable, n: int, moving: np.ndarray, cfg: SupplyConfig) ->
     np.maximum(fuel, 0.0, out=fuel, where=driving)
 
 
+#: Bits of the refill code of a (faction, cell) (:meth:`SupplyPoints.codes`): a living supply
+#: point of the faction; water; a cave the faction refills water and fuel at. Ordered so that
+#: ``code >= WATER`` is "water here" and ``code >= CAVE`` "a cave cache here".
+POINT, WATER, CAVE = 1, 2, 4
+
+
 class SupplyPoints:
-    """Where each faction has a living supply point (strongpoint, border post), as a
-    ``(factions, cells)`` bool layer. Supply points hardly ever move, so the layer is rebuilt only
+    """Where each faction has a living supply point (strongpoint, border post), kept with the
+    land's water and caves as each (faction, cell)'s refill code (``POINT``, ``WATER``, ``CAVE``
+    bits) for :func:`resupply`. Supply points hardly ever move, so the codes are rebuilt only
     when one is lost, replaced or moved; the cache belongs to this object."""
 
     def __init__(self, points: np.ndarray, n_factions: int, shape: tuple[int, int]):
         self.points = np.asarray(points, dtype=np.int64)
         self.n_factions = n_factions
         self.shape = shape
-        self._key: bytes | None = None
-        self._layer = np.zeros((n_factions, shape[0] * shape[1]), dtype=bool)
+        self._codes_key: tuple | None = None
+        self._codes = np.zeros(0, dtype=np.uint8)
 
-    def layer(self, force: ForceTable, cells: np.ndarray | None = None) -> np.ndarray:
-        """The layer now (``cells``: the flat cell of every unit up to the points', if known)."""
+    def codes(self, force: ForceTable, cells: np.ndarray, terrain: Terrain,
+              cave_refill: np.ndarray) -> np.ndarray:
+        """Flat ``(factions x cells)`` refill codes: ``POINT`` where the faction has a living
+        supply point, ``WATER`` on water, ``CAVE`` on a cave of a faction in ``cave_refill``
+        (``cells``: the flat cell of every unit up to the points'). One gather of a unit's
+        ``faction x cells + cell`` tells all its refills."""
         p = self.points
-        where = cells[p] if cells is not None else force.cells(p, self.shape[1])
-        key = force.alive[p].tobytes() + where.tobytes()
-        if key != self._key:
-            layer = np.zeros((self.n_factions, self.shape[0] * self.shape[1]), dtype=bool)
+        key = (force.alive[p].tobytes() + cells[p].tobytes(), cave_refill.tobytes(),
+               id(terrain))  # fmt: skip
+        if key != self._codes_key:
+            land = terrain.water_available.ravel().astype(np.uint8) * np.uint8(WATER)
+            caves = land | terrain.cave.ravel().astype(np.uint8) * np.uint8(CAVE)
+            codes = np.where(np.asarray(cave_refill, dtype=bool)[:, None], caves, land)
             live = p[force.alive[p]]
-            layer[force.faction[live], force.cells(live, self.shape[1])] = True
-            self._key, self._layer = key, layer
-        return self._layer
+            codes[force.faction[live], cells[live]] |= np.uint8(POINT)
+            self._codes_key, self._codes = key, codes.ravel()
+        return self._codes
 
 
 def resupply(
@@ -83,20 +96,22 @@ def resupply(
     points: SupplyPoints,
 ) -> None:
     """Refill this hour: everything at a friendly supply point; water at any water cell; water
-    and fuel for insurgents at their cave caches."""
+    and fuel for insurgents at their cave caches (``insurgent_faction``: per faction, whether
+    it refills at any cave)."""
     t = terrain
     cells = force.cells(slice(0, n), t.cols)
-    fac = force.faction[:n]
-    full = points.layer(force, cells)[fac, cells]
+    # the (faction, cell) refill code of every unit, in one flat gather (a 2-d gather costs
+    # several times more on a few hundred units)
+    at = cells + force.faction[:n] * (t.rows * t.cols)
+    code = points.codes(force, cells, t, insurgent_faction)[at]
+    full = (code & POINT).view(bool)
     full &= force.alive[:n]
-    # water from the land; insurgents also keep water and fuel cached in their caves; a
-    # supply point gives everything (each refill sets the supply to its cap, so one copy of
-    # the cap where any of them applies is the same as one after the other)
-    cache = t.cave.ravel()[cells]
-    cache &= insurgent_faction[fac]
-    water = t.water_available.ravel()[cells]
-    water |= cache
+    # a supply point gives everything; water from the land; insurgents also keep water and
+    # fuel cached in their caves (each refill sets the supply to its cap, so one copy of the
+    # cap where any of them applies is the same as one after the other)
+    water = code >= WATER
     water |= full
+    cache = code >= CAVE
     cache |= full
     np.copyto(force.water_days[:n], force.water_cap[:n], where=water)
     np.copyto(force.fuel_days[:n], force.fuel_cap[:n], where=cache)
