@@ -171,23 +171,27 @@ class Metrics:
         (``zone_entries_barred``)."""
         if self._zone_dist is None or not len(cells):
             return
-        # only a mover that starts within reach of a zone can pass one: each step of a path
-        # goes to a neighbouring cell, at most sqrt(2) cells away
-        near = self._zone_dist[start] <= _DIAGONAL * steps
-        if moved is not None:
-            near &= moved
         z = self._zone_flat[cells]
         entered = z != self._zone_flat[path_cells[at - 1]]  # the zone of the cell left
         entered &= z >= 0
-        entered &= near[owner]
-        count = int(np.count_nonzero(entered))
-        if not count:
-            return
-        self.day["zone_entries"] += count
-        if not any(barred):
+        if not entered.any():  # most hours: the movers in a zone stay in it
             return
         k = entered.nonzero()[0]
-        fac = faction[movers[owner[k]]].tolist()
+        mover = owner[k]
+        # only a mover that starts within reach of a zone counts its entries (each step of a
+        # path goes to a neighbouring cell, at most sqrt(2) cells away; a move turned back at a
+        # border did not happen)
+        near = self._zone_dist[start[mover]] <= _DIAGONAL * steps[mover]
+        if moved is not None:
+            near &= moved[mover]
+        if not near.all():
+            k, mover = k[near], mover[near]
+        if not len(k):
+            return
+        self.day["zone_entries"] += len(k)
+        if not any(barred):
+            return
+        fac = faction[movers[mover]].tolist()
         n_barred = sum(int(zone) in barred[fi] for zone, fi in zip(z[k].tolist(), fac,
                                                                     strict=True))
         if n_barred:
