@@ -273,9 +273,9 @@ def test_zone_entries_read_from_the_path_book_equal_each_walk_counted_alone():
         faction = rng.integers(0, 3, size=units)
         moved = rng.random(len(movers)) < 0.9
         barred = [frozenset({0}) if rng.random() < 0.5 else frozenset() for _ in range(3)]
-        at, owner = book.passed_at(movers, old, new)
+        at, ends = book.passed_at(movers, old, new)
         metrics.day.clear()
-        metrics.on_zone_moves(movers, book.cells[at], book.cells, at, owner, new - old, start,
+        metrics.on_zone_moves(movers, book.cells[at], book.cells, at, ends, new - old, start,
                               None if trial % 3 == 0 else moved, faction, barred)
         want = _zone_entries_reference(metrics, book, movers, old, new, start, faction[movers],
                                        np.ones(len(movers), bool) if trial % 3 == 0 else moved,

@@ -36,6 +36,7 @@ import pandas as pd
 from scipy.ndimage import distance_transform_edt
 from scipy.spatial import cKDTree
 
+from sim.engine.movement import owner_of
 from sim.scenario.vocab import ATTACK_TYPES, CAMPAIGN_ATTACK_TYPES
 from sim.world.clock import LightLevel
 
@@ -154,7 +155,7 @@ class Metrics:
             d["mines_cleared"] += 1
 
     def on_zone_moves(self, movers: np.ndarray, cells: np.ndarray, path_cells: np.ndarray,
-                      at: np.ndarray, owner: np.ndarray, steps: np.ndarray, start: np.ndarray,
+                      at: np.ndarray, ends: np.ndarray, steps: np.ndarray, start: np.ndarray,
                       moved: np.ndarray | None, faction: np.ndarray,
                       barred: list[frozenset[int]]) -> None:
         """Count the zone entries of this hour's moves on every cell passed, not only where
@@ -162,10 +163,10 @@ class Metrics:
         the hour enters it once.
 
         ``movers``: the units that moved, ``steps`` cells each, starting the hour in cell
-        ``start``; ``cells``, ``owner``: the cells they entered, in order, and the position in
-        ``movers`` of the one that entered each; ``at``: where those cells are in the path
-        book's flat buffer ``path_cells``, so ``path_cells[at - 1]`` are the cells they were
-        entered from (:meth:`PathBook.passed_at`); ``moved``: False for a mover whose move did
+        ``start``; ``cells``: the cells they entered, in order; ``at``, ``ends``: where those
+        cells are in the path book's flat buffer ``path_cells`` (so ``path_cells[at - 1]`` are
+        the cells they were entered from) and the running sum of the movers' steps
+        (:meth:`PathBook.passed_at`); ``moved``: False for a mover whose move did
         not happen (turned back at a border), None if all happened; ``faction``: the force
         table's faction column; ``barred``: per faction, the zones it may not enter
         (``zone_entries_barred``)."""
@@ -177,7 +178,7 @@ class Metrics:
         if not entered.any():  # most hours: the movers in a zone stay in it
             return
         k = entered.nonzero()[0]
-        mover = owner[k]
+        mover = owner_of(ends, k)
         # only a mover that starts within reach of a zone counts its entries (each step of a
         # path goes to a neighbouring cell, at most sqrt(2) cells away; a move turned back at a
         # border did not happen)

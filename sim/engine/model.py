@@ -31,7 +31,7 @@ from sim.engine.agenda import (
 )
 from sim.engine.campaign import CampaignRules
 from sim.engine.metrics import Metrics
-from sim.engine.movement import PathBook, Tripwires
+from sim.engine.movement import PathBook, Tripwires, owner_of
 from sim.engine.orders import Orders
 from sim.engine.result import RunResult
 from sim.engine.spawning import Spawning
@@ -374,14 +374,14 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         new = book.advance(movers, clock, first)
         # the cells entered this hour, read by every check below; a mover halted by an ambush
         # or a mine enters fewer, so they are gathered again then (rarely)
-        at, owner = book.passed_at(movers, old, new, first)
+        at, ends = book.passed_at(movers, old, new, first)
         cells = book.cells[at]
-        if self.tripwires and self._stop_at_tripwires(movers, old, new, clock, cells, owner):
-            at, owner = book.passed_at(movers, old, new, first)
+        if self.tripwires and self._stop_at_tripwires(movers, old, new, clock, cells, ends):
+            at, ends = book.passed_at(movers, old, new, first)
             cells = book.cells[at]
         if (self.minefield is not None and len(self.minefield)
-                and self._drive_over_mines(movers, old, new, clock, cells, owner)):
-            at, owner = book.passed_at(movers, old, new, first)
+                and self._drive_over_mines(movers, old, new, clock, cells, ends)):
+            at, ends = book.passed_at(movers, old, new, first)
             cells = book.cells[at]
         f.path_clock[movers] = clock
         f.path_pos[movers] = new
@@ -390,7 +390,7 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         done = (new >= f.path_last[movers]).nonzero()[0]
         arrived = [(self.units[i], book.serial[i]) for i in movers[done].tolist()]
         moved = None  # all moves happened, unless one is turned back at a border
-        for k in self._near_border(cells, owner):
+        for k in self._near_border(cells, ends):
             unit = self.units[int(movers[k])]  # passed by a border line: every crossing counts
             s = int(start[k])
             for _ in self._crossings(unit.path, int(old[k]), int(new[k])):
@@ -399,21 +399,24 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
                         moved = np.ones(len(movers), dtype=bool)
                     moved[k] = False  # turned back at the border
                     break
-        self.metrics.on_zone_moves(movers, cells, book.cells, at, owner, new - old, start, moved,
+        self.metrics.on_zone_moves(movers, cells, book.cells, at, ends, new - old, start, moved,
                                    f.faction, self.barred_zones)
         for unit, serial in arrived:
             if book.serial[unit.idx] == serial:  # not turned back at a border (new orders)
                 unit.alert("arrived")
 
-    def _near_border(self, cells: np.ndarray, owner: np.ndarray) -> list[int]:
-        """Positions among the movers (``owner`` of the ``cells`` passed this hour) of those
-        whose cells touch a border line (or a neighbour of one), in increasing order; the only
-        ones that may have crossed."""
+    def _near_border(self, cells: np.ndarray, ends: np.ndarray) -> list[int]:
+        """Positions among the movers of those whose ``cells`` passed this hour (``ends``: see
+        :meth:`PathBook.passed_at`) touch a border line (or a neighbour of one), in increasing
+        order; the only ones that may have crossed."""
         if not self.border_lines.side.shape[0] or not len(cells):
             return []
         near = self.border_lines.near_line[cells]
-        # ``owner`` is sorted, so the first sighting of each keeps them in increasing order
-        return list(dict.fromkeys(owner[near].tolist())) if near.any() else []
+        if not near.any():
+            return []
+        # the owners of increasing positions increase, so the first sighting of each keeps
+        # them in order
+        return list(dict.fromkeys(owner_of(ends, near.nonzero()[0]).tolist()))
 
     def _crossings(self, path: np.ndarray, old: int, new: int) -> list[int]:
         """The border crossings of a move from ``path[old]`` through ``path[old + 1 : new + 1]``
@@ -431,15 +434,15 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
             seen = self._crossings_seen[key] = (path, found.tolist())
         return seen[1]
 
-    def _stop_at_tripwires(self, movers, old, new, clock, cells, owner) -> bool:
+    def _stop_at_tripwires(self, movers, old, new, clock, cells, ends) -> bool:
         """Movers that drive into a hostile ambush this hour halt under fire there (``new``
-        and ``clock`` are updated in place); True if one did. ``cells``, ``owner``: the cells
-        passed (:meth:`PathBook.passed`)."""
+        and ``clock`` are updated in place); True if one did. ``cells``, ``ends``: the cells
+        passed (:meth:`PathBook.passed_at`)."""
         hit = self.tripwires.layer[cells]
         if not hit.any():
             return False
         stopped = False
-        for k in dict.fromkeys(owner[hit].tolist()):  # increasing, as ``owner`` is sorted
+        for k in dict.fromkeys(owner_of(ends, hit.nonzero()[0]).tolist()):  # in order
             unit = self.units[int(movers[k])]
             stop = self._tripped(unit, int(old[k]), int(new[k]))
             if stop is not None:
@@ -447,11 +450,12 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
                 stopped = True
         return stopped
 
-    def _drive_over_mines(self, movers, old, new, clock, cells, owner) -> bool:
+    def _drive_over_mines(self, movers, old, new, clock, cells, ends) -> bool:
         """Movers whose vehicles drive over a live mine this hour (``sim.rules.mines``); one that
         strikes it halts in the mine's cell (``new`` and ``clock`` are updated in place); True
-        if one did. ``cells``, ``owner``: the cells passed (:meth:`PathBook.passed`)."""
+        if one did. ``cells``, ``ends``: the cells passed (:meth:`PathBook.passed_at`)."""
         stopped = False
+        owner = owner_of(ends, np.arange(len(cells)))
         for k in mined_passages(self.minefield, self.force, movers, cells, owner,
                                 self.hour).tolist():  # fmt: skip
             unit = self.units[int(movers[k])]

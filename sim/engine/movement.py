@@ -111,24 +111,34 @@ class PathBook:
     def passed(self, units: np.ndarray, old: np.ndarray, new: np.ndarray):
         """Cells entered between path positions ``old`` (excluded) and ``new`` (included), all
         units together: ``(cells, owner)`` with ``owner`` the position in ``units``."""
-        at, owner = self.passed_at(units, old, new)
-        return self.cells[at], owner
+        at, ends = self.passed_at(units, old, new)
+        return self.cells[at], owner_of(ends, np.arange(len(at)))
 
     def passed_at(self, units: np.ndarray, old: np.ndarray, new: np.ndarray,
                   start: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """As :meth:`passed`, but where the cells are in the buffer (``self.cells[at]`` is the
         cell, ``self.cells[at - 1]`` the one it was entered from: a path's cells are
-        contiguous); ``start``: the units' ``self.start``, if the caller has it.
+        contiguous), and ``ends``, the running sum of the units' steps: unit ``k``'s cells are
+        ``at[ends[k] - steps[k] : ends[k]]`` (:func:`owner_of` finds the unit of a few);
+        ``start``: the units' ``self.start``, if the caller has it.
 
         With ``s`` each unit's ``steps = new - old`` and ``S`` their running sum, unit ``u``'s
         cells are at ``start[u] + new[u] + 1 - S[u] + j`` for the ``j``-th cell of all
         (``S[u] - s[u] <= j < S[u]``): one ``repeat`` and one ``arange``."""
         steps = new - old
-        owner = np.arange(len(units)).repeat(steps)
+        ends = steps.cumsum()
         s = self.start[units] if start is None else start
-        at = (s + new + 1 - steps.cumsum()).repeat(steps)
-        at += np.arange(len(owner))
-        return at, owner
+        at = (s + new + 1 - ends).repeat(steps)
+        at += np.arange(len(at))
+        return at, ends
+
+
+def owner_of(ends: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """The unit (position in the ``units`` given to :meth:`PathBook.passed_at`) that entered
+    each of the cells at ``positions`` of the cells passed, from the running sum ``ends`` of
+    the units' steps: the first ``k`` with ``ends[k] > position``; non-decreasing where
+    ``positions`` are."""
+    return ends.searchsorted(positions, "right")
 
 
 class Tripwires(dict):
