@@ -50,10 +50,13 @@ def consume(force: ForceTable, n: int, moving: np.ndarray, cfg: SupplyConfig) ->
     np.maximum(fuel, 0.0, out=fuel, where=driving)
 
 
-#: Bits of the refill code of a (faction, cell) (:meth:`SupplyPoints.codes`): a living supply
-#: point of the faction; water; a cave the faction refills water and fuel at. Ordered so that
-#: ``code >= WATER`` is "water here" and ``code >= CAVE`` "a cave cache here".
-POINT, WATER, CAVE = 1, 2, 4
+#: Bits of the refill code of a (faction, cell) (:meth:`SupplyPoints.codes`): water; a cave the
+#: faction refills water and fuel at; a living supply point of the faction (everything).
+#: Ordered by what they refill, so that a code (its ``POINT`` bit kept only for a living unit)
+#: refills water if not 0, fuel if ``>= CAVE``, ammunition if ``>= POINT``.
+WATER, CAVE, POINT = 1, 2, 4
+#: A unit's code mask by ``alive``: the dead keep no ``POINT`` bit.
+_ALIVE_MASK = np.array([WATER | CAVE, WATER | CAVE | POINT], dtype=np.uint8)
 
 
 class SupplyPoints:
@@ -104,15 +107,10 @@ def resupply(
     # several times more on a few hundred units)
     at = cells + force.faction[:n] * (t.rows * t.cols)
     code = points.codes(force, cells, t, insurgent_faction)[at]
-    full = (code & POINT).view(bool)
-    full &= force.alive[:n]
+    code &= _ALIVE_MASK[force.alive[:n].view(np.uint8)]  # a supply point serves the living
     # a supply point gives everything; water from the land; insurgents also keep water and
     # fuel cached in their caves (each refill sets the supply to its cap, so one copy of the
     # cap where any of them applies is the same as one after the other)
-    water = code >= WATER
-    water |= full
-    cache = code >= CAVE
-    cache |= full
-    np.copyto(force.water_days[:n], force.water_cap[:n], where=water)
-    np.copyto(force.fuel_days[:n], force.fuel_cap[:n], where=cache)
-    np.copyto(force.ammo_days[:n], force.ammo_cap[:n], where=full)
+    np.copyto(force.water_days[:n], force.water_cap[:n], where=code != 0)
+    np.copyto(force.fuel_days[:n], force.fuel_cap[:n], where=code >= CAVE)
+    np.copyto(force.ammo_days[:n], force.ammo_cap[:n], where=code >= POINT)
