@@ -122,3 +122,87 @@ def test_without_the_section_outputs_are_byte_identical():
     golden = json.loads((REPO / "tests" / "golden" / "hashes.json").read_text())
     path = REPO / "scenarios" / "cave_sweep.yaml"
     assert golden_outputs.hashes_of(path) == golden["cave_sweep"]
+
+
+# ---------------------------------------------------------------- the hourly supply rules
+def _consume_reference(force, n, moving, cfg) -> None:
+    """``consume`` as first written: every unit's water and fuel through ``np.where``."""
+    water = np.where(moving, cfg.water_days_per_hour_moving, cfg.water_days_per_hour_resting)
+    force.water_days[:n] = np.maximum(force.water_days[:n] - water, 0.0)
+    fuel = np.where(moving & (force.vehicles[:n] > 0), 1.0 / cfg.driving_hours_per_fuel_day, 0.0)
+    force.fuel_days[:n] = np.maximum(force.fuel_days[:n] - fuel, 0.0)
+
+
+def _resupply_reference(force, n, terrain, insurgent_faction, points) -> None:
+    """``resupply`` as first written: each refill in turn over every unit, with a bool layer
+    of the factions' living supply points."""
+    t = terrain
+    p = points.points
+    layer = np.zeros((points.n_factions, t.rows * t.cols), dtype=bool)
+    live = p[force.alive[p]]
+    layer[force.faction[live], force.cells(live, t.cols)] = True
+    cells = force.cells(slice(0, n), t.cols)
+    fac = force.faction[:n]
+    full = layer[fac, cells] & force.alive[:n]
+    water_here = t.water_available.ravel()[cells]
+    cache = insurgent_faction[fac] & t.cave.ravel()[cells]
+    water_here |= cache
+    force.water_days[:n] = np.where(water_here & ~full, force.water_cap[:n], force.water_days[:n])
+    force.fuel_days[:n] = np.where(cache & ~full, force.fuel_cap[:n], force.fuel_days[:n])
+    for name in ("water", "fuel", "ammo"):
+        days = getattr(force, f"{name}_days")
+        cap = getattr(force, f"{name}_cap")
+        days[:n] = np.where(full, cap[:n], days[:n])
+
+
+def _random_force(rng, capacity: int, n: int, rows: int, cols: int, factions: int) -> ForceTable:
+    f = ForceTable(capacity)
+    for _ in range(n):
+        cap = rng.uniform(0.5, 5.0, 3)
+        # supplies at, below and above nothing: exact zeros, a little, the cap
+        days = np.where(rng.random(3) < 0.2, 0.0, rng.uniform(0.0, 1.2, 3) * cap)
+        f.add(row=int(rng.integers(rows)), col=int(rng.integers(cols)),
+              faction=int(rng.integers(factions)), alive=bool(rng.random() < 0.9),
+              vehicles=float(rng.integers(0, 3)), water_days=days[0], fuel_days=days[1],
+              ammo_days=days[2], water_cap=cap[0], fuel_cap=cap[1], ammo_cap=cap[2])  # fmt: skip
+    return f
+
+
+def test_consume_and_resupply_equal_the_rules_applied_one_after_the_other():
+    """Spending only the driving units' fuel, and copying each cap once where any refill
+    applies, leave every unit's water, fuel and ammunition bit for bit as the rules written
+    refill by refill over all units do, on random forces (dead units, units on foot, empty
+    and full supplies), maps and supply points, hour after hour."""
+    from types import SimpleNamespace
+
+    from sim.rules.supplies import SupplyConfig, SupplyPoints, consume, resupply
+
+    rng = np.random.default_rng(21)
+    cfg = SupplyConfig()
+    for _ in range(60):
+        rows, cols, factions = 6, 7, 3
+        n = int(rng.integers(1, 40))
+        terrain = SimpleNamespace(rows=rows, cols=cols, cave=rng.random((rows, cols)) < 0.2,
+                                  water_available=rng.random((rows, cols)) < 0.2)
+        insurgent = rng.random(factions) < 0.5
+        ours = _random_force(rng, n + 3, n, rows, cols, factions)
+        theirs = _random_force(np.random.default_rng(0), n + 3, 0, rows, cols, factions)
+        for name in ForceTable.FLOAT_COLUMNS + ForceTable.INT_COLUMNS + ForceTable.BOOL_COLUMNS:
+            getattr(theirs, name)[:] = getattr(ours, name)
+        theirs.n = n
+        points = SupplyPoints(rng.choice(n, size=min(n, 4), replace=False), factions,
+                              (rows, cols))
+        for _hour in range(5):
+            moving = rng.random(n) < 0.5
+            consume(ours, n, moving, cfg)
+            _consume_reference(theirs, n, moving, cfg)
+            resupply(ours, n, terrain, insurgent, points)
+            _resupply_reference(theirs, n, terrain, insurgent, points)
+            for name in ("water_days", "fuel_days", "ammo_days"):
+                assert getattr(ours, name).tobytes() == getattr(theirs, name).tobytes(), name
+            if rng.random() < 0.3:  # the factions refilled at any cave change (a campaign's)
+                insurgent = rng.random(factions) < 0.5
+            k = int(rng.integers(n))  # a unit (perhaps a supply point) dies or comes back
+            ours.alive[k] = theirs.alive[k] = not ours.alive[k]
+            k = int(rng.integers(n))  # and one moves
+            ours.row[k] = theirs.row[k] = int(rng.integers(rows))

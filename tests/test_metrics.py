@@ -154,3 +154,208 @@ def test_border_crossings_are_counted_at_every_crossing_in_the_hour():
     assert len(lines.crossings(0 * cols + 10, along)) == 0
     # beyond the line's end (rows 17+): a change of side is no crossing
     assert len(lines.crossings(18 * cols + 5, cells(18, range(6, 16)))) == 0
+
+
+def _crossings_reference(lines, start: int, traversed) -> np.ndarray:
+    """The crossing rule as first written (every line's side read at the key cells of the
+    walk, start prepended), kept to check the packed-side form against."""
+    cells = np.asarray(traversed, dtype=np.int64)
+    if not lines.side.shape[0] or len(cells) == 0:
+        return np.empty(0, dtype=np.int64)
+    near = lines.near_line[cells]
+    if not near.any():
+        return np.empty(0, dtype=np.int64)
+    walk = np.concatenate(([int(start)], cells))
+    near_walk = np.concatenate(([False], near))
+    key = ~near_walk
+    key[0] = key[-1] = True
+    at = np.flatnonzero(key)
+    side = lines.side.reshape(len(lines.side), -1)[:, walk[at]]
+    changed = (side[:, 1:] != side[:, :-1]).any(axis=0)
+    touched = np.cumsum(near_walk)
+    via_line = touched[at[1:]] - touched[at[:-1]] > 0
+    return at[1:][changed & via_line] - 1
+
+
+def test_border_crossings_equal_the_rule_read_line_by_line_on_random_walks():
+    """The crossings found on the packed side code are those the line-by-line rule finds,
+    for one to three lines with random sides (zero included), random line cells and random
+    walks that wander across them, jump, stand still or are a single cell."""
+    from types import SimpleNamespace
+
+    from sim.rules.borders import BorderLines
+
+    rng = np.random.default_rng(11)
+    rows, cols = 16, 16
+    for trial in range(400):
+        n_lines = int(rng.integers(0, 4))
+        side = rng.choice(np.array([-1, 0, 1], dtype=np.int8), size=(n_lines, rows, cols),
+                          p=[0.45, 0.1, 0.45])
+        border = np.where(rng.random((rows, cols)) < rng.uniform(0.0, 0.3), 0, -1)
+        lines = BorderLines(SimpleNamespace(border=border.astype(np.int16), border_side=side))
+        start = int(rng.integers(rows * cols))
+        steps = rng.integers(-1, 2, size=(int(rng.integers(0, 30)), 2))
+        if trial % 5 == 0 and len(steps):  # a jump now and then (paths may have one)
+            steps[int(rng.integers(len(steps)))] = rng.integers(-5, 6, size=2)
+        rc = np.divmod(start, cols) + np.cumsum(steps, axis=0)
+        walk = np.clip(rc[:, 0], 0, rows - 1) * cols + np.clip(rc[:, 1], 0, cols - 1)
+        got = lines.crossings(start, walk)
+        np.testing.assert_array_equal(got, _crossings_reference(lines, start, walk))
+
+
+def test_side_code_tells_cells_apart_exactly_when_some_line_does():
+    """Two cells get the same packed side code exactly when every line puts them on the same
+    side; with more lines than the packing holds, or sides that are not int8, the code is the
+    rank of the cell's column of sides, with the same property."""
+    from sim.rules.borders import side_code
+
+    rng = np.random.default_rng(3)
+    for n_lines, dtype in ((1, np.int8), (2, np.int8), (3, np.int8), (8, np.int8),
+                           (9, np.int8), (2, np.int16)):  # fmt: skip
+        side = rng.integers(-2, 3, size=(n_lines, 6, 7)).astype(dtype)
+        code = side_code(side)
+        flat = side.reshape(n_lines, -1)
+        same_sides = (flat[:, :, None] == flat[:, None, :]).all(axis=0)
+        np.testing.assert_array_equal(code[:, None] == code[None, :], same_sides)
+    assert len(side_code(np.zeros((0, 4, 5), dtype=np.int8))) == 20
+
+
+def _zone_entries_reference(metrics, paths, movers, old, new, start, faction, moved, barred):
+    """Zone entries as first counted: each mover near a zone walked again from its start."""
+    from sim.engine.metrics import _DIAGONAL
+
+    steps = new - old
+    near = np.flatnonzero(moved & (steps > 0)
+                          & (metrics._zone_dist[start] <= _DIAGONAL * steps))
+    if not len(near):
+        return 0, 0
+    cells, owner = paths.passed(movers[near], old[near], new[near])
+    z = metrics._zone_flat[cells]
+    before = np.empty_like(z)
+    before[1:] = z[:-1]
+    first = np.ones(len(owner), dtype=bool)
+    first[1:] = owner[1:] != owner[:-1]
+    before[first] = metrics._zone_flat[start[near][owner[first]]]
+    entered = np.flatnonzero((z >= 0) & (z != before))
+    fac = faction[near]
+    return len(entered), sum(int(z[k]) in barred[fac[owner[k]]] for k in entered.tolist())
+
+
+def test_zone_entries_read_from_the_path_book_equal_each_walk_counted_alone():
+    """Zone entries counted on the cells passed in the path book (each cell's zone against
+    the zone of the cell before it in the book) equal those of each mover's walk from its
+    start, with barred entries, movers turned back at a border, halts and jumps, on random
+    paths over the strip map."""
+    from sim.engine.movement import PathBook
+
+    model = DesertModel(parse_scenario(_strip_scenario(1), "<strip>"), rng=1)
+    metrics = model.metrics
+    rng = np.random.default_rng(4)
+    units = 25
+    book = PathBook(units, initial_cells=64)
+    for trial in range(300):
+        for u in (range(units) if trial == 0 else rng.choice(units, size=8).tolist()):
+            k = int(rng.integers(1, 60))
+            steps = rng.integers(-1, 2, size=(k, 2))
+            steps[:, 0] = rng.choice([-1, 0, 1, 1], size=k)  # drift north to south and back
+            if rng.random() < 0.2:
+                steps[int(rng.integers(k))] = rng.integers(-6, 7, size=2)  # a jump
+            rc = np.array([rng.integers(ROWS), rng.integers(COLS)]) + np.cumsum(steps, axis=0)
+            rc[:, 0] = np.clip(rc[:, 0], 0, ROWS - 1)
+            rc[:, 1] = np.clip(rc[:, 1], 0, COLS - 1)
+            cells = (rc[:, 0] * COLS + rc[:, 1]).astype(np.int64)
+            book.write(u, cells, np.arange(k, dtype=float))
+        movers = np.sort(rng.choice(units, size=int(rng.integers(1, units)), replace=False))
+        last = book.length[movers] - 1
+        old = (rng.random(len(movers)) * (last + 1)).astype(np.int64)
+        new = np.minimum(old + rng.integers(0, 30, len(movers)), last)
+        start = book.cells_at(movers, old)
+        faction = rng.integers(0, 3, size=units)
+        moved = rng.random(len(movers)) < 0.9
+        barred = [frozenset({0}) if rng.random() < 0.5 else frozenset() for _ in range(3)]
+        at, ends = book.passed_at(movers, old, new)
+        metrics.day.clear()
+        metrics.on_zone_moves(movers, book.cells[at], book.cells, at, ends, new - old, start,
+                              None if trial % 3 == 0 else moved, faction, barred)
+        want = _zone_entries_reference(metrics, book, movers, old, new, start, faction[movers],
+                                       np.ones(len(movers), bool) if trial % 3 == 0 else moved,
+                                       barred)
+        assert (metrics.day.get("zone_entries", 0), metrics.day.get("zone_entries_barred", 0)) \
+            == want
+
+
+def _covered_reference(metrics, f, which, ranges, known) -> np.ndarray:
+    """The points covered as first looked up: one (cell, range) tuple per unit."""
+    n = f.n
+    covered = np.zeros(metrics._n_area + metrics._n_road, dtype=bool)
+    if not which.any():
+        return covered
+    cells = (f.row[:n][which].astype(np.int64) << 32) | f.col[:n][which]
+    keys = list(zip(cells.tolist(), ranges[which].tolist(), strict=True))
+    missing = sorted({k for k in keys if k not in known})
+    if missing:
+        rc = np.array([divmod(k, 1 << 32) for k, _ in missing], dtype=float)
+        radius = np.array([r for _, r in missing])
+        hits = metrics._tree.query_ball_point(rc * metrics.cell_km, radius,
+                                              return_sorted=False)
+        for key, h in zip(missing, hits, strict=True):
+            known[key] = np.asarray(h, dtype=np.int64)
+    covered[np.concatenate([known[k] for k in set(keys)])] = True
+    return covered
+
+
+def test_coverage_keyed_by_one_number_per_unit_equals_the_tuple_keyed_lookup():
+    """The points within range of random units (many sharing a cell and a range, some
+    ranges zero) are those the (cell, range) tuple lookup finds, sample after sample with
+    the lookups kept; the fractions are the means of the covered points."""
+    from sim.rules.force import ForceTable
+
+    model = DesertModel(parse_scenario(_strip_scenario(1), "<strip>"), rng=1)
+    metrics = model.metrics
+    rng = np.random.default_rng(9)
+    f = ForceTable(60)
+    for _ in range(60):
+        f.add(row=int(rng.integers(ROWS)), col=int(rng.integers(COLS)), alive=True)
+    known: dict = {}
+    for _ in range(40):
+        k = rng.integers(60, size=10)
+        f.row[k] = rng.integers(ROWS, size=10)
+        f.col[k] = rng.integers(COLS, size=10)
+        which = rng.random(60) < 0.6
+        ranges = rng.choice([0.0, 0.4, 1.5, 3.0], size=60)
+        got = metrics._covered(f, which, ranges)
+        np.testing.assert_array_equal(got, _covered_reference(metrics, f, which, ranges, known))
+        na = metrics._n_area
+        assert int(np.count_nonzero(got[:na])) / na == float(got[:na].mean())
+
+
+def test_crossings_kept_for_shared_routes_equal_those_found_afresh():
+    """A move along a read-only (shared) route is looked up by (route, from, to): each lookup,
+    first or repeated, gives the crossings found on the cells themselves; routes of a unit's
+    own (writeable) are not kept."""
+    from types import SimpleNamespace
+
+    from sim.rules.borders import BorderLines
+
+    terrain, cols = _line_terrain()
+    lines = BorderLines(terrain)
+    model = SimpleNamespace(border_lines=lines, _crossings_seen={})
+    rng = np.random.default_rng(2)
+    routes = []
+    for _ in range(6):
+        c = np.clip(5 + np.cumsum(rng.integers(-1, 2, 60)), 0, cols - 1)
+        r = np.clip(3 + np.cumsum(rng.integers(-1, 2, 60)), 0, 19)
+        path = (r * cols + c).astype(np.int64)
+        path.flags.writeable = bool(rng.random() < 0.3)
+        routes.append(path)
+    found = 0
+    for _ in range(500):
+        path = routes[int(rng.integers(len(routes)))]
+        old = int(rng.integers(0, 59))
+        new = int(rng.integers(old, 60))
+        got = DesertModel._crossings(model, path, old, new)
+        want = lines.crossings(int(path[old]), path[old + 1 : new + 1]).tolist()
+        assert got == want
+        found += len(want)
+    assert found > 20
+    assert all(not seen[0].flags.writeable for seen in model._crossings_seen.values())

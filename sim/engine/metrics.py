@@ -36,11 +36,11 @@ import pandas as pd
 from scipy.ndimage import distance_transform_edt
 from scipy.spatial import cKDTree
 
+from sim.engine.movement import owner_of
 from sim.scenario.vocab import ATTACK_TYPES, CAMPAIGN_ATTACK_TYPES
 from sim.world.clock import LightLevel
 
 if TYPE_CHECKING:
-    from sim.engine.movement import PathBook
     from sim.rules.state import Detections
     from sim.tactics.base import TacticState
     from sim.world.raster import Terrain
@@ -102,7 +102,10 @@ class Metrics:
         pts = np.vstack([area, road]) * self.cell_km if len(road) else area * self.cell_km
         self._tree = cKDTree(pts)
         self._static_cover: dict[tuple, np.ndarray] = {}
-        self._points_seen: dict[tuple[int, float], np.ndarray] = {}
+        self._points_seen: dict[complex, np.ndarray] = {}  # (cell, range) -> points seen
+        self._road_km = float(self.roads.segment_km.sum())
+        self._detection_keys = [[f"detections_{tag}__{name}" for name in self.factions]
+                                for tag in ("day", "night")]
         self._coverage = (0.0, 0.0)
         self._cov_samples = {"day": [], "night": []}
         self._cov_last = {"road_day": np.nan, "road_night": np.nan, "area_day": np.nan,
@@ -151,39 +154,47 @@ class Metrics:
         elif kind == "mine_cleared":
             d["mines_cleared"] += 1
 
-    def on_zone_moves(self, paths: PathBook, movers: np.ndarray, old: np.ndarray,
-                      new: np.ndarray, start: np.ndarray, faction: np.ndarray,
-                      moved: np.ndarray, barred: list[frozenset[int]]) -> None:
+    def on_zone_moves(self, movers: np.ndarray, cells: np.ndarray, path_cells: np.ndarray,
+                      at: np.ndarray, ends: np.ndarray, steps: np.ndarray, start: np.ndarray,
+                      moved: np.ndarray | None, faction: np.ndarray,
+                      barred: list[frozenset[int]]) -> None:
         """Count the zone entries of this hour's moves on every cell passed, not only where
         each move ends: a patrol that drives across a narrow zone strip and out again within
         the hour enters it once.
 
-        ``movers``: the units that moved, from path position ``old`` to ``new`` in ``paths``,
-        starting the hour in cell ``start``, of faction index ``faction``; ``moved``: False for
-        a mover whose move did not happen (turned back at a border); ``barred``: per faction,
-        the zones it may not enter (``zone_entries_barred``)."""
-        if self._zone_dist is None:
+        ``movers``: the units that moved, ``steps`` cells each, starting the hour in cell
+        ``start``; ``cells``: the cells they entered, in order; ``at``, ``ends``: where those
+        cells are in the path book's flat buffer ``path_cells`` (so ``path_cells[at - 1]`` are
+        the cells they were entered from) and the running sum of the movers' steps
+        (:meth:`PathBook.passed_at`); ``moved``: False for a mover whose move did
+        not happen (turned back at a border), None if all happened; ``faction``: the force
+        table's faction column; ``barred``: per faction, the zones it may not enter
+        (``zone_entries_barred``)."""
+        if self._zone_dist is None or not len(cells):
             return
-        # only a mover that starts within reach of a zone can pass one: each step of a path
-        # goes to a neighbouring cell, at most sqrt(2) cells away
-        steps = new - old
-        near = np.flatnonzero(moved & (steps > 0)
-                              & (self._zone_dist[start] <= _DIAGONAL * steps))
-        if not len(near):
-            return
-        cells, owner = paths.passed(movers[near], old[near], new[near])
         z = self._zone_flat[cells]
-        before = np.empty_like(z)   # the zone of the cell each step left
-        before[1:] = z[:-1]
-        first = np.ones(len(owner), dtype=bool)
-        first[1:] = owner[1:] != owner[:-1]
-        before[first] = self._zone_flat[start[near][owner[first]]]
-        entered = np.flatnonzero((z >= 0) & (z != before))
-        if not len(entered):
+        entered = z != self._zone_flat[path_cells[at - 1]]  # the zone of the cell left
+        entered &= z >= 0
+        if not entered.any():  # most hours: the movers in a zone stay in it
             return
-        self.day["zone_entries"] += len(entered)
-        fac = faction[near]
-        n_barred = sum(int(z[k]) in barred[fac[owner[k]]] for k in entered.tolist())
+        k = entered.nonzero()[0]
+        mover = owner_of(ends, k)
+        # only a mover that starts within reach of a zone counts its entries (each step of a
+        # path goes to a neighbouring cell, at most sqrt(2) cells away; a move turned back at a
+        # border did not happen)
+        near = self._zone_dist[start[mover]] <= _DIAGONAL * steps[mover]
+        if moved is not None:
+            near &= moved[mover]
+        if not near.all():
+            k, mover = k[near], mover[near]
+        if not len(k):
+            return
+        self.day["zone_entries"] += len(k)
+        if not any(barred):
+            return
+        fac = faction[movers[mover]].tolist()
+        n_barred = sum(int(zone) in barred[fi] for zone, fi in zip(z[k].tolist(), fac,
+                                                                    strict=True))
         if n_barred:
             self.day["zone_entries_barred"] += n_barred
 
@@ -195,20 +206,23 @@ class Metrics:
         d = self.day
         if len(det.observer):
             counts = np.bincount(model.force.faction[det.observer], minlength=len(self.factions))
-            tag = "night" if night else "day"
-            for fi in np.flatnonzero(counts):
-                d[f"detections_{tag}__{self.factions[fi]}"] += counts[fi]
+            names = self._detection_keys[1 if night else 0]
+            for fi, count in enumerate(counts.tolist()):
+                if count:
+                    d[names[fi]] += count
         roads = self.roads
         if len(roads.segments):
             closed = roads.closed(hour)
             if closed.any():
                 d["road_closed_hours"] += int(closed.sum())
-                for i in np.flatnonzero(closed):
+                for i in np.flatnonzero(closed).tolist():
                     d[f"road_closed_hours__{slug(roads.segments[i].road)}"] += 1
-            total = roads.segment_km.sum()
-            self._open_fraction_hours.append(
-                1.0 - float(roads.segment_km[closed].sum() / total) if total > 0 else 1.0
-            )
+                total = self._road_km
+                self._open_fraction_hours.append(
+                    1.0 - float(roads.segment_km[closed].sum() / total) if total > 0 else 1.0
+                )
+            else:  # nothing closed: 1 - 0 / total
+                self._open_fraction_hours.append(1.0)
         if hour % model.config.coverage_every_hours == 0:
             road_cov, area_cov = self.coverage(model, night)
             self._cov_samples["night" if night else "day"].append((road_cov, area_cov))
@@ -228,15 +242,17 @@ class Metrics:
         static = g & (f.speed_kmh[:n] <= 0) & (f.offroad_speed_kmh[:n] <= 0)
         mobile = g & ~static
         ranges = f.sensor_night_km[:n] if night else f.sensor_day_km[:n]
-        key = (night, np.flatnonzero(static).tobytes(), ranges[static].tobytes())
+        key = (night, static.nonzero()[0].tobytes(), ranges[static].tobytes())
         base = self._static_cover.get(key)
         if base is None:
             base = self._covered(f, static, ranges)
             self._static_cover = {k: v for k, v in self._static_cover.items() if k[0] != night}
             self._static_cover[key] = base
         covered = base | self._covered(f, mobile, ranges) if mobile.any() else base
-        area = float(covered[: self._n_area].mean()) if self._n_area else 0.0
-        road = float(covered[self._n_area :].mean()) if self._n_road else float("nan")
+        # the mean of a bool array: its count over its length, one division either way
+        na, nr = self._n_area, self._n_road
+        area = int(np.count_nonzero(covered[:na])) / na if na else 0.0
+        road = int(np.count_nonzero(covered[na:])) / nr if nr else float("nan")
         self._coverage = (road, area)
         return road, area
 
@@ -244,25 +260,26 @@ class Metrics:
         """Sample points within range of any unit in ``which``.
 
         The points seen from a (cell, range) are kept: most mobile units spend most samples
-        at their base, and many share it, so only the units out on the move are looked up."""
-        n = f.n
+        at their base, and many share it, so only the units out on the move are looked up.
+        A (cell, range) is one complex number, ``(row << 32 | col) + 1j * range`` (both parts
+        exact in a double), so the units' keys are told apart in one set of numbers."""
         covered = np.zeros(self._n_area + self._n_road, dtype=bool)
-        if not which.any():
+        idx = which.nonzero()[0]
+        if not len(idx):
             return covered
-        cells = (f.row[:n][which].astype(np.int64) << 32) | f.col[:n][which]
-        keys = list(zip(cells.tolist(), ranges[which].tolist(), strict=True))
+        cells = (f.row[idx].astype(np.int64) << 32) | f.col[idx]
+        keys = set((cells + 1j * ranges[idx]).tolist())
         known = self._points_seen
-        missing = sorted({k for k in keys if k not in known})
+        missing = [k for k in keys if k not in known]
         if missing:
             if len(known) + len(missing) > 50_000:
                 known.clear()
-            rc = np.array([divmod(k, 1 << 32) for k, _ in missing], dtype=float)
-            radius = np.array([r for _, r in missing])
+            rc = np.array([divmod(int(k.real), 1 << 32) for k in missing], dtype=float)
+            radius = np.array([k.imag for k in missing])
             hits = self._tree.query_ball_point(rc * self.cell_km, radius, return_sorted=False)
             for key, h in zip(missing, hits, strict=True):
                 known[key] = np.asarray(h, dtype=np.int64)
-        idx = [known[k] for k in set(keys)]
-        covered[np.concatenate(idx)] = True
+        covered[np.concatenate([known[k] for k in keys])] = True
         return covered
 
     def close_day(self, model: TacticState) -> None:

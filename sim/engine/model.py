@@ -31,7 +31,7 @@ from sim.engine.agenda import (
 )
 from sim.engine.campaign import CampaignRules
 from sim.engine.metrics import Metrics
-from sim.engine.movement import PathBook, Tripwires
+from sim.engine.movement import PathBook, Tripwires, owner_of
 from sim.engine.orders import Orders
 from sim.engine.result import RunResult
 from sim.engine.spawning import Spawning
@@ -79,6 +79,8 @@ POST_KINDS = frozenset({"strongpoint", "border_post"})
 
 
 _MOVING_LUT = np.isin(np.arange(len(Posture)), MOVING_POSTURES)  # posture -> on the move
+#: Moves along shared routes whose border crossings are kept (see ``DesertModel._crossings``).
+CROSSINGS_KEPT = 4096
 #: A sighting of a unit its faction has not seen for this long is logged as a new contact.
 NEW_CONTACT_GAP_HOURS = 6
 
@@ -159,7 +161,7 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         self.orders = Orders(self.terrain, self.force, self.paths, self.router, self.barred_zones)
         self.units: list[Unit] = []
         self._attached: list[Unit] = []  # units that move with another (escorts)
-        self._attached_arrays = (np.empty(0, np.int64), np.empty(0, np.int64))
+        self._attached_arrays = (np.empty(0, np.int64),) * 3
         # road cells watched by an ambush -> the ambusher (a dict with a boolean layer)
         self.tripwires: dict[int, Unit] = Tripwires(self.terrain.rows * self.terrain.cols)
         self.minefield = minefield_for(scenario)  # mines on the roads; None: no mines in the run
@@ -174,6 +176,7 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
             np.array([round(scenario.factions[f].comms_delay_hours) for f in self.faction_names]),
         )
         self.border_lines = BorderLines(self.terrain)
+        self._crossings_seen: dict[tuple[int, int, int], tuple[np.ndarray, list[int]]] = {}
         self.metrics = Metrics(self)
         self.garrison_faction = np.array(
             [scenario.factions[f].role == "garrison" for f in self.faction_names]
@@ -345,76 +348,120 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
     def _move(self) -> None:
         """Advance every moving unit along its path by one hour of travel, all at once.
 
-        One ``searchsorted`` in the path book finds where each mover is after the hour;
-        ambush tripwires, mines and border lines on the cells passed are found in numpy too,
-        and only the few units that meet one are handled one by one (every border crossing in
-        the hour, :meth:`BorderLines.crossings`); zone entries are counted on the cells passed
-        (``Metrics``)."""
+        One ``searchsorted`` in the path book finds where each mover is after the hour, and one
+        gather the cells every mover passed (:meth:`PathBook.passed`), which ambush tripwires,
+        mines, border lines and zone entries (``Metrics``) are all read from; only the few
+        units that meet a tripwire, a mine or a border line are handled one by one (every
+        border crossing in the hour, :meth:`BorderLines.crossings`)."""
         f = self.force
         n = f.n
         prev = self._prev_rc[:n]
         prev[:, 0], prev[:, 1] = f.row[:n], f.col[:n]
-        movers = np.flatnonzero(f.alive[:n] & (f.path_pos[:n] < f.path_last[:n]))
+        # ``nonzero()[0]``, not ``np.flatnonzero``: the same indices of a 1-d mask without the
+        # wrapper's calls, which cost more than the search over a few hundred units
+        movers = (f.alive[:n] & (f.path_pos[:n] < f.path_last[:n])).nonzero()[0]
         if len(movers):
-            book = self.paths
-            old = f.path_pos[movers].astype(np.int64)
-            clock = f.path_clock[movers] + 1.0
-            new = book.advance(movers, clock)
-            if self.tripwires:
-                self._stop_at_tripwires(movers, old, new, clock)
-            if self.minefield is not None and len(self.minefield):
-                self._drive_over_mines(movers, old, new, clock)
-            f.path_clock[movers] = clock
-            f.path_pos[movers] = new
-            start, end = book.cells_at(movers, old), book.cells_at(movers, new)
-            f.row[movers], f.col[movers] = np.divmod(end, self.terrain.cols)
-            done = new >= f.path_last[movers]
-            arrived = [(self.units[i], book.serial[i]) for i in movers[done].tolist()]
-            cols = self.terrain.cols
-            moved = np.ones(len(movers), dtype=bool)
-            for k in self._near_border(movers, old, new).tolist():
-                unit = self.units[int(movers[k])]  # passed by a border line: every crossing counts
-                traversed = unit.path[old[k] + 1 : new[k] + 1]
-                r0, c0 = divmod(int(start[k]), cols)
-                for _ in self.border_lines.crossings(int(start[k]), traversed).tolist():
-                    if not attempt_crossing(self, unit, (r0, c0)):
-                        moved[k] = False  # turned back at the border
-                        break
-            self.metrics.on_zone_moves(book, movers, old, new, start, f.faction[movers], moved,
-                                       self.barred_zones)
-            for unit, serial in arrived:
-                if book.serial[unit.idx] == serial:  # not turned back at a border (new orders)
-                    unit.alert("arrived")
+            self._advance(movers)
         if self._attached:  # escorts ride with their convoy
-            follower, leader = self._attached_idx()
-            ok = f.alive[follower] & f.alive[leader]
-            follower, leader = follower[ok], leader[ok]
+            follower, leader, pairs = self._attached_idx()
+            if not f.alive[pairs].all():  # one gather while all are alive, as they mostly are
+                ok = f.alive[follower] & f.alive[leader]
+                follower, leader = follower[ok], leader[ok]
             f.row[follower], f.col[follower] = f.row[leader], f.col[leader]
             f.posture[follower] = f.posture[leader]
 
-    def _near_border(self, movers, old, new) -> np.ndarray:
-        """Indices into ``movers`` of those whose cells passed this hour touch a border line
-        (or a neighbour of one), in increasing order; the only ones that may have crossed."""
-        if not self.border_lines.side.shape[0]:
-            return np.empty(0, dtype=np.int64)
-        cells, owner = self.paths.passed(movers, old, new)
-        return np.unique(owner[self.border_lines.near_line[cells]])
+    def _advance(self, movers: np.ndarray) -> None:
+        """One hour of travel for ``movers`` (alive, short of their path's end)."""
+        f = self.force
+        book = self.paths
+        first = book.start[movers]  # where each mover's path is in the book
+        old = f.path_pos[movers]  # int32: sums with the int64 book indices are int64
+        clock = f.path_clock[movers] + 1.0
+        new = book.advance(movers, clock, first)
+        # the cells entered this hour, read by every check below; a mover halted by an ambush
+        # or a mine enters fewer, so they are gathered again then (rarely)
+        at, ends = book.passed_at(movers, old, new, first)
+        cells = book.cells[at]
+        if self.tripwires and self._stop_at_tripwires(movers, old, new, clock, cells, ends):
+            at, ends = book.passed_at(movers, old, new, first)
+            cells = book.cells[at]
+        if (self.minefield is not None and len(self.minefield)
+                and self._drive_over_mines(movers, old, new, clock, cells, ends)):
+            at, ends = book.passed_at(movers, old, new, first)
+            cells = book.cells[at]
+        f.path_clock[movers] = clock
+        f.path_pos[movers] = new
+        start, end = book.cells[first + old], book.cells[first + new]
+        f.row[movers], f.col[movers] = np.divmod(end, self.terrain.cols)
+        done = (new >= f.path_last[movers]).nonzero()[0]
+        arrived = [(self.units[i], book.serial[i]) for i in movers[done].tolist()]
+        moved = None  # all moves happened, unless one is turned back at a border
+        for k in self._near_border(cells, ends):
+            unit = self.units[int(movers[k])]  # passed by a border line: every crossing counts
+            s = int(start[k])
+            for _ in self._crossings(unit.path, int(old[k]), int(new[k])):
+                if not attempt_crossing(self, unit, divmod(s, self.terrain.cols)):
+                    if moved is None:
+                        moved = np.ones(len(movers), dtype=bool)
+                    moved[k] = False  # turned back at the border
+                    break
+        self.metrics.on_zone_moves(movers, cells, book.cells, at, ends, new - old, start, moved,
+                                   f.faction, self.barred_zones)
+        for unit, serial in arrived:
+            if book.serial[unit.idx] == serial:  # not turned back at a border (new orders)
+                unit.alert("arrived")
 
-    def _stop_at_tripwires(self, movers, old, new, clock) -> None:
+    def _near_border(self, cells: np.ndarray, ends: np.ndarray) -> list[int]:
+        """Positions among the movers of those whose ``cells`` passed this hour (``ends``: see
+        :meth:`PathBook.passed_at`) touch a border line (or a neighbour of one), in increasing
+        order; the only ones that may have crossed."""
+        if not self.border_lines.side.shape[0] or not len(cells):
+            return []
+        near = self.border_lines.near_line[cells]
+        if not near.any():
+            return []
+        # the owners of increasing positions increase, so the first sighting of each keeps
+        # them in order
+        return list(dict.fromkeys(owner_of(ends, near.nonzero()[0]).tolist()))
+
+    def _crossings(self, path: np.ndarray, old: int, new: int) -> list[int]:
+        """The border crossings of a move from ``path[old]`` through ``path[old + 1 : new + 1]``
+        (:meth:`BorderLines.crossings`). Read-only paths are shared routes (a convoy's run, a
+        patrol's round) driven again and again from the same hour marks, so their crossings
+        are kept by (path, old, new); the path is kept with them, so its id is not reused."""
+        if path.flags.writeable:
+            return self.border_lines.crossings(int(path[old]), path[old + 1 : new + 1]).tolist()
+        key = (id(path), old, new)
+        seen = self._crossings_seen.get(key)
+        if seen is None or seen[0] is not path:
+            if len(self._crossings_seen) >= CROSSINGS_KEPT:
+                self._crossings_seen.clear()
+            found = self.border_lines.crossings(int(path[old]), path[old + 1 : new + 1])
+            seen = self._crossings_seen[key] = (path, found.tolist())
+        return seen[1]
+
+    def _stop_at_tripwires(self, movers, old, new, clock, cells, ends) -> bool:
         """Movers that drive into a hostile ambush this hour halt under fire there (``new``
-        and ``clock`` are updated in place)."""
-        cells, owner = self.paths.passed(movers, old, new)
+        and ``clock`` are updated in place); True if one did. ``cells``, ``ends``: the cells
+        passed (:meth:`PathBook.passed_at`)."""
         hit = self.tripwires.layer[cells]
-        for k in np.unique(owner[hit]).tolist():
+        if not hit.any():
+            return False
+        stopped = False
+        for k in dict.fromkeys(owner_of(ends, hit.nonzero()[0]).tolist()):  # in order
             unit = self.units[int(movers[k])]
             stop = self._tripped(unit, int(old[k]), int(new[k]))
             if stop is not None:
                 new[k], clock[k] = stop, unit.path_hours[stop]
+                stopped = True
+        return stopped
 
-    def _drive_over_mines(self, movers, old, new, clock) -> None:
+    def _drive_over_mines(self, movers, old, new, clock, cells, ends) -> bool:
         """Movers whose vehicles drive over a live mine this hour (``sim.rules.mines``); one that
-        strikes it halts in the mine's cell (``new`` and ``clock`` are updated in place)."""
-        cells, owner = self.paths.passed(movers, old, new)
+        strikes it halts in the mine's cell (``new`` and ``clock`` are updated in place); True
+        if one did. ``cells``, ``ends``: the cells passed (:meth:`PathBook.passed_at`)."""
+        stopped = False
+        owner = owner_of(ends, np.arange(len(cells)))
         for k in mined_passages(self.minefield, self.force, movers, cells, owner,
                                 self.hour).tolist():  # fmt: skip
             unit = self.units[int(movers[k])]
@@ -422,13 +469,15 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
             if hit is not None:
                 new[k] = old[k] + 1 + hit
                 clock[k] = unit.path_hours[new[k]]
+                stopped = True
+        return stopped
 
-    def _attached_idx(self) -> tuple[np.ndarray, np.ndarray]:
+    def _attached_idx(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(followers, their leaders, both in one array), rebuilt when an escort is added."""
         if len(self._attached_arrays[0]) != len(self._attached):
-            self._attached_arrays = (
-                np.array([u.idx for u in self._attached], dtype=np.int64),
-                np.array([u.attached_to.idx for u in self._attached], dtype=np.int64),
-            )
+            follower = np.array([u.idx for u in self._attached], dtype=np.int64)
+            leader = np.array([u.attached_to.idx for u in self._attached], dtype=np.int64)
+            self._attached_arrays = (follower, leader, np.concatenate((follower, leader)))
         return self._attached_arrays
 
     def _tripped(self, unit: Unit, pos: int, new: int) -> int | None:
@@ -436,7 +485,7 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         fi = self.force.faction[unit.idx]
         cells = unit.path
         # only the watched cells among those passed, in path order
-        watched = np.flatnonzero(self.tripwires.layer[cells[pos + 1 : new + 1]]) + pos + 1
+        watched = self.tripwires.layer[cells[pos + 1 : new + 1]].nonzero()[0] + pos + 1
         for k in watched.tolist():
             ambusher = self.tripwires[int(cells[k])]
             if not ambusher.alive:

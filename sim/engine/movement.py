@@ -90,12 +90,19 @@ class PathBook:
         key[:s] = np.repeat(new_start, seg_len) * KEY_STRIDE_HOURS + hours[:s]
         self.cells, self.hours, self.key, self.n = cells, hours, key, s
 
-    def advance(self, units: np.ndarray, clock_hours: np.ndarray) -> np.ndarray:
+    def advance(self, units: np.ndarray, clock_hours: np.ndarray,
+                start: np.ndarray | None = None) -> np.ndarray:
         """Index along each unit's path of the last cell reached by ``clock_hours`` after its
-        order (the path's end once the clock passes its last mark)."""
-        start = self.start[units]
-        at = np.searchsorted(self.key[: self.n], start * KEY_STRIDE_HOURS + clock_hours, "right")
-        return np.minimum(at - 1 - start, self.length[units] - 1)
+        order (the path's end once the clock passes its last mark); ``start``: the units'
+        ``self.start``, if the caller has it.
+
+        No search runs past a path's end: every key after a path's cells in the buffer belongs
+        to a segment starting at ``s' >= s + 1`` (segments never overlap), so it is at least
+        ``(s + 1) x KEY_STRIDE_HOURS``, more than ``s x KEY_STRIDE_HOURS`` plus any clock."""
+        s = self.start[units] if start is None else start
+        at = self.key[: self.n].searchsorted(s * KEY_STRIDE_HOURS + clock_hours, "right")
+        at -= s + 1
+        return at
 
     def cells_at(self, units: np.ndarray, index: np.ndarray) -> np.ndarray:
         """Flat cell at ``index`` along each unit's path."""
@@ -104,10 +111,34 @@ class PathBook:
     def passed(self, units: np.ndarray, old: np.ndarray, new: np.ndarray):
         """Cells entered between path positions ``old`` (excluded) and ``new`` (included), all
         units together: ``(cells, owner)`` with ``owner`` the position in ``units``."""
+        at, ends = self.passed_at(units, old, new)
+        return self.cells[at], owner_of(ends, np.arange(len(at)))
+
+    def passed_at(self, units: np.ndarray, old: np.ndarray, new: np.ndarray,
+                  start: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """As :meth:`passed`, but where the cells are in the buffer (``self.cells[at]`` is the
+        cell, ``self.cells[at - 1]`` the one it was entered from: a path's cells are
+        contiguous), and ``ends``, the running sum of the units' steps: unit ``k``'s cells are
+        ``at[ends[k] - steps[k] : ends[k]]`` (:func:`owner_of` finds the unit of a few);
+        ``start``: the units' ``self.start``, if the caller has it.
+
+        With ``s`` each unit's ``steps = new - old`` and ``S`` their running sum, unit ``u``'s
+        cells are at ``start[u] + new[u] + 1 - S[u] + j`` for the ``j``-th cell of all
+        (``S[u] - s[u] <= j < S[u]``): one ``repeat`` and one ``arange``."""
         steps = new - old
-        owner = np.repeat(np.arange(len(units)), steps)
-        first = np.repeat(self.start[units] + old + 1 - np.cumsum(steps) + steps, steps)
-        return self.cells[first + np.arange(len(owner))], owner
+        ends = steps.cumsum()
+        s = self.start[units] if start is None else start
+        at = (s + new + 1 - ends).repeat(steps)
+        at += np.arange(len(at))
+        return at, ends
+
+
+def owner_of(ends: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """The unit (position in the ``units`` given to :meth:`PathBook.passed_at`) that entered
+    each of the cells at ``positions`` of the cells passed, from the running sum ``ends`` of
+    the units' steps: the first ``k`` with ``ends[k] > position``; non-decreasing where
+    ``positions`` are."""
+    return ends.searchsorted(positions, "right")
 
 
 class Tripwires(dict):

@@ -37,6 +37,7 @@ class BorderLines:
         # a path "passes through the line" if it touches a line cell or its 8 neighbours
         # (a diagonal step can slip between two line cells)
         self.near_line = binary_dilation(terrain.border >= 0, iterations=1).ravel()
+        self._side_code = side_code(self.side)
 
     def crossings(self, start: int, traversed: Sequence[int]) -> np.ndarray:
         """Where a move from the flat cell ``start`` through the flat cells ``traversed`` crosses
@@ -57,17 +58,35 @@ class BorderLines:
         near = self.near_line[cells]
         if not near.any():
             return np.empty(0, dtype=np.int64)
-        walk = np.concatenate(([int(start)], cells))
-        near_walk = np.concatenate(([False], near))
-        key = ~near_walk
-        key[0] = key[-1] = True
-        at = np.flatnonzero(key)
-        side = self.side.reshape(len(self.side), -1)[:, walk[at]]
-        changed = (side[:, 1:] != side[:, :-1]).any(axis=0)
-        # a line cell (or a neighbour) at or between consecutive key cells
-        touched = np.cumsum(near_walk)
-        via_line = touched[at[1:]] - touched[at[:-1]] > 0
-        return at[1:][changed & via_line] - 1
+        # key cells among ``traversed``: off the line, and the last; the start is the key cell
+        # before the first of them
+        key = ~near
+        key[-1] = True
+        at = key.nonzero()[0]
+        # the sides of every line as one number per cell, at the start and each key cell
+        code = self._side_code[np.concatenate(((start,), cells[at]))]
+        # a line cell (or a neighbour) at or between consecutive key cells: the count of
+        # those up to each key cell (none before the first) grew since the last one
+        touched = np.concatenate(((0,), near.cumsum()[at]))
+        crossed = code[1:] != code[:-1]
+        crossed &= touched[1:] != touched[:-1]
+        return at[crossed]
+
+
+def side_code(side: np.ndarray) -> np.ndarray:
+    """Flat, one number per cell that differs between two cells exactly when they lie on
+    different sides of some line: the ``(lines, rows, cols)`` int8 side layer's bytes packed,
+    8 bits per line (up to 8 lines; beyond, the rank of each cell's column of sides)."""
+    lines = side.reshape(len(side), int(np.prod(side.shape[1:])))
+    if len(lines) == 0:
+        return np.zeros(lines.shape[1], dtype=np.uint8)
+    if side.dtype == np.int8 and len(lines) <= 8:
+        dtype = np.dtype(f"uint{8 * 2 ** int(np.ceil(np.log2(len(lines))))}")
+        code = lines[0].view(np.uint8).astype(dtype)
+        for row in lines[1:]:
+            code = (code << dtype.type(8)) | row.view(np.uint8)
+        return code
+    return np.unique(lines, axis=1, return_inverse=True)[1].ravel()
 
 
 def interception_probability(border_security: np.ndarray, hostile: np.ndarray) -> float:

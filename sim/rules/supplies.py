@@ -35,34 +35,60 @@ class SupplyConfig:
 
 
 def consume(force: ForceTable, n: int, moving: np.ndarray, cfg: SupplyConfig) -> None:
-    """Spend one hour of water (and fuel for units that moved), never below zero."""
-    water = np.where(moving, cfg.water_days_per_hour_moving, cfg.water_days_per_hour_resting)
-    force.water_days[:n] = np.maximum(force.water_days[:n] - water, 0.0)
-    fuel = np.where(moving & (force.vehicles[:n] > 0), 1.0 / cfg.driving_hours_per_fuel_day, 0.0)
-    force.fuel_days[:n] = np.maximum(force.fuel_days[:n] - fuel, 0.0)
+    """Spend one hour of water (and fuel for units that moved), never below zero:
+    ``w <- max(0, w - water rate)`` for every unit, ``f <- max(0, f - 1 / driving hours per
+    fuel day)`` for the moving ones with vehicles (the others' fuel, never below zero, stays as
+    it is, so only theirs is touched)."""
+    water = force.water_days[:n]
+    np.subtract(water, np.where(moving, cfg.water_days_per_hour_moving,
+                                cfg.water_days_per_hour_resting), out=water)
+    np.maximum(water, 0.0, out=water)
+    driving = force.vehicles[:n] > 0
+    driving &= moving
+    fuel = force.fuel_days[:n]
+    np.subtract(fuel, 1.0 / cfg.driving_hours_per_fuel_day, out=fuel, where=driving)
+    np.maximum(fuel, 0.0, out=fuel, where=driving)
+
+
+#: Bits of the refill code of a (faction, cell) (:meth:`SupplyPoints.codes`): water; a cave the
+#: faction refills water and fuel at; a living supply point of the faction (everything).
+#: Ordered by what they refill, so that a code (its ``POINT`` bit kept only for a living unit)
+#: refills water if not 0, fuel if ``>= CAVE``, ammunition if ``>= POINT``.
+WATER, CAVE, POINT = 1, 2, 4
+#: A unit's code mask by ``alive``: the dead keep no ``POINT`` bit.
+_ALIVE_MASK = np.array([WATER | CAVE, WATER | CAVE | POINT], dtype=np.uint8)
 
 
 class SupplyPoints:
-    """Where each faction has a living supply point (strongpoint, border post), as a
-    ``(factions, cells)`` bool layer. Supply points hardly ever move, so the layer is rebuilt only
+    """Where each faction has a living supply point (strongpoint, border post), kept with the
+    land's water and caves as each (faction, cell)'s refill code (``POINT``, ``WATER``, ``CAVE``
+    bits) for :func:`resupply`. Supply points hardly ever move, so the codes are rebuilt only
     when one is lost, replaced or moved; the cache belongs to this object."""
 
     def __init__(self, points: np.ndarray, n_factions: int, shape: tuple[int, int]):
         self.points = np.asarray(points, dtype=np.int64)
         self.n_factions = n_factions
         self.shape = shape
-        self._key: bytes | None = None
-        self._layer = np.zeros((n_factions, shape[0] * shape[1]), dtype=bool)
+        self._codes_key: tuple | None = None
+        self._codes = np.zeros(0, dtype=np.uint8)
 
-    def layer(self, force: ForceTable) -> np.ndarray:
+    def codes(self, force: ForceTable, cells: np.ndarray, terrain: Terrain,
+              cave_refill: np.ndarray) -> np.ndarray:
+        """Flat ``(factions x cells)`` refill codes: ``POINT`` where the faction has a living
+        supply point, ``WATER`` on water, ``CAVE`` on a cave of a faction in ``cave_refill``
+        (``cells``: the flat cell of every unit up to the points'). One gather of a unit's
+        ``faction x cells + cell`` tells all its refills."""
         p = self.points
-        key = force.alive[p].tobytes() + force.row[p].tobytes() + force.col[p].tobytes()
-        if key != self._key:
-            layer = np.zeros((self.n_factions, self.shape[0] * self.shape[1]), dtype=bool)
+        key = (force.alive[p].tobytes() + cells[p].tobytes(), cave_refill.tobytes(),
+               id(terrain))  # fmt: skip
+        if key != self._codes_key:
+            land = terrain.water_available.ravel().astype(np.uint8) * np.uint8(WATER)
+            caves = land | terrain.cave.ravel().astype(np.uint8) * np.uint8(CAVE)
+            codes = np.where(np.asarray(cave_refill, dtype=bool)[:, None], caves, land)
             live = p[force.alive[p]]
-            layer[force.faction[live], force.cells(live, self.shape[1])] = True
-            self._key, self._layer = key, layer
-        return self._layer
+            codes[force.faction[live], cells[live]] |= np.uint8(POINT)
+            self._codes_key, self._codes = key, codes.ravel()
+        return self._codes
 
 
 def resupply(
@@ -73,18 +99,18 @@ def resupply(
     points: SupplyPoints,
 ) -> None:
     """Refill this hour: everything at a friendly supply point; water at any water cell; water
-    and fuel for insurgents at their cave caches."""
+    and fuel for insurgents at their cave caches (``insurgent_faction``: per faction, whether
+    it refills at any cave)."""
     t = terrain
-    cells = force.cells(slice(0, n), t.cols)
-    fac = force.faction[:n]
-    full = points.layer(force)[fac, cells] & force.alive[:n]
-    # water from the land; insurgents also keep water and fuel cached in their caves
-    water_here = t.water_available.ravel()[cells]
-    cache = insurgent_faction[fac] & t.cave.ravel()[cells]
-    water_here |= cache
-    force.water_days[:n] = np.where(water_here & ~full, force.water_cap[:n], force.water_days[:n])
-    force.fuel_days[:n] = np.where(cache & ~full, force.fuel_cap[:n], force.fuel_days[:n])
-    for name in ("water", "fuel", "ammo"):
-        days = getattr(force, f"{name}_days")
-        cap = getattr(force, f"{name}_cap")
-        days[:n] = np.where(full, cap[:n], days[:n])
+    cells = force.row[:n] * np.int64(t.cols) + force.col[:n]  # ForceTable.cells, one op less
+    # the (faction, cell) refill code of every unit, in one flat gather (a 2-d gather costs
+    # several times more on a few hundred units)
+    at = cells + force.faction[:n] * (t.rows * t.cols)
+    code = points.codes(force, cells, t, insurgent_faction)[at]
+    code &= _ALIVE_MASK[force.alive[:n].view(np.uint8)]  # a supply point serves the living
+    # a supply point gives everything; water from the land; insurgents also keep water and
+    # fuel cached in their caves (each refill sets the supply to its cap, so one copy of the
+    # cap where any of them applies is the same as one after the other)
+    np.copyto(force.water_days[:n], force.water_cap[:n], where=code != 0)
+    np.copyto(force.fuel_days[:n], force.fuel_cap[:n], where=code >= CAVE)
+    np.copyto(force.ammo_days[:n], force.ammo_cap[:n], where=code >= POINT)
