@@ -26,7 +26,7 @@ import numpy as np
 from sim.rules.state import NEVER_HOUR, Posture
 from sim.scenario.vocab import MOBILITIES
 from sim.tactics.base import HOURS_PER_DAY, Behaviour, route_cells
-from sim.world.raster import hours_per_cell
+from sim.world.raster import shared_hours_per_cell
 
 #: Civilians do not change their plans because someone saw them: they do not know it.
 UNAWARE = frozenset({"detected"})
@@ -91,7 +91,7 @@ class Traffic(Behaviour):
     States: waiting -> out -> waiting; out -> stopped (pulled over) -> out.
 
     Uses: ``model.clock``, ``model.rng``, ``model.terrain``, ``model.force`` (speeds, mobility,
-    supplies, strength), ``model.log``, ``route_cells``, ``hours_per_cell``; ``unit.follow``,
+    supplies, strength), ``model.log``, ``route_cells``, ``shared_hours_per_cell``; ``unit.follow``,
     ``unit.go_to``, ``unit.halt``, ``unit.path``, ``unit.path_pos``, ``unit.path_hours``,
     ``unit.sleep_until``.
     """
@@ -143,8 +143,10 @@ class Traffic(Behaviour):
         m = self.model
         f = m.force
         i = self.unit.idx
-        hpc = hours_per_cell(m.terrain, MOBILITIES[int(f.mobility[i])], float(f.speed_kmh[i]),
-                             float(f.offroad_speed_kmh[i])).ravel()  # fmt: skip
+        # the terrain's shared layer for these speeds (a 0.25 km theatre's takes tens of ms to
+        # compute, once per vehicle otherwise)
+        hpc = shared_hours_per_cell(m.terrain, MOBILITIES[int(f.mobility[i])],
+                                    float(f.speed_kmh[i]), float(f.offroad_speed_kmh[i]))
         if len(cells) < 2:
             return 0.0
         hop = np.abs(np.diff(cells))
