@@ -619,6 +619,8 @@ class Router:
         self._hours_per_km: dict[tuple[str, frozenset[int]], np.ndarray] = {}
         self._min_hours_per_km: dict[tuple[str, frozenset[int]], float] = {}
         self._bounds: dict[str, CostBound] = {}
+        # road routes by (from, to) node: convoys and traffic drive the same few legs
+        self._road_routes: dict[tuple[str, str], Route] = {}
         self._lock = threading.Lock()
         self.dijkstra_runs = 0          # how many searches ran (not served from cache)
         g = terrain.road_graph
@@ -649,8 +651,19 @@ class Router:
         `a`, `b` are place names / road-graph node keys, or `(lat, lon)` points (snapped to the
         nearest road node). Raises `NoRouteError` if the road network does not join them.
         """
-        g = self.terrain.road_graph
         src, dst = self._node(a), self._node(b)
+        with self._lock:
+            known = self._road_routes.get((src, dst))
+        if known is None:
+            known = self._road_route(src, dst)
+            with self._lock:
+                self._road_routes[(src, dst)] = known
+        # a fresh Route (its lists are the caller's to keep), sharing the read-only cells
+        return Route(known.cells, known.length_km, list(known.roads), list(known.nodes))
+
+    def _road_route(self, src: str, dst: str) -> Route:
+        """The shortest road route between two road-graph nodes (`road_route`, uncached)."""
+        g = self.terrain.road_graph
         try:
             nodes = nx.shortest_path(g, src, dst, weight="length_km")
         except nx.NetworkXNoPath:
