@@ -161,6 +161,69 @@ def _edge_hours(step_km: float, h_from: np.ndarray, h_to: np.ndarray) -> np.ndar
     return step_km * 0.5 * (h_from + h_to)
 
 
+#: The limit a search without one runs with: finite, so that an edge of infinite hours (to an
+#: impassable cell or off a window, `window_graph`) is never taken (`dijkstra` offers a node
+#: `d + w <= limit`, which `inf <= inf` would pass); every finite distance is within it.
+NO_LIMIT_H = float(np.finfo(np.float64).max)
+
+
+def window_graph(h: np.ndarray, cell_km: float) -> csr_matrix:
+    """The grid graph of the window `h` (hours per km) with all 8 edge slots of every cell kept:
+    an edge to an impassable cell or off the window weighs inf (and one off the window points
+    back at its own cell). Searched with a finite limit (`NO_LIMIT_H`), such edges are never
+    taken and the search runs exactly as on `grid_graph(h, cell_km)`: each cell's other edges
+    come in the same order with the same weights to the bit, and nothing else reaches the heap.
+
+    Cheaper to build than `grid_graph` (no count of each cell's edges, no compaction): the
+    structure depends on the window's shape alone (`_window_structure`) and the weights are
+    one gather from the window padded with a ring of infinite cells, one sum and one product.
+    """
+    rows, cols = h.shape
+    ring = np.full((rows + 2, cols + 2), np.inf)
+    ring[1:-1, 1:-1] = h
+    indices, indptr, around = _window_structure(rows, cols)
+    # `_edge_hours` term by term: step_km * 0.5 * (h_from + h_to)
+    weights = ring.ravel()[around]
+    weights += ring[1:-1, 1:-1].reshape(-1, 1)
+    weights *= _HALF_STEPS_KM * cell_km
+    n = rows * cols
+    return csr_matrix((weights.reshape(-1), indices, indptr), shape=(n, n))
+
+
+#: `_edge_hours`'s `step_km * 0.5` per offset, for 1 km cells (times cell_km: exact for the
+#: orthogonal steps, and for the diagonal ones as `cell_km * sqrt(2) * 0.5` rounds the same;
+#: `test_window_graph_matches_grid_graph` checks it bit for bit).
+_HALF_STEPS_KM = np.array([(math.sqrt(2.0) if dr and dc else 1.0) * 0.5 for dr, dc in _OFFSETS])
+
+
+def _window_structure(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`(indices, indptr, around)` of `window_graph` for a window of this shape: each cell's 8
+    neighbours in `_OFFSETS` order (a cell's own index where the neighbour is off the window),
+    and each neighbour's flat index in the window padded with a one-cell ring, `(cells, 8)`."""
+    key = (rows, cols)
+    hit = _STRUCTURES.get(key)
+    if hit is not None:
+        return hit
+    r, c = np.divmod(np.arange(rows * cols, dtype=np.int32), np.int32(cols))
+    dr = np.array([d[0] for d in _OFFSETS], np.int32)
+    dc = np.array([d[1] for d in _OFFSETS], np.int32)
+    nr, nc = r[:, None] + dr, c[:, None] + dc
+    around = (nr + 1) * (cols + 2) + (nc + 1)
+    inside = (nr >= 0) & (nr < rows) & (nc >= 0) & (nc < cols)
+    indices = np.where(inside, nr * cols + nc, r[:, None] * cols + c[:, None]).astype(np.int32)
+    indptr = np.arange(0, len(_OFFSETS) * rows * cols + 1, len(_OFFSETS), dtype=np.int32)
+    hit = (read_only(indices.reshape(-1)), read_only(indptr), read_only(around))
+    if len(_STRUCTURES) >= _STRUCTURE_CACHE_SIZE:
+        _STRUCTURES.pop(next(iter(_STRUCTURES)))
+    _STRUCTURES[key] = hit
+    return hit
+
+
+#: Window shapes whose `_window_structure` is kept (windows of one trip length repeat).
+_STRUCTURE_CACHE_SIZE = 64
+_STRUCTURES: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+
 @dataclass(frozen=True)
 class Box:
     """Rows `top:bottom` and columns `left:right` of the grid (a search window)."""
@@ -230,10 +293,10 @@ def search(h: np.ndarray, cell_km: float, box: Box, target_rc: tuple[int, int],
     """
     reference = box if reference is None else reference
     if graph is None:
-        graph = grid_graph(h[box.top:box.bottom, box.left:box.right], cell_km)
+        graph = window_graph(h[box.top:box.bottom, box.left:box.right], cell_km)
     t = box.local(*target_rc)
     dist, pred = dijkstra(graph, directed=True, indices=t, return_predecessors=True,
-                          limit=limit_h)
+                          limit=min(limit_h, NO_LIMIT_H))
     hop = np.where(pred < 0, -1, pred).astype(np.int32)
     hop[t] = t
     exact = math.isinf(limit_h) and box == reference
