@@ -252,12 +252,14 @@ def random_ascii(rng: np.random.Generator, rows: int, cols: int) -> list[str]:
     return ["".join(r) for r in chars]
 
 
-@pytest.mark.parametrize("grid", ["small", "fine"])
+@pytest.mark.parametrize("grid", ["small", "fine", "tube"])
 def test_router_routes_are_the_unbounded_searches_routes_on_random_maps(grid, monkeypatch):
-    if grid == "fine":
+    if grid in ("fine", "tube"):
         # as on a 0.25 km theatre: no whole-grid graph kept, every window searched bounded
         monkeypatch.setattr(routes, "GRAPH_CACHE_BYTES", 0)
         monkeypatch.setattr(routes, "UNBOUNDED_CELLS", 0)
+    # "tube": every corridor search starts from a coarse sketch's route (`tube_hours`)
+    monkeypatch.setattr(routes, "TUBE_CELLS", 0 if grid == "tube" else 2**62)
     rng = np.random.default_rng(2026)
     for trial in range(6):
         t = build_terrain(ascii_map(random_ascii(rng, 30 + 7 * trial, 45)), f"m{trial}",

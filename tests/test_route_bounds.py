@@ -10,7 +10,16 @@ import numpy as np
 import pytest
 from scipy.sparse.csgraph import dijkstra
 
-from sim.world.routes import NO_LIMIT_H, grid_graph, window_graph
+from sim.world.routes import (
+    NO_LIMIT_H,
+    TUBE_BLOCK,
+    Box,
+    coarse_hours,
+    grid_graph,
+    search,
+    tube_hours,
+    window_graph,
+)
 
 
 def random_hours(rng: np.random.Generator, rows: int, cols: int, kind: int) -> np.ndarray:
@@ -45,3 +54,44 @@ def test_window_graph_searches_as_the_grid_graph(cell_km):
                                   limit=min(limit, NO_LIMIT_H))
                 np.testing.assert_array_equal(d1, d0)
                 np.testing.assert_array_equal(p1, p0)
+
+
+def test_tube_hours_are_a_routes_hours():
+    """`tube_hours` is the cost of a route inside the reference box: never below the
+    unbounded search's distance (to the bit), and equal to it up to the order of summing
+    where the tube holds a best route (uniform ground)."""
+    rng = np.random.default_rng(7)
+    found = 0
+    for trial in range(80):
+        rows, cols = (int(v) for v in rng.integers(5, 60, 2))
+        h = random_hours(rng, rows, cols, trial % 3)
+        coarse = coarse_hours(h, TUBE_BLOCK)
+        whole = Box(0, rows, 0, cols)
+        t = (int(rng.integers(rows)), int(rng.integers(cols)))
+        exact = search(h, 0.25, whole, t)
+        for _ in range(5):
+            s = (int(rng.integers(rows)), int(rng.integers(cols)))
+            ref = Box(max(0, min(s[0], t[0]) - 3), min(rows, max(s[0], t[0]) + 4),
+                      max(0, min(s[1], t[1]) - 3), min(cols, max(s[1], t[1]) + 4))
+            for box in (whole, ref):
+                tube_h = tube_hours(h, coarse, 0.25, box, s, t)
+                inside = search(h, 0.25, box, t)
+                d = inside.dist[box.local(*s)]
+                if np.isfinite(tube_h):
+                    found += 1
+                    assert tube_h >= d
+                    if trial % 3 == 0:
+                        assert tube_h == pytest.approx(d, rel=1e-12)
+                if box == whole:
+                    assert d == exact.dist[whole.local(*s)]
+    assert found > 200
+
+
+def test_coarse_hours_is_each_blocks_fastest_cell():
+    rng = np.random.default_rng(3)
+    h = random_hours(rng, 13, 10, 1)
+    c = coarse_hours(h, 4)
+    assert c.shape == (4, 3)
+    for i in range(4):
+        for j in range(3):
+            np.testing.assert_equal(c[i, j], h[4 * i:4 * i + 4, 4 * j:4 * j + 4].min())

@@ -60,10 +60,25 @@ REACH_FACTOR = 2.5
 CORRIDOR_FACTOR = 1.1
 CORRIDOR_GROWTH = 2.0
 
+#: Cells a side of the coarse layer's blocks (`coarse_hours`): a route found on it, followed
+#: at full resolution through a tube of blocks around it (`tube_hours`), costs about what the
+#: best route does, so a corridor search limited to its hours reaches the start at once.
+TUBE_BLOCK = 4
+#: Blocks of the tube on each side of the coarse route's blocks.
+TUBE_RADIUS_BLOCKS = 1
+#: The coarse search's window: the two ends' blocks, widened on each side by this fraction of
+#: their distance (at least `TUBE_MIN_PAD_BLOCKS`), as `local_path`'s windows are.
+TUBE_MARGIN = 0.5
+TUBE_MIN_PAD_BLOCKS = 4
+
 #: A search over a box of at most this many cells runs without a limit: the bound's own cost
 #: (a box, a line, a tie check) outweighs what it saves there (the 1 km theatre's windows
 #: hold about 2,000 cells).
-UNBOUNDED_CELLS = 1 << 15
+UNBOUNDED_CELLS = 1 << 13
+
+#: A corridor search over a reference box of more cells than this first finds a route's
+#: hours along a coarse sketch (`tube_hours`) to start from.
+TUBE_CELLS = 1 << 13
 
 #: Relative slack on a straight line's cost used as a search limit: the search adds the same
 #: edges in another order (a relative error of about 1e-13 over thousands of edges).
@@ -567,6 +582,72 @@ def corridor_graph(hours_per_km: np.ndarray, cells: np.ndarray, cell_km: float) 
     return csr_matrix((weights.T[ok], nbr.T[ok], indptr), shape=(len(cells), len(cells)))
 
 
+def coarse_hours(h: np.ndarray, block: int) -> np.ndarray:
+    """The hours-per-km layer `h` in blocks of `block` x `block` cells: each block's fastest
+    cell (inf where all are impassable; the grid's edge padded with impassable cells). A
+    sketch to find a good route on, not a bound: `tube_hours` checks what it finds."""
+    rows, cols = h.shape
+    n, m = -(-rows // block), -(-cols // block)
+    padded = np.full((n * block, m * block), np.inf, np.float32)
+    padded[:rows, :cols] = h
+    return padded.reshape(n, block, m, block).min(axis=(1, 3))
+
+
+def tube_hours(h: np.ndarray, coarse: np.ndarray, cell_km: float, reference: Box,
+               source_rc: tuple[int, int], target_rc: tuple[int, int]) -> float:
+    """Hours of a route from the source to the target inside `reference` (inf if none is
+    found this way): the best route through the tube of blocks (`TUBE_RADIUS_BLOCKS` around
+    each) along the route a search on the coarse layer (`coarse_hours`, blocks of
+    `TUBE_BLOCK` cells) finds, searched at full resolution (`corridor_graph`). A route's
+    hours, so the search over `reference` reaches the source within them: the distances a
+    search sums along its own route are the least (the sum rounds monotonically), the tube's
+    included.
+    """
+    k = TUBE_BLOCK
+    (sr, sc), (tr, tc) = source_rc, target_rc
+    # the coarse window, within the reference's blocks
+    pad = max(TUBE_MIN_PAD_BLOCKS,
+              int(TUBE_MARGIN * max(abs(sr - tr), abs(sc - tc)) / k))
+    ref_c = Box(reference.top // k, -(-reference.bottom // k),
+                reference.left // k, -(-reference.right // k))
+    win = Box(min(sr, tr) // k - pad, max(sr, tr) // k + pad + 1,
+              min(sc, tc) // k - pad, max(sc, tc) // k + pad + 1).within(ref_c)
+    g = window_graph(coarse[win.top:win.bottom, win.left:win.right], k * cell_km)
+    tl = win.local(tr // k, tc // k)
+    _, pred = dijkstra(g, directed=True, indices=tl, return_predecessors=True,
+                       limit=NO_LIMIT_H)
+    hop = np.where(pred < 0, -1, pred)
+    hop[tl] = tl
+    blocks = _trace(hop, win.local(sr // k, sc // k), tl)
+    if len(blocks) == 0:
+        return math.inf
+    # the tube: the route's blocks and those around them, as fine cells inside the reference
+    mask = np.zeros((win.bottom - win.top, win.width), bool)
+    br, bc = np.divmod(blocks, win.width)
+    for dr in range(-TUBE_RADIUS_BLOCKS, TUBE_RADIUS_BLOCKS + 1):
+        for dc in range(-TUBE_RADIUS_BLOCKS, TUBE_RADIUS_BLOCKS + 1):
+            mask[np.clip(br + dr, 0, mask.shape[0] - 1), np.clip(bc + dc, 0, win.width - 1)] = True
+    top, left = int(br.min()), int(bc.min())
+    bottom, right = int(br.max()) + 1, int(bc.max()) + 1
+    top, left = max(0, top - TUBE_RADIUS_BLOCKS), max(0, left - TUBE_RADIUS_BLOCKS)
+    bottom = min(mask.shape[0], bottom + TUBE_RADIUS_BLOCKS)
+    right = min(win.width, right + TUBE_RADIUS_BLOCKS)
+    fine = np.repeat(np.repeat(mask[top:bottom, left:right], k, axis=0), k, axis=1)
+    box = Box((win.top + top) * k, (win.top + bottom) * k,
+              (win.left + left) * k, (win.left + right) * k)
+    inner = box.within(reference)
+    fine = fine[inner.top - box.top:inner.bottom - box.top,
+                inner.left - box.left:inner.right - box.left]
+    cells = np.flatnonzero(fine)
+    t = inner.local(*target_rc)
+    sub = h[inner.top:inner.bottom, inner.left:inner.right]
+    graph = corridor_graph(sub, cells, cell_km)
+    kt = int(np.searchsorted(cells, t))
+    dist = dijkstra(graph, directed=True, indices=kt, limit=NO_LIMIT_H)
+    ks = int(np.searchsorted(cells, inner.local(*source_rc)))
+    return float(dist[ks])
+
+
 #: How many reached cells nearest the start `_upper_hours` tries.
 UPPER_CANDIDATES = 16
 
@@ -682,6 +763,7 @@ class Router:
         self._hours_per_km: dict[tuple[str, frozenset[int]], np.ndarray] = {}
         self._min_hours_per_km: dict[tuple[str, frozenset[int]], float] = {}
         self._bounds: dict[str, CostBound] = {}
+        self._coarse: dict[tuple, np.ndarray] = {}
         # road routes by (from, to) node: convoys and traffic drive the same few legs
         self._road_routes: dict[tuple[str, str], Route] = {}
         self._lock = threading.Lock()
@@ -1001,6 +1083,15 @@ class Router:
         lowest_h = bound.steps(src, dst) * t.cell_km * bound.fast_h
         limit_h = CORRIDOR_FACTOR * lowest_h if 0.0 < lowest_h < math.inf else math.inf
         limit_h = min(limit_h, line_h)
+        if reference.size > TUBE_CELLS:
+            # a route found along a coarse sketch: a limit the start is within, about the best
+            tube_h = tube_hours(h, self.coarse_hours(mobility, barred), t.cell_km, reference,
+                                src, dst) * (1.0 + LINE_SLACK)
+            with self._lock:
+                self.dijkstra_runs += 2
+            if tube_h < line_h:
+                line_h = tube_h
+                limit_h = tube_h
         while math.isfinite(limit_h):
             s = corridor_search(h, t.cell_km, reference, src, dst, limit_h, bound)
             with self._lock:
@@ -1020,6 +1111,17 @@ class Router:
             upper = min(line_h, _upper_hours(s, h, t.cell_km, src))
             limit_h = upper if limit_h < upper <= CORRIDOR_GROWTH * grown else grown
         return self._reference_route(source, target, mobility, barred, reference)
+
+    def coarse_hours(self, mobility: str, barred: frozenset[int]) -> np.ndarray:
+        """The layer's coarse sketch (`coarse_hours`, blocks of `TUBE_BLOCK`), computed once."""
+        key = ("coarse", mobility, barred)
+        with self._lock:
+            layer = self._coarse.get(key)
+        if layer is None:
+            layer = read_only(coarse_hours(self.hours_per_km(mobility, barred), TUBE_BLOCK))
+            with self._lock:
+                self._coarse[key] = layer
+        return layer
 
     def cost_bound(self, mobility: str) -> CostBound:
         """The lower bound on route hours (`CostBound`) for a mobility, from its layer without
