@@ -84,6 +84,9 @@ TUBE_CELLS = 1 << 13
 #: edges in another order (a relative error of about 1e-13 over thousands of edges).
 LINE_SLACK = 1e-9
 
+#: Levels of the cost bound (`CostBound.of`) below the common ground: the slower roads.
+ROAD_LEVELS = 2
+
 # (d_row, d_col) of the 8 neighbours
 _OFFSETS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
 
@@ -382,17 +385,22 @@ class CostBound:
     block_reach: tuple[np.ndarray, ...] = ()
 
     @classmethod
-    def of(cls, h: np.ndarray, max_levels: int = 3) -> CostBound:
+    def of(cls, h: np.ndarray, max_levels: int = 3,
+           max_road_levels: int = ROAD_LEVELS) -> CostBound:
         """The bound for hours-per-km layer `h`, with levels at the median passable cell's hours
         (the common ground: cells below it are the roads) and the next `max_levels - 1` distinct
-        hours above it (rougher ground)."""
+        hours above it (rougher ground), and below the median up to `max_road_levels` distinct
+        hours of the slower roads above the fastest (a track is not a highway: far from the
+        highways a trip costs at least the tracks' hours)."""
         finite = h[np.isfinite(h)]
         if finite.size == 0:
             return cls(math.inf, (), ())
         fast_h = float(finite.min())
         median = float(np.partition(finite, finite.size // 2)[finite.size // 2])
         above = np.unique(finite[finite >= median])
-        levels = tuple(float(v) for v in above[above > fast_h][:max_levels])
+        below = np.unique(finite[(finite < median) & (finite > fast_h)])
+        levels = tuple(float(v) for v in below[:max_road_levels]) + tuple(
+            float(v) for v in above[above > fast_h][:max_levels])
         from scipy.ndimage import distance_transform_cdt  # heavy import, fine grids only
 
         # capping only lowers the bound, which stays a bound
