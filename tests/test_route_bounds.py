@@ -12,8 +12,11 @@ from scipy.sparse.csgraph import dijkstra
 
 from sim.world.routes import (
     NO_LIMIT_H,
+    ROAD_LEVELS,
     TUBE_BLOCK,
     Box,
+    CostBound,
+    _distinct,
     coarse_hours,
     grid_graph,
     search,
@@ -95,3 +98,34 @@ def test_coarse_hours_is_each_blocks_fastest_cell():
     for i in range(4):
         for j in range(3):
             np.testing.assert_equal(c[i, j], h[4 * i:4 * i + 4, 4 * j:4 * j + 4].min())
+
+
+@pytest.mark.parametrize("spread", [1, 5, 70])
+def test_distinct_values_are_numpys_unique(spread):
+    rng = np.random.default_rng(spread)
+    for _ in range(20):
+        a = rng.integers(0, spread, size=int(rng.integers(1, 500))).astype(np.float32) / 7
+        values, counts = _distinct(a)
+        want_v, want_c = np.unique(a, return_counts=True)
+        np.testing.assert_array_equal(values, want_v)
+        np.testing.assert_array_equal(counts, want_c)
+        assert values.dtype == a.dtype
+
+
+def test_cost_bound_levels_are_the_sorting_rules():
+    """`CostBound.of`'s levels as the sorting rule picked them: the median by
+    `np.partition`, the distinct values by `np.unique`."""
+    rng = np.random.default_rng(11)
+    for trial in range(40):
+        h = random_hours(rng, 30, 40, 1 + trial % 2)
+        if trial % 4 == 0:
+            h[int(rng.integers(30)), :] = np.float32(1.6 / 60)      # a track
+        finite = h[np.isfinite(h)]
+        fast_h = float(finite.min())
+        median = float(np.partition(finite, finite.size // 2)[finite.size // 2])
+        above = np.unique(finite[finite >= median])
+        below = np.unique(finite[(finite < median) & (finite > fast_h)])
+        want = tuple(float(v) for v in below[:ROAD_LEVELS]) + tuple(
+            float(v) for v in above[above > fast_h][:3])
+        bound = CostBound.of(h)
+        assert bound.levels == want and bound.fast_h == fast_h

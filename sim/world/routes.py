@@ -395,10 +395,12 @@ class CostBound:
         finite = h[np.isfinite(h)]
         if finite.size == 0:
             return cls(math.inf, (), ())
-        fast_h = float(finite.min())
-        median = float(np.partition(finite, finite.size // 2)[finite.size // 2])
-        above = np.unique(finite[finite >= median])
-        below = np.unique(finite[(finite < median) & (finite > fast_h)])
+        values, counts = _distinct(finite)
+        fast_h = float(values[0])
+        # the median: the value of sorted index size // 2
+        median = values[int(np.searchsorted(np.cumsum(counts), finite.size // 2, "right"))]
+        above = values[values >= median]
+        below = values[(values < median) & (values > fast_h)]
         levels = tuple(float(v) for v in below[:max_road_levels]) + tuple(
             float(v) for v in above[above > fast_h][:max_levels])
         from scipy.ndimage import distance_transform_cdt  # heavy import, fine grids only
@@ -448,6 +450,27 @@ class CostBound:
             part *= weight
             total += part
         return cells[total <= within]
+
+
+#: `_distinct` finds this many values one by one before it sorts the layer instead.
+FEW_VALUES = 64
+
+
+def _distinct(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`np.unique(a, return_counts=True)` of a non-empty 1-d array, by picking the least
+    remaining value while there are few distinct ones (a terrain layer has a handful: a few
+    passes over millions of cells instead of sorting them)."""
+    values, counts = [], []
+    rest = a
+    while rest.size:
+        if len(values) == FEW_VALUES:
+            return np.unique(a, return_counts=True)
+        v = rest.min()
+        higher = rest > v
+        values.append(v)
+        counts.append(rest.size - int(np.count_nonzero(higher)))
+        rest = rest[higher]
+    return np.array(values, a.dtype), np.array(counts, np.int64)
 
 
 #: Side of the blocks `_candidates` tries whole.
