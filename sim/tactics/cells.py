@@ -16,7 +16,7 @@ import numpy as np
 from scipy.ndimage import binary_dilation
 
 from sim.rules.state import Posture
-from sim.tactics.base import Behaviour, nearest
+from sim.tactics.base import Behaviour
 
 #: A pursuer closer than this (km) makes a cell run for refuge.
 PURSUIT_ALERT_KM = 25.0
@@ -49,7 +49,7 @@ LOW_WATER_DAYS = 0.5
 class CellBehaviour(Behaviour):
     """Shared insurgent logic; on its own it is the **hide** tactic.
 
-    Uses: ``model.sites`` (hides, refuge cells, water), ``model.terrain.cave`` / ``zone``,
+    Uses: ``model.sites`` (hides, refuge cells, water, nearest), ``model.terrain.cave`` / ``zone``,
     ``model.barred_zones``, ``model.hostile``, ``model.known_enemies``, ``model.distance_km``,
     ``model.rng``, ``model.calendar``, ``model.log``, ``model.spawn_cell`` (a split);
     ``unit.go_to``, ``unit.halt``, ``unit.cease_fire``, ``unit.supply``, ``unit.sleep_until``.
@@ -88,7 +88,7 @@ class CellBehaviour(Behaviour):
 
     def nearest_hides(self, cell: int, k: int) -> np.ndarray:
         """The ``k`` hides nearest to ``cell``."""
-        return nearest(self.hides, cell, self.model.terrain.cols, k)
+        return self.model.sites.nearest(self.hides, cell, k)
 
     def at_hide(self) -> bool:
         """In a cave, or on one of its hides. (A cell is its own nearest hide exactly when it
@@ -159,7 +159,7 @@ class CellBehaviour(Behaviour):
         u = self.unit
         if not self.refuge_zones:
             return False
-        target = nearest(self._refuge_cells(), u.cell, t.cols, 1)
+        target = m.sites.nearest(self._refuge_cells(), u.cell, 1)
         if len(target) == 0 or m.distance_km(int(target[0]), u.cell) > REFUGE_REACH_KM:
             return False
         if t.zone.ravel()[u.cell] in self.refuge_zones:
@@ -263,13 +263,12 @@ class CellBehaviour(Behaviour):
         """Go to the nearest water (oasis, well, town, river) or cave cache, by night; a cell
         still dry where it stands (an empty cache: ``campaign.caches``) goes to the next one."""
         m = self.model
-        t = m.terrain
         if not self.is_night:
             self.unit.sleep_until(self.next_dusk_hour())
             return True
-        target = nearest(m.sites.water(), self.unit.cell, t.cols, 1)
+        target = m.sites.nearest(m.sites.water(), self.unit.cell, 1)
         if len(target) and int(target[0]) == self.unit.cell:
-            target = nearest(m.sites.water(), self.unit.cell, t.cols, 2)
+            target = m.sites.nearest(m.sites.water(), self.unit.cell, 2)
             target = target[target != self.unit.cell]
         if len(target) and self.unit.go_to(int(target[0]), Posture.MOVING):
             self.set_state("to_water")

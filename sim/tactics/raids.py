@@ -6,7 +6,7 @@ import numpy as np
 
 from sim.rules.state import Posture
 from sim.scenario.vocab import KINDS
-from sim.tactics.base import HOURS_PER_DAY, first_night_hour, nearest
+from sim.tactics.base import HOURS_PER_DAY, first_night_hour
 from sim.tactics.cells import CellBehaviour
 from sim.world.clock import LightLevel
 
@@ -194,7 +194,7 @@ class NightRaid(CellBehaviour):
         if self.refuge_zones and self.raid is not None:
             hide = self.nearest_hides(u.cell, 1)
             refuge = self._refuge_cells()
-            near_refuge = nearest(refuge, u.cell, m.terrain.cols, 1)
+            near_refuge = m.sites.nearest(refuge, u.cell, 1)
             if len(near_refuge) and (
                 len(hide) == 0
                 or m.distance_km(u.cell, int(near_refuge[0])) < m.distance_km(u.cell, int(hide[0]))
