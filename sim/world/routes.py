@@ -645,8 +645,12 @@ def tube_hours(h: np.ndarray, coarse: np.ndarray, cell_km: float, reference: Box
               min(sc, tc) // k - pad, max(sc, tc) // k + pad + 1).within(ref_c)
     g = window_graph(coarse[win.top:win.bottom, win.left:win.right], k * cell_km)
     tl = win.local(tr // k, tc // k)
+    # no farther than the straight line between the two blocks (a coarse route, so the
+    # source's block is within it), with `LINE_SLACK`
+    line_h = line_hours(coarse, k * cell_km, (sr // k, sc // k), (tr // k, tc // k))
+    limit_h = min(line_h * (1.0 + LINE_SLACK), NO_LIMIT_H)
     _, pred = dijkstra(g, directed=True, indices=tl, return_predecessors=True,
-                       limit=NO_LIMIT_H)
+                       limit=limit_h)
     hop = np.where(pred < 0, -1, pred)
     hop[tl] = tl
     blocks = _trace(hop, win.local(sr // k, sc // k), tl)
