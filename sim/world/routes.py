@@ -222,13 +222,16 @@ def _window_structure(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray, np.
     hit = _STRUCTURES.get(key)
     if hit is not None:
         return hit
-    r, c = np.divmod(np.arange(rows * cols, dtype=np.int32), np.int32(cols))
-    dr = np.array([d[0] for d in _OFFSETS], np.int32)
-    dc = np.array([d[1] for d in _OFFSETS], np.int32)
-    nr, nc = r[:, None] + dr, c[:, None] + dc
-    around = (nr + 1) * (cols + 2) + (nc + 1)
-    inside = (nr >= 0) & (nr < rows) & (nc >= 0) & (nc < cols)
-    indices = np.where(inside, nr * cols + nc, r[:, None] * cols + c[:, None]).astype(np.int32)
+    wide = cols + 2
+    # each cell's flat index in the padded window, and its neighbours' there
+    at = ((np.arange(1, rows + 1, dtype=np.int32) * wide)[:, None]
+          + np.arange(1, cols + 1, dtype=np.int32)).reshape(-1, 1)
+    around = at + np.array([dr * wide + dc for dr, dc in _OFFSETS], np.int32)
+    # padded index -> window index (-1 on the ring); a neighbour on the ring is the cell itself
+    window = np.full((rows + 2) * wide, -1, np.int32)
+    window[at[:, 0]] = np.arange(rows * cols, dtype=np.int32)
+    indices = window[around]
+    np.copyto(indices, np.arange(rows * cols, dtype=np.int32)[:, None], where=indices < 0)
     indptr = np.arange(0, len(_OFFSETS) * rows * cols + 1, len(_OFFSETS), dtype=np.int32)
     hit = (read_only(indices.reshape(-1)), read_only(indptr), read_only(around))
     if len(_STRUCTURES) >= _STRUCTURE_CACHE_SIZE:
