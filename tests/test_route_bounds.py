@@ -6,6 +6,8 @@ random layers with the real terrain's few speeds, uniform ground (ties everywher
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy.sparse.csgraph import dijkstra
@@ -129,3 +131,43 @@ def test_cost_bound_levels_are_the_sorting_rules():
             float(v) for v in above[above > fast_h][:3])
         bound = CostBound.of(h)
         assert bound.levels == want and bound.fast_h == fast_h
+
+
+def test_kept_nearest_nodes_and_road_routes_are_the_computed_ones(tmp_path, monkeypatch):
+    """`Router.nearest_node` and `road_route` keep their answers: asked again, or with the
+    cache full, they answer as the scan of every node and networkx do."""
+    import networkx as nx
+    import yaml
+
+    from sim.scenario.map import MapSpec
+    from sim.world import cache as T
+    from sim.world import routes
+    from sim.world.cache import build_terrain
+    from sim.world.routes import Router
+
+    monkeypatch.setenv("BADIA_CACHE_DIR", str(tmp_path / "cache"))
+    T.clear_memory_cache()
+    monkeypatch.setattr(routes, "NEAREST_NODE_CACHE_SIZE", 7)
+    data = Path(__file__).parent / "data" / "geo" / "box_small.yaml"
+    t = build_terrain(MapSpec.model_validate(yaml.safe_load(data.read_text())), "box",
+                      cache=False)
+    router = Router(t)
+    g = t.road_graph
+    keys = list(g.nodes)
+    cells = np.array([g.nodes[k]["cell"] for k in keys])
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        for r, c in rng.integers(0, min(t.rows, t.cols), size=(40, 2)).tolist():
+            d2 = (cells[:, 0] - r) ** 2 + (cells[:, 1] - c) ** 2
+            assert router.nearest_node((r, c)) == keys[int(np.argmin(d2))]
+    fresh = Router(t)
+    joined = [k for k in keys if nx.has_path(g, keys[0], k)]
+    assert len(joined) > 3
+    for a in joined[:6]:
+        for b in joined[:6]:
+            for _ in range(2):
+                got, want = router.road_route(a, b), fresh._road_route(a, b)
+                np.testing.assert_array_equal(got.cells, want.cells)
+                assert (got.length_km, got.roads, got.nodes) == (
+                    want.length_km, want.roads, want.nodes)
+                got.roads.append("scribble")        # the caller's own lists

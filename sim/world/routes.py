@@ -40,6 +40,9 @@ from sim.world.raster import Terrain, hours_per_cell, read_only
 #: How many recent (from, to, mobility, barred) routes a router keeps.
 PATH_CACHE_SIZE = 4096
 
+#: How many cells' nearest road nodes a router keeps (the oldest out first).
+NEAREST_NODE_CACHE_SIZE = 4096
+
 #: Bytes of searches a router keeps (least recently used out first): about 64 whole-grid fields
 #: of the 1 km theatre, and as many bounded searches (boxes around a target) as fit at finer
 #: cells, where one whole-grid field costs 23 MB and 64 of them 1.5 GB.
@@ -802,6 +805,8 @@ class Router:
         self._min_hours_per_km: dict[tuple[str, frozenset[int]], float] = {}
         self._bounds: dict[str, CostBound] = {}
         self._coarse: dict[tuple, np.ndarray] = {}
+        # the road node nearest a cell: convoys and traffic start from the same few cells
+        self._nearest_nodes: dict[tuple[int, int], str] = {}
         # road routes by (from, to) node: convoys and traffic drive the same few legs
         self._road_routes: dict[tuple[str, str], Route] = {}
         self._lock = threading.Lock()
@@ -816,9 +821,18 @@ class Router:
         """The road-graph node nearest to a cell (grid distance)."""
         if len(self._node_keys) == 0:
             raise NoRouteError("the map has no roads")
-        r, c = cell
+        r, c = (int(v) for v in cell)
+        with self._lock:
+            known = self._nearest_nodes.get((r, c))
+        if known is not None:
+            return known
         d2 = (self._node_cells[:, 0] - r) ** 2 + (self._node_cells[:, 1] - c) ** 2
-        return self._node_keys[int(np.argmin(d2))]
+        node = self._node_keys[int(np.argmin(d2))]
+        with self._lock:
+            if len(self._nearest_nodes) >= NEAREST_NODE_CACHE_SIZE:
+                self._nearest_nodes.pop(next(iter(self._nearest_nodes)))
+            self._nearest_nodes[(r, c)] = node
+        return node
 
     def _node(self, ref: Any) -> str:
         g = self.terrain.road_graph
