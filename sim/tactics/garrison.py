@@ -456,12 +456,13 @@ class Sweep(Behaviour):
         night_km = f.sensor_night_km[self.unit.idx] * SWEEP_NIGHT_RANGE_FACTOR
         sensor = min(f.sensor_day_km[self.unit.idx], night_km)
         spacing = max(1, int(SWEEP_WIDTH_SENSOR_RANGES * sensor / t.grid.cell_km))
-        cells = []
-        lane_rows = list(range(r0 + spacing // 2, r1, spacing)) or [min((r0 + r1) // 2, t.rows - 1)]
-        for k, r in enumerate(lane_rows):
-            cols = range(c0, c1) if k % 2 == 0 else range(c1 - 1, c0 - 1, -1)
-            cells.extend(r * t.cols + c for c in cols)
-        return np.asarray(cells, dtype=np.int64)
+        lane_rows = np.arange(r0 + spacing // 2, r1, spacing, dtype=np.int64)
+        if len(lane_rows) == 0:
+            lane_rows = np.array([min((r0 + r1) // 2, t.rows - 1)], dtype=np.int64)
+        # one row of cells per lane, every other lane walked back (a serpentine)
+        lanes = lane_rows[:, None] * t.cols + np.arange(c0, c1, dtype=np.int64)
+        lanes[1::2] = lanes[1::2, ::-1]
+        return lanes.ravel()
 
     def decide(self) -> None:
         u = self.unit
