@@ -215,8 +215,12 @@ def route_cells(model: TacticState, unit: UnitView, waypoints, closed: bool = Fa
                 leg = model.router.road_route(model.router.nearest_node(divmod(here, t.cols)),
                                               wp).cells
                 flat = leg[:, 0].astype(np.int64) * t.cols + leg[:, 1]
-                if barred and np.isin(t.zone.ravel()[flat], sorted(barred)).any():
-                    raise ValueError("the road runs through a zone this unit may not enter")
+                if barred:
+                    # a comparison per barred zone (a faction is barred from one or two), not
+                    # np.isin, which sorts both arrays first
+                    zones = t.zone.ravel()[flat]
+                    if any(bool((zones == z).any()) for z in barred):
+                        raise ValueError("the road runs through a zone this unit may not enter")
                 if len(flat) and flat[0] != here:
                     link = model.router.local_path(here, int(flat[0]), mob, barred)
                     flat = np.concatenate([link, flat[1:]]) if len(link) else flat
