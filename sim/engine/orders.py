@@ -124,13 +124,15 @@ class Orders:
 
     def halt(self, unit: Unit, posture: Posture) -> None:
         """Stop ``unit`` where it stands (no route to compute)."""
-        cell = unit.cell
+        f = self.force
+        i = unit.idx
+        cell = f.row.item(i) * self._cols + f.col.item(i)  # unit.cell, without the property
         path = unit.path
         if len(path) != 1 or path.item(0) != cell:  # else already halted here
             self.set_path(unit, np.array([cell], dtype=np.int64), _ZERO_HOURS)
         else:
-            self.force.path_clock[unit.idx] = 0.0
-        self.force.posture[unit.idx] = int(posture)
+            f.path_clock[i] = 0.0
+        f.posture[i] = int(posture)
 
     def stay(self, unit: Unit, posture: Posture) -> None:
         """:meth:`halt` for a unit that has arrived at the end of its path (a patrol back from
@@ -145,7 +147,8 @@ class Orders:
         last = len(path) - 1
         i = unit.idx
         f = self.force
-        if last > 0 and f.path_pos.item(i) == last and path.item(last) == unit.cell:
+        if (last > 0 and f.path_pos.item(i) == last
+                and path.item(last) == f.row.item(i) * self._cols + f.col.item(i)):
             f.posture[i] = int(posture)
         else:
             self.halt(unit, posture)
