@@ -38,7 +38,8 @@ if the time runs out, or both sides end at once, nobody wins.
 
 Randomness only comes from the ``numpy.random.Generator`` passed in. :func:`engage_many`
 resolves any number of independent engagements at once (numpy over engagements, a Python loop
-over sub-steps only); :func:`engage` is the single-engagement form of the same code.
+over sub-steps only; a few engagements, as in a model's hour, in plain Python numbers, which
+give the same results and draws); :func:`engage` is the single-engagement form of the same code.
 """
 
 from __future__ import annotations
