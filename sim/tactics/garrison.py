@@ -93,9 +93,10 @@ class Patrol(Behaviour):
         waypoints = list(getattr(params, "route", None) or unit_spec.route or [])
         self.schedule = self.param("schedule")
         self.period = float(self.param("period_hours"))
+        self._period_hours = max(1, int(self.period))  # whole hours from one start to the next
         self.waypoints = waypoints
         self._cells: np.ndarray | None = None
-        self.next_start = int(model.rng.integers(0, max(1, int(self.period))))
+        self.next_start = int(model.rng.integers(0, self._period_hours))
         self.resume_at = 0  # index along the route to take up after an investigation
 
     def cells(self) -> np.ndarray:
@@ -199,8 +200,11 @@ class Patrol(Behaviour):
             u.follow(self.cells(), Posture.MOVING)
             self.set_state("out")
             self.resume_at = 0
-            self.next_start = hour + max(1, int(self.period))
-            self.sleep_on_round()
+            self.next_start = hour + self._period_hours
+            # sleep_on_round for a round just begun (its clock at 0, so arrival_hour is the
+            # round's hours on from now), written out: the commonest decision of a year
+            arrival = hour + max(1, int(u.path_hours.item(-1)) + 1)
+            u.sleep_until(min(arrival, self.schedule_end_hour()))
             return
         if back:
             u.stay(Posture.RESTING)
