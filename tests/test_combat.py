@@ -20,6 +20,7 @@ import pytest
 from pydantic import ValidationError
 
 from sim.rules.combat import (
+    DEFAULT_COMBAT,
     CombatConfig,
     FireMode,
     SideState,
@@ -378,3 +379,70 @@ def test_bad_input_is_a_one_line_error():
         CombatConfig(night_factor=0.5)
     with pytest.raises(ValueError, match="pair up"):
         engage_many(np.random.default_rng(0), [SideState(1)], [])
+
+
+def _random_side(rng: np.random.Generator) -> SideState:
+    """A side drawn over every field's range, edge values included (empty sides, no ammunition,
+    no breakoff, area fire)."""
+    return SideState(
+        strength=int(rng.choice([0, 1, 2, int(rng.integers(1, 60))])),
+        kill_rate_per_hour=float(rng.choice([0.0, rng.uniform(0.0, 3.0)])),
+        fire=FireMode.AREA if rng.random() < 0.3 else FireMode.AIMED,
+        area_kill_rate_per_hour=float(rng.uniform(0.0, 0.2)),
+        fortified=bool(rng.random() < 0.3),
+        concealment=float(rng.choice([0.0, 1.0, rng.uniform()])),
+        ammo_hours=float(rng.choice([math.inf, 0.0, rng.uniform(0.0, 0.5), rng.uniform(0, 3)])),
+        breakoff_loss_fraction=float(rng.choice([1.0, 0.0, rng.uniform()])),
+        surprised=bool(rng.random() < 0.4),
+    )
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_scalar_fight_is_the_array_fight(seed):
+    """The plain-Python paths for a few engagements (``_engage_scalar``) and for one
+    (``_engage_one``) give the array path's results and leave the generator in the same state,
+    on random sides and settings."""
+    from sim.rules.combat import _engage_arrays, _engage_one, _engage_scalar
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 12))
+    a = [_random_side(rng) for _ in range(n)]
+    b = [_random_side(rng) for _ in range(n)]
+    cfg = CombatConfig(
+        substeps_per_hour=int(rng.choice([1, 5, 12, 60])),
+        night_fire_factor=float(rng.uniform()), twilight_fire_factor=float(rng.uniform()),
+        fortification_factor=float(rng.uniform()), concealment_effect=float(rng.uniform()),
+        area_concealment_effect=float(rng.uniform()),
+        ambush_silent_substeps=int(rng.integers(0, 4)),
+    )
+    dt = 1.0 / cfg.substeps_per_hour
+    n_steps = int(rng.integers(0, 3 * cfg.substeps_per_hour + 1))
+    light_f = float(rng.choice([1.0, cfg.twilight_fire_factor, cfg.night_fire_factor]))
+    g1, g2 = np.random.default_rng(seed + 1000), np.random.default_rng(seed + 1000)
+    arrays = _engage_arrays(g1, a, b, cfg, dt, n_steps, light_f)
+    scalar = _engage_scalar(g2, a, b, cfg, dt, n_steps, light_f)
+    assert scalar == arrays
+    assert g1.bit_generator.state == g2.bit_generator.state
+    assert g1.random() == g2.random()
+    # and each engagement alone, through the single-engagement path
+    for e in range(n):
+        g1, g2 = np.random.default_rng(seed + e), np.random.default_rng(seed + e)
+        one = _engage_one(g2, a[e], b[e], cfg, dt, n_steps, light_f)
+        assert one == _engage_arrays(g1, a[e : e + 1], b[e : e + 1], cfg, dt, n_steps, light_f)[0]
+        assert g1.bit_generator.state == g2.bit_generator.state
+
+
+def test_engage_many_fights_a_few_engagements_in_plain_python():
+    """``engage_many`` takes the scalar path up to ``FEW_ENGAGEMENTS``, the arrays above, with
+    the same results."""
+    from sim.rules import combat
+
+    rng = np.random.default_rng(3)
+    a = [_random_side(rng) for _ in range(combat.FEW_ENGAGEMENTS + 1)]
+    b = [_random_side(rng) for _ in range(combat.FEW_ENGAGEMENTS + 1)]
+    for n in (1, combat.FEW_ENGAGEMENTS, combat.FEW_ENGAGEMENTS + 1):
+        got = engage_many(np.random.default_rng(9), a[:n], b[:n], hours=2.0)
+        cfg = DEFAULT_COMBAT
+        want = combat._engage_arrays(np.random.default_rng(9), a[:n], b[:n], cfg,
+                                     1.0 / cfg.substeps_per_hour, 2 * cfg.substeps_per_hour, 1.0)
+        assert got == want

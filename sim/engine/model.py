@@ -321,15 +321,17 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         for i in due.nonzero()[0].tolist():
             unit = units[i]
             b = unit.behaviour
+            alerts = unit.alerts  # the unit's own list, appended to by alert() (never replaced)
             if b is None:
                 wake[i] = NEVER_HOUR  # nothing to decide (an escort rides along)
             elif alive.item(i) and (
                 wake.item(i) <= hour
-                or (unit.alerts and b.woken_by(unit.alerts))
+                or (alerts and b.woken_by(alerts))
                 or (light_changed and b.wakes_on_light)
             ):
                 b.decide()
-            unit.alerts.clear()
+            if alerts:
+                alerts.clear()
 
     def _wake_on_news(self) -> None:
         """Units that wait for news (a quick-reaction force at readiness) wake when a fresh

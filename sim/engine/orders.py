@@ -48,6 +48,7 @@ class Orders:
         self.paths = paths
         self.router = router
         self.barred_zones = barred_zones  # the run's live list (scenario events change it)
+        self._cols = terrain.cols  # the grid's width, read at every order (a property chain)
         self._hpc_cache: dict[tuple, np.ndarray] = {}
         self._timed_paths: dict[tuple, tuple] = {}
         self._routes: dict[tuple, np.ndarray] = {}
@@ -68,7 +69,7 @@ class Orders:
             return np.zeros(len(cells))
         cells = np.asarray(cells)
         hop = np.abs(cells[1:] - cells[:-1])  # np.diff's own sum, without its Python wrapper
-        diag = (hop > 1) & (hop != self.terrain.cols)  # a diagonal step (not a side one, no stay)
+        diag = (hop > 1) & (hop != self._cols)  # a diagonal step (not a side one, no stay)
         out = np.empty(len(cells))
         out[0] = 0.0
         np.cumsum(hpc[cells[1:]] * _STEP_LENGTH[diag.view(np.int8)], out=out[1:])
@@ -90,7 +91,9 @@ class Orders:
         """Follow ``cells`` (flat indices, starting at the unit's cell) with ``posture``."""
         if type(cells) is not np.ndarray or cells.dtype is not _INT64:
             cells = np.asarray(cells, dtype=np.int64)
-        cell = unit.cell
+        f = self.force
+        i = unit.idx
+        cell = f.row.item(i) * self._cols + f.col.item(i)  # unit.cell, without the property
         if len(cells) == 0 or cells.item(0) != cell:
             cells = np.concatenate(([cell], cells))
             timed = self._timed(unit, cells)
@@ -99,8 +102,6 @@ class Orders:
         else:
             # a read-only path is a cached route (a patrol's round, a route to a base): its
             # timing is kept by (path, speeds), so a unit repeating its round costs nothing
-            f = self.force
-            i = unit.idx
             key = (id(cells), f.mobility.item(i), f.speed_kmh.item(i),
                    f.offroad_speed_kmh.item(i), f.fuel_days.item(i) <= 0)  # fmt: skip
             hit = self._timed_paths.get(key)
@@ -119,17 +120,19 @@ class Orders:
             f.posture[i] = int(posture)
             return
         self.set_path(unit, *timed)
-        self.force.posture[unit.idx] = int(posture)
+        f.posture[i] = int(posture)
 
     def halt(self, unit: Unit, posture: Posture) -> None:
         """Stop ``unit`` where it stands (no route to compute)."""
-        cell = unit.cell
+        f = self.force
+        i = unit.idx
+        cell = f.row.item(i) * self._cols + f.col.item(i)  # unit.cell, without the property
         path = unit.path
         if len(path) != 1 or path.item(0) != cell:  # else already halted here
             self.set_path(unit, np.array([cell], dtype=np.int64), _ZERO_HOURS)
         else:
-            self.force.path_clock[unit.idx] = 0.0
-        self.force.posture[unit.idx] = int(posture)
+            f.path_clock[i] = 0.0
+        f.posture[i] = int(posture)
 
     def stay(self, unit: Unit, posture: Posture) -> None:
         """:meth:`halt` for a unit that has arrived at the end of its path (a patrol back from
@@ -144,7 +147,8 @@ class Orders:
         last = len(path) - 1
         i = unit.idx
         f = self.force
-        if last > 0 and f.path_pos.item(i) == last and path.item(last) == unit.cell:
+        if (last > 0 and f.path_pos.item(i) == last
+                and path.item(last) == f.row.item(i) * self._cols + f.col.item(i)):
             f.posture[i] = int(posture)
         else:
             self.halt(unit, posture)
@@ -168,7 +172,7 @@ class Orders:
         i = unit.idx
         mob = MOBILITIES[f.mobility.item(i)]
         barred = self.barred_zones[f.faction.item(i)]
-        source = unit.cell
+        source = f.row.item(i) * self._cols + f.col.item(i)  # unit.cell, without the property
         target = int(target)
         # the router's answer depends on these arguments only (its caches change how fast it
         # comes, never what it is): asked again, the same answer is handed back from here

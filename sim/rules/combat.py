@@ -38,7 +38,8 @@ if the time runs out, or both sides end at once, nobody wins.
 
 Randomness only comes from the ``numpy.random.Generator`` passed in. :func:`engage_many`
 resolves any number of independent engagements at once (numpy over engagements, a Python loop
-over sub-steps only); :func:`engage` is the single-engagement form of the same code.
+over sub-steps only; a few engagements, as in a model's hour, in plain Python numbers, which
+give the same results and draws); :func:`engage` is the single-engagement form of the same code.
 """
 
 from __future__ import annotations
@@ -114,6 +115,10 @@ class CombatConfig(BaseModel):
 
 
 DEFAULT_COMBAT = CombatConfig()
+
+#: :func:`engage_many` fights up to this many engagements in plain Python (an hour of a run
+#: holds one or two), more with numpy arrays: below it the arrays' fixed cost is the larger.
+FEW_ENGAGEMENTS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +222,11 @@ def engage_many(
     light: LightLevel | int = LightLevel.DAY,
 ) -> list[EngagementResult]:
     """Resolve ``len(a)`` independent engagements ``a[i]`` against ``b[i]`` for up to ``hours``
-    under ``light``, vectorised over engagements. See the module docstring for the rules."""
+    under ``light``, vectorised over engagements. See the module docstring for the rules.
+
+    Up to ``FEW_ENGAGEMENTS`` engagements (a model's hour holds one or two) are fought in plain
+    Python (:func:`_engage_scalar`), which skips the fixed cost of the arrays; the results and
+    the draws from ``rng`` are the same either way."""
     if len(a) != len(b):
         raise ValueError(f"a and b must pair up, got {len(a)} and {len(b)} sides")
     if not (hours >= 0.0 and math.isfinite(hours)):
@@ -232,7 +241,22 @@ def engage_many(
         LightLevel.TWILIGHT: cfg.twilight_fire_factor,
         LightLevel.NIGHT: cfg.night_fire_factor,
     }[light]
+    if len(a) == 1:
+        return [_engage_one(rng, a[0], b[0], cfg, dt, n_steps, light_f)]
+    fight = _engage_scalar if len(a) <= FEW_ENGAGEMENTS else _engage_arrays
+    return fight(rng, a, b, cfg, dt, n_steps, light_f)
 
+
+def _engage_arrays(
+    rng: np.random.Generator,
+    a: Sequence[SideState],
+    b: Sequence[SideState],
+    cfg: CombatConfig,
+    dt: float,
+    n_steps: int,
+    light_f: float,
+) -> list[EngagementResult]:
+    """:func:`engage_many`'s fight, numpy over the engagements (a loop over sub-steps only)."""
     sides = (_stack(a), _stack(b))
     n_eng = len(a)
     # Both sides in (2, n) arrays, row 0 = a, row 1 = b; row-reversal gives "the other side".
@@ -281,33 +305,212 @@ def engage_many(
         status = np.where(active, new, status).astype(np.int8)
         active &= ~status.any(axis=0)
 
-    results = []
-    for e in range(len(a)):
-        st = [SideStatus(int(status[i][e])) for i in (0, 1)]
-        for i in (0, 1):
-            if n0[i][e] == 0:  # an empty side never fought: it is simply not there
-                st[i] = SideStatus.DESTROYED
-        winner: Literal["a", "b"] | None = None
-        if st[0] == SideStatus.HOLDING and st[1] != SideStatus.HOLDING:
-            winner = "a"
-        elif st[1] == SideStatus.HOLDING and st[0] != SideStatus.HOLDING:
-            winner = "b"
-        results.append(
-            EngagementResult(
-                losses_a=int(n0[0][e] - strength[0][e]),
-                losses_b=int(n0[1][e] - strength[1][e]),
-                survivors_a=int(strength[0][e]),
-                survivors_b=int(strength[1][e]),
-                status_a=st[0],
-                status_b=st[1],
-                substeps=int(fought[e]),
-                hours=float(fought[e] * dt),
-                ammo_used_hours_a=float(used[0][e]),
-                ammo_used_hours_b=float(used[1][e]),
-                winner=winner,
-            )
-        )
-    return results
+    return [
+        _result(int(n0[0][e]), int(n0[1][e]), int(strength[0][e]), int(strength[1][e]),
+                int(status[0][e]), int(status[1][e]), int(fought[e]), dt,
+                float(used[0][e]), float(used[1][e]))
+        for e in range(n_eng)
+    ]
+
+
+def _engage_scalar(
+    rng: np.random.Generator,
+    a: Sequence[SideState],
+    b: Sequence[SideState],
+    cfg: CombatConfig,
+    dt: float,
+    n_steps: int,
+    light_f: float,
+) -> list[EngagementResult]:
+    """:func:`_engage_arrays` in plain Python floats and ints, for a few engagements: the same
+    operations in the same order (so the same numbers), and the same binomial draws from
+    ``rng`` in the same order (side a's engagements, then side b's, at each sub-step). A draw
+    with no shooters (or targets) or a zero hazard takes nothing from the generator in either
+    path, so the draws of engagements that ended are simply skipped."""
+    n_eng = len(a)
+    sides = (a, b)
+    n0 = [[s.strength for s in a], [s.strength for s in b]]
+    strength = [list(n0[0]), list(n0[1])]
+    ammo = [[s.ammo_hours for s in a], [s.ammo_hours for s in b]]
+    used = [[0.0] * n_eng, [0.0] * n_eng]
+    status = [[0] * n_eng, [0] * n_eng]
+    area = [[s.fire == FireMode.AREA for s in a], [s.fire == FireMode.AREA for s in b]]
+    surprised = [[s.surprised for s in a], [s.surprised for s in b]]
+    hazard = [[0.0] * n_eng, [0.0] * n_eng]
+    threshold = [[0.0] * n_eng, [0.0] * n_eng]
+    for i in (0, 1):
+        for e in range(n_eng):
+            shooter, target = sides[i][e], sides[1 - i][e]
+            # _incoming_factor of the target, as numpy computes it (the same rounding)
+            fort = cfg.fortification_factor if target.fortified else 1.0
+            conc_eff = cfg.area_concealment_effect if area[i][e] else cfg.concealment_effect
+            cover = min(max(1.0 - conc_eff * target.concealment, 0.0), 1.0)
+            rate = shooter.area_kill_rate_per_hour if area[i][e] else shooter.kill_rate_per_hour
+            hazard[i][e] = rate * light_f * (fort * cover) * dt
+            threshold[i][e] = max(shooter.breakoff_loss_fraction * n0[i][e], 1.0)
+    active = [n0[0][e] > 0 and n0[1][e] > 0 for e in range(n_eng)]
+    fought = [0] * n_eng
+    p_of: dict[float, float] = {}  # -expm1(-x) by x: numpy's own value, computed once each
+    kills = [[0] * n_eng, [0] * n_eng]
+
+    for step in range(n_steps):
+        if not any(active):
+            break
+        silent = step < cfg.ambush_silent_substeps
+        frac = [[0.0] * n_eng, [0.0] * n_eng]
+        for i in (0, 1):  # the draws in the arrays' order: all of side a, then all of side b
+            own, other = strength[i], strength[1 - i]
+            for e in range(n_eng):
+                kills[i][e] = 0
+                if not active[e]:
+                    continue
+                f = 0.0 if silent and surprised[i][e] else min(ammo[i][e] / dt, 1.0)
+                frac[i][e] = f
+                x = hazard[i][e] * f
+                if area[i][e]:
+                    x, shots = x * own[e], other[e]
+                else:
+                    shots = own[e]
+                p = p_of.get(x)
+                if p is None:
+                    p = p_of[x] = float(-np.expm1(-x))
+                if shots == 0 or p == 0.0:
+                    continue  # the generator returns 0 without a draw
+                kills[i][e] = min(int(rng.binomial(shots, p)), other[e])
+        for e in range(n_eng):
+            if not active[e]:
+                continue
+            strength[0][e] -= kills[1][e]
+            strength[1][e] -= kills[0][e]
+            for i in (0, 1):
+                spent = frac[i][e] * dt
+                ammo[i][e] = max(ammo[i][e] - spent, 0.0)
+                used[i][e] += spent
+            fought[e] += 1
+            for i in (0, 1):
+                if strength[i][e] == 0:
+                    status[i][e] = SideStatus.DESTROYED
+                elif ammo[i][e] <= 1e-12:
+                    status[i][e] = SideStatus.BROKE_OFF_AMMO
+                elif n0[i][e] - strength[i][e] >= threshold[i][e]:
+                    status[i][e] = SideStatus.BROKE_OFF_LOSSES
+                else:
+                    status[i][e] = SideStatus.HOLDING
+            active[e] = not (status[0][e] or status[1][e])
+
+    return [
+        _result(n0[0][e], n0[1][e], strength[0][e], strength[1][e], int(status[0][e]),
+                int(status[1][e]), fought[e], dt, used[0][e], used[1][e])
+        for e in range(n_eng)
+    ]
+
+
+def _engage_one(
+    rng: np.random.Generator,
+    a: SideState,
+    b: SideState,
+    cfg: CombatConfig,
+    dt: float,
+    n_steps: int,
+    light_f: float,
+) -> EngagementResult:
+    """:func:`_engage_scalar` of a single engagement (most hours with a fight have one), its
+    two sides in local variables: the same numbers and draws."""
+    hazard, threshold, area = [0.0, 0.0], [0.0, 0.0], [False, False]
+    for i, (shooter, target) in enumerate(((a, b), (b, a))):
+        area[i] = shooter.fire == FireMode.AREA
+        fort = cfg.fortification_factor if target.fortified else 1.0
+        conc_eff = cfg.area_concealment_effect if area[i] else cfg.concealment_effect
+        cover = min(max(1.0 - conc_eff * target.concealment, 0.0), 1.0)
+        rate = shooter.area_kill_rate_per_hour if area[i] else shooter.kill_rate_per_hour
+        hazard[i] = rate * light_f * (fort * cover) * dt
+        threshold[i] = max(shooter.breakoff_loss_fraction * shooter.strength, 1.0)
+    haz_a, haz_b = hazard
+    area_a, area_b = area
+    n0_a, n0_b = na, nb = a.strength, b.strength
+    ammo_a, ammo_b = a.ammo_hours, b.ammo_hours
+    used_a = used_b = 0.0
+    status_a = status_b = SideStatus.HOLDING
+    fought = 0
+    p_of: dict[float, float] = {}
+    silent_steps = cfg.ambush_silent_substeps
+    active = na > 0 and nb > 0
+    for step in range(n_steps):
+        if not active:
+            break
+        silent = step < silent_steps
+        frac_a = 0.0 if silent and a.surprised else min(ammo_a / dt, 1.0)
+        frac_b = 0.0 if silent and b.surprised else min(ammo_b / dt, 1.0)
+        # side a's draw, then side b's (the arrays' order)
+        x = haz_a * frac_a
+        if area_a:
+            x, shots = x * na, nb
+        else:
+            shots = na
+        p = p_of.get(x)
+        if p is None:
+            p = p_of[x] = float(-np.expm1(-x))
+        kills_a = 0 if shots == 0 or p == 0.0 else min(int(rng.binomial(shots, p)), nb)
+        x = haz_b * frac_b
+        if area_b:
+            x, shots = x * nb, na
+        else:
+            shots = nb
+        p = p_of.get(x)
+        if p is None:
+            p = p_of[x] = float(-np.expm1(-x))
+        kills_b = 0 if shots == 0 or p == 0.0 else min(int(rng.binomial(shots, p)), na)
+        na -= kills_b
+        nb -= kills_a
+        spent = frac_a * dt
+        ammo_a = max(ammo_a - spent, 0.0)
+        used_a += spent
+        spent = frac_b * dt
+        ammo_b = max(ammo_b - spent, 0.0)
+        used_b += spent
+        fought += 1
+        if na == 0:
+            status_a = SideStatus.DESTROYED
+        elif ammo_a <= 1e-12:
+            status_a = SideStatus.BROKE_OFF_AMMO
+        elif n0_a - na >= threshold[0]:
+            status_a = SideStatus.BROKE_OFF_LOSSES
+        if nb == 0:
+            status_b = SideStatus.DESTROYED
+        elif ammo_b <= 1e-12:
+            status_b = SideStatus.BROKE_OFF_AMMO
+        elif n0_b - nb >= threshold[1]:
+            status_b = SideStatus.BROKE_OFF_LOSSES
+        active = not (status_a or status_b)
+    return _result(n0_a, n0_b, na, nb, int(status_a), int(status_b), fought, dt, used_a, used_b)
+
+
+def _result(n0_a: int, n0_b: int, survivors_a: int, survivors_b: int, status_a: int,
+            status_b: int, fought: int, dt: float, used_a: float, used_b: float
+            ) -> EngagementResult:
+    """One engagement's outcome from the fight's final numbers."""
+    st = [SideStatus(status_a), SideStatus(status_b)]
+    for i, n0 in enumerate((n0_a, n0_b)):
+        if n0 == 0:  # an empty side never fought: it is simply not there
+            st[i] = SideStatus.DESTROYED
+    winner: Literal["a", "b"] | None = None
+    if st[0] == SideStatus.HOLDING and st[1] != SideStatus.HOLDING:
+        winner = "a"
+    elif st[1] == SideStatus.HOLDING and st[0] != SideStatus.HOLDING:
+        winner = "b"
+    return EngagementResult(
+        losses_a=n0_a - survivors_a,
+        losses_b=n0_b - survivors_b,
+        survivors_a=survivors_a,
+        survivors_b=survivors_b,
+        status_a=st[0],
+        status_b=st[1],
+        substeps=fought,
+        hours=float(fought * dt),
+        ammo_used_hours_a=used_a,
+        ammo_used_hours_b=used_b,
+        winner=winner,
+    )
 
 
 def engage(

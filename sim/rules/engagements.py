@@ -36,9 +36,14 @@ EXPOSED_CONCEALMENT_FACTOR = 0.5
 #: Weapon range is measured between cell centres; half a cell of slack lets a unit at the edge
 #: of range in the next cell fire.
 RANGE_SLACK_CELLS = 0.5
+#: Sides of up to this many units are summed up in plain Python (``_side_scalar``): one or two
+#: numbers sum, and any numbers compare, the same in any order, so numpy's answer is kept.
+SCALAR_SIDE_MEMBERS = 2
 
 
 def _side(model: RunState, members: list[int], surprised: bool) -> combat.SideState:
+    if len(members) <= SCALAR_SIDE_MEMBERS:
+        return _side_scalar(model, members, surprised)
     f = model.force
     t = model.terrain
     idx = np.asarray(members)
@@ -59,6 +64,52 @@ def _side(model: RunState, members: list[int], surprised: bool) -> combat.SideSt
         breakoff_loss_fraction=float(f.breakoff[idx].min()),
         surprised=surprised,
     )
+
+
+def _side_scalar(model: RunState, members: list[int], surprised: bool) -> combat.SideState:
+    """:func:`_side` of one or two units in Python numbers: a sum of one or two floats comes
+    out the same in any order, and the maximum and minimum keep numpy's choice between equals
+    (the later: ``0.0`` and ``-0.0``), so the side is the same."""
+    f = model.force
+    t = model.terrain
+    cols = t.cols
+    conc = t.concealment
+    strength = [f.strength.item(i) for i in members]
+    total = int(sum(strength))
+    rate = (
+        float(sum(f.kill_rate_per_hour.item(i) * s for i, s in zip(members, strength, strict=True))
+              / total) if total else 0.0
+    )
+    cells = [f.row.item(i) * cols + f.col.item(i) for i in members]
+    concealment = _np_max([conc.item(c) for c in cells])
+    hidden = any(f.posture.item(i) == int(Posture.HIDDEN) for i in members)
+    ammo_hours = (_np_min([f.ammo_days.item(i) for i in members])
+                  * model.config.supplies.fire_hours_per_ammo_day)  # fmt: skip
+    return combat.SideState(
+        strength=total,
+        kill_rate_per_hour=rate,
+        fortified=any(f.fortified.item(i) for i in members),
+        concealment=concealment if hidden else concealment * EXPOSED_CONCEALMENT_FACTOR,
+        ammo_hours=ammo_hours,
+        breakoff_loss_fraction=_np_min([f.breakoff.item(i) for i in members]),
+        surprised=surprised,
+    )
+
+
+def _np_max(values: list[float]) -> float:
+    """``max`` as numpy's ``maximum.reduce`` picks: the later of equal values."""
+    best = values[0]
+    for v in values[1:]:
+        best = best if best > v else v
+    return best
+
+
+def _np_min(values: list[float]) -> float:
+    """``min`` as numpy's ``minimum.reduce`` picks: the later of equal values."""
+    best = values[0]
+    for v in values[1:]:
+        best = best if best < v else v
+    return best
 
 
 def _in_range(model: RunState, a: int, b: int, range_km: float) -> bool:

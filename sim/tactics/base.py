@@ -201,7 +201,8 @@ def route_cells(model: TacticState, unit: UnitView, waypoints, closed: bool = Fa
     """Flat cells through ``waypoints`` (places or [lat, lon]), on roads where the unit is
     road-bound or both ends are on the road network, else over its cost field."""
     t = model.terrain
-    cells = [unit.cell]
+    here = unit.cell  # where the next leg starts: the end of the route so far
+    legs = [np.array([here], dtype=np.int64)]  # joined once at the end, not cell by cell
     points = list(waypoints) + ([waypoints[0]] if closed else [])
     mob = MOBILITIES[int(model.force.mobility[unit.idx])]
     barred = model.barred_zones[model.force.faction[unit.idx]]
@@ -211,22 +212,29 @@ def route_cells(model: TacticState, unit: UnitView, waypoints, closed: bool = Fa
         if mob != "foot" and isinstance(wp, str) and wp in t.road_graph:
             # vehicles drive between places on the road network's shortest route
             try:
-                here = divmod(cells[-1], t.cols)
-                leg = model.router.road_route(model.router.nearest_node(here), wp).cells
+                leg = model.router.road_route(model.router.nearest_node(divmod(here, t.cols)),
+                                              wp).cells
                 flat = leg[:, 0].astype(np.int64) * t.cols + leg[:, 1]
-                if barred and np.isin(t.zone.ravel()[flat], sorted(barred)).any():
-                    raise ValueError("the road runs through a zone this unit may not enter")
-                if len(flat) and flat[0] != cells[-1]:
-                    link = model.router.local_path(cells[-1], int(flat[0]), mob, barred)
+                if barred:
+                    # a comparison per barred zone (a faction is barred from one or two), not
+                    # np.isin, which sorts both arrays first
+                    zones = t.zone.ravel()[flat]
+                    if any(bool((zones == z).any()) for z in barred):
+                        raise ValueError("the road runs through a zone this unit may not enter")
+                if len(flat) and flat[0] != here:
+                    link = model.router.local_path(here, int(flat[0]), mob, barred)
                     flat = np.concatenate([link, flat[1:]]) if len(link) else flat
-                cells.extend(flat[1:].tolist())
+                if len(flat) > 1:
+                    legs.append(flat[1:])
+                    here = int(flat[-1])
                 continue
             except ValueError:
                 pass
-        flat = model.router.local_path(cells[-1], target, mob, barred)
-        if len(flat):
-            cells.extend(flat[1:].tolist())
-    return np.asarray(cells, dtype=np.int64)
+        flat = model.router.local_path(here, target, mob, barred)
+        if len(flat) > 1:
+            legs.append(flat[1:])
+            here = int(flat[-1])
+    return np.concatenate(legs).astype(np.int64, copy=False)
 
 
 def column_strength(model: TacticState, prey: UnitView) -> tuple[UnitView, float]:

@@ -141,13 +141,16 @@ class BorderCrossing(CellBehaviour):
         if not u.go_to(gap, Posture.MOVING):
             return u.go_to(target, Posture.MOVING)
         first = u.path
-        if not u.go_to(target, Posture.MOVING):
-            return False
-        # the second leg starts from the gap: plan it from there and join the two
+        # the second leg starts from the gap: plan it from there and join the two. The route
+        # graph is symmetric and the unit reaches the gap, so the target is out of the unit's
+        # reach exactly when it is out of the gap's: no route from the unit is needed to know
+        # (the unit then keeps going to the gap, as when that route was asked for and failed)
         second = self.model.router.local_path(
             gap, target, MOBILITIES[int(self.model.force.mobility[u.idx])],
             self.model.barred_zones[self.model.force.faction[u.idx]],
         )
+        if len(second) == 0:
+            return False
         u.follow(np.concatenate([first, second[1:]]), Posture.MOVING)
         return True
 

@@ -93,9 +93,10 @@ class Patrol(Behaviour):
         waypoints = list(getattr(params, "route", None) or unit_spec.route or [])
         self.schedule = self.param("schedule")
         self.period = float(self.param("period_hours"))
+        self._period_hours = max(1, int(self.period))  # whole hours from one start to the next
         self.waypoints = waypoints
         self._cells: np.ndarray | None = None
-        self.next_start = int(model.rng.integers(0, max(1, int(self.period))))
+        self.next_start = int(model.rng.integers(0, self._period_hours))
         self.resume_at = 0  # index along the route to take up after an investigation
 
     def cells(self) -> np.ndarray:
@@ -199,8 +200,11 @@ class Patrol(Behaviour):
             u.follow(self.cells(), Posture.MOVING)
             self.set_state("out")
             self.resume_at = 0
-            self.next_start = hour + max(1, int(self.period))
-            self.sleep_on_round()
+            self.next_start = hour + self._period_hours
+            # sleep_on_round for a round just begun (its clock at 0, so arrival_hour is the
+            # round's hours on from now), written out: the commonest decision of a year
+            arrival = hour + max(1, int(u.path_hours.item(-1)) + 1)
+            u.sleep_until(min(arrival, self.schedule_end_hour()))
             return
         if back:
             u.stay(Posture.RESTING)
@@ -456,12 +460,13 @@ class Sweep(Behaviour):
         night_km = f.sensor_night_km[self.unit.idx] * SWEEP_NIGHT_RANGE_FACTOR
         sensor = min(f.sensor_day_km[self.unit.idx], night_km)
         spacing = max(1, int(SWEEP_WIDTH_SENSOR_RANGES * sensor / t.grid.cell_km))
-        cells = []
-        lane_rows = list(range(r0 + spacing // 2, r1, spacing)) or [min((r0 + r1) // 2, t.rows - 1)]
-        for k, r in enumerate(lane_rows):
-            cols = range(c0, c1) if k % 2 == 0 else range(c1 - 1, c0 - 1, -1)
-            cells.extend(r * t.cols + c for c in cols)
-        return np.asarray(cells, dtype=np.int64)
+        lane_rows = np.arange(r0 + spacing // 2, r1, spacing, dtype=np.int64)
+        if len(lane_rows) == 0:
+            lane_rows = np.array([min((r0 + r1) // 2, t.rows - 1)], dtype=np.int64)
+        # one row of cells per lane, every other lane walked back (a serpentine)
+        lanes = lane_rows[:, None] * t.cols + np.arange(c0, c1, dtype=np.int64)
+        lanes[1::2] = lanes[1::2, ::-1]
+        return lanes.ravel()
 
     def decide(self) -> None:
         u = self.unit
