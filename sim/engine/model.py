@@ -168,7 +168,10 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         self.sites = Sites(self.terrain)
         self.roads = RoadState(self.terrain)
         self._spawn_units()
-        self._prev_rc = np.zeros((max(capacity, 1), 2), dtype=np.int32)
+        # each unit's cell at the start of the hour (set by _move), then now (by _detect):
+        # the start is a view of the first two columns, so _detect reads it without a copy
+        self._track_rc = np.zeros((max(capacity, 1), 4), dtype=np.int32)
+        self._prev_rc = self._track_rc[:, :2]
         self._latlon: dict[int, tuple[float, float]] = {}
         self.knowledge = Knowledge(
             nf,
@@ -193,7 +196,6 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
             nf, (self.terrain.rows, self.terrain.cols),
         )
         self._moving = np.zeros(self.force.n, dtype=bool)
-        self._track_rc = np.zeros((max(capacity, 1), 4), dtype=np.int32)  # see _detect
         self._concealment = self.terrain.concealment.ravel()
         self._blocks: list[tuple[np.ndarray, np.ndarray]] = []
         self._blocks_key = b""
@@ -506,8 +508,7 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         n = f.n
         t = self.terrain
         light = int(self.light_by_hour[self.hour])
-        track = self._track_rc[:n]  # each unit's cell at the start of the hour, then now
-        track[:, :2] = self._prev_rc[:n]
+        track = self._track_rc[:n]  # each unit's cell at the start of the hour (_move), then now
         track[:, 2], track[:, 3] = f.row[:n], f.col[:n]
         track_km = track * t.grid.cell_km
         track_km.flags.writeable = False  # the pair finder keeps it until the next hour
