@@ -78,3 +78,34 @@ def test_shared_routes_are_stored_once_and_followed_like_copies():
                 if paths[u] is r:
                     followers.setdefault(k, set()).add(int(book.start[u]))
         assert all(len(starts) == 1 for starts in followers.values())
+
+
+def test_zone_entries_kept_in_the_book_equal_the_paths_read_cell_by_cell():
+    """The book's zone-entry flags (a cell in a zone other than the previous cell's; never a
+    path's first cell) equal each unit's own path read cell by cell, for halts, shared routes
+    and fresh paths, through compactions and growth."""
+    rng = np.random.default_rng(12)
+    units = 30
+    zone = rng.choice(np.array([-1, -1, 0, 1, 2], dtype=np.int16), size=60_000)
+    rounds = [_random_path(rng, 50_000 + 1000 * k) for k in range(3)]
+    book = PathBook(units, initial_cells=64, zone=zone)
+    paths = {}
+    for _ in range(80):
+        for u in rng.choice(units, size=10).tolist():
+            r = rng.random()
+            if r < 0.3:
+                paths[u] = rounds[int(rng.integers(len(rounds)))]
+                book.write(u, *paths[u], shared=True)
+            elif r < 0.5:  # a halt
+                paths[u] = (np.array([1000 * u + int(rng.integers(50))], dtype=np.int64),
+                            np.zeros(1))
+                book.write(u, *paths[u])
+            else:
+                paths[u] = _random_path(rng, 1000 * u + int(rng.integers(0, 50)))
+                book.write(u, *paths[u])
+        for u, (cells, _) in paths.items():
+            z = zone[cells]
+            want = [False] + [bool(z[j] >= 0 and z[j] != z[j - 1]) for j in range(1, len(z))]
+            s = int(book.start[u])
+            assert book.entry[s : s + len(cells)].tolist() == want
+    assert len(book.cells) > 64  # it grew

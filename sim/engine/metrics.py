@@ -157,7 +157,7 @@ class Metrics:
     def on_zone_moves(self, movers: np.ndarray, cells: np.ndarray, path_cells: np.ndarray,
                       at: np.ndarray, ends: np.ndarray, steps: np.ndarray, start: np.ndarray,
                       moved: np.ndarray | None, faction: np.ndarray,
-                      barred: list[frozenset[int]]) -> None:
+                      barred: list[frozenset[int]], path_entry: np.ndarray | None = None) -> None:
         """Count the zone entries of this hour's moves on every cell passed, not only where
         each move ends: a patrol that drives across a narrow zone strip and out again within
         the hour enters it once.
@@ -169,12 +169,17 @@ class Metrics:
         (:meth:`PathBook.passed_at`); ``moved``: False for a mover whose move did
         not happen (turned back at a border), None if all happened; ``faction``: the force
         table's faction column; ``barred``: per faction, the zones it may not enter
-        (``zone_entries_barred``)."""
+        (``zone_entries_barred``); ``path_entry``: the path book's zone entries
+        (:attr:`PathBook.entry`, kept for the same zone layer), if it keeps them: the cells
+        passed that enter a zone are read there instead of found from the zones."""
         if self._zone_dist is None or not len(cells):
             return
-        z = self._zone_flat[cells]
-        entered = z != self._zone_flat[path_cells[at - 1]]  # the zone of the cell left
-        entered &= z >= 0
+        if path_entry is not None:
+            entered = path_entry[at]
+        else:
+            z = self._zone_flat[cells]
+            entered = z != self._zone_flat[path_cells[at - 1]]  # the zone of the cell left
+            entered &= z >= 0
         if not entered.any():  # most hours: the movers in a zone stay in it
             return
         k = entered.nonzero()[0]
@@ -193,8 +198,8 @@ class Metrics:
         if not any(barred):
             return
         fac = faction[movers[mover]].tolist()
-        n_barred = sum(int(zone) in barred[fi] for zone, fi in zip(z[k].tolist(), fac,
-                                                                    strict=True))
+        zones = self._zone_flat[cells[k]].tolist()
+        n_barred = sum(int(zone) in barred[fi] for zone, fi in zip(zones, fac, strict=True))
         if n_barred:
             self.day["zone_entries_barred"] += n_barred
 

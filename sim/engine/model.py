@@ -157,7 +157,8 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         capacity = units_at_start(scenario) + reserved_units(scenario)
         self.force = ForceTable(max(capacity, 1))
         self.attack_targets = np.full(max(capacity, 1), -1, dtype=np.int64)  # Unit.attack_target
-        self.paths = PathBook(max(capacity, 1))
+        zone = self.terrain.zone.ravel()
+        self.paths = PathBook(max(capacity, 1), zone=zone if (zone >= 0).any() else None)
         self.orders = Orders(self.terrain, self.force, self.paths, self.router, self.barred_zones)
         self.units: list[Unit] = []
         self._attached: list[Unit] = []  # units that move with another (escorts)
@@ -408,7 +409,8 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
                     moved[k] = False  # turned back at the border
                     break
         self.metrics.on_zone_moves(movers, cells, book.cells, at, ends, new - old, start, moved,
-                                   f.faction, self.barred_zones)
+                                   f.faction, self.barred_zones,
+                                   book.entry if book.zone is not None else None)
         for unit, serial in arrived:
             if book.serial[unit.idx] == serial:  # not turned back at a border (new orders)
                 unit.alert("arrived")

@@ -21,10 +21,18 @@ INITIAL_CELLS = 1 << 14
 class PathBook:
     """The paths units follow: ``start[i]`` is where unit ``i``'s path begins in the buffer."""
 
-    def __init__(self, capacity: int, initial_cells: int = INITIAL_CELLS):
+    def __init__(self, capacity: int, initial_cells: int = INITIAL_CELLS,
+                 zone: np.ndarray | None = None):
         self.cells = np.zeros(initial_cells, dtype=np.int64)
         self.hours = np.zeros(initial_cells)
         self.key = np.zeros(initial_cells)
+        # ``zone``: the flat zone layer (-1 outside), if the map has zones. ``entry[i]``: the
+        # path's cell at ``i`` is in a zone and not in the zone of the cell before it (a path's
+        # first cell: False). A path's entries never change, so they are found once when it is
+        # written and the hour's zone entries are one gather of the cells passed
+        # (``Metrics.on_zone_moves``) instead of two zone lookups and a comparison each hour.
+        self.zone = zone
+        self.entry = np.zeros(initial_cells, dtype=bool)
         self.n = 0
         self.start = np.zeros(capacity, dtype=np.int64)
         self.length = np.zeros(capacity, dtype=np.int64)
@@ -53,10 +61,14 @@ class PathBook:
             self.cells[s] = cells[0]
             self.hours[s] = hours[0]
             self.key[s] = s * KEY_STRIDE_HOURS + hours[0]
+            # entry[s] is False: the buffer beyond n is never written before (a compaction
+            # makes new zeroed arrays), and a path's first cell enters nothing
         else:
             self.cells[s : s + k] = cells
             self.hours[s : s + k] = hours
             self.key[s : s + k] = s * KEY_STRIDE_HOURS + np.asarray(hours)
+            if self.zone is not None:
+                self.entry[s : s + k] = zone_entries(self.zone, cells)
         self.start[unit], self.length[unit] = s, k
         self.serial[unit] += 1
         self.n = s + k
@@ -78,9 +90,10 @@ class PathBook:
         s = int(seg_len.sum())
         # one gather moves every kept segment: source index of each destination cell
         src = np.repeat(old_start - new_start, seg_len) + np.arange(s)
-        cells, hours = np.zeros(size, dtype=np.int64), np.zeros(size)
+        cells, hours, entry = np.zeros(size, dtype=np.int64), np.zeros(size), np.zeros(size, bool)
         cells[:s] = self.cells[src]
         hours[:s] = self.hours[src]
+        entry[:s] = self.entry[src]
         self.start[live] = new_start[np.searchsorted(old_start, self.start[live])]
         moved = dict(zip(old_start.tolist(), new_start.tolist(), strict=True))
         self._shared = {
@@ -88,7 +101,7 @@ class PathBook:
         }
         key = np.zeros(size)
         key[:s] = np.repeat(new_start, seg_len) * KEY_STRIDE_HOURS + hours[:s]
-        self.cells, self.hours, self.key, self.n = cells, hours, key, s
+        self.cells, self.hours, self.key, self.entry, self.n = cells, hours, key, entry, s
 
     def advance(self, units: np.ndarray, clock_hours: np.ndarray,
                 start: np.ndarray | None = None) -> np.ndarray:
@@ -131,6 +144,16 @@ class PathBook:
         at = (s + new + 1 - ends).repeat(steps)
         at += np.arange(len(at))
         return at, ends
+
+
+def zone_entries(zone: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """Per cell of a path (flat ``cells``): whether it is in a zone (``zone``: the flat zone
+    layer, -1 outside) other than the previous cell's; False for the first cell."""
+    z = zone[cells]
+    out = np.zeros(len(z), dtype=bool)
+    np.not_equal(z[1:], z[:-1], out=out[1:])
+    out[1:] &= z[1:] >= 0
+    return out
 
 
 def owner_of(ends: np.ndarray, positions: np.ndarray) -> np.ndarray:
