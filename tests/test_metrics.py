@@ -326,7 +326,15 @@ def test_coverage_keyed_by_one_number_per_unit_equals_the_tuple_keyed_lookup():
         which = rng.random(60) < 0.6
         ranges = rng.choice([0.0, 0.4, 1.5, 3.0], size=60)
         got = metrics._covered(f, which, ranges)
-        np.testing.assert_array_equal(got, _covered_reference(metrics, f, which, ranges, known))
+        want = _covered_reference(metrics, f, which, ranges, known)
+        np.testing.assert_array_equal(got, want)
+        # on top of a base: the base's points and the units', the base left as it was
+        base = rng.random(len(want)) < 0.1
+        kept = base.copy()
+        np.testing.assert_array_equal(metrics._covered(f, which, ranges, base), want | base)
+        np.testing.assert_array_equal(base, kept)
+        if rng.random() < 0.2:  # lookups lost (the store cleared when full): the same points
+            metrics._points_seen.clear()
         na = metrics._n_area
         assert int(np.count_nonzero(got[:na])) / na == float(got[:na].mean())
 

@@ -207,7 +207,7 @@ class Metrics:
     def record_hour(self, model: TacticState, det: Detections) -> None:
         """Accumulate this hour's counters; close the day after its 24th hour."""
         hour = model.hour
-        night = model.light_by_hour[hour] == LightLevel.NIGHT
+        night = model.light_by_hour.item(hour) == LightLevel.NIGHT  # a Python bool: no numpy scalar
         d = self.day
         if len(det.observer):
             counts = np.bincount(model.force.faction[det.observer], minlength=len(self.factions))
@@ -253,7 +253,7 @@ class Metrics:
             base = self._covered(f, static, ranges)
             self._static_cover = {k: v for k, v in self._static_cover.items() if k[0] != night}
             self._static_cover[key] = base
-        covered = base | self._covered(f, mobile, ranges) if mobile.any() else base
+        covered = self._covered(f, mobile, ranges, base) if mobile.any() else base
         # the mean of a bool array: its count over its length, one division either way
         na, nr = self._n_area, self._n_road
         area = int(np.count_nonzero(covered[:na])) / na if na else 0.0
@@ -261,31 +261,44 @@ class Metrics:
         self._coverage = (road, area)
         return road, area
 
-    def _covered(self, f, which: np.ndarray, ranges: np.ndarray) -> np.ndarray:
-        """Sample points within range of any unit in ``which``.
+    def _covered(self, f, which: np.ndarray, ranges: np.ndarray,
+                 base: np.ndarray | None = None) -> np.ndarray:
+        """Sample points within range of any unit in ``which`` (or covered in ``base``, left
+        as it is: the points are set in a copy).
 
         The points seen from a (cell, range) are kept: most mobile units spend most samples
         at their base, and many share it, so only the units out on the move are looked up.
         A (cell, range) is one complex number, ``(row << 32 | col) + 1j * range`` (both parts
         exact in a double), so the units' keys are told apart in one set of numbers."""
-        covered = np.zeros(self._n_area + self._n_road, dtype=bool)
+        size = self._n_area + self._n_road
+        covered = np.zeros(size, dtype=bool) if base is None else base.copy()
         idx = which.nonzero()[0]
         if not len(idx):
             return covered
         cells = (f.row[idx].astype(np.int64) << 32) | f.col[idx]
         keys = set((cells + 1j * ranges[idx]).tolist())
         known = self._points_seen
-        missing = [k for k in keys if k not in known]
-        if missing:
-            if len(known) + len(missing) > 50_000:
-                known.clear()
-            rc = np.array([divmod(int(k.real), 1 << 32) for k in missing], dtype=float)
-            radius = np.array([k.imag for k in missing])
-            hits = self._tree.query_ball_point(rc * self.cell_km, radius, return_sorted=False)
-            for key, h in zip(missing, hits, strict=True):
-                known[key] = np.asarray(h, dtype=np.int64)
-        covered[np.concatenate([known[k] for k in keys])] = True
+        try:  # most samples: every key seen before (one pass, in C)
+            seen = list(map(known.__getitem__, keys))
+        except KeyError:
+            self._look_up(keys)
+            seen = list(map(known.__getitem__, keys))
+        covered[np.concatenate(seen)] = True
         return covered
+
+    def _look_up(self, keys: set[complex]) -> None:
+        """Keep the points seen from each (cell, range) of ``keys`` not kept yet
+        (:meth:`_covered`; one tree query for all of them)."""
+        known = self._points_seen
+        missing = [k for k in keys if k not in known]
+        if len(known) + len(missing) > 50_000:
+            known.clear()
+            missing = list(keys)
+        rc = np.array([divmod(int(k.real), 1 << 32) for k in missing], dtype=float)
+        radius = np.array([k.imag for k in missing])
+        hits = self._tree.query_ball_point(rc * self.cell_km, radius, return_sorted=False)
+        for key, h in zip(missing, hits, strict=True):
+            known[key] = np.asarray(h, dtype=np.int64)
 
     def close_day(self, model: TacticState) -> None:
         """Write the finished day's row."""
