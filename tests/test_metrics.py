@@ -369,3 +369,23 @@ def test_crossings_kept_for_shared_routes_equal_those_found_afresh():
         found += len(want)
     assert found > 20
     assert all(not seen[0].flags.writeable for seen in model._crossings_seen.values())
+
+
+def test_interception_table_follows_border_security_and_hostility():
+    """The model's interception chance of a crosser's faction, kept in a table, equals the
+    product over the hostile factions' border security computed afresh, while the security
+    and the hostility change in place (as a scenario event changes them)."""
+    from sim.rules.borders import interception_probability
+
+    model = DesertModel(parse_scenario(_strip_scenario(1), "<strip>"), rng=1)
+    rng = np.random.default_rng(6)
+    nf = len(model.faction_names)
+    for _ in range(200):
+        if rng.random() < 0.3:
+            model.border_security[int(rng.integers(nf))] = rng.choice([0.0, 0.25, 0.7, 1.0])
+        if rng.random() < 0.3:
+            a, b = rng.integers(nf, size=2)
+            model.hostile[a, b] = model.hostile[b, a] = a != b and not model.hostile[a, b]
+        for fi, name in enumerate(model.faction_names):
+            assert model._interception(name) == interception_probability(
+                model.border_security, model.hostile[fi])

@@ -38,7 +38,7 @@ from sim.engine.spawning import Spawning
 from sim.engine.summary import tactic_outcomes
 from sim.engine.units import Unit
 from sim.rules import detection
-from sim.rules.borders import BorderLines, attempt_crossing
+from sim.rules.borders import BorderLines, attempt_crossing, interception_table
 from sim.rules.config import ModelConfig
 from sim.rules.cordon import cordon_sightings
 from sim.rules.engagements import resolve_engagements
@@ -180,6 +180,8 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
             np.array([round(scenario.factions[f].comms_delay_hours) for f in self.faction_names]),
         )
         self.border_lines = BorderLines(self.terrain)
+        self._interception_key = b""  # see _interception
+        self._interception_p: list[float] = []
         self._crossings_seen: dict[tuple[int, int, int], tuple[np.ndarray, list[int]]] = {}
         self.metrics = Metrics(self)
         self.garrison_faction = np.array(
@@ -403,7 +405,8 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
             unit = self.units[int(movers[k])]  # passed by a border line: every crossing counts
             s = int(start[k])
             for _ in self._crossings(unit.path, int(old[k]), int(new[k])):
-                if not attempt_crossing(self, unit, divmod(s, self.terrain.cols)):
+                p = self._interception(unit.faction)
+                if not attempt_crossing(self, unit, divmod(s, self.terrain.cols), p):
                     if moved is None:
                         moved = np.ones(len(movers), dtype=bool)
                     moved[k] = False  # turned back at the border
@@ -414,6 +417,17 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         for unit, serial in arrived:
             if book.serial[unit.idx] == serial:  # not turned back at a border (new orders)
                 unit.alert("arrived")
+
+    def _interception(self, faction: str) -> float:
+        """The chance a crossing by a unit of ``faction`` is intercepted
+        (:func:`~sim.rules.borders.interception_probability`), from a table kept while the
+        factions' border security and hostility stay the same (a scenario event may change
+        them)."""
+        key = self.border_security.tobytes() + self.hostile.tobytes()
+        if key != self._interception_key:
+            self._interception_p = interception_table(self.border_security, self.hostile)
+            self._interception_key = key
+        return self._interception_p[self.faction_index[faction]]
 
     def _near_border(self, cells: np.ndarray, ends: np.ndarray) -> list[int]:
         """Positions among the movers of those whose ``cells`` passed this hour (``ends``: see
