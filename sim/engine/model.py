@@ -159,6 +159,7 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         self.attack_targets = np.full(max(capacity, 1), -1, dtype=np.int64)  # Unit.attack_target
         zone = self.terrain.zone.ravel()
         self.paths = PathBook(max(capacity, 1), zone=zone if (zone >= 0).any() else None)
+        self._row_of, self._col_of = self.terrain.derived("row_col_of_cell", row_col_of_cell)
         self.orders = Orders(self.terrain, self.force, self.paths, self.router, self.barred_zones)
         self.units: list[Unit] = []
         self._attached: list[Unit] = []  # units that move with another (escorts)
@@ -395,9 +396,13 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
             at, ends = book.passed_at(movers, old, new, first)
             cells = book.cells[at]
         f.path_clock[movers] = clock
-        f.path_pos[movers] = new
+        # stored as int32 (the column's type): a scatter that casts costs more than the cast
+        f.path_pos[movers] = new.astype(np.int32)
         start, end = book.cells[first + old], book.cells[first + new]
-        f.row[movers], f.col[movers] = np.divmod(end, self.terrain.cols)
+        # each cell's row and column from tables (int32, the columns' type): cheaper than a
+        # divmod and the casting scatter of its int64 results
+        f.row[movers] = self._row_of[end]
+        f.col[movers] = self._col_of[end]
         done = (new >= f.path_last[movers]).nonzero()[0]
         arrived = [(self.units[i], book.serial[i]) for i in movers[done].tolist()]
         moved = None  # all moves happened, unless one is turned back at a border
@@ -745,6 +750,15 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
             events=list(self.events),
             scenario=self.spec,
         )
+
+
+def row_col_of_cell(terrain) -> tuple[np.ndarray, np.ndarray]:
+    """Read-only int32 tables of each flat cell's row and column (``divmod(cell, cols)``),
+    shared by every model on the terrain (:meth:`~sim.world.raster.Terrain.derived`)."""
+    rows, cols = np.divmod(np.arange(terrain.rows * terrain.cols, dtype=np.int32),
+                           np.int32(terrain.cols))  # fmt: skip
+    rows.flags.writeable = cols.flags.writeable = False
+    return rows, cols
 
 
 def load_scenario_from_model(scenario: Scenario, overrides) -> Scenario:
