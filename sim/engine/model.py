@@ -397,14 +397,17 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
             cells = book.cells[at]
         f.path_clock[movers] = clock
         # stored as int32 (the column's type): a scatter that casts costs more than the cast
-        f.path_pos[movers] = new.astype(np.int32)
+        new32 = new.astype(np.int32)
+        f.path_pos[movers] = new32
         start, end = book.cells[first + old], book.cells[first + new]
         # each cell's row and column from tables (int32, the columns' type): cheaper than a
         # divmod and the casting scatter of its int64 results
         f.row[movers] = self._row_of[end]
         f.col[movers] = self._col_of[end]
-        done = (new >= f.path_last[movers]).nonzero()[0]
-        arrived = [(self.units[i], book.serial[i]) for i in movers[done].tolist()]
+        done = movers[(new32 >= f.path_last[movers]).nonzero()[0]]
+        units = self.units
+        arrived = list(zip([units[i] for i in done.tolist()], book.serial[done].tolist(),
+                           strict=True))  # fmt: skip
         moved = None  # all moves happened, unless one is turned back at a border
         for k in self._near_border(cells, ends):
             unit = self.units[int(movers[k])]  # passed by a border line: every crossing counts
@@ -419,8 +422,9 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         self.metrics.on_zone_moves(movers, cells, book.cells, at, ends, new - old, start, moved,
                                    f.faction, self.barred_zones,
                                    book.entry if book.zone is not None else None)
+        serials = book.serial
         for unit, serial in arrived:
-            if book.serial[unit.idx] == serial:  # not turned back at a border (new orders)
+            if serials.item(unit.idx) == serial:  # not turned back at a border (new orders)
                 unit.alert("arrived")
 
     def _interception(self, faction: str) -> float:

@@ -37,6 +37,11 @@ class PathBook:
         self.start = np.zeros(capacity, dtype=np.int64)
         self.length = np.zeros(capacity, dtype=np.int64)
         self.serial = np.zeros(capacity, dtype=np.int64)  # orders given to each unit so far
+        # start x KEY_STRIDE_HOURS (float), each unit's key offset, kept with ``start`` so that
+        # advance adds the clock to a gather instead of converting and multiplying the starts
+        self.key_start = np.zeros(capacity)
+        self._arange = np.arange(1024, dtype=np.int64)  # see _iota
+        self._arange.flags.writeable = False
         # shared timed routes whose one copy is in the buffer: id(hours) -> (hours, start)
         self._shared: dict[int, tuple[np.ndarray, int]] = {}
 
@@ -51,6 +56,7 @@ class PathBook:
             seg = self._shared.get(id(hours))
             if seg is not None and seg[0] is hours:
                 self.start[unit], self.length[unit] = seg[1], len(hours)
+                self.key_start[unit] = seg[1] * KEY_STRIDE_HOURS
                 self.serial[unit] += 1
                 return
         k = len(cells)
@@ -70,6 +76,7 @@ class PathBook:
             if self.zone is not None:
                 self.entry[s : s + k] = zone_entries(self.zone, cells)
         self.start[unit], self.length[unit] = s, k
+        self.key_start[unit] = s * KEY_STRIDE_HOURS
         self.serial[unit] += 1
         self.n = s + k
         if shared:
@@ -95,6 +102,7 @@ class PathBook:
         hours[:s] = self.hours[src]
         entry[:s] = self.entry[src]
         self.start[live] = new_start[np.searchsorted(old_start, self.start[live])]
+        self.key_start[live] = self.start[live] * KEY_STRIDE_HOURS
         moved = dict(zip(old_start.tolist(), new_start.tolist(), strict=True))
         self._shared = {
             h: (arr, moved[at]) for h, (arr, at) in self._shared.items() if at in moved
@@ -113,7 +121,7 @@ class PathBook:
         to a segment starting at ``s' >= s + 1`` (segments never overlap), so it is at least
         ``(s + 1) x KEY_STRIDE_HOURS``, more than ``s x KEY_STRIDE_HOURS`` plus any clock."""
         s = self.start[units] if start is None else start
-        at = self.key[: self.n].searchsorted(s * KEY_STRIDE_HOURS + clock_hours, "right")
+        at = self.key[: self.n].searchsorted(self.key_start[units] + clock_hours, "right")
         at -= s + 1
         return at
 
@@ -142,8 +150,16 @@ class PathBook:
         ends = steps.cumsum()
         s = self.start[units] if start is None else start
         at = (s + new + 1 - ends).repeat(steps)
-        at += np.arange(len(at))
+        at += self._iota(len(at))
         return at, ends
+
+    def _iota(self, k: int) -> np.ndarray:
+        """``np.arange(k)`` as a read-only slice of one kept array (grown by doubling): the
+        hour's cells passed need one, and a slice costs less than a new ``arange``."""
+        if k > len(self._arange):
+            self._arange = np.arange(max(k, 2 * len(self._arange)), dtype=np.int64)
+            self._arange.flags.writeable = False
+        return self._arange[:k]
 
 
 def zone_entries(zone: np.ndarray, cells: np.ndarray) -> np.ndarray:
