@@ -389,3 +389,74 @@ def test_interception_table_follows_border_security_and_hostility():
         for fi, name in enumerate(model.faction_names):
             assert model._interception(name) == interception_probability(
                 model.border_security, model.hostile[fi])
+
+
+def _cordon_reference(state, sweepers, prev_rc) -> None:
+    """``cordon_sightings`` as first written: every unit's inside tests over the force."""
+    from sim.rules.cordon import _inside
+
+    f = state.force
+    n = f.n
+    for sweeper in sweepers:
+        square = sweeper.behaviour.square_mask_cells()
+        fi = f.faction[sweeper.idx]
+        enemy = f.alive[:n] & state.hostile[fi, f.faction[:n]]
+        was_in = _inside(prev_rc[:n, 0], prev_rc[:n, 1], square)
+        now_in = _inside(f.row[:n], f.col[:n], square)
+        leaving = np.flatnonzero(enemy & was_in & ~now_in)
+        if len(leaving):
+            cells = f.cells(leaving, state.terrain.cols)
+            observers = np.full(len(leaving), sweeper.idx)
+            state.knowledge.record(state.hour, np.full(len(leaving), fi), observers, leaving,
+                                   cells)
+            for k, i in enumerate(leaving.tolist()):
+                state.log("cordon_sighting", int(cells[k]), sweeper.faction,
+                          unit=state.units[i].name)
+
+
+def test_cordon_sightings_equal_every_units_inside_tests():
+    """The units seen leaving a cordoned square, found among the sweeper's living enemies
+    only, are those the tests over every unit find: the same records and log lines in the
+    same order, for random forces, hostilities, squares and moves (some units dead, squares
+    at the map's edge or empty)."""
+    from types import SimpleNamespace
+
+    from sim.rules.cordon import cordon_sightings
+    from sim.rules.force import ForceTable
+
+    rng = np.random.default_rng(17)
+    seen = 0
+    for _ in range(300):
+        n, nf, rows, cols = int(rng.integers(1, 40)), 3, 12, 15
+        f = ForceTable(n + 2)
+        for _ in range(n):
+            f.add(row=int(rng.integers(rows)), col=int(rng.integers(cols)),
+                  faction=int(rng.integers(nf)), alive=bool(rng.random() < 0.85))
+        prev = np.column_stack((f.row, f.col)).astype(np.int32)
+        moved = rng.random(f.n) < 0.4
+        f.row[: f.n][moved] = rng.integers(rows, size=int(moved.sum()))
+        f.col[: f.n][moved] = rng.integers(cols, size=int(moved.sum()))
+        hostile = rng.random((nf, nf)) < 0.5
+        hostile = hostile | hostile.T
+        sweepers = []
+        for _ in range(int(rng.integers(1, 3))):
+            square = (int(rng.integers(-2, rows)), int(rng.integers(-2, cols)),
+                      int(rng.integers(0, 6)), int(rng.integers(0, 6)))
+            idx = int(rng.integers(f.n))
+            sweepers.append(SimpleNamespace(idx=idx, faction=f"f{f.faction[idx]}",
+                                            behaviour=SimpleNamespace(
+                                                square_mask_cells=lambda s=square: s)))
+        out = []
+        for rule in (cordon_sightings, _cordon_reference):
+            calls = []
+            state = SimpleNamespace(
+                force=f, hostile=hostile, terrain=SimpleNamespace(cols=cols), hour=5,
+                units=[SimpleNamespace(name=f"u{i}") for i in range(f.n)],
+                knowledge=SimpleNamespace(record=lambda *a, calls=calls: calls.append(
+                    ("record", *(np.asarray(x).tolist() for x in a)))),
+                log=lambda *a, calls=calls, **k: calls.append(("log", a, k)))
+            rule(state, sweepers, prev)
+            out.append(calls)
+        assert out[0] == out[1]
+        seen += len(out[0])
+    assert seen > 50  # units were seen leaving
