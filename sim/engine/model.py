@@ -81,6 +81,10 @@ POST_KINDS = frozenset({"strongpoint", "border_post"})
 _MOVING_LUT = np.isin(np.arange(len(Posture)), MOVING_POSTURES)  # posture -> on the move
 #: Moves along shared routes whose border crossings are kept (see ``DesertModel._crossings``).
 CROSSINGS_KEPT = 4096
+#: An hour without detections (read-only empty arrays: nothing can change them).
+_NO_DETECTIONS = Detections(np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp))
+for _empty in _NO_DETECTIONS:
+    _empty.flags.writeable = False
 #: A sighting of a unit its faction has not seen for this long is logged as a new contact.
 NEW_CONTACT_GAP_HOURS = 6
 
@@ -532,7 +536,7 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         f = self.force
         n = f.n
         t = self.terrain
-        light = int(self.light_by_hour[self.hour])
+        light = self.light_by_hour.item(self.hour)
         track = self._track_rc[:n]  # each unit's cell at the start of the hour (_move), then now
         track[:, 2], track[:, 3] = f.row[:n], f.col[:n]
         track_km = track * t.grid.cell_km
@@ -544,7 +548,7 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         rel = track_km[ti] - track_km[oi]  # target minus observer, at the start then the end
         exposed, hours, draws = detection.draw_exposed(self.rng, rel, ranges[oi])
         if len(exposed) == 0:  # no pair was ever in range this hour
-            return Detections(oi[:0], ti[:0])
+            return _NO_DETECTIONS
         observer, target = oi[exposed], ti[exposed]
         cells = f.row[:n].astype(np.int64) * t.cols + f.col[:n]
         hit = draws < detection.pair_probability(
