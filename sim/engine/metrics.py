@@ -78,6 +78,7 @@ class Metrics:
             [model.spec.factions[f].role == "garrison" for f in model.faction_names]
         )
         self.cell_km = t.grid.cell_km
+        self._cols = t.cols
         self.roads = model.roads  # read only: closures are written by the tactics
         # the campaign's attack kinds get columns only where a campaign can produce them
         campaign = model.spec.campaign is not None
@@ -245,9 +246,9 @@ class Metrics:
         n = f.n
         g = f.alive[:n] & self.garrison[f.faction[:n]]
         static = g & (f.speed_kmh[:n] <= 0) & (f.offroad_speed_kmh[:n] <= 0)
-        mobile = g & ~static
+        mobile = g ^ static  # g & ~static in one call (static is a part of g)
         ranges = f.sensor_night_km[:n] if night else f.sensor_day_km[:n]
-        key = (night, static.nonzero()[0].tobytes(), ranges[static].tobytes())
+        key = (night, static.tobytes(), ranges[static].tobytes())
         base = self._static_cover.get(key)
         if base is None:
             base = self._covered(f, static, ranges)
@@ -268,15 +269,17 @@ class Metrics:
 
         The points seen from a (cell, range) are kept: most mobile units spend most samples
         at their base, and many share it, so only the units out on the move are looked up.
-        A (cell, range) is one complex number, ``(row << 32 | col) + 1j * range`` (both parts
-        exact in a double), so the units' keys are told apart in one set of numbers."""
+        A (cell, range) is one complex number, ``cell + 1j * range`` (the flat cell, both parts
+        exact in a double), so the units' keys are told apart in one set of numbers; ``which``
+        and ``ranges`` cover the first ``len(which)`` units."""
         size = self._n_area + self._n_road
         covered = np.zeros(size, dtype=bool) if base is None else base.copy()
-        idx = which.nonzero()[0]
-        if not len(idx):
+        n = len(which)
+        cells = f.row[:n] * self._cols  # int32, as the columns (a flat cell fits)
+        cells += f.col[:n]
+        keys = set((cells + 1j * ranges)[which].tolist())
+        if not keys:
             return covered
-        cells = (f.row[idx].astype(np.int64) << 32) | f.col[idx]
-        keys = set((cells + 1j * ranges[idx]).tolist())
         known = self._points_seen
         try:  # most samples: every key seen before (one pass, in C)
             seen = list(map(known.__getitem__, keys))
@@ -294,7 +297,7 @@ class Metrics:
         if len(known) + len(missing) > 50_000:
             known.clear()
             missing = list(keys)
-        rc = np.array([divmod(int(k.real), 1 << 32) for k in missing], dtype=float)
+        rc = np.array([divmod(int(k.real), self._cols) for k in missing], dtype=float)
         radius = np.array([k.imag for k in missing])
         hits = self._tree.query_ball_point(rc * self.cell_km, radius, return_sorted=False)
         for key, h in zip(missing, hits, strict=True):
