@@ -460,3 +460,22 @@ def test_cordon_sightings_equal_every_units_inside_tests():
         assert out[0] == out[1]
         seen += len(out[0])
     assert seen > 50  # units were seen leaving
+
+
+def test_mean_of_a_list_equals_numpys_bit_for_bit():
+    """The daily means (road-open fraction, coverage) taken with one pairwise sum over the
+    count equal ``np.mean`` of the same list bit for bit: lengths 1 to 300 (both sides of the
+    pairwise blocks), values of very different sizes, signed zeros, NaN."""
+    from sim.engine.metrics import _mean
+
+    rng = np.random.default_rng(23)
+    for trial in range(2000):
+        k = int(rng.integers(1, 300)) if trial % 4 else int(rng.integers(1, 12))
+        values = (rng.random(k) * 10.0 ** rng.integers(-8, 8, size=k)).tolist()
+        if trial % 97 == 0:
+            values[int(rng.integers(k))] = float("nan")
+        if trial % 89 == 0:
+            values = [-0.0] * k
+        want = float(np.mean(values))
+        got = _mean(values)
+        assert np.array(got).tobytes() == np.array(want).tobytes(), (values, got, want)

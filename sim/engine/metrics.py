@@ -60,6 +60,12 @@ COVERAGE_SAMPLES = 8000
 _DIAGONAL = float(np.sqrt(2.0))
 
 
+def _mean(values: list[float]) -> float:
+    """``float(np.mean(values))`` of a list of floats, bit for bit (the same pairwise sum,
+    ``np.add.reduce``, over the same count) without ``np.mean``'s wrapper."""
+    return float(np.add.reduce(np.array(values, dtype=float))) / len(values)
+
+
 def _zone_distance(t: Terrain) -> np.ndarray:
     """Flat, read-only: each cell's distance in cells to the nearest zone cell (0 inside)."""
     dist = distance_transform_edt(t.zone < 0).ravel()
@@ -115,6 +121,7 @@ class Metrics:
         self.rows: list[dict] = []
         self.totals = defaultdict(float)
         self._open_fraction_hours: list[float] = []
+        self._zeros: dict[str, float] | None = None  # see _zero_columns
 
     # --------------------------------------------------------------------------- event hooks
     def on_event(self, e: dict) -> None:
@@ -308,34 +315,20 @@ class Metrics:
         f = model.force
         n = f.n
         row = {"day": (model.hour + 1 + 23) // 24}
-        for key in ("attacks_attempted", "attacks_succeeded", "engagements", "border_crossings",
-                    "zone_entries", "zone_entries_barred", "pursuits_broken_off",
-                    "road_closed_hours"):  # fmt: skip
-            row[key] = 0.0
-        for name in self.factions:
-            row[f"losses__{name}"] = 0.0
-            row[f"detections_day__{name}"] = 0.0
-            row[f"detections_night__{name}"] = 0.0
-        for road in self.roads.road_names:
-            row[f"road_closed_hours__{slug(road)}"] = 0.0
-        for kind in self.attack_types:
-            row[f"{kind}_attempted"] = 0.0
-            row[f"{kind}_succeeded"] = 0.0
-        for key in self.campaign_columns:
-            row[key] = 0.0
+        row.update(self._zero_columns())
         row.update(self.day)
         alive = f.alive[:n]
         for fi, name in enumerate(self.factions):
             mine = alive & (f.faction[:n] == fi)
-            row[f"units_alive__{name}"] = float(mine.sum())
+            row[f"units_alive__{name}"] = float(np.count_nonzero(mine))
             row[f"fighters_alive__{name}"] = float(f.strength[:n][mine].sum())
         hours = self._open_fraction_hours
-        row["roads_open_fraction"] = float(np.mean(hours)) if hours else 1.0
+        row["roads_open_fraction"] = _mean(hours) if hours else 1.0
         for tag in ("day", "night"):
             samples = self._cov_samples[tag]
             if samples:
-                self._cov_last[f"road_{tag}"] = float(np.mean([s[0] for s in samples]))
-                self._cov_last[f"area_{tag}"] = float(np.mean([s[1] for s in samples]))
+                self._cov_last[f"road_{tag}"] = _mean([s[0] for s in samples])
+                self._cov_last[f"area_{tag}"] = _mean([s[1] for s in samples])
             row[f"coverage_road_{tag}"] = self._cov_last[f"road_{tag}"]
             row[f"coverage_area_{tag}"] = self._cov_last[f"area_{tag}"]
         for key, value in self.day.items():
@@ -344,6 +337,28 @@ class Metrics:
         self.day = defaultdict(float)
         self._open_fraction_hours = []
         self._cov_samples = {"day": [], "night": []}
+
+    def _zero_columns(self) -> dict[str, float]:
+        """The day's columns written as 0.0 before the day's counts (in the row's order):
+        made once, as the factions, roads and attack kinds never change during a run."""
+        if self._zeros is None:
+            zeros = dict.fromkeys(
+                ("attacks_attempted", "attacks_succeeded", "engagements", "border_crossings",
+                 "zone_entries", "zone_entries_barred", "pursuits_broken_off",
+                 "road_closed_hours"), 0.0)  # fmt: skip
+            for name in self.factions:
+                zeros[f"losses__{name}"] = 0.0
+                zeros[f"detections_day__{name}"] = 0.0
+                zeros[f"detections_night__{name}"] = 0.0
+            for road in self.roads.road_names:
+                zeros[f"road_closed_hours__{slug(road)}"] = 0.0
+            for kind in self.attack_types:
+                zeros[f"{kind}_attempted"] = 0.0
+                zeros[f"{kind}_succeeded"] = 0.0
+            for key in self.campaign_columns:
+                zeros[key] = 0.0
+            self._zeros = zeros
+        return self._zeros
 
     # --------------------------------------------------------------------------- outputs
     def daily_frame(self) -> pd.DataFrame:
