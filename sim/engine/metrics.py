@@ -225,8 +225,9 @@ class Metrics:
                     d[names[fi]] += count
         roads = self.roads
         if len(roads.segments):
-            closed = roads.closed(hour)
-            if closed.any():
+            # one reduction tells a quiet hour (most: nothing closed) from one with closures
+            if roads.closed_until.max() > hour:
+                closed = roads.closed(hour)
                 d["road_closed_hours"] += int(closed.sum())
                 for i in np.flatnonzero(closed).tolist():
                     d[f"road_closed_hours__{slug(roads.segments[i].road)}"] += 1

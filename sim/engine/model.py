@@ -185,7 +185,7 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
             np.array([round(scenario.factions[f].comms_delay_hours) for f in self.faction_names]),
         )
         self.border_lines = BorderLines(self.terrain)
-        self._interception_key = b""  # see _interception
+        self._interception_key: tuple[bytes, bytes] | None = None  # see _interception
         self._interception_p: list[float] = []
         self._crossings_seen: dict[tuple[int, int, int], tuple[np.ndarray, list[int]]] = {}
         self.metrics = Metrics(self)
@@ -206,7 +206,7 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         self._moving = np.zeros(self.force.n, dtype=bool)
         self._concealment = self.terrain.concealment.ravel()
         self._blocks: list[tuple[np.ndarray, np.ndarray]] = []
-        self._blocks_key = b""
+        self._blocks_key: tuple[bytes, bytes] | None = None
         self._finder = detection.PairFinder([])  # replaced at the first hour (_pair_finder)
         self._ranges_key: tuple[bytes, bytes] | None = None  # sensor columns of the ranges
         self._ranges_by_light: list[np.ndarray] = []
@@ -436,7 +436,7 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         (:func:`~sim.rules.borders.interception_probability`), from a table kept while the
         factions' border security and hostility stay the same (a scenario event may change
         them)."""
-        key = self.border_security.tobytes() + self.hostile.tobytes()
+        key = (self.border_security.tobytes(), self.hostile.tobytes())
         if key != self._interception_key:
             self._interception_p = interception_table(self.border_security, self.hostile)
             self._interception_key = key
@@ -618,7 +618,7 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         dies or returns or hostility changes (a scenario event)."""
         f = self.force
         alive = f.alive[: f.n]
-        key = alive.tobytes() + self.hostile.tobytes()
+        key = (alive.tobytes(), self.hostile.tobytes())  # two bytes objects, not joined
         if self._blocks_key != key:
             self._blocks = detection.hostile_blocks(alive, f.faction[: f.n], self.hostile)
             self._blocks_key = key
