@@ -285,8 +285,8 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         self._decide()
         self._move()
         self._moving = _MOVING_LUT[self.force.posture[: self.force.n]]
-        if self._sweepers:
-            cordon_sightings(self, self._cordons(), self._prev_rc)
+        if self._sweepers and (cordons := self._cordons()):  # most hours: no cordon is up
+            cordon_sightings(self, cordons, self._prev_rc)
         detections = self._detect()
         self._engage(detections)
         self._supply()
