@@ -252,7 +252,8 @@ def test_zone_entries_read_from_the_path_book_equal_each_walk_counted_alone():
     metrics = model.metrics
     rng = np.random.default_rng(4)
     units = 25
-    book = PathBook(units, initial_cells=64)
+    # a book that keeps the zone entries (read by on_zone_moves in every other trial)
+    book = PathBook(units, initial_cells=64, zone=metrics._zone_flat)
     for trial in range(300):
         for u in (range(units) if trial == 0 else rng.choice(units, size=8).tolist()):
             k = int(rng.integers(1, 60))
@@ -276,7 +277,8 @@ def test_zone_entries_read_from_the_path_book_equal_each_walk_counted_alone():
         at, ends = book.passed_at(movers, old, new)
         metrics.day.clear()
         metrics.on_zone_moves(movers, book.cells[at], book.cells, at, ends, new - old, start,
-                              None if trial % 3 == 0 else moved, faction, barred)
+                              None if trial % 3 == 0 else moved, faction, barred,
+                              book.entry if trial % 2 else None)
         want = _zone_entries_reference(metrics, book, movers, old, new, start, faction[movers],
                                        np.ones(len(movers), bool) if trial % 3 == 0 else moved,
                                        barred)
@@ -324,7 +326,15 @@ def test_coverage_keyed_by_one_number_per_unit_equals_the_tuple_keyed_lookup():
         which = rng.random(60) < 0.6
         ranges = rng.choice([0.0, 0.4, 1.5, 3.0], size=60)
         got = metrics._covered(f, which, ranges)
-        np.testing.assert_array_equal(got, _covered_reference(metrics, f, which, ranges, known))
+        want = _covered_reference(metrics, f, which, ranges, known)
+        np.testing.assert_array_equal(got, want)
+        # on top of a base: the base's points and the units', the base left as it was
+        base = rng.random(len(want)) < 0.1
+        kept = base.copy()
+        np.testing.assert_array_equal(metrics._covered(f, which, ranges, base), want | base)
+        np.testing.assert_array_equal(base, kept)
+        if rng.random() < 0.2:  # lookups lost (the store cleared when full): the same points
+            metrics._points_seen.clear()
         na = metrics._n_area
         assert int(np.count_nonzero(got[:na])) / na == float(got[:na].mean())
 
@@ -359,3 +369,113 @@ def test_crossings_kept_for_shared_routes_equal_those_found_afresh():
         found += len(want)
     assert found > 20
     assert all(not seen[0].flags.writeable for seen in model._crossings_seen.values())
+
+
+def test_interception_table_follows_border_security_and_hostility():
+    """The model's interception chance of a crosser's faction, kept in a table, equals the
+    product over the hostile factions' border security computed afresh, while the security
+    and the hostility change in place (as a scenario event changes them)."""
+    from sim.rules.borders import interception_probability
+
+    model = DesertModel(parse_scenario(_strip_scenario(1), "<strip>"), rng=1)
+    rng = np.random.default_rng(6)
+    nf = len(model.faction_names)
+    for _ in range(200):
+        if rng.random() < 0.3:
+            model.border_security[int(rng.integers(nf))] = rng.choice([0.0, 0.25, 0.7, 1.0])
+        if rng.random() < 0.3:
+            a, b = rng.integers(nf, size=2)
+            model.hostile[a, b] = model.hostile[b, a] = a != b and not model.hostile[a, b]
+        for fi, name in enumerate(model.faction_names):
+            assert model._interception(name) == interception_probability(
+                model.border_security, model.hostile[fi])
+
+
+def _cordon_reference(state, sweepers, prev_rc) -> None:
+    """``cordon_sightings`` as first written: every unit's inside tests over the force."""
+    from sim.rules.cordon import _inside
+
+    f = state.force
+    n = f.n
+    for sweeper in sweepers:
+        square = sweeper.behaviour.square_mask_cells()
+        fi = f.faction[sweeper.idx]
+        enemy = f.alive[:n] & state.hostile[fi, f.faction[:n]]
+        was_in = _inside(prev_rc[:n, 0], prev_rc[:n, 1], square)
+        now_in = _inside(f.row[:n], f.col[:n], square)
+        leaving = np.flatnonzero(enemy & was_in & ~now_in)
+        if len(leaving):
+            cells = f.cells(leaving, state.terrain.cols)
+            observers = np.full(len(leaving), sweeper.idx)
+            state.knowledge.record(state.hour, np.full(len(leaving), fi), observers, leaving,
+                                   cells)
+            for k, i in enumerate(leaving.tolist()):
+                state.log("cordon_sighting", int(cells[k]), sweeper.faction,
+                          unit=state.units[i].name)
+
+
+def test_cordon_sightings_equal_every_units_inside_tests():
+    """The units seen leaving a cordoned square, found among the sweeper's living enemies
+    only, are those the tests over every unit find: the same records and log lines in the
+    same order, for random forces, hostilities, squares and moves (some units dead, squares
+    at the map's edge or empty)."""
+    from types import SimpleNamespace
+
+    from sim.rules.cordon import cordon_sightings
+    from sim.rules.force import ForceTable
+
+    rng = np.random.default_rng(17)
+    seen = 0
+    for _ in range(300):
+        n, nf, rows, cols = int(rng.integers(1, 40)), 3, 12, 15
+        f = ForceTable(n + 2)
+        for _ in range(n):
+            f.add(row=int(rng.integers(rows)), col=int(rng.integers(cols)),
+                  faction=int(rng.integers(nf)), alive=bool(rng.random() < 0.85))
+        prev = np.column_stack((f.row, f.col)).astype(np.int32)
+        moved = rng.random(f.n) < 0.4
+        f.row[: f.n][moved] = rng.integers(rows, size=int(moved.sum()))
+        f.col[: f.n][moved] = rng.integers(cols, size=int(moved.sum()))
+        hostile = rng.random((nf, nf)) < 0.5
+        hostile = hostile | hostile.T
+        sweepers = []
+        for _ in range(int(rng.integers(1, 3))):
+            square = (int(rng.integers(-2, rows)), int(rng.integers(-2, cols)),
+                      int(rng.integers(0, 6)), int(rng.integers(0, 6)))
+            idx = int(rng.integers(f.n))
+            sweepers.append(SimpleNamespace(idx=idx, faction=f"f{f.faction[idx]}",
+                                            behaviour=SimpleNamespace(
+                                                square_mask_cells=lambda s=square: s)))
+        out = []
+        for rule in (cordon_sightings, _cordon_reference):
+            calls = []
+            state = SimpleNamespace(
+                force=f, hostile=hostile, terrain=SimpleNamespace(cols=cols), hour=5,
+                units=[SimpleNamespace(name=f"u{i}") for i in range(f.n)],
+                knowledge=SimpleNamespace(record=lambda *a, calls=calls: calls.append(
+                    ("record", *(np.asarray(x).tolist() for x in a)))),
+                log=lambda *a, calls=calls, **k: calls.append(("log", a, k)))
+            rule(state, sweepers, prev)
+            out.append(calls)
+        assert out[0] == out[1]
+        seen += len(out[0])
+    assert seen > 50  # units were seen leaving
+
+
+def test_mean_of_a_list_equals_numpys_bit_for_bit():
+    """The daily means (road-open fraction, coverage) taken with one pairwise sum over the
+    count equal ``np.mean`` of the same list bit for bit: lengths 1 to 300 (both sides of the
+    pairwise blocks), values of very different sizes, signed zeros, NaN."""
+    from sim.engine.metrics import _mean
+
+    rng = np.random.default_rng(23)
+    for trial in range(2000):
+        k = int(rng.integers(1, 300)) if trial % 4 else int(rng.integers(1, 12))
+        values = (rng.random(k) * 10.0 ** rng.integers(-8, 8, size=k)).tolist()
+        if trial % 97 == 0:
+            values[int(rng.integers(k))] = float("nan")
+        if trial % 89 == 0:
+            values = [-0.0] * k
+        want = float(np.mean(values))
+        got = _mean(values)
+        assert np.array(got).tobytes() == np.array(want).tobytes(), (values, got, want)

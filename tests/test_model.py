@@ -294,3 +294,19 @@ def test_orders_move_hands_back_the_routers_route():
     first = unit.path
     assert unit.go_to(unit.cell, Posture.MOVING)
     assert unit.path is not first and unit.path.tolist() == first.tolist() == [unit.cell]
+
+
+def test_row_col_tables_equal_divmod_of_every_cell():
+    """The model's row and column tables of flat cells (read where movers land) equal
+    ``divmod(cell, cols)`` for every cell of grids of several shapes; int32, read-only."""
+    from types import SimpleNamespace
+
+    from sim.engine.model import row_col_of_cell
+
+    for rows, cols in ((1, 1), (3, 7), (40, 13), (384, 470)):
+        r, c = row_col_of_cell(SimpleNamespace(rows=rows, cols=cols))
+        want_r, want_c = np.divmod(np.arange(rows * cols, dtype=np.int64), cols)
+        np.testing.assert_array_equal(r, want_r)
+        np.testing.assert_array_equal(c, want_c)
+        assert r.dtype == c.dtype == np.int32
+        assert not r.flags.writeable and not c.flags.writeable

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.engine.movement import PathBook
+from sim.engine.movement import KEY_STRIDE_HOURS, PathBook
 
 
 def _random_path(rng, start_cell: int) -> tuple[np.ndarray, np.ndarray]:
@@ -38,11 +38,14 @@ def test_advance_and_passed_match_each_units_own_path_through_many_compactions()
             assert new.tolist() == want
             np.testing.assert_array_equal(book.cells_at(who, new),
                                           [paths[u][0][want[u]] for u in range(units)])
-            old = np.maximum(new - 3, 0)
-            cells, owner = book.passed(who, old, new)
-            for u in range(units):
-                np.testing.assert_array_equal(cells[owner == u],
-                                              paths[u][0][old[u] + 1 : new[u] + 1])
+            for back in (3, 1 << 20):  # a few cells each, or whole paths (over 1,024 in all)
+                old = np.maximum(new - back, 0)
+                cells, owner = book.passed(who, old, new)
+                for u in range(units):
+                    np.testing.assert_array_equal(cells[owner == u],
+                                                  paths[u][0][old[u] + 1 : new[u] + 1])
+        # each unit's key offset follows its start through writes and compactions
+        np.testing.assert_array_equal(book.key_start, book.start * KEY_STRIDE_HOURS)
     assert book.serial.sum() == units + 50 * 40
     assert len(book.cells) > 64  # it grew
 
@@ -78,3 +81,54 @@ def test_shared_routes_are_stored_once_and_followed_like_copies():
                 if paths[u] is r:
                     followers.setdefault(k, set()).add(int(book.start[u]))
         assert all(len(starts) == 1 for starts in followers.values())
+        np.testing.assert_array_equal(book.key_start, book.start * KEY_STRIDE_HOURS)
+
+
+def test_zone_entries_kept_in_the_book_equal_the_paths_read_cell_by_cell():
+    """The book's zone-entry flags (a cell in a zone other than the previous cell's; never a
+    path's first cell) equal each unit's own path read cell by cell, for halts, shared routes
+    and fresh paths, through compactions and growth."""
+    rng = np.random.default_rng(12)
+    units = 30
+    zone = rng.choice(np.array([-1, -1, 0, 1, 2], dtype=np.int16), size=60_000)
+    rounds = [_random_path(rng, 50_000 + 1000 * k) for k in range(3)]
+    book = PathBook(units, initial_cells=64, zone=zone)
+    paths = {}
+    for _ in range(80):
+        for u in rng.choice(units, size=10).tolist():
+            r = rng.random()
+            if r < 0.3:
+                paths[u] = rounds[int(rng.integers(len(rounds)))]
+                book.write(u, *paths[u], shared=True)
+            elif r < 0.5:  # a halt
+                paths[u] = (np.array([1000 * u + int(rng.integers(50))], dtype=np.int64),
+                            np.zeros(1))
+                book.write(u, *paths[u])
+            else:
+                paths[u] = _random_path(rng, 1000 * u + int(rng.integers(0, 50)))
+                book.write(u, *paths[u])
+        for u, (cells, _) in paths.items():
+            z = zone[cells]
+            want = [False] + [bool(z[j] >= 0 and z[j] != z[j - 1]) for j in range(1, len(z))]
+            s = int(book.start[u])
+            assert book.entry[s : s + len(cells)].tolist() == want
+    assert len(book.cells) > 64  # it grew
+
+
+def test_passed_cells_of_many_movers_beyond_the_kept_range():
+    """Cells passed by many movers at once (more than the kept ``arange`` holds, so it grows)
+    equal each mover's own slice of its path."""
+    rng = np.random.default_rng(14)
+    units = 300
+    book = PathBook(units, initial_cells=64)
+    paths = [_random_path(rng, 1000 * u) for u in range(units)]
+    for u, (cells, hours) in enumerate(paths):
+        book.write(u, cells, hours)
+    who = np.arange(units)
+    for clock in (3.0, 1e6, 20.0):
+        new = book.advance(who, np.full(units, clock))
+        old = np.zeros(units, dtype=np.int64)
+        cells, owner = book.passed(who, old, new)
+        assert len(cells) > 1024 or clock < 1e6
+        for u in range(units):
+            np.testing.assert_array_equal(cells[owner == u], paths[u][0][1 : new[u] + 1])

@@ -60,6 +60,12 @@ COVERAGE_SAMPLES = 8000
 _DIAGONAL = float(np.sqrt(2.0))
 
 
+def _mean(values: list[float]) -> float:
+    """``float(np.mean(values))`` of a list of floats, bit for bit (the same pairwise sum,
+    ``np.add.reduce``, over the same count) without ``np.mean``'s wrapper."""
+    return float(np.add.reduce(np.array(values, dtype=float))) / len(values)
+
+
 def _zone_distance(t: Terrain) -> np.ndarray:
     """Flat, read-only: each cell's distance in cells to the nearest zone cell (0 inside)."""
     dist = distance_transform_edt(t.zone < 0).ravel()
@@ -78,6 +84,7 @@ class Metrics:
             [model.spec.factions[f].role == "garrison" for f in model.faction_names]
         )
         self.cell_km = t.grid.cell_km
+        self._cols = t.cols
         self.roads = model.roads  # read only: closures are written by the tactics
         # the campaign's attack kinds get columns only where a campaign can produce them
         campaign = model.spec.campaign is not None
@@ -114,6 +121,7 @@ class Metrics:
         self.rows: list[dict] = []
         self.totals = defaultdict(float)
         self._open_fraction_hours: list[float] = []
+        self._zeros: dict[str, float] | None = None  # see _zero_columns
 
     # --------------------------------------------------------------------------- event hooks
     def on_event(self, e: dict) -> None:
@@ -157,7 +165,7 @@ class Metrics:
     def on_zone_moves(self, movers: np.ndarray, cells: np.ndarray, path_cells: np.ndarray,
                       at: np.ndarray, ends: np.ndarray, steps: np.ndarray, start: np.ndarray,
                       moved: np.ndarray | None, faction: np.ndarray,
-                      barred: list[frozenset[int]]) -> None:
+                      barred: list[frozenset[int]], path_entry: np.ndarray | None = None) -> None:
         """Count the zone entries of this hour's moves on every cell passed, not only where
         each move ends: a patrol that drives across a narrow zone strip and out again within
         the hour enters it once.
@@ -169,12 +177,17 @@ class Metrics:
         (:meth:`PathBook.passed_at`); ``moved``: False for a mover whose move did
         not happen (turned back at a border), None if all happened; ``faction``: the force
         table's faction column; ``barred``: per faction, the zones it may not enter
-        (``zone_entries_barred``)."""
+        (``zone_entries_barred``); ``path_entry``: the path book's zone entries
+        (:attr:`PathBook.entry`, kept for the same zone layer), if it keeps them: the cells
+        passed that enter a zone are read there instead of found from the zones."""
         if self._zone_dist is None or not len(cells):
             return
-        z = self._zone_flat[cells]
-        entered = z != self._zone_flat[path_cells[at - 1]]  # the zone of the cell left
-        entered &= z >= 0
+        if path_entry is not None:
+            entered = path_entry[at]
+        else:
+            z = self._zone_flat[cells]
+            entered = z != self._zone_flat[path_cells[at - 1]]  # the zone of the cell left
+            entered &= z >= 0
         if not entered.any():  # most hours: the movers in a zone stay in it
             return
         k = entered.nonzero()[0]
@@ -193,8 +206,8 @@ class Metrics:
         if not any(barred):
             return
         fac = faction[movers[mover]].tolist()
-        n_barred = sum(int(zone) in barred[fi] for zone, fi in zip(z[k].tolist(), fac,
-                                                                    strict=True))
+        zones = self._zone_flat[cells[k]].tolist()
+        n_barred = sum(int(zone) in barred[fi] for zone, fi in zip(zones, fac, strict=True))
         if n_barred:
             self.day["zone_entries_barred"] += n_barred
 
@@ -202,7 +215,7 @@ class Metrics:
     def record_hour(self, model: TacticState, det: Detections) -> None:
         """Accumulate this hour's counters; close the day after its 24th hour."""
         hour = model.hour
-        night = model.light_by_hour[hour] == LightLevel.NIGHT
+        night = model.light_by_hour.item(hour) == LightLevel.NIGHT  # a Python bool: no numpy scalar
         d = self.day
         if len(det.observer):
             counts = np.bincount(model.force.faction[det.observer], minlength=len(self.factions))
@@ -212,8 +225,9 @@ class Metrics:
                     d[names[fi]] += count
         roads = self.roads
         if len(roads.segments):
-            closed = roads.closed(hour)
-            if closed.any():
+            # one reduction tells a quiet hour (most: nothing closed) from one with closures
+            if roads.closed_until.max() > hour:
+                closed = roads.closed(hour)
                 d["road_closed_hours"] += int(closed.sum())
                 for i in np.flatnonzero(closed).tolist():
                     d[f"road_closed_hours__{slug(roads.segments[i].road)}"] += 1
@@ -240,15 +254,15 @@ class Metrics:
         n = f.n
         g = f.alive[:n] & self.garrison[f.faction[:n]]
         static = g & (f.speed_kmh[:n] <= 0) & (f.offroad_speed_kmh[:n] <= 0)
-        mobile = g & ~static
+        mobile = g ^ static  # g & ~static in one call (static is a part of g)
         ranges = f.sensor_night_km[:n] if night else f.sensor_day_km[:n]
-        key = (night, static.nonzero()[0].tobytes(), ranges[static].tobytes())
+        key = (night, static.tobytes(), ranges[static].tobytes())
         base = self._static_cover.get(key)
         if base is None:
             base = self._covered(f, static, ranges)
             self._static_cover = {k: v for k, v in self._static_cover.items() if k[0] != night}
             self._static_cover[key] = base
-        covered = base | self._covered(f, mobile, ranges) if mobile.any() else base
+        covered = self._covered(f, mobile, ranges, base) if mobile.any() else base
         # the mean of a bool array: its count over its length, one division either way
         na, nr = self._n_area, self._n_road
         area = int(np.count_nonzero(covered[:na])) / na if na else 0.0
@@ -256,65 +270,66 @@ class Metrics:
         self._coverage = (road, area)
         return road, area
 
-    def _covered(self, f, which: np.ndarray, ranges: np.ndarray) -> np.ndarray:
-        """Sample points within range of any unit in ``which``.
+    def _covered(self, f, which: np.ndarray, ranges: np.ndarray,
+                 base: np.ndarray | None = None) -> np.ndarray:
+        """Sample points within range of any unit in ``which`` (or covered in ``base``, left
+        as it is: the points are set in a copy).
 
         The points seen from a (cell, range) are kept: most mobile units spend most samples
         at their base, and many share it, so only the units out on the move are looked up.
-        A (cell, range) is one complex number, ``(row << 32 | col) + 1j * range`` (both parts
-        exact in a double), so the units' keys are told apart in one set of numbers."""
-        covered = np.zeros(self._n_area + self._n_road, dtype=bool)
-        idx = which.nonzero()[0]
-        if not len(idx):
+        A (cell, range) is one complex number, ``cell + 1j * range`` (the flat cell, both parts
+        exact in a double), so the units' keys are told apart in one set of numbers; ``which``
+        and ``ranges`` cover the first ``len(which)`` units."""
+        size = self._n_area + self._n_road
+        covered = np.zeros(size, dtype=bool) if base is None else base.copy()
+        n = len(which)
+        cells = f.row[:n] * self._cols  # int32, as the columns (a flat cell fits)
+        cells += f.col[:n]
+        keys = set((cells + 1j * ranges)[which].tolist())
+        if not keys:
             return covered
-        cells = (f.row[idx].astype(np.int64) << 32) | f.col[idx]
-        keys = set((cells + 1j * ranges[idx]).tolist())
+        known = self._points_seen
+        try:  # most samples: every key seen before (one pass, in C)
+            seen = list(map(known.__getitem__, keys))
+        except KeyError:
+            self._look_up(keys)
+            seen = list(map(known.__getitem__, keys))
+        covered[np.concatenate(seen)] = True
+        return covered
+
+    def _look_up(self, keys: set[complex]) -> None:
+        """Keep the points seen from each (cell, range) of ``keys`` not kept yet
+        (:meth:`_covered`; one tree query for all of them)."""
         known = self._points_seen
         missing = [k for k in keys if k not in known]
-        if missing:
-            if len(known) + len(missing) > 50_000:
-                known.clear()
-            rc = np.array([divmod(int(k.real), 1 << 32) for k in missing], dtype=float)
-            radius = np.array([k.imag for k in missing])
-            hits = self._tree.query_ball_point(rc * self.cell_km, radius, return_sorted=False)
-            for key, h in zip(missing, hits, strict=True):
-                known[key] = np.asarray(h, dtype=np.int64)
-        covered[np.concatenate([known[k] for k in keys])] = True
-        return covered
+        if len(known) + len(missing) > 50_000:
+            known.clear()
+            missing = list(keys)
+        rc = np.array([divmod(int(k.real), self._cols) for k in missing], dtype=float)
+        radius = np.array([k.imag for k in missing])
+        hits = self._tree.query_ball_point(rc * self.cell_km, radius, return_sorted=False)
+        for key, h in zip(missing, hits, strict=True):
+            known[key] = np.asarray(h, dtype=np.int64)
 
     def close_day(self, model: TacticState) -> None:
         """Write the finished day's row."""
         f = model.force
         n = f.n
         row = {"day": (model.hour + 1 + 23) // 24}
-        for key in ("attacks_attempted", "attacks_succeeded", "engagements", "border_crossings",
-                    "zone_entries", "zone_entries_barred", "pursuits_broken_off",
-                    "road_closed_hours"):  # fmt: skip
-            row[key] = 0.0
-        for name in self.factions:
-            row[f"losses__{name}"] = 0.0
-            row[f"detections_day__{name}"] = 0.0
-            row[f"detections_night__{name}"] = 0.0
-        for road in self.roads.road_names:
-            row[f"road_closed_hours__{slug(road)}"] = 0.0
-        for kind in self.attack_types:
-            row[f"{kind}_attempted"] = 0.0
-            row[f"{kind}_succeeded"] = 0.0
-        for key in self.campaign_columns:
-            row[key] = 0.0
+        row.update(self._zero_columns())
         row.update(self.day)
         alive = f.alive[:n]
         for fi, name in enumerate(self.factions):
             mine = alive & (f.faction[:n] == fi)
-            row[f"units_alive__{name}"] = float(mine.sum())
+            row[f"units_alive__{name}"] = float(np.count_nonzero(mine))
             row[f"fighters_alive__{name}"] = float(f.strength[:n][mine].sum())
         hours = self._open_fraction_hours
-        row["roads_open_fraction"] = float(np.mean(hours)) if hours else 1.0
+        row["roads_open_fraction"] = _mean(hours) if hours else 1.0
         for tag in ("day", "night"):
             samples = self._cov_samples[tag]
             if samples:
-                self._cov_last[f"road_{tag}"] = float(np.mean([s[0] for s in samples]))
-                self._cov_last[f"area_{tag}"] = float(np.mean([s[1] for s in samples]))
+                self._cov_last[f"road_{tag}"] = _mean([s[0] for s in samples])
+                self._cov_last[f"area_{tag}"] = _mean([s[1] for s in samples])
             row[f"coverage_road_{tag}"] = self._cov_last[f"road_{tag}"]
             row[f"coverage_area_{tag}"] = self._cov_last[f"area_{tag}"]
         for key, value in self.day.items():
@@ -323,6 +338,28 @@ class Metrics:
         self.day = defaultdict(float)
         self._open_fraction_hours = []
         self._cov_samples = {"day": [], "night": []}
+
+    def _zero_columns(self) -> dict[str, float]:
+        """The day's columns written as 0.0 before the day's counts (in the row's order):
+        made once, as the factions, roads and attack kinds never change during a run."""
+        if self._zeros is None:
+            zeros = dict.fromkeys(
+                ("attacks_attempted", "attacks_succeeded", "engagements", "border_crossings",
+                 "zone_entries", "zone_entries_barred", "pursuits_broken_off",
+                 "road_closed_hours"), 0.0)  # fmt: skip
+            for name in self.factions:
+                zeros[f"losses__{name}"] = 0.0
+                zeros[f"detections_day__{name}"] = 0.0
+                zeros[f"detections_night__{name}"] = 0.0
+            for road in self.roads.road_names:
+                zeros[f"road_closed_hours__{slug(road)}"] = 0.0
+            for kind in self.attack_types:
+                zeros[f"{kind}_attempted"] = 0.0
+                zeros[f"{kind}_succeeded"] = 0.0
+            for key in self.campaign_columns:
+                zeros[key] = 0.0
+            self._zeros = zeros
+        return self._zeros
 
     # --------------------------------------------------------------------------- outputs
     def daily_frame(self) -> pd.DataFrame:

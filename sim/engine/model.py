@@ -38,7 +38,7 @@ from sim.engine.spawning import Spawning
 from sim.engine.summary import tactic_outcomes
 from sim.engine.units import Unit
 from sim.rules import detection
-from sim.rules.borders import BorderLines, attempt_crossing
+from sim.rules.borders import BorderLines, attempt_crossing, interception_table
 from sim.rules.config import ModelConfig
 from sim.rules.cordon import cordon_sightings
 from sim.rules.engagements import resolve_engagements
@@ -81,6 +81,10 @@ POST_KINDS = frozenset({"strongpoint", "border_post"})
 _MOVING_LUT = np.isin(np.arange(len(Posture)), MOVING_POSTURES)  # posture -> on the move
 #: Moves along shared routes whose border crossings are kept (see ``DesertModel._crossings``).
 CROSSINGS_KEPT = 4096
+#: An hour without detections (read-only empty arrays: nothing can change them).
+_NO_DETECTIONS = Detections(np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp))
+for _empty in _NO_DETECTIONS:
+    _empty.flags.writeable = False
 #: A sighting of a unit its faction has not seen for this long is logged as a new contact.
 NEW_CONTACT_GAP_HOURS = 6
 
@@ -157,7 +161,9 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         capacity = units_at_start(scenario) + reserved_units(scenario)
         self.force = ForceTable(max(capacity, 1))
         self.attack_targets = np.full(max(capacity, 1), -1, dtype=np.int64)  # Unit.attack_target
-        self.paths = PathBook(max(capacity, 1))
+        zone = self.terrain.zone.ravel()
+        self.paths = PathBook(max(capacity, 1), zone=zone if (zone >= 0).any() else None)
+        self._row_of, self._col_of = self.terrain.derived("row_col_of_cell", row_col_of_cell)
         self.orders = Orders(self.terrain, self.force, self.paths, self.router, self.barred_zones)
         self.units: list[Unit] = []
         self._attached: list[Unit] = []  # units that move with another (escorts)
@@ -168,7 +174,10 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         self.sites = Sites(self.terrain)
         self.roads = RoadState(self.terrain)
         self._spawn_units()
-        self._prev_rc = np.zeros((max(capacity, 1), 2), dtype=np.int32)
+        # each unit's cell at the start of the hour (set by _move), then now (by _detect):
+        # the start is a view of the first two columns, so _detect reads it without a copy
+        self._track_rc = np.zeros((max(capacity, 1), 4), dtype=np.int32)
+        self._prev_rc = self._track_rc[:, :2]
         self._latlon: dict[int, tuple[float, float]] = {}
         self.knowledge = Knowledge(
             nf,
@@ -176,6 +185,8 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
             np.array([round(scenario.factions[f].comms_delay_hours) for f in self.faction_names]),
         )
         self.border_lines = BorderLines(self.terrain)
+        self._interception_key: tuple[bytes, bytes] | None = None  # see _interception
+        self._interception_p: list[float] = []
         self._crossings_seen: dict[tuple[int, int, int], tuple[np.ndarray, list[int]]] = {}
         self.metrics = Metrics(self)
         self.garrison_faction = np.array(
@@ -193,10 +204,9 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
             nf, (self.terrain.rows, self.terrain.cols),
         )
         self._moving = np.zeros(self.force.n, dtype=bool)
-        self._track_rc = np.zeros((max(capacity, 1), 4), dtype=np.int32)  # see _detect
         self._concealment = self.terrain.concealment.ravel()
         self._blocks: list[tuple[np.ndarray, np.ndarray]] = []
-        self._blocks_key = b""
+        self._blocks_key: tuple[bytes, bytes] | None = None
         self._finder = detection.PairFinder([])  # replaced at the first hour (_pair_finder)
         self._ranges_key: tuple[bytes, bytes] | None = None  # sensor columns of the ranges
         self._ranges_by_light: list[np.ndarray] = []
@@ -275,8 +285,8 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         self._decide()
         self._move()
         self._moving = _MOVING_LUT[self.force.posture[: self.force.n]]
-        if self._sweepers:
-            cordon_sightings(self, self._cordons(), self._prev_rc)
+        if self._sweepers and (cordons := self._cordons()):  # most hours: no cordon is up
+            cordon_sightings(self, cordons, self._prev_rc)
         detections = self._detect()
         self._engage(detections)
         self._supply()
@@ -392,26 +402,47 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
             at, ends = book.passed_at(movers, old, new, first)
             cells = book.cells[at]
         f.path_clock[movers] = clock
-        f.path_pos[movers] = new
+        # stored as int32 (the column's type): a scatter that casts costs more than the cast
+        new32 = new.astype(np.int32)
+        f.path_pos[movers] = new32
         start, end = book.cells[first + old], book.cells[first + new]
-        f.row[movers], f.col[movers] = np.divmod(end, self.terrain.cols)
-        done = (new >= f.path_last[movers]).nonzero()[0]
-        arrived = [(self.units[i], book.serial[i]) for i in movers[done].tolist()]
+        # each cell's row and column from tables (int32, the columns' type): cheaper than a
+        # divmod and the casting scatter of its int64 results
+        f.row[movers] = self._row_of[end]
+        f.col[movers] = self._col_of[end]
+        done = movers[(new32 >= f.path_last[movers]).nonzero()[0]]
+        units = self.units
+        arrived = list(zip([units[i] for i in done.tolist()], book.serial[done].tolist(),
+                           strict=True))  # fmt: skip
         moved = None  # all moves happened, unless one is turned back at a border
         for k in self._near_border(cells, ends):
             unit = self.units[int(movers[k])]  # passed by a border line: every crossing counts
             s = int(start[k])
             for _ in self._crossings(unit.path, int(old[k]), int(new[k])):
-                if not attempt_crossing(self, unit, divmod(s, self.terrain.cols)):
+                p = self._interception(unit.faction)
+                if not attempt_crossing(self, unit, divmod(s, self.terrain.cols), p):
                     if moved is None:
                         moved = np.ones(len(movers), dtype=bool)
                     moved[k] = False  # turned back at the border
                     break
         self.metrics.on_zone_moves(movers, cells, book.cells, at, ends, new - old, start, moved,
-                                   f.faction, self.barred_zones)
+                                   f.faction, self.barred_zones,
+                                   book.entry if book.zone is not None else None)
+        serials = book.serial
         for unit, serial in arrived:
-            if book.serial[unit.idx] == serial:  # not turned back at a border (new orders)
+            if serials.item(unit.idx) == serial:  # not turned back at a border (new orders)
                 unit.alert("arrived")
+
+    def _interception(self, faction: str) -> float:
+        """The chance a crossing by a unit of ``faction`` is intercepted
+        (:func:`~sim.rules.borders.interception_probability`), from a table kept while the
+        factions' border security and hostility stay the same (a scenario event may change
+        them)."""
+        key = (self.border_security.tobytes(), self.hostile.tobytes())
+        if key != self._interception_key:
+            self._interception_p = interception_table(self.border_security, self.hostile)
+            self._interception_key = key
+        return self._interception_p[self.faction_index[faction]]
 
     def _near_border(self, cells: np.ndarray, ends: np.ndarray) -> list[int]:
         """Positions among the movers of those whose ``cells`` passed this hour (``ends``: see
@@ -507,9 +538,8 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         f = self.force
         n = f.n
         t = self.terrain
-        light = int(self.light_by_hour[self.hour])
-        track = self._track_rc[:n]  # each unit's cell at the start of the hour, then now
-        track[:, :2] = self._prev_rc[:n]
+        light = self.light_by_hour.item(self.hour)
+        track = self._track_rc[:n]  # each unit's cell at the start of the hour (_move), then now
         track[:, 2], track[:, 3] = f.row[:n], f.col[:n]
         track_km = track * t.grid.cell_km
         track_km.flags.writeable = False  # the pair finder keeps it until the next hour
@@ -520,7 +550,7 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         rel = track_km[ti] - track_km[oi]  # target minus observer, at the start then the end
         exposed, hours, draws = detection.draw_exposed(self.rng, rel, ranges[oi])
         if len(exposed) == 0:  # no pair was ever in range this hour
-            return Detections(oi[:0], ti[:0])
+            return _NO_DETECTIONS
         observer, target = oi[exposed], ti[exposed]
         cells = f.row[:n].astype(np.int64) * t.cols + f.col[:n]
         hit = draws < detection.pair_probability(
@@ -590,7 +620,7 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         dies or returns or hostility changes (a scenario event)."""
         f = self.force
         alive = f.alive[: f.n]
-        key = alive.tobytes() + self.hostile.tobytes()
+        key = (alive.tobytes(), self.hostile.tobytes())  # two bytes objects, not joined
         if self._blocks_key != key:
             self._blocks = detection.hostile_blocks(alive, f.faction[: f.n], self.hostile)
             self._blocks_key = key
@@ -730,6 +760,15 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
             events=list(self.events),
             scenario=self.spec,
         )
+
+
+def row_col_of_cell(terrain) -> tuple[np.ndarray, np.ndarray]:
+    """Read-only int32 tables of each flat cell's row and column (``divmod(cell, cols)``),
+    shared by every model on the terrain (:meth:`~sim.world.raster.Terrain.derived`)."""
+    rows, cols = np.divmod(np.arange(terrain.rows * terrain.cols, dtype=np.int32),
+                           np.int32(terrain.cols))  # fmt: skip
+    rows.flags.writeable = cols.flags.writeable = False
+    return rows, cols
 
 
 def load_scenario_from_model(scenario: Scenario, overrides) -> Scenario:

@@ -21,14 +21,27 @@ INITIAL_CELLS = 1 << 14
 class PathBook:
     """The paths units follow: ``start[i]`` is where unit ``i``'s path begins in the buffer."""
 
-    def __init__(self, capacity: int, initial_cells: int = INITIAL_CELLS):
+    def __init__(self, capacity: int, initial_cells: int = INITIAL_CELLS,
+                 zone: np.ndarray | None = None):
         self.cells = np.zeros(initial_cells, dtype=np.int64)
         self.hours = np.zeros(initial_cells)
         self.key = np.zeros(initial_cells)
+        # ``zone``: the flat zone layer (-1 outside), if the map has zones. ``entry[i]``: the
+        # path's cell at ``i`` is in a zone and not in the zone of the cell before it (a path's
+        # first cell: False). A path's entries never change, so they are found once when it is
+        # written and the hour's zone entries are one gather of the cells passed
+        # (``Metrics.on_zone_moves``) instead of two zone lookups and a comparison each hour.
+        self.zone = zone
+        self.entry = np.zeros(initial_cells, dtype=bool)
         self.n = 0
         self.start = np.zeros(capacity, dtype=np.int64)
         self.length = np.zeros(capacity, dtype=np.int64)
         self.serial = np.zeros(capacity, dtype=np.int64)  # orders given to each unit so far
+        # start x KEY_STRIDE_HOURS (float), each unit's key offset, kept with ``start`` so that
+        # advance adds the clock to a gather instead of converting and multiplying the starts
+        self.key_start = np.zeros(capacity)
+        self._arange = np.arange(1024, dtype=np.int64)  # see _iota
+        self._arange.flags.writeable = False
         # shared timed routes whose one copy is in the buffer: id(hours) -> (hours, start)
         self._shared: dict[int, tuple[np.ndarray, int]] = {}
 
@@ -43,6 +56,7 @@ class PathBook:
             seg = self._shared.get(id(hours))
             if seg is not None and seg[0] is hours:
                 self.start[unit], self.length[unit] = seg[1], len(hours)
+                self.key_start[unit] = seg[1] * KEY_STRIDE_HOURS
                 self.serial[unit] += 1
                 return
         k = len(cells)
@@ -53,11 +67,16 @@ class PathBook:
             self.cells[s] = cells[0]
             self.hours[s] = hours[0]
             self.key[s] = s * KEY_STRIDE_HOURS + hours[0]
+            # entry[s] is False: the buffer beyond n is never written before (a compaction
+            # makes new zeroed arrays), and a path's first cell enters nothing
         else:
             self.cells[s : s + k] = cells
             self.hours[s : s + k] = hours
             self.key[s : s + k] = s * KEY_STRIDE_HOURS + np.asarray(hours)
+            if self.zone is not None:
+                self.entry[s : s + k] = zone_entries(self.zone, cells)
         self.start[unit], self.length[unit] = s, k
+        self.key_start[unit] = s * KEY_STRIDE_HOURS
         self.serial[unit] += 1
         self.n = s + k
         if shared:
@@ -78,17 +97,19 @@ class PathBook:
         s = int(seg_len.sum())
         # one gather moves every kept segment: source index of each destination cell
         src = np.repeat(old_start - new_start, seg_len) + np.arange(s)
-        cells, hours = np.zeros(size, dtype=np.int64), np.zeros(size)
+        cells, hours, entry = np.zeros(size, dtype=np.int64), np.zeros(size), np.zeros(size, bool)
         cells[:s] = self.cells[src]
         hours[:s] = self.hours[src]
+        entry[:s] = self.entry[src]
         self.start[live] = new_start[np.searchsorted(old_start, self.start[live])]
+        self.key_start[live] = self.start[live] * KEY_STRIDE_HOURS
         moved = dict(zip(old_start.tolist(), new_start.tolist(), strict=True))
         self._shared = {
             h: (arr, moved[at]) for h, (arr, at) in self._shared.items() if at in moved
         }
         key = np.zeros(size)
         key[:s] = np.repeat(new_start, seg_len) * KEY_STRIDE_HOURS + hours[:s]
-        self.cells, self.hours, self.key, self.n = cells, hours, key, s
+        self.cells, self.hours, self.key, self.entry, self.n = cells, hours, key, entry, s
 
     def advance(self, units: np.ndarray, clock_hours: np.ndarray,
                 start: np.ndarray | None = None) -> np.ndarray:
@@ -100,7 +121,7 @@ class PathBook:
         to a segment starting at ``s' >= s + 1`` (segments never overlap), so it is at least
         ``(s + 1) x KEY_STRIDE_HOURS``, more than ``s x KEY_STRIDE_HOURS`` plus any clock."""
         s = self.start[units] if start is None else start
-        at = self.key[: self.n].searchsorted(s * KEY_STRIDE_HOURS + clock_hours, "right")
+        at = self.key[: self.n].searchsorted(self.key_start[units] + clock_hours, "right")
         at -= s + 1
         return at
 
@@ -129,8 +150,26 @@ class PathBook:
         ends = steps.cumsum()
         s = self.start[units] if start is None else start
         at = (s + new + 1 - ends).repeat(steps)
-        at += np.arange(len(at))
+        at += self._iota(len(at))
         return at, ends
+
+    def _iota(self, k: int) -> np.ndarray:
+        """``np.arange(k)`` as a read-only slice of one kept array (grown by doubling): the
+        hour's cells passed need one, and a slice costs less than a new ``arange``."""
+        if k > len(self._arange):
+            self._arange = np.arange(max(k, 2 * len(self._arange)), dtype=np.int64)
+            self._arange.flags.writeable = False
+        return self._arange[:k]
+
+
+def zone_entries(zone: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """Per cell of a path (flat ``cells``): whether it is in a zone (``zone``: the flat zone
+    layer, -1 outside) other than the previous cell's; False for the first cell."""
+    z = zone[cells]
+    out = np.zeros(len(z), dtype=bool)
+    np.not_equal(z[1:], z[:-1], out=out[1:])
+    out[1:] &= z[1:] >= 0
+    return out
 
 
 def owner_of(ends: np.ndarray, positions: np.ndarray) -> np.ndarray:

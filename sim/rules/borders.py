@@ -96,14 +96,25 @@ def interception_probability(border_security: np.ndarray, hostile: np.ndarray) -
     return 1.0 - float(np.prod(1.0 - security)) if len(security) else 0.0
 
 
-def attempt_crossing(state: RunState, unit: UnitView, old_rc: tuple[int, int]) -> bool:
+def interception_table(border_security: np.ndarray, hostile: np.ndarray) -> list[float]:
+    """:func:`interception_probability` of a crosser of each faction (``hostile``: the
+    hostility matrix), as plain floats: a table the caller keeps while the border security and
+    hostility stay the same, instead of a numpy product at each crossing."""
+    return [interception_probability(border_security, row) for row in hostile]
+
+
+def attempt_crossing(state: RunState, unit: UnitView, old_rc: tuple[int, int],
+                     p: float | None = None) -> bool:
     """A unit crossed a border line this hour: the hostile side may intercept it and turn it
     back. Returns True if the crossing went through.
 
-    Uses ``state.faction_index``, ``hostile``, ``border_security``, ``insurgent_faction``,
-    ``rng``, ``force`` and ``log``; the unit's ``behaviour.intercepted()`` if it has one."""
+    ``p``: the unit's faction's :func:`interception_probability`, if the caller has it (from
+    :func:`interception_table`). Uses ``state.faction_index``, ``hostile``,
+    ``border_security``, ``insurgent_faction``, ``rng``, ``force`` and ``log``; the unit's
+    ``behaviour.intercepted()`` if it has one."""
     fi = state.faction_index[unit.faction]
-    p = interception_probability(state.border_security, state.hostile[fi])
+    if p is None:
+        p = interception_probability(state.border_security, state.hostile[fi])
     cell = unit.cell
     if p > 0 and state.rng.random() < p:
         state.log("crossing_intercepted", cell, unit.faction, unit=unit.name)

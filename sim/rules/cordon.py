@@ -36,10 +36,13 @@ def cordon_sightings(state: RunState, sweepers: Iterable[UnitView], prev_rc: np.
     for sweeper in sweepers:
         square = sweeper.behaviour.square_mask_cells()
         fi = f.faction[sweeper.idx]
-        enemy = f.alive[:n] & state.hostile[fi, f.faction[:n]]
-        was_in = _inside(prev_rc[:n, 0], prev_rc[:n, 1], square)
-        now_in = _inside(f.row[:n], f.col[:n], square)
-        leaving = np.flatnonzero(enemy & was_in & ~now_in)
+        # only the living enemies (a few: the sweeper's foes) can be seen leaving; those
+        # inside at the start of the hour and outside now leave, in increasing order
+        enemy = (f.alive[:n] & state.hostile[fi, f.faction[:n]]).nonzero()[0]
+        was_in = enemy[_inside(prev_rc[enemy, 0], prev_rc[enemy, 1], square)]
+        if not len(was_in):
+            continue
+        leaving = was_in[~_inside(f.row[was_in], f.col[was_in], square)]
         if len(leaving):
             cells = f.cells(leaving, state.terrain.cols)
             observers = np.full(len(leaving), sweeper.idx)

@@ -699,7 +699,6 @@ class PairFinder:
         self.blocks = blocks
         self._track = np.empty((0, 4))  # the tracks the kept state is for
         self._kept: list[_KeptSlack | None] = []
-        self._large = False  # a block goes through block_pairs: it needs every unit's m and h
         self._mid = np.empty((0, 2))
         self._half = np.empty(0)
         self._limits: list[tuple[bytes, list]] = []  # (ranges' bytes, per block limits)
@@ -757,18 +756,18 @@ class PairFinder:
         self._kept = [
             _KeptSlack(b, mid, half) if _keeps(a, b) else None for a, b in self.blocks
         ]
-        self._large = any(kept is None for kept in self._kept)
         self._mid, self._half = mid, half
         self._limits = []
         self._last_ranges = None
 
     def _update(self, changed: np.ndarray, track: np.ndarray) -> None:
+        # the changed units' mid-hour positions and half-tracks, computed once: kept for
+        # every unit (a large block reads them all; a kept block's new columns do)
         mid, half = _mid_half(track[changed])
-        if self._large:
-            self._mid[changed], self._half[changed] = mid, half
+        self._mid[changed], self._half[changed] = mid, half
         for kept in self._kept:
             if kept is not None:
-                kept.update(changed, mid, half, track)
+                kept.update(changed, mid, half, self._mid, self._half)
 
     def _ranges(self, ranges: np.ndarray) -> list:
         """Per block, for these ranges: ``(R_a, R_b)`` for :func:`block_pairs`, or for a kept
@@ -838,9 +837,9 @@ class _KeptSlack:
         self.flat = self.slack.reshape(-1)  # a view: row-major (unit, b) order
 
     def update(self, changed: np.ndarray, mid: np.ndarray, half: np.ndarray,
-               track: np.ndarray) -> None:
+               every_mid: np.ndarray, every_half: np.ndarray) -> None:
         """Units ``changed`` now have mid-hour positions ``mid`` and half-tracks ``half``
-        (``track``: every unit's, for whole columns)."""
+        (``every_mid``, ``every_half``: every unit's, these included, for whole columns)."""
         # _slack's entries for these rows, computed the same way
         diff = mid[:, :, None] - self.mid_b_t
         rows = np.hypot(diff[:, 0], diff[:, 1])
@@ -854,7 +853,6 @@ class _KeptSlack:
             self.mid_b[cols], self.half_b[cols] = mid[in_b], half[in_b]
             self.mid_b_t = self.mid_b.T.copy()
             # after the rows: whole columns, with every unit's current position
-            every_mid, every_half = _mid_half(track)
             self.slack[:, cols] = _slack(every_mid, every_half, mid[in_b], half[in_b])
 
     def split(self, k: np.ndarray, r_unit: list, r_b: list) -> tuple[list, list]:

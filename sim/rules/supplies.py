@@ -102,10 +102,15 @@ def resupply(
     and fuel for insurgents at their cave caches (``insurgent_faction``: per faction, whether
     it refills at any cave)."""
     t = terrain
-    cells = force.row[:n] * np.int64(t.cols) + force.col[:n]  # ForceTable.cells, one op less
+    # the units' flat cells and the (faction, cell) index into the codes, in the columns'
+    # int32 (the index fits, as the product always assumed): arithmetic on one type costs less
+    # than mixing in int64
+    cells = force.row[:n] * t.cols
+    cells += force.col[:n]
     # the (faction, cell) refill code of every unit, in one flat gather (a 2-d gather costs
     # several times more on a few hundred units)
-    at = cells + force.faction[:n] * (t.rows * t.cols)
+    at = force.faction[:n] * (t.rows * t.cols)
+    at += cells
     code = points.codes(force, cells, t, insurgent_faction)[at]
     code &= _ALIVE_MASK[force.alive[:n].view(np.uint8)]  # a supply point serves the living
     # a supply point gives everything; water from the land; insurgents also keep water and
