@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.engine.movement import KEY_STRIDE_HOURS, PathBook
+from sim.engine.movement import KEY_SHIFT, PathBook
 
 
 def _random_path(rng, start_cell: int) -> tuple[np.ndarray, np.ndarray]:
@@ -45,7 +45,7 @@ def test_advance_and_passed_match_each_units_own_path_through_many_compactions()
                     np.testing.assert_array_equal(cells[owner == u],
                                                   paths[u][0][old[u] + 1 : new[u] + 1])
         # each unit's key offset follows its start through writes and compactions
-        np.testing.assert_array_equal(book.key_start, book.start * KEY_STRIDE_HOURS)
+        np.testing.assert_array_equal(book.key_start, book.start << KEY_SHIFT)
     assert book.serial.sum() == units + 50 * 40
     assert len(book.cells) > 64  # it grew
 
@@ -81,7 +81,7 @@ def test_shared_routes_are_stored_once_and_followed_like_copies():
                 if paths[u] is r:
                     followers.setdefault(k, set()).add(int(book.start[u]))
         assert all(len(starts) == 1 for starts in followers.values())
-        np.testing.assert_array_equal(book.key_start, book.start * KEY_STRIDE_HOURS)
+        np.testing.assert_array_equal(book.key_start, book.start << KEY_SHIFT)
 
 
 def test_zone_entries_kept_in_the_book_equal_the_paths_read_cell_by_cell():
@@ -132,3 +132,26 @@ def test_passed_cells_of_many_movers_beyond_the_kept_range():
         assert len(cells) > 1024 or clock < 1e6
         for u in range(units):
             np.testing.assert_array_equal(cells[owner == u], paths[u][0][1 : new[u] + 1])
+
+
+def test_a_mark_on_the_hour_is_reached_on_the_hour_wherever_the_path_sits_in_the_buffer():
+    """Where a unit is after ``clock`` hours depends on its path and the clock alone, not on
+    where the path was written in the buffer: the same paths advanced from buffer offset 0 and
+    from offset 2**16 (where a float key ``start x 2**20 + hours`` keeps only 1/65536 h of
+    resolution) land on the same cells. The marks are hourly steps with the float error of a
+    sum, a hair either side of the hour, as a route's cumulative hours have."""
+    rng = np.random.default_rng(11)
+    hours = np.concatenate(([0.0], np.cumsum(np.full(30, 1.0 / 3.0))))  # marks on 1, 2, ... h
+    hours[1:] += rng.choice([-1e-12, 0.0, 1e-12], size=30) * hours[1:]
+    cells = np.arange(len(hours), dtype=np.int64)
+    clocks = np.arange(1.0, 11.0)
+    landed = []
+    for offset in (0, 1 << 16):
+        book = PathBook(2, initial_cells=1 << 18)
+        if offset:
+            book.write(1, np.zeros(offset, dtype=np.int64), np.arange(offset, dtype=float) / offset)
+        book.write(0, cells, hours)
+        landed.append([int(book.advance(np.array([0]), np.array([c]))[0]) for c in clocks])
+    assert landed[0] == landed[1]
+    # on every whole hour the unit has reached the mark of that hour (3 marks per hour)
+    assert landed[0] == [3 * int(c) for c in clocks]

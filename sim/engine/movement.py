@@ -2,18 +2,32 @@
 
 An order gives a unit a path (flat cells) and the cumulative hours to reach each of its cells at
 the unit's speeds. :class:`PathBook` appends each new path to shared arrays, so one hour of
-travel for every moving unit is a single ``searchsorted``: the sort key of a path's cell is
-``segment start x KEY_STRIDE_HOURS + hours``, which keeps segments in buffer order and each
-segment's hours in path order. Paths that are no longer followed are dropped when the buffer
-is compacted.
+travel for every moving unit is a single ``searchsorted``: the sort key of a path's cell is the
+integer ``(segment start << 32) + floor(hours x TICKS_PER_HOUR)``, which keeps segments in buffer
+order and each segment's hours in path order. The key is an integer so that whether a mark is
+reached depends only on the mark and the clock, never on where the path sits in the buffer (a
+float key ``start x 2**20 + hours`` rounds the hours more coarsely the further along the buffer
+a path is, so a mark on the hour was reached an hour late at some offsets). Marks and clocks are
+compared at a resolution of 1/4096 h (under a second). Paths that are no longer followed are
+dropped when the buffer is compacted.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-#: Longer than any path takes (hours), so one path's keys never reach the next path's.
-KEY_STRIDE_HOURS = float(1 << 20)
+#: Resolution of path marks and clocks in the sort key (ticks per hour: 1/4096 h is 0.88 s).
+TICKS_PER_HOUR = 1 << 12
+#: Bits of the key below the segment start: 2**32 ticks is 2**20 hours, longer than any path
+#: takes, so one path's keys never reach the next path's.
+KEY_SHIFT = 32
+
+
+def _ticks(hours) -> np.ndarray:
+    """Hours as whole ticks (floored), int64."""
+    return np.floor(np.multiply(hours, TICKS_PER_HOUR)).astype(np.int64)
+
+
 #: Initial buffer length (cells); it grows by doubling when compaction cannot make room.
 INITIAL_CELLS = 1 << 14
 
@@ -25,7 +39,7 @@ class PathBook:
                  zone: np.ndarray | None = None):
         self.cells = np.zeros(initial_cells, dtype=np.int64)
         self.hours = np.zeros(initial_cells)
-        self.key = np.zeros(initial_cells)
+        self.key = np.zeros(initial_cells, dtype=np.int64)
         # ``zone``: the flat zone layer (-1 outside), if the map has zones. ``entry[i]``: the
         # path's cell at ``i`` is in a zone and not in the zone of the cell before it (a path's
         # first cell: False). A path's entries never change, so they are found once when it is
@@ -37,9 +51,9 @@ class PathBook:
         self.start = np.zeros(capacity, dtype=np.int64)
         self.length = np.zeros(capacity, dtype=np.int64)
         self.serial = np.zeros(capacity, dtype=np.int64)  # orders given to each unit so far
-        # start x KEY_STRIDE_HOURS (float), each unit's key offset, kept with ``start`` so that
-        # advance adds the clock to a gather instead of converting and multiplying the starts
-        self.key_start = np.zeros(capacity)
+        # start << KEY_SHIFT, each unit's key offset, kept with ``start`` so that advance
+        # adds the clock's ticks to a gather instead of shifting the starts
+        self.key_start = np.zeros(capacity, dtype=np.int64)
         self._arange = np.arange(1024, dtype=np.int64)  # see _iota
         self._arange.flags.writeable = False
         # shared timed routes whose one copy is in the buffer: id(hours) -> (hours, start)
@@ -56,7 +70,7 @@ class PathBook:
             seg = self._shared.get(id(hours))
             if seg is not None and seg[0] is hours:
                 self.start[unit], self.length[unit] = seg[1], len(hours)
-                self.key_start[unit] = seg[1] * KEY_STRIDE_HOURS
+                self.key_start[unit] = seg[1] << KEY_SHIFT
                 self.serial[unit] += 1
                 return
         k = len(cells)
@@ -66,17 +80,17 @@ class PathBook:
         if k == 1:  # a halt: scalar stores cost a fraction of three slice copies
             self.cells[s] = cells[0]
             self.hours[s] = hours[0]
-            self.key[s] = s * KEY_STRIDE_HOURS + hours[0]
+            self.key[s] = (s << KEY_SHIFT) + int(hours[0] * TICKS_PER_HOUR // 1)
             # entry[s] is False: the buffer beyond n is never written before (a compaction
             # makes new zeroed arrays), and a path's first cell enters nothing
         else:
             self.cells[s : s + k] = cells
             self.hours[s : s + k] = hours
-            self.key[s : s + k] = s * KEY_STRIDE_HOURS + np.asarray(hours)
+            self.key[s : s + k] = _ticks(hours) + (s << KEY_SHIFT)
             if self.zone is not None:
                 self.entry[s : s + k] = zone_entries(self.zone, cells)
         self.start[unit], self.length[unit] = s, k
-        self.key_start[unit] = s * KEY_STRIDE_HOURS
+        self.key_start[unit] = s << KEY_SHIFT
         self.serial[unit] += 1
         self.n = s + k
         if shared:
@@ -102,13 +116,13 @@ class PathBook:
         hours[:s] = self.hours[src]
         entry[:s] = self.entry[src]
         self.start[live] = new_start[np.searchsorted(old_start, self.start[live])]
-        self.key_start[live] = self.start[live] * KEY_STRIDE_HOURS
+        self.key_start[live] = self.start[live] << KEY_SHIFT
         moved = dict(zip(old_start.tolist(), new_start.tolist(), strict=True))
         self._shared = {
             h: (arr, moved[at]) for h, (arr, at) in self._shared.items() if at in moved
         }
-        key = np.zeros(size)
-        key[:s] = np.repeat(new_start, seg_len) * KEY_STRIDE_HOURS + hours[:s]
+        key = np.zeros(size, dtype=np.int64)
+        key[:s] = (np.repeat(new_start, seg_len) << KEY_SHIFT) + _ticks(hours[:s])
         self.cells, self.hours, self.key, self.entry, self.n = cells, hours, key, entry, s
 
     def advance(self, units: np.ndarray, clock_hours: np.ndarray,
@@ -119,9 +133,9 @@ class PathBook:
 
         No search runs past a path's end: every key after a path's cells in the buffer belongs
         to a segment starting at ``s' >= s + 1`` (segments never overlap), so it is at least
-        ``(s + 1) x KEY_STRIDE_HOURS``, more than ``s x KEY_STRIDE_HOURS`` plus any clock."""
+        ``(s + 1) << 32``, more than ``s << 32`` plus any clock's ticks."""
         s = self.start[units] if start is None else start
-        at = self.key[: self.n].searchsorted(self.key_start[units] + clock_hours, "right")
+        at = self.key[: self.n].searchsorted(self.key_start[units] + _ticks(clock_hours), "right")
         at -= s + 1
         return at
 
