@@ -175,13 +175,16 @@ def test_units_move_no_faster_than_their_speed():
 
 
 # --------------------------------------------------------------------------- the command
+def badia(*args: str) -> subprocess.CompletedProcess:
+    """``badia ARGS`` in a fresh process from the checkout, as a user types it."""
+    return subprocess.run([sys.executable, "-m", "sim.cli", *args], capture_output=True,
+                          text=True, cwd=REPO, timeout=300)  # fmt: skip
+
+
 def test_badia_run_writes_its_outputs(tmp_path):
     out = tmp_path / "run"
-    proc = subprocess.run(
-        [sys.executable, "-m", "sim.cli", "run", str(OUTPOST), "--days", "2", "--seed", "3",
-         "--out", str(out), "--set", "units[0].strength=40"],
-        capture_output=True, text=True, cwd=REPO, timeout=300,
-    )  # fmt: skip
+    proc = badia("run", str(OUTPOST), "--days", "2", "--seed", "3", "--out", str(out),
+                 "--set", "units[0].strength=40")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "attacks_attempted_total" in proc.stdout
     for name in ("daily.parquet", "events.jsonl", "scenario.yaml", "map.png"):
@@ -194,11 +197,8 @@ def test_badia_run_writes_its_outputs(tmp_path):
 
 def test_badia_run_no_map_writes_the_data_without_the_map(tmp_path):
     out = tmp_path / "run"
-    proc = subprocess.run(
-        [sys.executable, "-m", "sim.cli", "run", str(OUTPOST), "--days", "1", "--seed", "3",
-         "--out", str(out), "--quiet", "--no-map"],
-        capture_output=True, text=True, cwd=REPO, timeout=300,
-    )  # fmt: skip
+    proc = badia("run", str(OUTPOST), "--days", "1", "--seed", "3", "--out", str(out),
+                 "--quiet", "--no-map")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     for name in ("daily.parquet", "events.jsonl", "scenario.yaml"):
         assert (out / name).stat().st_size > 0, name
@@ -214,8 +214,7 @@ def test_badia_run_no_map_writes_the_data_without_the_map(tmp_path):
     ],
 )
 def test_badia_run_bad_input_is_one_line(args, needle):
-    proc = subprocess.run([sys.executable, "-m", "sim.cli", *args], capture_output=True,
-                          text=True, cwd=REPO, timeout=120)  # fmt: skip
+    proc = badia(*args)
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], proc.stderr
