@@ -252,14 +252,17 @@ def random_ascii(rng: np.random.Generator, rows: int, cols: int) -> list[str]:
     return ["".join(r) for r in chars]
 
 
-@pytest.mark.parametrize("grid", ["small", "fine", "tube"])
+@pytest.mark.parametrize("grid", ["small", "fine", "tube", "kept"])
 def test_router_routes_are_the_unbounded_searches_routes_on_random_maps(grid, monkeypatch):
     if grid in ("fine", "tube"):
         # as on a 0.25 km theatre: no whole-grid graph kept, every window searched bounded
         monkeypatch.setattr(routes, "GRAPH_CACHE_BYTES", 0)
+    if grid != "small":
         monkeypatch.setattr(routes, "UNBOUNDED_CELLS", 0)
-    # "tube": every corridor search starts from a coarse sketch's route (`tube_hours`)
-    monkeypatch.setattr(routes, "TUBE_CELLS", 0 if grid == "tube" else 2**62)
+    # "tube": every corridor search starts from a coarse sketch's route (`tube_hours`);
+    # "kept": as on the 1 km theatre, the kept whole-grid searches start from one as well
+    monkeypatch.setattr(routes, "TUBE_CELLS", 0 if grid in ("tube", "kept") else 2**62)
+    monkeypatch.setattr(routes, "KEPT_TUBE_FACTOR", 1.0 if grid == "kept" else math.inf)
     rng = np.random.default_rng(2026)
     for trial in range(6):
         t = build_terrain(ascii_map(random_ascii(rng, 30 + 7 * trial, 45)), f"m{trial}",

@@ -74,6 +74,11 @@ TUBE_RADIUS_BLOCKS = 1
 TUBE_MARGIN = 0.5
 TUBE_MIN_PAD_BLOCKS = 4
 
+#: A kept whole-grid search's first limit is at most this many times a route's hours along
+#: the coarse sketch (`tube_hours`), where its limit is more than this many times the least
+#: the trip can cost (`CostBound`): later starts toward the same target lie about as far.
+KEPT_TUBE_FACTOR = 1.5
+
 #: A search over a box of at most this many cells runs without a limit: the bound's own cost
 #: (a box, a line, a tie check) outweighs what it saves there (the 1 km theatre's windows
 #: hold about 2,000 cells).
@@ -1103,6 +1108,17 @@ class Router:
                 return self._reference_route(source, target, mobility, barred, reference)
             limit_h = max(limit_h, 2.0 * known.limit_h)
         limit_h = min(limit_h, line_h)
+        bound = self.cost_bound(mobility)
+        if limit_h > KEPT_TUBE_FACTOR * bound.steps(src, dst) * t.cell_km * bound.fast_h:
+            # a loose limit (the straight line crosses slow ground, the roads wind): a route
+            # along the coarse sketch costs about the best one's hours, and the search kept
+            # for later starts reaches somewhat beyond them
+            tube_h = tube_hours(h, self.coarse_hours(mobility, barred), t.cell_km, reference,
+                                src, dst) * (1.0 + LINE_SLACK)
+            with self._lock:
+                self.dijkstra_runs += 2
+            line_h = min(line_h, tube_h)
+            limit_h = min(limit_h, KEPT_TUBE_FACTOR * tube_h)
         while True:
             # the kept whole-grid graph (a small grid): the limit alone bounds the search, and
             # the search serves later starts too
