@@ -3,12 +3,13 @@
 An order gives a unit a path (flat cells) and the cumulative hours to reach each of its cells at
 the unit's speeds. :class:`PathBook` appends each new path to shared arrays, so one hour of
 travel for every moving unit is a single ``searchsorted``: the sort key of a path's cell is the
-integer ``(segment start << 32) + floor(hours x TICKS_PER_HOUR)``, which keeps segments in buffer
-order and each segment's hours in path order. The key is an integer so that whether a mark is
-reached depends only on the mark and the clock, never on where the path sits in the buffer (a
-float key ``start x 2**20 + hours`` rounds the hours more coarsely the further along the buffer
-a path is, so a mark on the hour was reached an hour late at some offsets). Marks and clocks are
-compared at a resolution of 1/4096 h (under a second). Paths that are no longer followed are
+integer ``(segment start << KEY_SHIFT) + floor(hours x TICKS_PER_HOUR)``, which keeps segments
+in buffer order and each segment's hours in path order. The key is an integer so that whether a
+mark is reached depends only on the mark and the clock, never on where the path sits in the
+buffer (a float key ``start x 2**20 + hours`` rounds the hours more coarsely the further along
+the buffer a path is, so a mark on the hour was reached an hour late at some offsets). Marks and
+clocks are compared at a resolution of 1/65536 h (55 ms): finer than any order's timing, and
+coarser than the float error of a route's summed hours. Paths that are no longer followed are
 dropped when the buffer is compacted.
 """
 
@@ -16,11 +17,12 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Resolution of path marks and clocks in the sort key (ticks per hour: 1/4096 h is 0.88 s).
-TICKS_PER_HOUR = 1 << 12
-#: Bits of the key below the segment start: 2**32 ticks is 2**20 hours, longer than any path
-#: takes, so one path's keys never reach the next path's.
-KEY_SHIFT = 32
+#: Resolution of path marks and clocks in the sort key (ticks per hour: 1/65536 h is 55 ms).
+TICKS_PER_HOUR = 1 << 16
+#: Bits of the key below the segment start: 2**36 ticks is 2**20 hours, longer than any path
+#: takes, so one path's keys never reach the next path's; the starts keep 27 bits (a buffer of
+#: 134 million cells).
+KEY_SHIFT = 36
 
 
 def _ticks(hours) -> np.ndarray:
@@ -133,7 +135,7 @@ class PathBook:
 
         No search runs past a path's end: every key after a path's cells in the buffer belongs
         to a segment starting at ``s' >= s + 1`` (segments never overlap), so it is at least
-        ``(s + 1) << 32``, more than ``s << 32`` plus any clock's ticks."""
+        ``(s + 1) << KEY_SHIFT``, more than ``s << KEY_SHIFT`` plus any clock's ticks."""
         s = self.start[units] if start is None else start
         at = self.key[: self.n].searchsorted(self.key_start[units] + _ticks(clock_hours), "right")
         at -= s + 1
