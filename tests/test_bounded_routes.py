@@ -298,3 +298,30 @@ def test_router_routes_are_the_unbounded_searches_routes_on_random_maps(grid, mo
 def test_route_cache_default_is_sized_in_bytes():
     t = build_terrain(ascii_map(["." * 5] * 4), "tiny", cache=False)
     assert Router(t).field_cache_bytes == FIELD_CACHE_BYTES
+
+
+def test_a_route_asked_again_in_any_form_is_the_same_answer_and_bad_queries_still_fail():
+    """The router answers a repeated query from its cache before checking the arguments: the
+    answer is the same whichever form the cells come in (ints, numpy ints, a (row, col)
+    target) and whether the first or a repeated query, and a query it cannot answer still
+    raises after valid ones were cached."""
+    rng = np.random.default_rng(7)
+    t = build_terrain(ascii_map(random_ascii(rng, 30, 40)), "again", cache=False)
+    router = Router(t)
+    h = router.hours_per_km("offroad", frozenset())
+    ok = np.flatnonzero(np.isfinite(h.ravel()))
+    asked = 0
+    for s, g in rng.choice(ok, size=(20, 2)).tolist():
+        if s == g:
+            continue
+        first = router.local_path(s, g, "offroad", frozenset())
+        for form in ((s, g), (np.int64(s), np.int32(g)), (s, t.rc(g))):
+            again = router.local_path(*form, "offroad", frozenset())
+            np.testing.assert_array_equal(again, first)
+        np.testing.assert_array_equal(router.local_path(s, g, "offroad", [], cache=False), first)
+        with pytest.raises(ValueError, match="unknown mobility"):
+            router.local_path(s, g, "hover", frozenset())
+        with pytest.raises(ValueError, match="outside"):
+            router.local_path(s, t.grid.size + 5, "offroad", frozenset())
+        asked += 1
+    assert asked >= 15

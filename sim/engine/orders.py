@@ -33,9 +33,6 @@ _ZERO_HOURS = np.zeros(1)
 TIMED_PATH_CACHE_SIZE = 2048
 _STEP_LENGTH = np.array([1.0, np.sqrt(2.0)])  # cells per step: side, diagonal
 _INT64 = np.dtype(np.int64)
-#: Routes kept per run by ``Orders.move`` in front of the router's own cache (arguments ->
-#: the router's answer, which depends on its arguments only).
-ROUTE_MEMO_SIZE = 4096
 
 
 class Orders:
@@ -51,7 +48,6 @@ class Orders:
         self._cols = terrain.cols  # the grid's width, read at every order (a property chain)
         self._hpc_cache: dict[tuple, np.ndarray] = {}
         self._timed_paths: dict[tuple, tuple] = {}
-        self._routes: dict[tuple, np.ndarray] = {}
 
     def hours_along(self, unit: Unit, cells: np.ndarray) -> np.ndarray:
         """Cumulative hours to reach each cell of a path at the unit's speeds."""
@@ -174,16 +170,7 @@ class Orders:
         barred = self.barred_zones[f.faction.item(i)]
         source = f.row.item(i) * self._cols + f.col.item(i)  # unit.cell, without the property
         target = int(target)
-        # the router's answer depends on these arguments only (its caches change how fast it
-        # comes, never what it is): asked again, the same answer is handed back from here
-        key = (source, target, mob, barred, often)
-        cells = self._routes.get(key)
-        if cells is None:
-            cells = self.router.local_path(source, target, mob, barred, cache=often)
-            if not cells.flags.writeable:  # a route (a stay where it is comes as a new array)
-                if len(self._routes) >= ROUTE_MEMO_SIZE:
-                    self._routes.clear()
-                self._routes[key] = cells
+        cells = self.router.local_path(source, target, mob, barred, cache=often)
         if len(cells) == 0:
             return False
         self.follow(unit, cells, posture)
