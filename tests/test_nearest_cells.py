@@ -6,9 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.tactics import sites
-from sim.tactics.base import nearest
-from sim.tactics.sites import NearestCells
+from sim.tactics.sites import NearestCells, nearest
 
 
 @pytest.mark.parametrize("bucket", [1, 3, 16])
@@ -36,13 +34,3 @@ def test_nearest_cells_answers_as_nearest(bucket):
                 assert got.dtype == want.dtype
                 answered += 1
     assert answered > 1000
-
-
-def test_the_sites_copy_of_nearest_is_the_tactics_rule():
-    rng = np.random.default_rng(5)
-    for _ in range(200):
-        cols = int(rng.integers(1, 50))
-        cells = np.unique(rng.integers(0, cols * 40, int(rng.integers(0, 60))))
-        cell, k = int(rng.integers(cols * 40)), int(rng.integers(0, 70))
-        np.testing.assert_array_equal(sites.nearest(cells, cell, cols, k),
-                                      nearest(cells, cell, cols, k))

@@ -19,6 +19,7 @@ import numpy as np
 from sim.rules.state import RunState
 from sim.scenario.schema import TACTIC_MODELS
 from sim.scenario.vocab import MOBILITIES
+from sim.tactics.sites import nearest  # noqa: F401  (the tactics' rule; beside its index)
 from sim.world.clock import HOURS_PER_DAY, LightLevel
 
 if TYPE_CHECKING:
@@ -182,19 +183,6 @@ class Behaviour:
     def next_day_hour(self) -> int:
         """The next hour of full daylight."""
         return self.model.calendar.next_day_hour(self.hour)
-
-
-def nearest(cells: np.ndarray, cell: int, cols: int, k: int = 1) -> np.ndarray:
-    """The ``k`` cells of ``cells`` nearest (straight line) to ``cell``."""
-    if len(cells) == 0:
-        return cells
-    r, c = divmod(int(cell), cols)
-    rr, cc = np.divmod(cells, cols)
-    d2 = (rr - r) ** 2 + (cc - c) ** 2
-    if k >= len(cells):
-        return cells[np.argsort(d2, kind="stable")]
-    part = np.argpartition(d2, k)[:k]
-    return cells[part[np.argsort(d2[part], kind="stable")]]
 
 
 def route_cells(model: TacticState, unit: UnitView, waypoints, closed: bool = False) -> np.ndarray:

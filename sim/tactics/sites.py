@@ -26,9 +26,8 @@ ZONE_POINTS_SEED = 1000
 
 
 def nearest(cells: np.ndarray, cell: int, cols: int, k: int = 1) -> np.ndarray:
-    """The ``k`` cells of ``cells`` nearest (straight line) to ``cell``: the rule of
-    `sim.tactics.base.nearest`, which imports this module (the tests hold the two to one
-    answer)."""
+    """The ``k`` cells of ``cells`` nearest (straight line) to ``cell``, nearest first (ties in
+    the order of ``cells``): the tactics' rule, by a scan of the whole set."""
     if len(cells) == 0:
         return cells
     r, c = divmod(int(cell), cols)

@@ -1028,23 +1028,18 @@ class Router:
             # about 12,000 times in a theatre year): looked up under the key the arguments
             # normalise to before they are checked and normalised, which costs more than the
             # lookup (ints and numpy ints hash and compare alike; other forms miss and go on)
-            key = (from_cell, target_cell, mobility, barred_zones, cache)
-            with self._lock:
-                known = self._paths.get(key)
-                if known is not None:
-                    self._paths.move_to_end(key)
-                    return known
+            known = self._known_path((from_cell, target_cell, mobility, barred_zones, cache))
+            if known is not None:
+                return known
         self._check(mobility)
         source, target = int(from_cell), self._flat_target(target_cell)
         if source == target:
             return np.array([source], dtype=np.int64)
         barred = frozenset(barred_zones)
         key = (source, target, mobility, barred, cache)
-        with self._lock:
-            known = self._paths.get(key)
-            if known is not None:
-                self._paths.move_to_end(key)
-                return known
+        known = self._known_path(key)
+        if known is not None:
+            return known
         path = self._local_path(source, target, mobility, barred, margin, cache)
         read_only(path)
         with self._lock:
@@ -1052,6 +1047,14 @@ class Router:
             while len(self._paths) > PATH_CACHE_SIZE:
                 self._paths.popitem(last=False)
         return path
+
+    def _known_path(self, key: tuple) -> np.ndarray | None:
+        """The finished route kept under ``key`` (now the most recently used), or None."""
+        with self._lock:
+            known = self._paths.get(key)
+            if known is not None:
+                self._paths.move_to_end(key)
+            return known
 
     def _local_path(self, source, target, mobility, barred, margin, cache) -> np.ndarray:
         # The answer depends only on the arguments, never on what happens to be cached, so
