@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy.sparse.csgraph import dijkstra
+from test_bounded_routes import random_hours  # the same random layers
 
 from sim.world.routes import (
     NO_LIMIT_H,
@@ -25,15 +26,6 @@ from sim.world.routes import (
     tube_hours,
     window_graph,
 )
-
-
-def random_hours(rng: np.random.Generator, rows: int, cols: int, kind: int) -> np.ndarray:
-    """Hours per km: uniform (ties everywhere), a few speeds (the real terrain's), walls."""
-    if kind == 0:
-        return np.full((rows, cols), np.float32(1 / 30))
-    values = np.float32([1 / 60, 1 / 30, 1.5 / 30, 2 / 30, 4 / 30, np.inf])
-    p = [0.1, 0.5, 0.15, 0.1, 0.1, 0.05] if kind == 1 else [0.0, 0.7, 0.0, 0.0, 0.0, 0.3]
-    return rng.choice(values, size=(rows, cols), p=p).astype(np.float32)
 
 
 @pytest.mark.parametrize("cell_km", [1.0, 0.5, 0.25, 0.3])
