@@ -399,10 +399,10 @@ def _random_side(rng: np.random.Generator) -> SideState:
 
 @pytest.mark.parametrize("seed", range(40))
 def test_scalar_fight_is_the_array_fight(seed):
-    """The plain-Python paths for a few engagements (``_engage_scalar``) and for one
-    (``_engage_one``) give the array path's results and leave the generator in the same state,
+    """The plain-Python path for a few engagements (``_engage_scalar``), and for one,
+    gives the array path's results and leave the generator in the same state,
     on random sides and settings."""
-    from sim.rules.combat import _engage_arrays, _engage_one, _engage_scalar
+    from sim.rules.combat import _engage_arrays, _engage_scalar
 
     rng = np.random.default_rng(seed)
     n = int(rng.integers(1, 12))
@@ -424,10 +424,10 @@ def test_scalar_fight_is_the_array_fight(seed):
     assert scalar == arrays
     assert g1.bit_generator.state == g2.bit_generator.state
     assert g1.random() == g2.random()
-    # and each engagement alone, through the single-engagement path
+    # and each engagement alone
     for e in range(n):
         g1, g2 = np.random.default_rng(seed + e), np.random.default_rng(seed + e)
-        one = _engage_one(g2, a[e], b[e], cfg, dt, n_steps, light_f)
+        one = _engage_scalar(g2, a[e : e + 1], b[e : e + 1], cfg, dt, n_steps, light_f)[0]
         assert one == _engage_arrays(g1, a[e : e + 1], b[e : e + 1], cfg, dt, n_steps, light_f)[0]
         assert g1.bit_generator.state == g2.bit_generator.state
 

@@ -252,7 +252,7 @@ def test_zone_entries_read_from_the_path_book_equal_each_walk_counted_alone():
     metrics = model.metrics
     rng = np.random.default_rng(4)
     units = 25
-    # a book that keeps the zone entries (read by on_zone_moves in every other trial)
+    # a book that keeps the zone entries (read by on_zone_moves)
     book = PathBook(units, initial_cells=64, zone=metrics._zone_flat)
     for trial in range(300):
         for u in (range(units) if trial == 0 else rng.choice(units, size=8).tolist()):
@@ -276,9 +276,8 @@ def test_zone_entries_read_from_the_path_book_equal_each_walk_counted_alone():
         barred = [frozenset({0}) if rng.random() < 0.5 else frozenset() for _ in range(3)]
         at, ends = book.passed_at(movers, old, new)
         metrics.day.clear()
-        metrics.on_zone_moves(movers, book.cells[at], book.cells, at, ends, new - old, start,
-                              None if trial % 3 == 0 else moved, faction, barred,
-                              book.entry if trial % 2 else None)
+        metrics.on_zone_moves(movers, book.cells[at], book.entry, at, ends, new - old, start,
+                              None if trial % 3 == 0 else moved, faction, barred)
         want = _zone_entries_reference(metrics, book, movers, old, new, start, faction[movers],
                                        np.ones(len(movers), bool) if trial % 3 == 0 else moved,
                                        barred)

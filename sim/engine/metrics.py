@@ -162,32 +162,26 @@ class Metrics:
         elif kind == "mine_cleared":
             d["mines_cleared"] += 1
 
-    def on_zone_moves(self, movers: np.ndarray, cells: np.ndarray, path_cells: np.ndarray,
+    def on_zone_moves(self, movers: np.ndarray, cells: np.ndarray, path_entry: np.ndarray,
                       at: np.ndarray, ends: np.ndarray, steps: np.ndarray, start: np.ndarray,
                       moved: np.ndarray | None, faction: np.ndarray,
-                      barred: list[frozenset[int]], path_entry: np.ndarray | None = None) -> None:
+                      barred: list[frozenset[int]]) -> None:
         """Count the zone entries of this hour's moves on every cell passed, not only where
         each move ends: a patrol that drives across a narrow zone strip and out again within
         the hour enters it once.
 
         ``movers``: the units that moved, ``steps`` cells each, starting the hour in cell
-        ``start``; ``cells``: the cells they entered, in order; ``at``, ``ends``: where those
-        cells are in the path book's flat buffer ``path_cells`` (so ``path_cells[at - 1]`` are
-        the cells they were entered from) and the running sum of the movers' steps
+        ``start``; ``cells``: the cells they entered, in order; ``path_entry``: the path book's
+        zone entries (:attr:`PathBook.entry`, kept for the same zone layer), where the cells
+        passed that enter a zone are read; ``at``, ``ends``: where those cells are in the path
+        book's flat buffer and the running sum of the movers' steps
         (:meth:`PathBook.passed_at`); ``moved``: False for a mover whose move did
         not happen (turned back at a border), None if all happened; ``faction``: the force
         table's faction column; ``barred``: per faction, the zones it may not enter
-        (``zone_entries_barred``); ``path_entry``: the path book's zone entries
-        (:attr:`PathBook.entry`, kept for the same zone layer), if it keeps them: the cells
-        passed that enter a zone are read there instead of found from the zones."""
+        (``zone_entries_barred``)."""
         if self._zone_dist is None or not len(cells):
             return
-        if path_entry is not None:
-            entered = path_entry[at]
-        else:
-            z = self._zone_flat[cells]
-            entered = z != self._zone_flat[path_cells[at - 1]]  # the zone of the cell left
-            entered &= z >= 0
+        entered = path_entry[at]
         if not entered.any():  # most hours: the movers in a zone stay in it
             return
         k = entered.nonzero()[0]

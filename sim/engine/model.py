@@ -60,6 +60,7 @@ from sim.tactics.garrison import Sweep
 from sim.tactics.sites import Sites
 from sim.world.cache import build_terrain
 from sim.world.clock import HOURS_PER_DAY, Clock, LightCalendar, LightLevel
+from sim.world.raster import read_only
 from sim.world.roads import RoadState
 from sim.world.routes import router_for
 
@@ -82,9 +83,8 @@ _MOVING_LUT = np.isin(np.arange(len(Posture)), MOVING_POSTURES)  # posture -> on
 #: Moves along shared routes whose border crossings are kept (see ``DesertModel._crossings``).
 CROSSINGS_KEPT = 4096
 #: An hour without detections (read-only empty arrays: nothing can change them).
-_NO_DETECTIONS = Detections(np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp))
-for _empty in _NO_DETECTIONS:
-    _empty.flags.writeable = False
+_NO_DETECTIONS = Detections(read_only(np.empty(0, dtype=np.intp)),
+                            read_only(np.empty(0, dtype=np.intp)))
 #: A sighting of a unit its faction has not seen for this long is logged as a new contact.
 NEW_CONTACT_GAP_HOURS = 6
 
@@ -425,9 +425,8 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
                         moved = np.ones(len(movers), dtype=bool)
                     moved[k] = False  # turned back at the border
                     break
-        self.metrics.on_zone_moves(movers, cells, book.cells, at, ends, new - old, start, moved,
-                                   f.faction, self.barred_zones,
-                                   book.entry if book.zone is not None else None)
+        self.metrics.on_zone_moves(movers, cells, book.entry, at, ends, new - old, start, moved,
+                                   f.faction, self.barred_zones)
         serials = book.serial
         for unit, serial in arrived:
             if serials.item(unit.idx) == serial:  # not turned back at a border (new orders)
@@ -767,8 +766,7 @@ def row_col_of_cell(terrain) -> tuple[np.ndarray, np.ndarray]:
     shared by every model on the terrain (:meth:`~sim.world.raster.Terrain.derived`)."""
     rows, cols = np.divmod(np.arange(terrain.rows * terrain.cols, dtype=np.int32),
                            np.int32(terrain.cols))  # fmt: skip
-    rows.flags.writeable = cols.flags.writeable = False
-    return rows, cols
+    return read_only(rows), read_only(cols)
 
 
 def load_scenario_from_model(scenario: Scenario, overrides) -> Scenario:

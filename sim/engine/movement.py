@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim.world.raster import read_only
+
 #: Resolution of path marks and clocks in the sort key (ticks per hour: 1/65536 h is 55 ms).
 TICKS_PER_HOUR = 1 << 16
 #: Bits of the key below the segment start: 2**36 ticks is 2**20 hours, longer than any path
@@ -56,8 +58,7 @@ class PathBook:
         # start << KEY_SHIFT, each unit's key offset, kept with ``start`` so that advance
         # adds the clock's ticks to a gather instead of shifting the starts
         self.key_start = np.zeros(capacity, dtype=np.int64)
-        self._arange = np.arange(1024, dtype=np.int64)  # see _iota
-        self._arange.flags.writeable = False
+        self._arange = read_only(np.arange(1024, dtype=np.int64))  # see _iota
         # shared timed routes whose one copy is in the buffer: id(hours) -> (hours, start)
         self._shared: dict[int, tuple[np.ndarray, int]] = {}
 
@@ -173,8 +174,7 @@ class PathBook:
         """``np.arange(k)`` as a read-only slice of one kept array (grown by doubling): the
         hour's cells passed need one, and a slice costs less than a new ``arange``."""
         if k > len(self._arange):
-            self._arange = np.arange(max(k, 2 * len(self._arange)), dtype=np.int64)
-            self._arange.flags.writeable = False
+            self._arange = read_only(np.arange(max(k, 2 * len(self._arange)), dtype=np.int64))
         return self._arange[:k]
 
 

@@ -49,6 +49,12 @@ class Orders:
         self._hpc_cache: dict[tuple, np.ndarray] = {}
         self._timed_paths: dict[tuple, tuple] = {}
 
+    def _cell(self, i: int) -> int:
+        """Unit ``i``'s flat cell (``unit.cell`` without the property chain: read at every
+        order)."""
+        f = self.force
+        return f.row.item(i) * self._cols + f.col.item(i)
+
     def hours_along(self, unit: Unit, cells: np.ndarray) -> np.ndarray:
         """Cumulative hours to reach each cell of a path at the unit's speeds."""
         f = self.force
@@ -89,7 +95,7 @@ class Orders:
             cells = np.asarray(cells, dtype=np.int64)
         f = self.force
         i = unit.idx
-        cell = f.row.item(i) * self._cols + f.col.item(i)  # unit.cell, without the property
+        cell = self._cell(i)
         if len(cells) == 0 or cells.item(0) != cell:
             cells = np.concatenate(([cell], cells))
             timed = self._timed(unit, cells)
@@ -122,7 +128,7 @@ class Orders:
         """Stop ``unit`` where it stands (no route to compute)."""
         f = self.force
         i = unit.idx
-        cell = f.row.item(i) * self._cols + f.col.item(i)  # unit.cell, without the property
+        cell = self._cell(i)
         path = unit.path
         if len(path) != 1 or path.item(0) != cell:  # else already halted here
             self.set_path(unit, np.array([cell], dtype=np.int64), _ZERO_HOURS)
@@ -144,7 +150,7 @@ class Orders:
         i = unit.idx
         f = self.force
         if (last > 0 and f.path_pos.item(i) == last
-                and path.item(last) == f.row.item(i) * self._cols + f.col.item(i)):
+                and path.item(last) == self._cell(i)):
             f.posture[i] = int(posture)
         else:
             self.halt(unit, posture)
@@ -168,7 +174,7 @@ class Orders:
         i = unit.idx
         mob = MOBILITIES[f.mobility.item(i)]
         barred = self.barred_zones[f.faction.item(i)]
-        source = f.row.item(i) * self._cols + f.col.item(i)  # unit.cell, without the property
+        source = self._cell(i)
         target = int(target)
         cells = self.router.local_path(source, target, mob, barred, cache=often)
         if len(cells) == 0:

@@ -241,8 +241,6 @@ def engage_many(
         LightLevel.TWILIGHT: cfg.twilight_fire_factor,
         LightLevel.NIGHT: cfg.night_fire_factor,
     }[light]
-    if len(a) == 1:
-        return [_engage_one(rng, a[0], b[0], cfg, dt, n_steps, light_f)]
     fight = _engage_scalar if len(a) <= FEW_ENGAGEMENTS else _engage_arrays
     return fight(rng, a, b, cfg, dt, n_steps, light_f)
 
@@ -403,86 +401,6 @@ def _engage_scalar(
                 int(status[1][e]), fought[e], dt, used[0][e], used[1][e])
         for e in range(n_eng)
     ]
-
-
-def _engage_one(
-    rng: np.random.Generator,
-    a: SideState,
-    b: SideState,
-    cfg: CombatConfig,
-    dt: float,
-    n_steps: int,
-    light_f: float,
-) -> EngagementResult:
-    """:func:`_engage_scalar` of a single engagement (most hours with a fight have one), its
-    two sides in local variables: the same numbers and draws."""
-    hazard, threshold, area = [0.0, 0.0], [0.0, 0.0], [False, False]
-    for i, (shooter, target) in enumerate(((a, b), (b, a))):
-        area[i] = shooter.fire == FireMode.AREA
-        fort = cfg.fortification_factor if target.fortified else 1.0
-        conc_eff = cfg.area_concealment_effect if area[i] else cfg.concealment_effect
-        cover = min(max(1.0 - conc_eff * target.concealment, 0.0), 1.0)
-        rate = shooter.area_kill_rate_per_hour if area[i] else shooter.kill_rate_per_hour
-        hazard[i] = rate * light_f * (fort * cover) * dt
-        threshold[i] = max(shooter.breakoff_loss_fraction * shooter.strength, 1.0)
-    haz_a, haz_b = hazard
-    area_a, area_b = area
-    n0_a, n0_b = na, nb = a.strength, b.strength
-    ammo_a, ammo_b = a.ammo_hours, b.ammo_hours
-    used_a = used_b = 0.0
-    status_a = status_b = SideStatus.HOLDING
-    fought = 0
-    p_of: dict[float, float] = {}
-    silent_steps = cfg.ambush_silent_substeps
-    active = na > 0 and nb > 0
-    for step in range(n_steps):
-        if not active:
-            break
-        silent = step < silent_steps
-        frac_a = 0.0 if silent and a.surprised else min(ammo_a / dt, 1.0)
-        frac_b = 0.0 if silent and b.surprised else min(ammo_b / dt, 1.0)
-        # side a's draw, then side b's (the arrays' order)
-        x = haz_a * frac_a
-        if area_a:
-            x, shots = x * na, nb
-        else:
-            shots = na
-        p = p_of.get(x)
-        if p is None:
-            p = p_of[x] = float(-np.expm1(-x))
-        kills_a = 0 if shots == 0 or p == 0.0 else min(int(rng.binomial(shots, p)), nb)
-        x = haz_b * frac_b
-        if area_b:
-            x, shots = x * nb, na
-        else:
-            shots = nb
-        p = p_of.get(x)
-        if p is None:
-            p = p_of[x] = float(-np.expm1(-x))
-        kills_b = 0 if shots == 0 or p == 0.0 else min(int(rng.binomial(shots, p)), na)
-        na -= kills_b
-        nb -= kills_a
-        spent = frac_a * dt
-        ammo_a = max(ammo_a - spent, 0.0)
-        used_a += spent
-        spent = frac_b * dt
-        ammo_b = max(ammo_b - spent, 0.0)
-        used_b += spent
-        fought += 1
-        if na == 0:
-            status_a = SideStatus.DESTROYED
-        elif ammo_a <= 1e-12:
-            status_a = SideStatus.BROKE_OFF_AMMO
-        elif n0_a - na >= threshold[0]:
-            status_a = SideStatus.BROKE_OFF_LOSSES
-        if nb == 0:
-            status_b = SideStatus.DESTROYED
-        elif ammo_b <= 1e-12:
-            status_b = SideStatus.BROKE_OFF_AMMO
-        elif n0_b - nb >= threshold[1]:
-            status_b = SideStatus.BROKE_OFF_LOSSES
-        active = not (status_a or status_b)
-    return _result(n0_a, n0_b, na, nb, int(status_a), int(status_b), fought, dt, used_a, used_b)
 
 
 def _result(n0_a: int, n0_b: int, survivors_a: int, survivors_b: int, status_a: int,

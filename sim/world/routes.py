@@ -1127,10 +1127,7 @@ class Router:
             # a loose limit (the straight line crosses slow ground, the roads wind): a route
             # along the coarse sketch costs about the best one's hours, and the search kept
             # for later starts reaches somewhat beyond them
-            tube_h = tube_hours(h, self.coarse_hours(mobility, barred), t.cell_km, reference,
-                                src, dst) * (1.0 + LINE_SLACK)
-            with self._lock:
-                self.dijkstra_runs += 2
+            tube_h = self._tube_hours(h, mobility, barred, reference, src, dst)
             line_h = min(line_h, tube_h)
             limit_h = min(limit_h, KEPT_TUBE_FACTOR * tube_h)
         while True:
@@ -1167,10 +1164,7 @@ class Router:
         limit_h = min(limit_h, line_h)
         if reference.size > TUBE_CELLS:
             # a route found along a coarse sketch: a limit the start is within, about the best
-            tube_h = tube_hours(h, self.coarse_hours(mobility, barred), t.cell_km, reference,
-                                src, dst) * (1.0 + LINE_SLACK)
-            with self._lock:
-                self.dijkstra_runs += 2
+            tube_h = self._tube_hours(h, mobility, barred, reference, src, dst)
             if tube_h < line_h:
                 line_h = tube_h
                 limit_h = tube_h
@@ -1193,6 +1187,16 @@ class Router:
             upper = min(line_h, _upper_hours(s, h, t.cell_km, src))
             limit_h = upper if limit_h < upper <= CORRIDOR_GROWTH * grown else grown
         return self._reference_route(source, target, mobility, barred, reference)
+
+    def _tube_hours(self, h: np.ndarray, mobility: str, barred: frozenset[int],
+                    reference: Box, src: tuple[int, int], dst: tuple[int, int]) -> float:
+        """`tube_hours` of the trip on the layer's coarse sketch, with `LINE_SLACK` (two
+        searches: the coarse one and the tube's)."""
+        tube_h = tube_hours(h, self.coarse_hours(mobility, barred), self.terrain.cell_km,
+                            reference, src, dst) * (1.0 + LINE_SLACK)
+        with self._lock:
+            self.dijkstra_runs += 2
+        return tube_h
 
     def coarse_hours(self, mobility: str, barred: frozenset[int]) -> np.ndarray:
         """The layer's coarse sketch (`coarse_hours`, blocks of `TUBE_BLOCK`), computed once."""
