@@ -16,6 +16,7 @@ import pytest
 from sim.engine.model import DesertModel
 from sim.engine.run import run_scenario
 from sim.experiments.single import write_run
+from sim.rules import compiled
 from sim.rules.state import Posture
 from sim.scenario.loading import parse_scenario
 from sim.scenario.vocab import MOBILITIES
@@ -222,11 +223,15 @@ def test_badia_run_bad_input_is_one_line(args, needle):
 
 
 # --------------------------------------------------------------------------- golden outputs
+@pytest.mark.parametrize("kernels", ["numba", "numpy"])
 @pytest.mark.parametrize("name", [p.stem for p in golden_outputs.scenario_paths()])
-def test_bundled_scenarios_reproduce_their_golden_outputs(name):
+def test_bundled_scenarios_reproduce_their_golden_outputs(name, kernels, monkeypatch):
     """Every bundled scenario, seed 11, 10 days: the event log and the daily table hash to the
-    stored values. A change that alters behaviour on purpose rewrites tests/golden/hashes.json
-    (`python tests/golden_outputs.py --write`) in a commit of its own and says why."""
+    stored values, with the compiled kernels and with their numpy reference
+    (`sim.rules.compiled`). A change that alters behaviour on purpose rewrites
+    tests/golden/hashes.json (`python tests/golden_outputs.py --write`) in a commit of its own
+    and says why."""
+    monkeypatch.setenv(compiled.ENV_KERNELS, kernels)
     stored = json.loads(golden_outputs.HASHES.read_text())[name]
     assert golden_outputs.hashes_of(golden_outputs.ROOT / "scenarios" / f"{name}.yaml") == stored
 
