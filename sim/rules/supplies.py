@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sim.rules.compiled import kernel
+
 if TYPE_CHECKING:
     from sim.rules.force import ForceTable
     from sim.world.raster import Terrain
@@ -71,6 +73,13 @@ class SupplyPoints:
         self.shape = shape
         self._codes_key: tuple | None = None
         self._codes = np.zeros(0, dtype=np.uint8)
+        # the compiled hour (:func:`supply_hour`): whether it runs (asked on the first hour,
+        # so a model that is never stepped never imports Numba), the terrain its land codes
+        # are of, and the (faction, cell) marks it sets and clears again within each call
+        self._compiled: bool | None = None
+        self._land_of: Terrain | None = None
+        self._land = np.zeros(0, dtype=np.uint8)
+        self._marks = np.zeros(0, dtype=np.uint8)
 
     def codes(self, force: ForceTable, cells: np.ndarray, terrain: Terrain,
               cave_refill: np.ndarray) -> np.ndarray:
@@ -119,3 +128,66 @@ def resupply(
     np.copyto(force.water_days[:n], force.water_cap[:n], where=code != 0)
     np.copyto(force.fuel_days[:n], force.fuel_cap[:n], where=code >= CAVE)
     np.copyto(force.ammo_days[:n], force.ammo_cap[:n], where=code >= POINT)
+
+
+def supply_hour(force: ForceTable, n: int, moving: np.ndarray, cfg: SupplyConfig,
+                terrain: Terrain, cave_refill: np.ndarray, points: SupplyPoints) -> None:
+    """The hour's supplies: :func:`consume` then :func:`resupply`, in one compiled call
+    (:func:`_supply_kernel`, the same float operations unit by unit) unless the kernels are
+    off (``$BADIA_KERNELS``: then those two, the reference)."""
+    if points._compiled is None:
+        points._compiled = _supply_kernel.compiled
+    if not points._compiled:
+        consume(force, n, moving, cfg)
+        resupply(force, n, terrain, cave_refill, points)
+        return
+    if points._land_of is not terrain:
+        # each cell's WATER and CAVE bits; a unit's code keeps CAVE only if its faction
+        # refills at caves
+        land = terrain.water_available.ravel().astype(np.uint8) * np.uint8(WATER)
+        land |= terrain.cave.ravel().astype(np.uint8) * np.uint8(CAVE)
+        points._land_of, points._land = terrain, land
+        points._marks = np.zeros(points.n_factions * len(land), dtype=np.uint8)
+    f = force
+    _supply_kernel(moving, f.water_days, f.fuel_days, f.ammo_days, f.water_cap, f.fuel_cap,
+                   f.ammo_cap, f.vehicles, f.row, f.col, f.faction, f.alive, points.points,
+                   points._land, cave_refill, points._marks, terrain.cols,
+                   cfg.water_days_per_hour_moving, cfg.water_days_per_hour_resting,
+                   1.0 / cfg.driving_hours_per_fuel_day)  # fmt: skip
+
+
+@kernel
+def _supply_kernel(moving, water, fuel, ammo, water_cap, fuel_cap, ammo_cap, vehicles, row, col,
+                   faction, alive, points, land, cave_refill, marks, cols, water_moving,
+                   water_resting, fuel_per_hour):
+    """:func:`consume` then :func:`resupply` for the first ``len(moving)`` units, in one loop.
+
+    Per unit, as the numpy rules: ``w <- max(0, w - rate)`` (``np.maximum(x, 0.0)`` gives
+    +0.0 for -0.0 and keeps NaN: ``x <= 0`` is false only for a positive x or NaN), the same
+    for the fuel of a moving unit with vehicles, then the refill code (``land``: each cell's
+    WATER and CAVE bits, CAVE kept where ``cave_refill`` of the unit's faction; POINT for a
+    living unit where ``marks`` says its faction has a living supply point) and the copies of
+    the caps. ``marks`` (``factions x cells``, all 0) is set for the living ``points`` first and
+    cleared again at the end, so it is all 0 between calls."""
+    n_cells = len(land)
+    for p in points:
+        if alive[p]:
+            marks[faction[p] * n_cells + row[p] * cols + col[p]] = 1
+    for i in range(len(moving)):
+        w = water[i] - (water_moving if moving[i] else water_resting)
+        water[i] = 0.0 if w <= 0.0 else w
+        if moving[i] and vehicles[i] > 0:
+            x = fuel[i] - fuel_per_hour
+            fuel[i] = 0.0 if x <= 0.0 else x
+        cell = row[i] * cols + col[i]
+        code = land[cell] & (WATER | CAVE if cave_refill[faction[i]] else WATER)
+        if alive[i] and marks[faction[i] * n_cells + cell]:
+            code |= POINT
+        if code != 0:
+            water[i] = water_cap[i]
+        if code >= CAVE:
+            fuel[i] = fuel_cap[i]
+        if code >= POINT:
+            ammo[i] = ammo_cap[i]
+    for p in points:
+        marks[faction[p] * n_cells + row[p] * cols + col[p]] = 0
