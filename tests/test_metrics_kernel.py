@@ -37,13 +37,17 @@ def _random_force(rng, model) -> ForceTable:
 
 
 def _change(rng, f: ForceTable, rows: int, cols: int) -> None:
-    """An hour or three of a run: a few units move (posts too: the posts' union is kept until
-    a post is lost, stops, starts or changes its sensors, or units are added, whatever the
-    cells), and now and then one dies or comes back, stops or starts again, a post changes its
-    sensors, or new units join; often none of those."""
+    """An hour or three of a run: a few units move (two of them to join a third), posts too
+    (the posts' union is kept until a post is lost, stops, starts or changes its sensors, or
+    units are added, whatever the cells), and now and then one dies or comes back, stops or
+    starts again, a post changes its sensors, or new units join; often none of those."""
     n = f.n
     k = rng.integers(n, size=4)
     f.row[k], f.col[k] = rng.integers(rows, size=4), rng.integers(cols, size=4)
+    # two join the third, with its sensors: three units with one key, new to the store
+    for name in ("row", "col", "sensor_day_km", "sensor_night_km"):
+        column = getattr(f, name)
+        column[k[0]] = column[k[1]] = column[k[2]]
     if rng.random() < 0.25:
         k = int(rng.integers(n))
         f.alive[k] = not f.alive[k]
