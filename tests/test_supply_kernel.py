@@ -70,7 +70,6 @@ def test_the_kernel_gives_the_numpy_rules_supplies_to_the_bit(monkeypatch):
             k = int(rng.integers(n))  # and one moves
             ours.row[k] = theirs.row[k] = int(rng.integers(ROWS))
         assert fast._compiled and not slow._compiled
-        assert not fast._marks.any()  # the kernel's scratch marks are cleared after each hour
 
 
 def test_a_new_terrain_gets_its_own_land_codes(monkeypatch):

@@ -74,12 +74,11 @@ class SupplyPoints:
         self._codes_key: tuple | None = None
         self._codes = np.zeros(0, dtype=np.uint8)
         # the compiled hour (:func:`supply_hour`): whether it runs (asked on the first hour,
-        # so a model that is never stepped never imports Numba), the terrain its land codes
-        # are of, and the (faction, cell) marks it sets and clears again within each call
+        # so a model that is never stepped never imports Numba), and the terrain its land
+        # codes are of
         self._compiled: bool | None = None
         self._land_of: Terrain | None = None
         self._land = np.zeros(0, dtype=np.uint8)
-        self._marks = np.zeros(0, dtype=np.uint8)
 
     def codes(self, force: ForceTable, cells: np.ndarray, terrain: Terrain,
               cave_refill: np.ndarray) -> np.ndarray:
@@ -147,32 +146,43 @@ def supply_hour(force: ForceTable, n: int, moving: np.ndarray, cfg: SupplyConfig
         land = terrain.water_available.ravel().astype(np.uint8) * np.uint8(WATER)
         land |= terrain.cave.ravel().astype(np.uint8) * np.uint8(CAVE)
         points._land_of, points._land = terrain, land
-        points._marks = np.zeros(points.n_factions * len(land), dtype=np.uint8)
     f = force
     _supply_kernel(moving, f.water_days, f.fuel_days, f.ammo_days, f.water_cap, f.fuel_cap,
                    f.ammo_cap, f.vehicles, f.row, f.col, f.faction, f.alive, points.points,
-                   points._land, cave_refill, points._marks, terrain.cols,
+                   points._land, cave_refill, terrain.cols,
                    cfg.water_days_per_hour_moving, cfg.water_days_per_hour_resting,
                    1.0 / cfg.driving_hours_per_fuel_day)  # fmt: skip
 
 
 @kernel
 def _supply_kernel(moving, water, fuel, ammo, water_cap, fuel_cap, ammo_cap, vehicles, row, col,
-                   faction, alive, points, land, cave_refill, marks, cols, water_moving,
-                   water_resting, fuel_per_hour):
+                   faction, alive, points, land, cave_refill, cols, water_moving, water_resting,
+                   fuel_per_hour):
     """:func:`consume` then :func:`resupply` for the first ``len(moving)`` units, in one loop.
 
     Per unit, as the numpy rules: ``w <- max(0, w - rate)`` (``np.maximum(x, 0.0)`` gives
     +0.0 for -0.0 and keeps NaN: ``x <= 0`` is false only for a positive x or NaN), the same
     for the fuel of a moving unit with vehicles, then the refill code (``land``: each cell's
     WATER and CAVE bits, CAVE kept where ``cave_refill`` of the unit's faction; POINT for a
-    living unit where ``marks`` says its faction has a living supply point) and the copies of
-    the caps. ``marks`` (``factions x cells``, all 0) is set for the living ``points`` first and
-    cleared again at the end, so it is all 0 between calls."""
+    living unit where its faction has a living supply point) and the copies of the caps.
+
+    The living supply points' ``faction x cells + cell`` are put in a small open-addressing
+    table first (linear probing, at most half full), which the units look up: a few hundred
+    entries made each call, where a (faction, cell) layer would be the size of the map for
+    every faction, kept with the model."""
     n_cells = len(land)
+    size = 1
+    while size < 2 * len(points):
+        size *= 2
+    mask = size - 1
+    table = np.full(size, -1, dtype=np.int64)
     for p in points:
         if alive[p]:
-            marks[faction[p] * n_cells + row[p] * cols + col[p]] = 1
+            key = faction[p] * n_cells + row[p] * cols + col[p]
+            h = key & mask
+            while table[h] >= 0:  # (two points in one cell: two entries, found alike)
+                h = (h + 1) & mask
+            table[h] = key
     for i in range(len(moving)):
         w = water[i] - (water_moving if moving[i] else water_resting)
         water[i] = 0.0 if w <= 0.0 else w
@@ -181,13 +191,16 @@ def _supply_kernel(moving, water, fuel, ammo, water_cap, fuel_cap, ammo_cap, veh
             fuel[i] = 0.0 if x <= 0.0 else x
         cell = row[i] * cols + col[i]
         code = land[cell] & (WATER | CAVE if cave_refill[faction[i]] else WATER)
-        if alive[i] and marks[faction[i] * n_cells + cell]:
-            code |= POINT
+        if alive[i]:
+            key = faction[i] * n_cells + cell
+            h = key & mask
+            while table[h] >= 0 and table[h] != key:
+                h = (h + 1) & mask
+            if table[h] == key:
+                code |= POINT
         if code != 0:
             water[i] = water_cap[i]
         if code >= CAVE:
             fuel[i] = fuel_cap[i]
         if code >= POINT:
             ammo[i] = ammo_cap[i]
-    for p in points:
-        marks[faction[p] * n_cells + row[p] * cols + col[p]] = 0
