@@ -23,10 +23,12 @@ CAPACITY = 70
 
 
 def _random_force(rng, model) -> ForceTable:
+    """40 units, six in ten of the garrison faction (the first), a few dead."""
     f = ForceTable(CAPACITY)
     rows, cols = model.terrain.rows, model.terrain.cols
     for _ in range(40):
-        post = rng.random() < 0.3  # speed 0 (or off the road only, and then not a post)
+        # posts do not move at all; some others move on roads only (and are not posts)
+        post = rng.random() < 0.3
         f.add(row=int(rng.integers(rows)), col=int(rng.integers(cols)),
               faction=0 if rng.random() < 0.6 else int(rng.integers(1, len(model.faction_names))),
               alive=bool(rng.random() < 0.9), speed_kmh=0.0 if post else 30.0,
