@@ -37,6 +37,7 @@ from scipy.ndimage import distance_transform_edt
 from scipy.spatial import cKDTree
 
 from sim.engine.movement import owner_of
+from sim.rules.compiled import kernel
 from sim.scenario.vocab import ATTACK_TYPES, CAMPAIGN_ATTACK_TYPES
 from sim.world.clock import LightLevel
 
@@ -56,6 +57,13 @@ def slug(name: str) -> str:
 CAMPAIGN_COLUMNS = ("recruits", "air_strikes", "air_strike_hits")
 #: Sample points for garrison coverage (area lattice; half as many road cells at most).
 COVERAGE_SAMPLES = 8000
+#: (cell, range) lookups of the points seen kept at most (beyond, the store starts afresh).
+POINTS_KEPT = 50_000
+#: Slots of the compiled coverage's table of (cell, range) lookups at first (a power of two;
+#: made larger as more are kept, so that it is never more than half full and probes are short).
+_SLOTS_START = 1 << 12
+#: Room in the compiled coverage's store of the points seen at first (it doubles when full).
+_FLAT_START = 1 << 14
 #: The farthest one step of a path goes, in cells (a diagonal step).
 _DIAGONAL = float(np.sqrt(2.0))
 
@@ -110,6 +118,13 @@ class Metrics:
         self._tree = cKDTree(pts)
         self._static_cover: dict[tuple, np.ndarray] = {}
         self._points_seen: dict[complex, np.ndarray] = {}  # (cell, range) -> points seen
+        # the compiled coverage (_covered_counts): whether it runs (asked at the first sample,
+        # so a model that is never stepped never imports Numba) and its own store of the
+        # points seen and of the posts' union per light, made then
+        self._compiled: bool | None = None
+        self._table = np.zeros((0, 4), dtype=np.int64)
+        self._table_used = 0
+        self._missing_slots = np.zeros(0, dtype=np.int64)
         self._road_km = float(self.roads.segment_km.sum())
         self._detection_keys = [[f"detections_{tag}__{name}" for name in self.factions]
                                 for tag in ("day", "night")]
@@ -238,13 +253,30 @@ class Metrics:
             self.close_day(model)
 
     def coverage(self, model: TacticState, night: bool) -> tuple[float, float]:
-        """(road, area) fractions inside some garrison unit's sensor range now.
+        """(road, area) fractions inside some garrison unit's sensor range now: the sample
+        points covered over those there are, counted by the compiled kernel
+        (:meth:`_covered_counts`) or, with ``$BADIA_KERNELS=numpy``, the numpy reference
+        (:meth:`_covered_counts_numpy`)."""
+        f = model.force
+        if self._compiled is None:
+            self._compiled = _covered_kernel.compiled
+        if self._compiled:
+            area, road = self._covered_counts(f, night)
+        else:
+            area, road = self._covered_counts_numpy(f, night)
+        na, nr = self._n_area, self._n_road
+        area_cov = area / na if na else 0.0
+        road_cov = road / nr if nr else float("nan")
+        self._coverage = (road_cov, area_cov)
+        return road_cov, area_cov
+
+    def _covered_counts_numpy(self, f, night: bool) -> tuple[int, int]:
+        """(area, road) sample points inside some garrison unit's sensor range now.
 
         Posts that never move (speed 0) cover the same points all run long, so their union is
         kept per light and recomputed only when one of them is lost or re-equipped; the mobile
         units are added on top at each sample.
         """
-        f = model.force
         n = f.n
         g = f.alive[:n] & self.garrison[f.faction[:n]]
         static = g & (f.speed_kmh[:n] <= 0) & (f.offroad_speed_kmh[:n] <= 0)
@@ -257,12 +289,75 @@ class Metrics:
             self._static_cover = {k: v for k, v in self._static_cover.items() if k[0] != night}
             self._static_cover[key] = base
         covered = self._covered(f, mobile, ranges, base) if mobile.any() else base
-        # the mean of a bool array: its count over its length, one division either way
-        na, nr = self._n_area, self._n_road
-        area = int(np.count_nonzero(covered[:na])) / na if na else 0.0
-        road = int(np.count_nonzero(covered[na:])) / nr if nr else float("nan")
-        self._coverage = (road, area)
-        return road, area
+        na = self._n_area
+        return int(np.count_nonzero(covered[:na])), int(np.count_nonzero(covered[na:]))
+
+    def _covered_counts(self, f, night: bool) -> tuple[int, int]:
+        """:meth:`_covered_counts_numpy` in one compiled call (:func:`_covered_kernel`), the
+        same posts' union kept per light, with its own store of the points seen from a
+        (cell, range): a table of (cell, range bits) keys, each with its span of the points in
+        ``_flat``. The kernel adds the keys it does not find to the table and reports them;
+        their points are looked up (:meth:`_within`, as :meth:`_look_up` does) and stored, and
+        the count made again."""
+        n = f.n
+        if self._table_used + n > len(self._table) // 2:  # room for every unit's key
+            self._make_room(n, len(f.alive))
+        ranges = f.sensor_night_km if night else f.sensor_day_km
+        while True:
+            missing, area, road = _covered_kernel(
+                n, f.alive, f.faction, self.garrison, ranges, f.speed_kmh, f.offroad_speed_kmh,
+                f.row, f.col, self._cols, self._table, self._flat, self._last,
+                *self._posts[night],
+                self._covered_now, self._n_area, self._missing_slots)  # fmt: skip
+            if not missing:
+                return area, road
+            self._store(self._missing_slots[:missing])  # then again: every key is stored now
+
+    def _make_room(self, n: int, capacity: int) -> None:
+        """Room in the compiled coverage's table for ``n`` more keys, the table kept at most
+        half full: its keys moved to a table twice as large or, once ``POINTS_KEPT`` are kept,
+        the store started afresh. The first time, the store and the scratch are made
+        (``capacity``: the force table's)."""
+        if not len(self._table):
+            points = self._n_area + self._n_road
+            self._covered_now = np.zeros(points, dtype=bool)
+            self._missing_slots = np.zeros(capacity, dtype=np.int64)
+            self._last = np.full((capacity, 4), -1, dtype=np.int64)
+            self._flat = np.zeros(_FLAT_START, dtype=np.int64)
+            self._flat_used = 0
+            # per light: the posts' union, each unit a post or not, its range's bits, and
+            # (units then, -1: none yet; area points; road points)
+            self._posts = [(np.zeros(points, dtype=bool), np.zeros(capacity, dtype=bool),
+                            np.zeros(capacity, dtype=np.int64),
+                            np.array([-1, 0, 0], dtype=np.int64)) for _ in range(2)]  # fmt: skip
+        if self._table_used >= POINTS_KEPT:  # the units' last rows go with the store
+            size, old = len(self._table), self._table[:0]
+            self._table_used = self._flat_used = 0
+            self._last[:, 0] = -1
+        else:
+            size, old = max(_SLOTS_START, 2 * len(self._table)), self._table
+        while size < 2 * (self._table_used + n):
+            size *= 2
+        self._table = np.full((size, 4), -1, dtype=np.int64)  # all slots empty
+        _rehash_kernel(old, self._table)
+
+    def _store(self, slots: np.ndarray) -> None:
+        """Store the points seen from the keys just added at ``slots`` of the compiled
+        coverage's table (see :meth:`_covered_counts`), after those stored before."""
+        keys = self._table[slots]
+        hits = self._within(keys[:, 0], keys[:, 1].view(np.float64))
+        points = [np.asarray(h, dtype=np.int64) for h in hits]
+        sizes = np.array([len(p) for p in points], dtype=np.int64)
+        ends = np.cumsum(sizes) + self._flat_used
+        if ends[-1] > len(self._flat):  # room for the new points: at least double the store
+            flat = np.zeros(max(2 * len(self._flat), int(ends[-1])), dtype=np.int64)
+            flat[: self._flat_used] = self._flat[: self._flat_used]
+            self._flat = flat
+        self._flat[self._flat_used : ends[-1]] = np.concatenate(points)
+        self._table[slots, 2] = ends - sizes
+        self._table[slots, 3] = ends
+        self._flat_used = int(ends[-1])
+        self._table_used += len(slots)
 
     def _covered(self, f, which: np.ndarray, ranges: np.ndarray,
                  base: np.ndarray | None = None) -> np.ndarray:
@@ -296,14 +391,19 @@ class Metrics:
         (:meth:`_covered`; one tree query for all of them)."""
         known = self._points_seen
         missing = [k for k in keys if k not in known]
-        if len(known) + len(missing) > 50_000:
+        if len(known) + len(missing) > POINTS_KEPT:
             known.clear()
             missing = list(keys)
-        rc = np.array([divmod(int(k.real), self._cols) for k in missing], dtype=float)
-        radius = np.array([k.imag for k in missing])
-        hits = self._tree.query_ball_point(rc * self.cell_km, radius, return_sorted=False)
+        hits = self._within(np.array([int(k.real) for k in missing], dtype=np.int64),
+                            np.array([k.imag for k in missing]))  # fmt: skip
         for key, h in zip(missing, hits, strict=True):
             known[key] = np.asarray(h, dtype=np.int64)
+
+    def _within(self, cells: np.ndarray, radius: np.ndarray) -> list[list[int]]:
+        """The sample points within ``radius`` km of each flat cell of ``cells`` (one tree
+        query for all of them; each is found alone, so the batch does not matter)."""
+        rc = np.column_stack(np.divmod(cells, self._cols)).astype(float)
+        return self._tree.query_ball_point(rc * self.cell_km, radius, return_sorted=False)
 
     def close_day(self, model: TacticState) -> None:
         """Write the finished day's row."""
@@ -408,3 +508,96 @@ class Metrics:
                 )
             )
         return reps
+
+
+@kernel
+def _rehash_kernel(old, table):
+    """Move the keys of ``old`` (rows of :func:`_covered_kernel`'s table) into the empty
+    ``table``, probed for as that kernel probes."""
+    mask = len(table) - 1
+    for row in old:
+        if row[0] >= 0:
+            h = row[0] & mask
+            while table[h, 0] >= 0:
+                h = (h + 1) & mask
+            table[h] = row
+
+
+@kernel
+def _covered_kernel(n, alive, faction, garrison, ranges, speed, offroad, row, col, cols, table,
+                    flat, last, posts_covered, post, post_range, posts, covered, n_area,
+                    missing):
+    """(keys missing, area points covered, road points covered) by the living garrison units
+    among the first ``n`` (:meth:`Metrics._covered_counts`), as
+    :meth:`Metrics._covered_counts_numpy` counts them.
+
+    ``table``: an open-addressing table (linear probing from ``cell & (len - 1)``, never more
+    than half full) of (flat cell, range bits, start, end) rows, the cell -1 where empty: the
+    range's bits, not its value, so that every range (NaN too) is one key; the key's points
+    are ``flat[start:end]``. A unit's key not found is added (no points yet) and its slot
+    written to ``missing``; once a key is missing nothing more is counted (the caller stores
+    the points and calls again). ``last``: each unit's row of the table at its last count (the
+    cell -1: none), read first: most units have not moved since, and the units' rows, read in
+    order, cost less than the table's, read at random.
+
+    The posts (units that never move) and their union are kept per light, as the numpy path
+    keeps them: ``posts_covered``, each unit a post or not (``post``), a post's range bits
+    (``post_range``) and ``posts`` = (units, area points, road points) when it was made (units
+    -1: not yet); it is made again when any of those differ. ``covered``: scratch, one flag per
+    sample point, area points (the first ``n_area``) then road points; a point is counted
+    when first set."""
+    bits = ranges.view(np.int64)
+    mask = len(table) - 1
+
+    def gather(i, into, counts, n_missing):
+        """Set unit i's points in ``into``, counted in ``counts`` (area, road); the missing
+        keys so far after its own, if new."""
+        cell = row[i] * cols + col[i]
+        if last[i, 0] == cell and last[i, 1] == bits[i]:  # where it was at the last count
+            start, end = last[i, 2], last[i, 3]
+        else:
+            h = cell & mask
+            while table[h, 0] >= 0 and (table[h, 0] != cell or table[h, 1] != bits[i]):
+                h = (h + 1) & mask
+            if table[h, 0] < 0:
+                table[h, 0], table[h, 1], table[h, 2], table[h, 3] = cell, bits[i], 0, 0
+                missing[n_missing] = h
+                return n_missing + 1
+            if n_missing:  # the key may be one just added, its points not stored yet
+                return n_missing
+            start, end = table[h, 2], table[h, 3]
+            last[i] = table[h]
+        if n_missing == 0:
+            for k in range(start, end):
+                p = flat[k]
+                if not into[p]:
+                    into[p] = True
+                    counts[0 if p < n_area else 1] += 1
+        return n_missing
+
+    n_missing = 0
+    fresh = posts[0] == n
+    for i in range(n if fresh else 0):
+        is_post = alive[i] and garrison[faction[i]] and speed[i] <= 0 and offroad[i] <= 0
+        if is_post != post[i] or (is_post and bits[i] != post_range[i]):
+            fresh = False
+            break
+    if not fresh:
+        posts_covered[:] = False
+        counts = posts[1:]
+        counts[:] = 0
+        for i in range(n):
+            if alive[i] and garrison[faction[i]] and speed[i] <= 0 and offroad[i] <= 0:
+                n_missing = gather(i, posts_covered, counts, n_missing)
+        if n_missing:  # the union is not made: it is made again at the next call
+            return n_missing, 0, 0
+        for i in range(n):
+            post[i] = alive[i] and garrison[faction[i]] and speed[i] <= 0 and offroad[i] <= 0
+            post_range[i] = bits[i]
+        posts[0] = n
+    covered[:] = posts_covered
+    counts = posts[1:].copy()
+    for i in range(n):
+        if alive[i] and garrison[faction[i]] and not post[i]:
+            n_missing = gather(i, covered, counts, n_missing)
+    return n_missing, counts[0], counts[1]

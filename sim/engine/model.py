@@ -51,7 +51,7 @@ from sim.rules.recruitment import (
 )
 from sim.rules.seizures import Seizure, check_relief
 from sim.rules.state import MOVING_POSTURES, NEVER_HOUR, Detections, Posture
-from sim.rules.supplies import SUPPLY_POINT_KINDS, SupplyPoints, consume, resupply
+from sim.rules.supplies import SUPPLY_POINT_KINDS, SupplyPoints, supply_hour
 from sim.scenario.defaults import units_at_start
 from sim.scenario.loading import SCENARIO_DIR, load_scenario, parse_scenario
 from sim.scenario.overrides import apply_overrides
@@ -642,8 +642,8 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
     def _supply(self) -> None:
         f = self.force
         n = f.n
-        consume(f, n, self._moving, self.config.supplies)
-        resupply(f, n, self.terrain, self._cave_refill, self.supply_points)
+        supply_hour(f, n, self._moving, self.config.supplies, self.terrain, self._cave_refill,
+                    self.supply_points)
         if self.caches is not None:  # factions with caches refill only there, from the stock
             self.caches.refill()
             self.caches.supply(f, n, self.terrain.cols, ~self._moving)

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sim.rules.compiled import kernel
+
 if TYPE_CHECKING:
     from sim.rules.force import ForceTable
     from sim.world.raster import Terrain
@@ -71,6 +73,12 @@ class SupplyPoints:
         self.shape = shape
         self._codes_key: tuple | None = None
         self._codes = np.zeros(0, dtype=np.uint8)
+        # the compiled hour (:func:`supply_hour`): whether it runs (asked on the first hour,
+        # so a model that is never stepped never imports Numba), and the terrain its land
+        # codes are of
+        self._compiled: bool | None = None
+        self._land_of: Terrain | None = None
+        self._land = np.zeros(0, dtype=np.uint8)
 
     def codes(self, force: ForceTable, cells: np.ndarray, terrain: Terrain,
               cave_refill: np.ndarray) -> np.ndarray:
@@ -119,3 +127,80 @@ def resupply(
     np.copyto(force.water_days[:n], force.water_cap[:n], where=code != 0)
     np.copyto(force.fuel_days[:n], force.fuel_cap[:n], where=code >= CAVE)
     np.copyto(force.ammo_days[:n], force.ammo_cap[:n], where=code >= POINT)
+
+
+def supply_hour(force: ForceTable, n: int, moving: np.ndarray, cfg: SupplyConfig,
+                terrain: Terrain, cave_refill: np.ndarray, points: SupplyPoints) -> None:
+    """The hour's supplies: :func:`consume` then :func:`resupply`, in one compiled call
+    (:func:`_supply_kernel`, the same float operations unit by unit) unless the kernels are
+    off (``$BADIA_KERNELS``: then those two, the reference)."""
+    if points._compiled is None:
+        points._compiled = _supply_kernel.compiled
+    if not points._compiled:
+        consume(force, n, moving, cfg)
+        resupply(force, n, terrain, cave_refill, points)
+        return
+    if points._land_of is not terrain:
+        # each cell's WATER and CAVE bits; a unit's code keeps CAVE only if its faction
+        # refills at caves
+        land = terrain.water_available.ravel().astype(np.uint8) * np.uint8(WATER)
+        land |= terrain.cave.ravel().astype(np.uint8) * np.uint8(CAVE)
+        points._land_of, points._land = terrain, land
+    f = force
+    _supply_kernel(moving, f.water_days, f.fuel_days, f.ammo_days, f.water_cap, f.fuel_cap,
+                   f.ammo_cap, f.vehicles, f.row, f.col, f.faction, f.alive, points.points,
+                   points._land, cave_refill, terrain.cols,
+                   cfg.water_days_per_hour_moving, cfg.water_days_per_hour_resting,
+                   1.0 / cfg.driving_hours_per_fuel_day)  # fmt: skip
+
+
+@kernel
+def _supply_kernel(moving, water, fuel, ammo, water_cap, fuel_cap, ammo_cap, vehicles, row, col,
+                   faction, alive, points, land, cave_refill, cols, water_moving, water_resting,
+                   fuel_per_hour):
+    """:func:`consume` then :func:`resupply` for the first ``len(moving)`` units, in one loop.
+
+    Per unit, as the numpy rules: ``w <- max(0, w - rate)`` (``np.maximum(x, 0.0)`` gives
+    +0.0 for -0.0 and keeps NaN: ``x <= 0`` is false only for a positive x or NaN), the same
+    for the fuel of a moving unit with vehicles, then the refill code (``land``: each cell's
+    WATER and CAVE bits, CAVE kept where ``cave_refill`` of the unit's faction; POINT for a
+    living unit where its faction has a living supply point) and the copies of the caps.
+
+    The living supply points' ``faction x cells + cell`` are put in a small open-addressing
+    table first (linear probing, at most half full), which the units look up: a few hundred
+    entries made each call, where a (faction, cell) layer would be the size of the map for
+    every faction, kept with the model."""
+    n_cells = len(land)
+    size = 1
+    while size < 2 * len(points):
+        size *= 2
+    mask = size - 1
+    table = np.full(size, -1, dtype=np.int64)
+    for p in points:
+        if alive[p]:
+            key = faction[p] * n_cells + row[p] * cols + col[p]
+            h = key & mask
+            while table[h] >= 0:  # (two points in one cell: two entries, found alike)
+                h = (h + 1) & mask
+            table[h] = key
+    for i in range(len(moving)):
+        w = water[i] - (water_moving if moving[i] else water_resting)
+        water[i] = 0.0 if w <= 0.0 else w
+        if moving[i] and vehicles[i] > 0:
+            x = fuel[i] - fuel_per_hour
+            fuel[i] = 0.0 if x <= 0.0 else x
+        cell = row[i] * cols + col[i]
+        code = land[cell] & (WATER | CAVE if cave_refill[faction[i]] else WATER)
+        if alive[i]:
+            key = faction[i] * n_cells + cell
+            h = key & mask
+            while table[h] >= 0 and table[h] != key:
+                h = (h + 1) & mask
+            if table[h] == key:
+                code |= POINT
+        if code != 0:
+            water[i] = water_cap[i]
+        if code >= CAVE:
+            fuel[i] = fuel_cap[i]
+        if code >= POINT:
+            ammo[i] = ammo_cap[i]
