@@ -45,10 +45,12 @@ Hour after hour
 The model draws the same law as :func:`detect_among` (the candidate pairs of each hostile block,
 then one draw per candidate in order) in cheaper pieces: a :class:`PairFinder` keeps each block's
 pair matrix from hour to hour and recomputes only the units that moved; :func:`draw_exposed`
-takes each candidate's draw and times only the chord (most candidates are vehicles passing at a
-distance, never in range: their draw cannot detect); :func:`pair_probability` gives the rate of
-the few pairs ever in range. tests/test_detection.py checks them against the dense rule, pair
-for pair and draw for draw.
+(:func:`draw_exposed_pairs` for the model's tracks) takes each candidate's draw and times only
+the chord (most candidates are vehicles passing at a distance, never in range: their draw
+cannot detect); :func:`pair_probability` gives the rate of the few pairs ever in range.
+tests/test_detection.py checks them against the dense rule, pair for pair and draw for draw.
+The finder and the chords have compiled kernels (:mod:`sim.rules.compiled`), checked against
+this numpy reference to the bit by tests/test_detect_kernel.py.
 
 Coordinates are planar km (any frame, e.g. ``x = col * cell_km, y = row * cell_km``).
 Randomness only comes from the ``numpy.random.Generator`` passed in.
@@ -77,6 +79,7 @@ __all__ = [
     "detect_among",
     "detection_probability",
     "draw_exposed",
+    "draw_exposed_pairs",
     "pair_distances_km",
     "pair_probability",
     "rate_factor",
@@ -194,11 +197,6 @@ def _hour_exposures(rel_km: np.ndarray, range_km: np.ndarray) -> tuple[np.ndarra
     range while ``a s^2 + b s + c <= 0`` for the hour's fraction ``s`` (``a = |u|^2``,
     ``b = 2 r0.u``, ``c = |r0|^2 - R^2``); the roots clamped to ``[0, 1]`` bound the chord, and a
     pair without relative motion is in range all hour if ``c <= 0``."""
-    if _chords.compiled:  # the loop below, compiled: any number of pairs in one call
-        idx = np.empty(len(rel_km), dtype=np.intp)
-        hours = np.empty(len(rel_km))
-        count = _chords(rel_km, range_km, idx, hours)
-        return idx[:count], hours[:count]
     if len(rel_km) > SCALAR_PAIRS:
         hours = _hour_in_range(rel_km[:, :2], rel_km[:, 2:], range_km)
         idx = np.flatnonzero(hours)
@@ -233,14 +231,17 @@ def _hour_exposures(rel_km: np.ndarray, range_km: np.ndarray) -> tuple[np.ndarra
 
 
 @kernel
-def _chords(rel, ranges, idx, hours):
-    """The compiled path of :func:`_hour_exposures`: its plain-float loop over the pairs, the
-    same operations in the same order (so the same values), writing the pairs ever in range
-    and their hours to ``idx`` and ``hours`` and returning their count."""
+def _pair_chords(track, observer, target, ranges, idx, hours):
+    """The compiled path of :func:`draw_exposed_pairs`: each pair's relative track
+    ``track[target] - track[observer]`` and :func:`_hour_exposures`' plain-float loop over the
+    pairs, the same operations in the same order (so the same values), writing the pairs ever
+    in range and their hours to ``idx`` and ``hours`` and returning their count."""
     count = 0
-    for k in range(rel.shape[0]):
-        x0, y0, x1, y1 = rel[k, 0], rel[k, 1], rel[k, 2], rel[k, 3]
-        r = ranges[k]
+    for k in range(len(observer)):
+        o, t = observer[k], target[k]
+        x0, y0 = track[t, 0] - track[o, 0], track[t, 1] - track[o, 1]
+        x1, y1 = track[t, 2] - track[o, 2], track[t, 3] - track[o, 3]
+        r = ranges[o]
         ux, uy = x1 - x0, y1 - y0
         a = ux * ux + uy * uy
         c = (x0 * x0 + y0 * y0) - r * r
@@ -575,6 +576,25 @@ def draw_exposed(rng: np.random.Generator, rel_km: np.ndarray, range_km: np.ndar
     exposed, hours = _hour_exposures(rel_km, range_km)
     draws = rng.random(len(rel_km))
     return exposed, hours, draws[exposed] if len(exposed) else _NO_HOURS
+
+
+def draw_exposed_pairs(rng: np.random.Generator, track_km: np.ndarray, observer: np.ndarray,
+                       target: np.ndarray, range_km: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`draw_exposed` of the pairs ``(observer[k], target[k])`` of units with ``(n, 4)``
+    tracks ``track_km`` (start then end of the hour) and ranges ``range_km`` (per unit): the
+    same pairs, hours and draws, with compiled kernels in one call for all the pairs
+    (:func:`_pair_chords`) instead of gathering their relative tracks first."""
+    if not _pair_chords.compiled:
+        return draw_exposed(rng, track_km[target] - track_km[observer], range_km[observer])
+    idx = np.empty(len(observer), dtype=np.intp)
+    hours = np.empty(len(observer))
+    count = _pair_chords(track_km, observer, target, range_km, idx, hours)
+    draws = rng.random(len(observer))
+    if count == 0:
+        return _NO_PAIRS, _NO_HOURS, _NO_HOURS
+    exposed = idx[:count]
+    return exposed, hours[:count], draws[exposed]
 
 
 def pair_probability(
