@@ -755,7 +755,7 @@ class PairFinder:
     With compiled kernels (:mod:`sim.rules.compiled`) an hour is one call finding the changed
     units (:func:`_changed_tracks`) and one per kept block updating, thresholding and splitting
     its matrix (:func:`_kept_pairs`), instead of a dozen numpy calls and a Python loop: the same
-    state, entry for entry, and the same pairs (tests/test_detect_kernel.py).
+    matrices, entry for entry, and the same pairs (tests/test_detect_kernel.py).
     """
 
     #: Range arrays whose per-block ranges are kept (one per light level).
@@ -810,9 +810,9 @@ class PairFinder:
                     obs += [a[ia], b[jb]]
                     tgt += [b[ib], a[ja]]
                 continue
-            reach, r_unit, r_b, r_unit_list, r_b_list = limits
+            reach, row_reach, r_unit, r_b, r_unit_list, r_b_list = limits
             if self._compiled:  # the update, the threshold and the split in one call
-                o, t = kept.pairs(changed, self._mid, self._half, reach, r_unit, r_b)
+                o, t = kept.pairs(changed, self._mid, self._half, reach, row_reach, r_unit, r_b)
                 if len(o):
                     obs.append(o)
                     tgt.append(t)
@@ -837,7 +837,7 @@ class PairFinder:
         ]
         self._mid, self._half = mid, half
         # the kernels' switch, read here rather than at each hour (reading the environment
-        # costs about a microsecond); either path leaves the same state
+        # costs about a microsecond); either path keeps the same matrices
         self._compiled = _changed_tracks.compiled
         self._changed = np.empty(len(track), dtype=np.intp)  # the compiled path's scratch
         self._limits = []
@@ -854,11 +854,12 @@ class PairFinder:
 
     def _ranges(self, ranges: np.ndarray) -> list:
         """Per block, for these ranges: ``(R_a, R_b)`` for :func:`block_pairs`, or for a kept
-        matrix the flat matrix of ``max(R_a, R_b)``, then ``R`` of every unit and ``R_b`` as
-        arrays (the compiled path) and as Python lists (:meth:`_KeptSlack.split`). Kept for the
-        last few range arrays (they change with the light only, unless sensors do), found by
-        their bytes, or at once if the same read-only array (owning its data) as the last call
-        is passed (it cannot have changed: the model passes its table's arrays)."""
+        matrix the flat matrix of ``max(R_a, R_b)`` and its rows' maxima (NaN ignored), then
+        ``R`` of every unit and ``R_b`` as arrays (the compiled path) and as Python lists
+        (:meth:`_KeptSlack.split`). Kept for the last few range arrays (they change with the
+        light only, unless sensors do), found by their bytes, or at once if the same read-only
+        array (owning its data) as the last call is passed (it cannot have changed: the model
+        passes its table's arrays)."""
         if ranges is self._last_ranges:  # the same frozen array as the last call
             return self._limits[0][1]
         self._last_ranges = ranges if _frozen(ranges) else None
@@ -877,7 +878,8 @@ class PairFinder:
             # fmax ignores a NaN range, which sees nothing (s <= NaN is false) in either test
             reach[a] = np.fmax(ra[:, None], rb)
             r_unit = ranges if _frozen(ranges) else ranges.copy()  # kept: must not change
-            limits.append((reach.reshape(-1), r_unit, rb, ranges.tolist(), rb.tolist()))
+            limits.append((reach.reshape(-1), np.fmax.reduce(reach, axis=1), r_unit, rb,
+                           ranges.tolist(), rb.tolist()))
         self._limits = [(key, limits), *self._limits[: self.KEPT_RANGES - 1]]
         return limits
 
@@ -927,8 +929,7 @@ def _changed_tracks(track, old, mid, half, changed):
 
 
 @kernel
-def _kept_pairs(changed, mid, half, col, b, mid_b, half_b, mid_b_t, slack, reach, r_unit, r_b,
-                out):
+def _kept_pairs(changed, mid, half, col, b, slack, row_low, reach, row_reach, r_unit, r_b, out):
     """The compiled path of :class:`_KeptSlack`: :meth:`~_KeptSlack.update` for the units
     ``changed`` (``mid``, ``half``: every unit's, theirs already new), then the pairs of the
     matrix as ``flat <= reach`` and :meth:`~_KeptSlack.split` find them, written to ``out``
@@ -936,32 +937,41 @@ def _kept_pairs(changed, mid, half, col, b, mid_b, half_b, mid_b_t, slack, reach
 
     Every entry of a changed row or column is :func:`_slack`'s ``hypot(m_u - m_b) - h_u - h_b``
     of the current positions, as the numpy path leaves it (its rows, computed before the
-    columns, are overwritten where a column changed too). The pairs where a sees b are written
-    from ``out[:, 0]``, those where b sees a from ``out[:, slack.size]``, then moved after the
-    first: both lists in row-major order, one after the other."""
+    columns, are overwritten where a column changed too). ``row_low`` holds a lower bound of
+    each row's entries (NaN aside): exact for a row just computed or scanned, lowered by a new
+    column entry. A row with ``row_low > row_reach`` (the row's largest ``reach``) has no pair
+    and is skipped: most rows, most hours, so the scan reads little of the matrix. The pairs
+    where a sees b are written from ``out[:, 0]``, those where b sees a from
+    ``out[:, slack.size]``, then moved after the first: both lists in row-major order, one
+    after the other."""
     n, nb = slack.shape
-    for c in range(len(changed)):  # side b's new positions first: the rows read them
-        j = col[changed[c]]
-        if j >= 0:
-            u = changed[c]
-            mid_b[j, 0] = mid_b_t[0, j] = mid[u, 0]
-            mid_b[j, 1] = mid_b_t[1, j] = mid[u, 1]
-            half_b[j] = half[u]
     for c in range(len(changed)):
         u = changed[c]
+        low = np.inf
         for j in range(nb):
-            slack[u, j] = math.hypot(mid[u, 0] - mid_b[j, 0], mid[u, 1] - mid_b[j, 1]) \
-                - half[u] - half_b[j]
+            v = b[j]
+            s = math.hypot(mid[u, 0] - mid[v, 0], mid[u, 1] - mid[v, 1]) - half[u] - half[v]
+            slack[u, j] = s
+            if s < low:  # false for NaN: ignored
+                low = s
+        row_low[u] = low
         j = col[u]
-        if j >= 0:
+        if j >= 0:  # a unit of side b: its column too, with every unit's current position
             for i in range(n):
-                slack[i, j] = math.hypot(mid[i, 0] - mid_b[j, 0], mid[i, 1] - mid_b[j, 1]) \
-                    - half[i] - half_b[j]
+                s = math.hypot(mid[i, 0] - mid[u, 0], mid[i, 1] - mid[u, 1]) - half[i] - half[u]
+                slack[i, j] = s
+                if s < row_low[i]:
+                    row_low[i] = s
     size = n * nb
     n_ab = n_ba = 0
     for i in range(n):
+        if not row_low[i] <= row_reach[i]:
+            continue
+        low = np.inf
         for j in range(nb):
             s = slack[i, j]
+            if s < low:
+                low = s
             if s <= reach[i * nb + j]:
                 if s <= r_unit[i]:
                     out[0, n_ab] = i
@@ -971,6 +981,7 @@ def _kept_pairs(changed, mid, half, col, b, mid_b, half_b, mid_b_t, slack, reach
                     out[0, size + n_ba] = b[j]
                     out[1, size + n_ba] = i
                     n_ba += 1
+        row_low[i] = low
     for t in range(n_ba):
         out[0, n_ab + t] = out[0, size + t]
         out[1, n_ab + t] = out[1, size + t]
@@ -979,7 +990,8 @@ def _kept_pairs(changed, mid, half, col, b, mid_b, half_b, mid_b_t, slack, reach
 
 class _KeptSlack:
     """One block's slack matrix (:func:`_slack`), a row per unit of the force against side b's
-    units, and side b's mid-hour positions and half-tracks; updated unit by unit."""
+    units, and side b's mid-hour positions and half-tracks (the numpy path's copy); updated
+    unit by unit."""
 
     def __init__(self, b: np.ndarray, mid: np.ndarray, half: np.ndarray):
         self.b = np.array(b, dtype=np.intp)
@@ -991,7 +1003,10 @@ class _KeptSlack:
         self.mid_b_t = self.mid_b.T.copy()  # (2, nb): both coordinates' differences in one call
         self.slack = _slack(mid, half, self.mid_b, self.half_b)
         self.flat = self.slack.reshape(-1)  # a view: row-major (unit, b) order
-        self._out: np.ndarray | None = None  # the compiled path's pairs (:meth:`pairs`)
+        # the compiled path's (:meth:`pairs`; it reads side b's positions from every unit's):
+        # its rows' lower bounds (none until a row is first scanned), and its pairs
+        self.row_low = np.full(len(mid), -np.inf)
+        self._out: np.ndarray | None = None
 
     def update(self, changed: np.ndarray, mid: np.ndarray, half: np.ndarray,
                every_mid: np.ndarray, every_half: np.ndarray) -> None:
@@ -1013,15 +1028,18 @@ class _KeptSlack:
             self.slack[:, cols] = _slack(every_mid, every_half, mid[in_b], half[in_b])
 
     def pairs(self, changed: np.ndarray, every_mid: np.ndarray, every_half: np.ndarray,
-              reach: np.ndarray, r_unit: np.ndarray, r_b: np.ndarray
+              reach: np.ndarray, row_reach: np.ndarray, r_unit: np.ndarray, r_b: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray]:
-        """The compiled path (:func:`_kept_pairs`): :meth:`update` for the units ``changed``
-        (``every_mid``, ``every_half``: every unit's, theirs already new), then :meth:`split`
-        of the entries ``flat <= reach``, as ``(observers, targets)`` arrays."""
+        """The compiled path (:func:`_kept_pairs`): :meth:`update`'s matrix for the units
+        ``changed`` (``every_mid``, ``every_half``: every unit's, theirs already new), then
+        :meth:`split` of the entries ``flat <= reach`` (``row_reach``: each row's largest),
+        as ``(observers, targets)`` arrays."""
         if self._out is None:
             self._out = np.empty((2, 2 * self.slack.size), dtype=np.intp)
-        count = _kept_pairs(changed, every_mid, every_half, self.col, self.b, self.mid_b,
-                            self.half_b, self.mid_b_t, self.slack, reach, r_unit, r_b, self._out)
+        count = _kept_pairs(changed, every_mid, every_half, self.col, self.b, self.slack,
+                            self.row_low, reach, row_reach, r_unit, r_b, self._out)
+        if count == 0:
+            return _NO_PAIRS, _NO_PAIRS
         found = self._out[:, :count].copy()  # the buffer is the next call's
         return found[0], found[1]
 
