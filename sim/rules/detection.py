@@ -238,10 +238,10 @@ def _pair_chords(track, observer, target, ranges, idx, hours):
     in range and their hours to ``idx`` and ``hours`` and returning their count."""
     count = 0
     for k in range(len(observer)):
-        o, t = observer[k], target[k]
-        x0, y0 = track[t, 0] - track[o, 0], track[t, 1] - track[o, 1]
-        x1, y1 = track[t, 2] - track[o, 2], track[t, 3] - track[o, 3]
-        r = ranges[o]
+        obs, tgt = observer[k], target[k]
+        x0, y0 = track[tgt, 0] - track[obs, 0], track[tgt, 1] - track[obs, 1]
+        x1, y1 = track[tgt, 2] - track[obs, 2], track[tgt, 3] - track[obs, 3]
+        r = ranges[obs]
         ux, uy = x1 - x0, y1 - y0
         a = ux * ux + uy * uy
         c = (x0 * x0 + y0 * y0) - r * r
