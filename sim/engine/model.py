@@ -546,8 +546,7 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         oi, ti = self._pair_finder().pairs(track_km, ranges)
         if len(oi) == 0:
             return Detections(oi, ti)
-        rel = track_km[ti] - track_km[oi]  # target minus observer, at the start then the end
-        exposed, hours, draws = detection.draw_exposed(self.rng, rel, ranges[oi])
+        exposed, hours, draws = detection.draw_exposed_pairs(self.rng, track_km, oi, ti, ranges)
         if len(exposed) == 0:  # no pair was ever in range this hour
             return _NO_DETECTIONS
         observer, target = oi[exposed], ti[exposed]

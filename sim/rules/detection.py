@@ -45,10 +45,12 @@ Hour after hour
 The model draws the same law as :func:`detect_among` (the candidate pairs of each hostile block,
 then one draw per candidate in order) in cheaper pieces: a :class:`PairFinder` keeps each block's
 pair matrix from hour to hour and recomputes only the units that moved; :func:`draw_exposed`
-takes each candidate's draw and times only the chord (most candidates are vehicles passing at a
-distance, never in range: their draw cannot detect); :func:`pair_probability` gives the rate of
-the few pairs ever in range. tests/test_detection.py checks them against the dense rule, pair
-for pair and draw for draw.
+(:func:`draw_exposed_pairs` for the model's tracks) takes each candidate's draw and times only
+the chord (most candidates are vehicles passing at a distance, never in range: their draw
+cannot detect); :func:`pair_probability` gives the rate of the few pairs ever in range.
+tests/test_detection.py checks them against the dense rule, pair for pair and draw for draw.
+The finder and the chords have compiled kernels (:mod:`sim.rules.compiled`), checked against
+this numpy reference to the bit by tests/test_detect_kernel.py.
 
 Coordinates are planar km (any frame, e.g. ``x = col * cell_km, y = row * cell_km``).
 Randomness only comes from the ``numpy.random.Generator`` passed in.
@@ -63,6 +65,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.spatial import cKDTree
 
+from sim.rules.compiled import kernel
 from sim.world.clock import LightLevel
 
 __all__ = [
@@ -76,6 +79,7 @@ __all__ = [
     "detect_among",
     "detection_probability",
     "draw_exposed",
+    "draw_exposed_pairs",
     "pair_distances_km",
     "pair_probability",
     "rate_factor",
@@ -224,6 +228,44 @@ def _hour_exposures(rel_km: np.ndarray, range_km: np.ndarray) -> tuple[np.ndarra
     if not idx:
         return _NO_PAIRS, _NO_HOURS
     return np.array(idx, dtype=np.intp), np.array(hours, dtype=float)
+
+
+@kernel
+def _pair_chords(track, observer, target, ranges, idx, hours):
+    """The compiled path of :func:`draw_exposed_pairs`: each pair's relative track
+    ``track[target] - track[observer]`` and :func:`_hour_exposures`' plain-float loop over the
+    pairs, the same operations in the same order (so the same values), writing the pairs ever
+    in range and their hours to ``idx`` and ``hours`` and returning their count."""
+    count = 0
+    for k in range(len(observer)):
+        obs, tgt = observer[k], target[k]
+        x0, y0 = track[tgt, 0] - track[obs, 0], track[tgt, 1] - track[obs, 1]
+        x1, y1 = track[tgt, 2] - track[obs, 2], track[tgt, 3] - track[obs, 3]
+        r = ranges[obs]
+        ux, uy = x1 - x0, y1 - y0
+        a = ux * ux + uy * uy
+        c = (x0 * x0 + y0 * y0) - r * r
+        if a > 0.0:
+            b = 2.0 * (x0 * ux + y0 * uy)
+            disc = b * b - 4.0 * a * c
+            if not disc > 0.0:  # tangent or missing the disc (or NaN): no exposure
+                continue
+            sq = math.sqrt(disc)
+            t1 = (-b - sq) / (2.0 * a)
+            t2 = (-b + sq) / (2.0 * a)
+            # np.clip(t, 0, 1), NaN kept
+            t1 = 0.0 if t1 < 0.0 else 1.0 if t1 > 1.0 else t1
+            t2 = 0.0 if t2 < 0.0 else 1.0 if t2 > 1.0 else t2
+            t = t2 - t1
+            if t != 0.0:  # Python's truth of a float (NaN is true)
+                idx[count] = k
+                hours[count] = t
+                count += 1
+        elif c <= 0.0:
+            idx[count] = k
+            hours[count] = 1.0
+            count += 1
+    return count
 
 
 #: Shared empty results (nothing can change an empty array).
@@ -536,6 +578,25 @@ def draw_exposed(rng: np.random.Generator, rel_km: np.ndarray, range_km: np.ndar
     return exposed, hours, draws[exposed] if len(exposed) else _NO_HOURS
 
 
+def draw_exposed_pairs(rng: np.random.Generator, track_km: np.ndarray, observer: np.ndarray,
+                       target: np.ndarray, range_km: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`draw_exposed` of the pairs ``(observer[k], target[k])`` of units with ``(n, 4)``
+    tracks ``track_km`` (start then end of the hour) and ranges ``range_km`` (per unit): the
+    same pairs, hours and draws, with compiled kernels in one call for all the pairs
+    (:func:`_pair_chords`) instead of gathering their relative tracks first."""
+    if not _pair_chords.compiled:
+        return draw_exposed(rng, track_km[target] - track_km[observer], range_km[observer])
+    idx = np.empty(len(observer), dtype=np.intp)
+    hours = np.empty(len(observer))
+    count = _pair_chords(track_km, observer, target, range_km, idx, hours)
+    draws = rng.random(len(observer))
+    if count == 0:
+        return _NO_PAIRS, _NO_HOURS, _NO_HOURS
+    exposed = idx[:count]
+    return exposed, hours[:count], draws[exposed]
+
+
 def pair_probability(
     exposure_hours: np.ndarray,
     concealment: np.ndarray,
@@ -690,6 +751,11 @@ class PairFinder:
     row-major order, then split by the two directions' tests ``s <= R_a`` and ``s <= R_b``:
     exactly :func:`block_pairs`' lists. A larger block goes through :func:`block_pairs` at each
     call.
+
+    With compiled kernels (:mod:`sim.rules.compiled`) an hour is one call finding the changed
+    units (:func:`_changed_tracks`) and one per kept block updating, thresholding and splitting
+    its matrix (:func:`_kept_pairs`), instead of a dozen numpy calls and a Python loop: the same
+    matrices, entry for entry, and the same pairs (tests/test_detect_kernel.py).
     """
 
     #: Range arrays whose per-block ranges are kept (one per light level).
@@ -701,6 +767,8 @@ class PairFinder:
         self._kept: list[_KeptSlack | None] = []
         self._mid = np.empty((0, 2))
         self._half = np.empty(0)
+        self._changed = np.empty(0, dtype=np.intp)
+        self._compiled = False  # whether to take the compiled path, read at each _start
         self._limits: list[tuple[bytes, list]] = []  # (ranges' bytes, per block limits)
         self._last_ranges: np.ndarray | None = None  # the last read-only ranges passed
 
@@ -714,8 +782,13 @@ class PairFinder:
         # kept for the next call: a copy, unless it is a read-only array (the model's)
         track = np.array(track_km, dtype=float, order="C",
                          copy=None if _frozen(track_km) else True)
+        changed = _NO_PAIRS  # units whose kept rows and columns are still to update
         if track.shape != self._track.shape:
             self._start(track)
+        elif self._compiled:  # the changed units found, their mid-hour positions updated, in C
+            changed = self._changed[: _changed_tracks(track, self._track, self._mid,
+                                                      self._half, self._changed)]  # fmt: skip
+            self._track = track
         else:
             # a unit's track as two complex numbers, compared at once: the unit changed if
             # either differs (its two booleans read as one 16-bit number)
@@ -737,10 +810,16 @@ class PairFinder:
                     obs += [a[ia], b[jb]]
                     tgt += [b[ib], a[ja]]
                 continue
-            reach, r_unit, r_b = limits
+            reach, row_reach, r_unit, r_b, r_unit_list, r_b_list = limits
+            if self._compiled:  # the update, the threshold and the split in one call
+                o, t = kept.pairs(changed, self._mid, self._half, reach, row_reach, r_unit, r_b)
+                if len(o):
+                    obs.append(o)
+                    tgt.append(t)
+                continue
             k = (kept.flat <= reach).nonzero()[0]  # either direction's pairs, row-major
             if len(k):
-                o, t = kept.split(k, r_unit, r_b)
+                o, t = kept.split(k, r_unit_list, r_b_list)
                 obs.append(o)
                 tgt.append(t)
         if len(obs) == 1:  # one block with pairs (a theatre: garrisons against insurgents)
@@ -757,6 +836,10 @@ class PairFinder:
             _KeptSlack(b, mid, half) if _keeps(a, b) else None for a, b in self.blocks
         ]
         self._mid, self._half = mid, half
+        # the kernels' switch, read here rather than at each hour (reading the environment
+        # costs about a microsecond); either path keeps the same matrices
+        self._compiled = _changed_tracks.compiled
+        self._changed = np.empty(len(track), dtype=np.intp)  # the compiled path's scratch
         self._limits = []
         self._last_ranges = None
 
@@ -771,10 +854,12 @@ class PairFinder:
 
     def _ranges(self, ranges: np.ndarray) -> list:
         """Per block, for these ranges: ``(R_a, R_b)`` for :func:`block_pairs`, or for a kept
-        matrix the flat matrix of ``max(R_a, R_b)`` and the ranges as Python lists. Kept for the
-        last few range arrays (they change with the light only, unless sensors do), found by
-        their bytes, or at once if the same read-only array (owning its data) as the last call
-        is passed (it cannot have changed: the model passes its table's arrays)."""
+        matrix the flat matrix of ``max(R_a, R_b)`` and its rows' maxima (NaN ignored), then
+        ``R`` of every unit and ``R_b`` as arrays (the compiled path) and as Python lists
+        (:meth:`_KeptSlack.split`). Kept for the last few range arrays (they change with the
+        light only, unless sensors do), found by their bytes, or at once if the same read-only
+        array (owning its data) as the last call is passed (it cannot have changed: the model
+        passes its table's arrays)."""
         if ranges is self._last_ranges:  # the same frozen array as the last call
             return self._limits[0][1]
         self._last_ranges = ranges if _frozen(ranges) else None
@@ -792,7 +877,9 @@ class PairFinder:
             reach = np.full((len(ranges), len(b)), -np.inf)
             # fmax ignores a NaN range, which sees nothing (s <= NaN is false) in either test
             reach[a] = np.fmax(ra[:, None], rb)
-            limits.append((reach.reshape(-1), ranges.tolist(), rb.tolist()))
+            r_unit = ranges if _frozen(ranges) else ranges.copy()  # kept: must not change
+            limits.append((reach.reshape(-1), np.fmax.reduce(reach, axis=1), r_unit, rb,
+                           ranges.tolist(), rb.tolist()))
         self._limits = [(key, limits), *self._limits[: self.KEPT_RANGES - 1]]
         return limits
 
@@ -822,11 +909,92 @@ def _mid_half(track: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mid, half
 
 
+@kernel
+def _changed_tracks(track, old, mid, half, changed):
+    """The compiled path of the finder's changed units: writes the indices of the units whose
+    track (a row of ``(n, 4)`` ``track``) differs from ``old`` in any coordinate (``!=`` as
+    numpy compares them) into ``changed``, in increasing order, and returns their count; their
+    rows of ``mid`` and ``half`` become :func:`_mid_half`'s values of the new track (the same
+    operations in the same order: ``(pos + prev) * 0.5``, ``hypot(pos - prev) * 0.5``)."""
+    count = 0
+    for i in range(track.shape[0]):
+        px, py, x, y = track[i, 0], track[i, 1], track[i, 2], track[i, 3]
+        if px != old[i, 0] or py != old[i, 1] or x != old[i, 2] or y != old[i, 3]:
+            changed[count] = i
+            count += 1
+            mid[i, 0] = (x + px) * 0.5
+            mid[i, 1] = (y + py) * 0.5
+            half[i] = math.hypot(x - px, y - py) * 0.5
+    return count
+
+
+@kernel
+def _kept_pairs(changed, mid, half, col, b, slack, row_low, reach, row_reach, r_unit, r_b, out):
+    """The compiled path of :class:`_KeptSlack`: :meth:`~_KeptSlack.update` for the units
+    ``changed`` (``mid``, ``half``: every unit's, theirs already new), then the pairs of the
+    matrix as ``flat <= reach`` and :meth:`~_KeptSlack.split` find them, written to ``out``
+    (``(2, 2 * slack.size)``: observers, targets); returns their count.
+
+    Every entry of a changed row or column is :func:`_slack`'s ``hypot(m_u - m_b) - h_u - h_b``
+    of the current positions, as the numpy path leaves it (its rows, computed before the
+    columns, are overwritten where a column changed too). ``row_low`` holds a lower bound of
+    each row's entries (NaN aside): exact for a row just computed or scanned, lowered by a new
+    column entry. A row with ``row_low > row_reach`` (the row's largest ``reach``) has no pair
+    and is skipped: most rows, most hours, so the scan reads little of the matrix. The pairs
+    where a sees b are written from ``out[:, 0]``, those where b sees a from
+    ``out[:, slack.size]``, then moved after the first: both lists in row-major order, one
+    after the other."""
+    n, nb = slack.shape
+    for c in range(len(changed)):
+        u = changed[c]
+        low = np.inf
+        for j in range(nb):
+            v = b[j]
+            s = math.hypot(mid[u, 0] - mid[v, 0], mid[u, 1] - mid[v, 1]) - half[u] - half[v]
+            slack[u, j] = s
+            if s < low:  # false for NaN: ignored
+                low = s
+        row_low[u] = low
+        j = col[u]
+        if j >= 0:  # a unit of side b: its column too, with every unit's current position
+            for i in range(n):
+                s = math.hypot(mid[i, 0] - mid[u, 0], mid[i, 1] - mid[u, 1]) - half[i] - half[u]
+                slack[i, j] = s
+                if s < row_low[i]:
+                    row_low[i] = s
+    size = n * nb
+    n_ab = n_ba = 0
+    for i in range(n):
+        if not row_low[i] <= row_reach[i]:
+            continue
+        low = np.inf
+        for j in range(nb):
+            s = slack[i, j]
+            if s < low:
+                low = s
+            if s <= reach[i * nb + j]:
+                if s <= r_unit[i]:
+                    out[0, n_ab] = i
+                    out[1, n_ab] = b[j]
+                    n_ab += 1
+                if s <= r_b[j]:
+                    out[0, size + n_ba] = b[j]
+                    out[1, size + n_ba] = i
+                    n_ba += 1
+        row_low[i] = low
+    for t in range(n_ba):
+        out[0, n_ab + t] = out[0, size + t]
+        out[1, n_ab + t] = out[1, size + t]
+    return n_ab + n_ba
+
+
 class _KeptSlack:
     """One block's slack matrix (:func:`_slack`), a row per unit of the force against side b's
-    units, and side b's mid-hour positions and half-tracks; updated unit by unit."""
+    units, and side b's mid-hour positions and half-tracks (the numpy path's copy); updated
+    unit by unit."""
 
     def __init__(self, b: np.ndarray, mid: np.ndarray, half: np.ndarray):
+        self.b = np.array(b, dtype=np.intp)
         self.b_list = b.tolist()
         self.nb = len(b)
         self.col = np.full(len(mid), -1, dtype=np.intp)  # each unit's column (-1: not in b)
@@ -835,6 +1003,10 @@ class _KeptSlack:
         self.mid_b_t = self.mid_b.T.copy()  # (2, nb): both coordinates' differences in one call
         self.slack = _slack(mid, half, self.mid_b, self.half_b)
         self.flat = self.slack.reshape(-1)  # a view: row-major (unit, b) order
+        # the compiled path's (:meth:`pairs`; it reads side b's positions from every unit's):
+        # its rows' lower bounds (none until a row is first scanned), and its pairs
+        self.row_low = np.full(len(mid), -np.inf)
+        self._out: np.ndarray | None = None
 
     def update(self, changed: np.ndarray, mid: np.ndarray, half: np.ndarray,
                every_mid: np.ndarray, every_half: np.ndarray) -> None:
@@ -854,6 +1026,22 @@ class _KeptSlack:
             self.mid_b_t = self.mid_b.T.copy()
             # after the rows: whole columns, with every unit's current position
             self.slack[:, cols] = _slack(every_mid, every_half, mid[in_b], half[in_b])
+
+    def pairs(self, changed: np.ndarray, every_mid: np.ndarray, every_half: np.ndarray,
+              reach: np.ndarray, row_reach: np.ndarray, r_unit: np.ndarray, r_b: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """The compiled path (:func:`_kept_pairs`): :meth:`update`'s matrix for the units
+        ``changed`` (``every_mid``, ``every_half``: every unit's, theirs already new), then
+        :meth:`split` of the entries ``flat <= reach`` (``row_reach``: each row's largest),
+        as ``(observers, targets)`` arrays."""
+        if self._out is None:
+            self._out = np.empty((2, 2 * self.slack.size), dtype=np.intp)
+        count = _kept_pairs(changed, every_mid, every_half, self.col, self.b, self.slack,
+                            self.row_low, reach, row_reach, r_unit, r_b, self._out)
+        if count == 0:
+            return _NO_PAIRS, _NO_PAIRS
+        found = self._out[:, :count].copy()  # the buffer is the next call's
+        return found[0], found[1]
 
     def split(self, k: np.ndarray, r_unit: list, r_b: list) -> tuple[list, list]:
         """The pairs among flat entries ``k`` (increasing), as ``(observers, targets)`` lists:
