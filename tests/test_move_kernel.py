@@ -112,7 +112,7 @@ class _Hour:
                          self.path_clock, self.row, self.col, self.track, self.faction,
                          self.hostile, book.start, book.key, book.n,
                          book.cells, book.entry, book.serial, self.tripwires, self.watcher,
-                         self.near_line, self.row_of, self.col_of, *checks, self.idx,
+                         self.near_line, COLS, *checks, self.idx,
                          self.clock)  # fmt: skip
 
 

@@ -198,9 +198,12 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         # the start is a view of the first two columns, so _detect reads it without a copy
         self._track_rc = np.zeros((max(capacity, 1), 4), dtype=np.int32)
         self._prev_rc = self._track_rc[:, :2]
-        # the compiled move's per-mover table and clocks (:func:`movement.move_hour`)
+        # the compiled move's per-mover table and clocks (:func:`movement.move_hour`); whether
+        # the run uses the kernels, asked at its first move (asking costs a microsecond, and
+        # imports Numba, which building a model must not)
         self._move_idx = np.zeros((MOVE_ROWS, max(capacity, 1)), dtype=np.int64)
         self._move_clock = np.zeros(max(capacity, 1))
+        self._kernels: bool | None = None
         self._latlon: dict[int, tuple[float, float]] = {}
         self.knowledge = Knowledge(
             nf,
@@ -391,7 +394,9 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         (:func:`~sim.engine.movement.move_hour`); else numpy over all movers at once, the
         reference (:meth:`_advance`)."""
         f = self.force
-        compiled = move_hour.compiled  # ride_along's too: one switch for every kernel
+        compiled = self._kernels
+        if compiled is None:  # ride_along's too: one switch for every kernel
+            compiled = self._kernels = move_hour.compiled
         if compiled:
             self._advance_compiled()
         else:
@@ -506,7 +511,7 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         return move_hour(stage, f.n, m, f.alive, f.path_pos, f.path_last, f.path_clock, f.row,
                          f.col, self._track_rc, f.faction, self.hostile, book.start, book.key,
                          book.n, book.cells, book.entry, book.serial, trips.layer, trips.watcher,
-                         self.border_lines.near_line, self._row_of, self._col_of, bool(trips),
+                         self.border_lines.near_line, self.terrain.cols, bool(trips),
                          self.border_lines.side.shape[0] > 0, book.zone is not None,
                          self._move_idx, self._move_clock)  # fmt: skip
 

@@ -212,7 +212,7 @@ MOVE_ROWS = 10
 @kernel
 def move_hour(stage, n, m, alive, path_pos, path_last, path_clock, row, col, track,
               faction, hostile, book_start, key, n_keys, cells, entry, serial,
-              tripwires, watcher, near_line, row_of, col_of, check_trips, check_border,
+              tripwires, watcher, near_line, cols, check_trips, check_border,
               check_zones, idx, clock):
     """The move phase's common hour in one call: what :meth:`PathBook.advance`,
     :meth:`PathBook.passed_at`, :func:`owner_of` and the model's numpy move give, mover by
@@ -234,11 +234,12 @@ def move_hour(stage, n, m, alive, path_pos, path_last, path_clock, row, col, tra
     the caller may change ``NEW`` and ``clock``, then settle with stage ``SETTLE`` and ``m``.
 
     Settling (at once, else stage ``SETTLE`` on the ``m`` movers in ``idx`` and ``clock``):
-    each mover's ``path_clock``, ``path_pos`` (int32) and ``row, col`` (``row_of, col_of`` of
-    its cell at ``NEW``) are written; ``START`` is its cell at ``OLD``; the units now at their
-    path's last index are listed in ``DONE``, with their order's ``serial`` in ``SERIAL``; with
-    ``check_border`` / ``check_zones``, the movers that pass a cell of ``near_line`` / enter a
-    zone (``entry`` at a passed cell's place in the book) are listed in ``BORDER`` / ``ZONE``.
+    each mover's ``path_clock``, ``path_pos`` (int32) and ``row, col`` (``divmod`` of its cell
+    at ``NEW`` by ``cols``: the numpy path's tables, without their cache misses) are written;
+    ``START`` is its cell at ``OLD``; the units now at their path's last index are listed in
+    ``DONE``, with their order's ``serial`` in ``SERIAL``; with ``check_border`` /
+    ``check_zones``, the movers that pass a cell of ``near_line`` / enter a zone (``entry`` at
+    a passed cell's place in the book) are listed in ``BORDER`` / ``ZONE``.
     Returns ``(m, 0, done, border, zone)``, the lengths of the lists."""
     settle = stage == SETTLE
     trips = check_trips and not settle  # a settling stage is past the tripwires
@@ -308,8 +309,9 @@ def move_hour(stage, n, m, alive, path_pos, path_last, path_clock, row, col, tra
         path_pos[u] = new
         idx[START, k] = cells[s + old]
         end = cells[s + new]
-        row[u] = row_of[end]
-        col[u] = col_of[end]
+        r = end // cols
+        row[u] = r
+        col[u] = end - r * cols
         if path_pos[u] >= path_last[u]:
             idx[DONE, done], idx[SERIAL, done] = u, serial[u]
             done += 1
