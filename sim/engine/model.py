@@ -481,10 +481,9 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
                 at, ends = book.passed_at(movers, old, new, first)
                 self._drive_over_mines(movers, old, new, clock[:m], book.cells[at], ends)
             m, _, n_done, n_border, n_zone = self._move_kernel(SETTLE, m)
-        if n_done:
-            units = self.units
-            arrived = list(zip([units[i] for i in idx[DONE, :n_done].tolist()],
-                               idx[SERIAL, :n_done].tolist(), strict=True))  # fmt: skip
+        units = self.units
+        arrived = list(zip([units[i] for i in idx[DONE, :n_done].tolist()],
+                           idx[SERIAL, :n_done].tolist(), strict=True))  # fmt: skip
         if n_border or n_zone:
             movers, first, old, new = idx[MOVER, :m], idx[FIRST, :m], idx[OLD, :m], idx[NEW, :m]
             start = idx[START, :m]
@@ -499,8 +498,7 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
                                            new[z] - old[z], start[z],
                                            None if moved is None else moved[z], f.faction,
                                            self.barred_zones)
-        if n_done:
-            self._alert_arrived(arrived)
+        self._alert_arrived(arrived)
 
     def _move_kernel(self, stage: int, m: int) -> tuple[int, int, int, int, int]:
         """:func:`~sim.engine.movement.move_hour` on the model's columns (the book's arrays
@@ -515,8 +513,8 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
                          self.border_lines.side.shape[0] > 0, book.zone is not None,
                          self._move_idx, self._move_clock)  # fmt: skip
 
-    def _cross_borders(self, movers: np.ndarray, near: list[int] | dict[int, None],
-                       start: np.ndarray, old: np.ndarray, new: np.ndarray) -> np.ndarray | None:
+    def _cross_borders(self, movers: np.ndarray, near: list[int], start: np.ndarray,
+                       old: np.ndarray, new: np.ndarray) -> np.ndarray | None:
         """Every border crossing of the movers at positions ``near`` (those whose cells passed
         touch a border line, in increasing order) from cell ``start`` along their path from
         index ``old`` to ``new``; the hostile side may turn them back
@@ -586,7 +584,8 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
     def _stop_at_tripwires(self, movers, old, new, clock, tripped) -> bool:
         """Movers that drive into a hostile ambush this hour halt under fire there (``new``
         and ``clock`` are updated in place); True if one did. ``tripped``: the positions among
-        the movers of those whose cells passed include a watched one, in increasing order."""
+        the movers, in increasing order, of those whose cells passed include a watched one
+        (or only those watched by a live hostile unit, the only ones that stop a mover)."""
         stopped = False
         for k in tripped:
             unit = self.units[int(movers[k])]
