@@ -1,4 +1,4 @@
-"""Movement: every unit's current path in one flat buffer, advanced for all movers in numpy.
+"""Movement: every unit's current path in one flat buffer, advanced for all movers at once.
 
 An order gives a unit a path (flat cells) and the cumulative hours to reach each of its cells at
 the unit's speeds. :class:`PathBook` appends each new path to shared arrays, so one hour of
@@ -11,6 +11,10 @@ the buffer a path is, so a mark on the hour was reached an hour late at some off
 clocks are compared at a resolution of 1/65536 h (55 ms): finer than any order's timing, and
 coarser than the float error of a route's summed hours. Paths that are no longer followed are
 dropped when the buffer is compacted.
+
+The hour's move is numpy over all movers (:meth:`PathBook.advance`, :meth:`PathBook.passed_at`,
+the reference) or one compiled call (:func:`move_hour`, the same search and cells passed mover
+by mover, see :mod:`sim.rules.compiled`).
 """
 
 from __future__ import annotations
@@ -206,7 +210,7 @@ ADVANCE, ADVANCE_ONLY, SETTLE = 0, 1, 2
 #: movers) its unit, path start in the book, path index before and after the hour, cell before
 #: the hour; then lists of positions ``k`` (or units) found by the checks, each from column 0.
 MOVER, FIRST, OLD, NEW, START, TRIPPED, DONE, SERIAL, BORDER, ZONE = range(10)
-MOVE_ROWS = 10
+MOVE_ROWS = ZONE + 1
 
 
 @kernel
@@ -216,8 +220,9 @@ def move_hour(stage, n, m, alive, path_pos, path_last, path_clock, row, col, tra
               check_zones, idx, clock):
     """The move phase's common hour in one call: what :meth:`PathBook.advance`,
     :meth:`PathBook.passed_at`, :func:`owner_of` and the model's numpy move give, mover by
-    mover. Integer work and copies only (the clock's one addition is the numpy path's), so the
-    results are the numpy path's to the bit.
+    mover. Integer work and copies only (the clock's one addition is the numpy path's, and its
+    ticks a product by a power of two, floored: exact), so the results are the numpy path's to
+    the bit.
 
     Advancing (stages ``ADVANCE``, ``ADVANCE_ONLY``): each of the first ``n`` units' ``row,
     col`` is copied to ``track[:, 0:2]``; the movers (alive, ``path_pos < path_last``) are
