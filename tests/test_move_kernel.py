@@ -73,6 +73,7 @@ class _Hour:
 
     def __init__(self, rng, book: PathBook, paths: dict):
         n = UNITS
+        self.n = int(rng.integers(n // 2, n + 1))  # units in the force table: the movers' range
         self.alive = rng.random(n) < 0.85
         self.path_last = np.zeros(n, dtype=np.int32)
         self.path_pos = np.zeros(n, dtype=np.int32)
@@ -100,7 +101,8 @@ class _Hour:
 
     def copy(self) -> _Hour:
         twin = object.__new__(_Hour)
-        twin.__dict__ = {name: a.copy() for name, a in vars(self).items()}
+        twin.__dict__ = {name: np.copy(a) if isinstance(a, np.ndarray) else a
+                         for name, a in vars(self).items()}
         return twin
 
     def columns(self) -> bytes:
@@ -108,7 +110,7 @@ class _Hour:
                                               self.track))  # fmt: skip
 
     def kernel(self, stage: int, book: PathBook, m: int = 0, checks=(True, True, True)):
-        return move_hour(stage, UNITS, m, self.alive, self.path_pos, self.path_last,
+        return move_hour(stage, self.n, m, self.alive, self.path_pos, self.path_last,
                          self.path_clock, self.row, self.col, self.track, self.faction,
                          self.hostile, book.start, book.key, book.n,
                          book.cells, book.entry, book.serial, self.tripwires, self.watcher,
@@ -124,7 +126,7 @@ def _owners(ends: np.ndarray, flags: np.ndarray) -> list[int]:
 
 def _numpy_advance(h: _Hour, book: PathBook):
     """The numpy path's advance of the hour's movers (``DesertModel._move``, ``_advance``)."""
-    n = UNITS
+    n = h.n
     h.track[:n, 0], h.track[:n, 1] = h.row[:n], h.col[:n]
     movers = (h.alive[:n] & (h.path_pos[:n] < h.path_last[:n])).nonzero()[0]
     first = book.start[movers]
