@@ -172,12 +172,14 @@ def test_the_kernel_moves_every_mover_as_the_numpy_path_to_the_bit():
     hour, arrivals (with their orders' serials), movers passing a hostile tripwire, a border
     line or a zone entry, and every column it writes equal the numpy path's (bytes); also
     after movers stopped at a tripwire (the second call)."""
-    seen = {"tripped": 0, "border": 0, "zone": 0, "done": 0}
+    seen = {"tripped": 0, "border": 0, "zone": 0, "done": 0, "grown": 0, "shared": 0}
     for seed in range(40):
         rng, book, paths = _random_case(seed)
         ref = _Hour(rng, book, paths)
         ker = ref.copy()
         movers, first, old, new, clock = _numpy_advance(ref, book)
+        seen["grown"] += len(book.cells) > 64  # compacted, then grown
+        seen["shared"] += len(np.unique(first)) < len(first)  # movers on one shared segment
         tripped, border, zone, cells = _numpy_checks(ref, book, movers, first, old, new)
         m, n_trip, n_done, n_border, n_zone = ker.kernel(ADVANCE, book)
         assert m == len(movers) > 0
