@@ -31,7 +31,27 @@ from sim.engine.agenda import (
 )
 from sim.engine.campaign import CampaignRules
 from sim.engine.metrics import Metrics
-from sim.engine.movement import PathBook, Tripwires, owner_of
+from sim.engine.movement import (
+    ADVANCE,
+    ADVANCE_ONLY,
+    BORDER,
+    DONE,
+    FIRST,
+    MOVE_ROWS,
+    MOVER,
+    NEW,
+    OLD,
+    SERIAL,
+    SETTLE,
+    START,
+    TRIPPED,
+    ZONE,
+    PathBook,
+    Tripwires,
+    move_hour,
+    owner_of,
+    ride_along,
+)
 from sim.engine.orders import Orders
 from sim.engine.result import RunResult
 from sim.engine.spawning import Spawning
@@ -178,6 +198,12 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         # the start is a view of the first two columns, so _detect reads it without a copy
         self._track_rc = np.zeros((max(capacity, 1), 4), dtype=np.int32)
         self._prev_rc = self._track_rc[:, :2]
+        # the compiled move's per-mover table and clocks (:func:`movement.move_hour`); whether
+        # the run uses the kernels, asked at its first move (asking costs a microsecond, and
+        # imports Numba, which building a model must not)
+        self._move_idx = np.zeros((MOVE_ROWS, max(capacity, 1)), dtype=np.int64)
+        self._move_clock = np.zeros(max(capacity, 1))
+        self._kernels: bool | None = None
         self._latlon: dict[int, tuple[float, float]] = {}
         self.knowledge = Knowledge(
             nf,
@@ -360,30 +386,41 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
     def _move(self) -> None:
         """Advance every moving unit along its path by one hour of travel, all at once.
 
-        One ``searchsorted`` in the path book finds where each mover is after the hour, and one
-        gather the cells every mover passed (:meth:`PathBook.passed`), which ambush tripwires,
-        mines, border lines and zone entries (``Metrics``) are all read from; only the few
-        units that meet a tripwire, a mine or a border line are handled one by one (every
-        border crossing in the hour, :meth:`BorderLines.crossings`)."""
+        One search in the path book finds where each mover is after the hour, and one pass
+        the cells every mover passed, which ambush tripwires, mines, border lines and zone
+        entries (``Metrics``) are all read from; only the few units that meet a tripwire, a
+        mine or a border line are handled one by one (every border crossing in the hour,
+        :meth:`BorderLines.crossings`). With compiled kernels the common hour is one call
+        (:func:`~sim.engine.movement.move_hour`); else numpy over all movers at once, the
+        reference (:meth:`_advance`)."""
         f = self.force
-        n = f.n
-        prev = self._prev_rc[:n]
-        prev[:, 0], prev[:, 1] = f.row[:n], f.col[:n]
-        # ``nonzero()[0]``, not ``np.flatnonzero``: the same indices of a 1-d mask without the
-        # wrapper's calls, which cost more than the search over a few hundred units
-        movers = (f.alive[:n] & (f.path_pos[:n] < f.path_last[:n])).nonzero()[0]
-        if len(movers):
-            self._advance(movers)
+        compiled = self._kernels
+        if compiled is None:  # ride_along's too: one switch for every kernel
+            compiled = self._kernels = move_hour.compiled
+        if compiled:
+            self._advance_compiled()
+        else:
+            n = f.n
+            prev = self._prev_rc[:n]
+            prev[:, 0], prev[:, 1] = f.row[:n], f.col[:n]
+            # ``nonzero()[0]``, not ``np.flatnonzero``: the same indices of a 1-d mask without
+            # the wrapper's calls, which cost more than the search over a few hundred units
+            movers = (f.alive[:n] & (f.path_pos[:n] < f.path_last[:n])).nonzero()[0]
+            if len(movers):
+                self._advance(movers)
         if self._attached:  # escorts ride with their convoy
             follower, leader, pairs = self._attached_idx()
-            if not f.alive[pairs].all():  # one gather while all are alive, as they mostly are
-                ok = f.alive[follower] & f.alive[leader]
-                follower, leader = follower[ok], leader[ok]
-            f.row[follower], f.col[follower] = f.row[leader], f.col[leader]
-            f.posture[follower] = f.posture[leader]
+            if compiled:
+                ride_along(follower, leader, f.alive, f.row, f.col, f.posture)
+            else:
+                if not f.alive[pairs].all():  # one gather while all are alive, as mostly
+                    ok = f.alive[follower] & f.alive[leader]
+                    follower, leader = follower[ok], leader[ok]
+                f.row[follower], f.col[follower] = f.row[leader], f.col[leader]
+                f.posture[follower] = f.posture[leader]
 
     def _advance(self, movers: np.ndarray) -> None:
-        """One hour of travel for ``movers`` (alive, short of their path's end)."""
+        """One hour of travel for ``movers`` (alive, short of their path's end), in numpy."""
         f = self.force
         book = self.paths
         first = book.start[movers]  # where each mover's path is in the book
@@ -394,9 +431,11 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         # or a mine enters fewer, so they are gathered again then (rarely)
         at, ends = book.passed_at(movers, old, new, first)
         cells = book.cells[at]
-        if self.tripwires and self._stop_at_tripwires(movers, old, new, clock, cells, ends):
-            at, ends = book.passed_at(movers, old, new, first)
-            cells = book.cells[at]
+        if self.tripwires and (hit := self.tripwires.layer[cells]).any():
+            tripped = dict.fromkeys(owner_of(ends, hit.nonzero()[0]).tolist())  # in order
+            if self._stop_at_tripwires(movers, old, new, clock, tripped):
+                at, ends = book.passed_at(movers, old, new, first)
+                cells = book.cells[at]
         if (self.minefield is not None and len(self.minefield)
                 and self._drive_over_mines(movers, old, new, clock, cells, ends)):
             at, ends = book.passed_at(movers, old, new, first)
@@ -414,9 +453,76 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         units = self.units
         arrived = list(zip([units[i] for i in done.tolist()], book.serial[done].tolist(),
                            strict=True))  # fmt: skip
-        moved = None  # all moves happened, unless one is turned back at a border
-        for k in self._near_border(cells, ends):
-            unit = self.units[int(movers[k])]  # passed by a border line: every crossing counts
+        moved = self._cross_borders(movers, self._near_border(cells, ends), start, old, new)
+        self.metrics.on_zone_moves(movers, cells, book.entry, at, ends, new - old, start, moved,
+                                   f.faction, self.barred_zones)
+        self._alert_arrived(arrived)
+
+    def _advance_compiled(self) -> None:
+        """:meth:`_move`'s start and :meth:`_advance` for every mover with the compiled kernel
+        (:func:`~sim.engine.movement.move_hour`): one call in the common hour; a hostile
+        tripwire passed or a minefield takes a second (the movers stopped in between by the
+        numpy path's methods); the movers the kernel lists as near a border line or entering
+        a zone are handled by the numpy path's methods too."""
+        f = self.force
+        book = self.paths
+        idx, clock = self._move_idx, self._move_clock
+        mines = self.minefield is not None and len(self.minefield) > 0
+        m, tripped, n_done, n_border, n_zone = self._move_kernel(
+            ADVANCE_ONLY if mines else ADVANCE, 0)
+        if not m:
+            return
+        if tripped or mines:
+            movers, first, old, new = idx[MOVER, :m], idx[FIRST, :m], idx[OLD, :m], idx[NEW, :m]
+            if tripped:
+                self._stop_at_tripwires(movers, old, new, clock[:m],
+                                        idx[TRIPPED, :tripped].tolist())
+            if mines:
+                at, ends = book.passed_at(movers, old, new, first)
+                self._drive_over_mines(movers, old, new, clock[:m], book.cells[at], ends)
+            m, _, n_done, n_border, n_zone = self._move_kernel(SETTLE, m)
+        units = self.units
+        arrived = list(zip([units[i] for i in idx[DONE, :n_done].tolist()],
+                           idx[SERIAL, :n_done].tolist(), strict=True))  # fmt: skip
+        if n_border or n_zone:
+            movers, first, old, new = idx[MOVER, :m], idx[FIRST, :m], idx[OLD, :m], idx[NEW, :m]
+            start = idx[START, :m]
+            moved = (self._cross_borders(movers, idx[BORDER, :n_border].tolist(), start, old,
+                                         new) if n_border else None)  # fmt: skip
+            if n_zone:  # the entries of the movers that enter a zone: the numpy path's count
+                # over all movers is a sum over movers
+                z = idx[ZONE, :n_zone]
+                entering = movers[z]
+                at, ends = book.passed_at(entering, old[z], new[z], first[z])
+                self.metrics.on_zone_moves(entering, book.cells[at], book.entry, at, ends,
+                                           new[z] - old[z], start[z],
+                                           None if moved is None else moved[z], f.faction,
+                                           self.barred_zones)
+        self._alert_arrived(arrived)
+
+    def _move_kernel(self, stage: int, m: int) -> tuple[int, int, int, int, int]:
+        """:func:`~sim.engine.movement.move_hour` on the model's columns (the book's arrays
+        are read at each call: stopping a mover may compact it)."""
+        f = self.force
+        book = self.paths
+        trips = self.tripwires
+        return move_hour(stage, f.n, m, f.alive, f.path_pos, f.path_last, f.path_clock, f.row,
+                         f.col, self._track_rc, f.faction, self.hostile, book.start, book.key,
+                         book.n, book.cells, book.entry, book.serial, trips.layer, trips.watcher,
+                         self.border_lines.near_line, self.terrain.cols, bool(trips),
+                         self.border_lines.side.shape[0] > 0, book.zone is not None,
+                         self._move_idx, self._move_clock)  # fmt: skip
+
+    def _cross_borders(self, movers: np.ndarray, near: list[int], start: np.ndarray,
+                       old: np.ndarray, new: np.ndarray) -> np.ndarray | None:
+        """Every border crossing of the movers at positions ``near`` (those whose cells passed
+        touch a border line, in increasing order) from cell ``start`` along their path from
+        index ``old`` to ``new``; the hostile side may turn them back
+        (:func:`~sim.rules.borders.attempt_crossing`). Returns None if all moves happened,
+        else per mover whether its move happened."""
+        moved = None
+        for k in near:
+            unit = self.units[int(movers[k])]
             s = int(start[k])
             for _ in self._crossings(unit.path, int(old[k]), int(new[k])):
                 p = self._interception(unit.faction)
@@ -425,11 +531,14 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
                         moved = np.ones(len(movers), dtype=bool)
                     moved[k] = False  # turned back at the border
                     break
-        self.metrics.on_zone_moves(movers, cells, book.entry, at, ends, new - old, start, moved,
-                                   f.faction, self.barred_zones)
-        serials = book.serial
+        return moved
+
+    def _alert_arrived(self, arrived: list[tuple[Unit, int]]) -> None:
+        """Alert the units that reached their path's end this hour (with the serial of the
+        orders they followed), unless given new orders since (turned back at a border)."""
+        serials = self.paths.serial
         for unit, serial in arrived:
-            if serials.item(unit.idx) == serial:  # not turned back at a border (new orders)
+            if serials.item(unit.idx) == serial:
                 unit.alert("arrived")
 
     def _interception(self, faction: str) -> float:
@@ -472,15 +581,13 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
             seen = self._crossings_seen[key] = (path, found.tolist())
         return seen[1]
 
-    def _stop_at_tripwires(self, movers, old, new, clock, cells, ends) -> bool:
+    def _stop_at_tripwires(self, movers, old, new, clock, tripped) -> bool:
         """Movers that drive into a hostile ambush this hour halt under fire there (``new``
-        and ``clock`` are updated in place); True if one did. ``cells``, ``ends``: the cells
-        passed (:meth:`PathBook.passed_at`)."""
-        hit = self.tripwires.layer[cells]
-        if not hit.any():
-            return False
+        and ``clock`` are updated in place); True if one did. ``tripped``: the positions among
+        the movers, in increasing order, of those whose cells passed include a watched one
+        (or only those watched by a live hostile unit, the only ones that stop a mover)."""
         stopped = False
-        for k in dict.fromkeys(owner_of(ends, hit.nonzero()[0]).tolist()):  # in order
+        for k in tripped:
             unit = self.units[int(movers[k])]
             stop = self._tripped(unit, int(old[k]), int(new[k]))
             if stop is not None:

@@ -1,4 +1,4 @@
-"""Movement: every unit's current path in one flat buffer, advanced for all movers in numpy.
+"""Movement: every unit's current path in one flat buffer, advanced for all movers at once.
 
 An order gives a unit a path (flat cells) and the cumulative hours to reach each of its cells at
 the unit's speeds. :class:`PathBook` appends each new path to shared arrays, so one hour of
@@ -11,12 +11,19 @@ the buffer a path is, so a mark on the hour was reached an hour late at some off
 clocks are compared at a resolution of 1/65536 h (55 ms): finer than any order's timing, and
 coarser than the float error of a route's summed hours. Paths that are no longer followed are
 dropped when the buffer is compacted.
+
+The hour's move is numpy over all movers (:meth:`PathBook.advance`, :meth:`PathBook.passed_at`,
+the reference) or one compiled call (:func:`move_hour`, the same search and cells passed mover
+by mover, see :mod:`sim.rules.compiled`).
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from sim.rules.compiled import kernel
 from sim.world.raster import read_only
 
 #: Resolution of path marks and clocks in the sort key (ticks per hour: 1/65536 h is 55 ms).
@@ -196,33 +203,176 @@ def owner_of(ends: np.ndarray, positions: np.ndarray) -> np.ndarray:
     return ends.searchsorted(positions, "right")
 
 
+#: Stages of :func:`move_hour`: advance the movers and, unless a tripwire is hit, settle them;
+#: advance only (a minefield is checked in between); settle movers advanced by an earlier call.
+ADVANCE, ADVANCE_ONLY, SETTLE = 0, 1, 2
+#: Rows of :func:`move_hour`'s index table ``idx``: per mover ``k`` (its position among the
+#: movers) its unit, path start in the book, path index before and after the hour, cell before
+#: the hour; then lists of positions ``k`` (or units) found by the checks, each from column 0.
+MOVER, FIRST, OLD, NEW, START, TRIPPED, DONE, SERIAL, BORDER, ZONE = range(10)
+MOVE_ROWS = ZONE + 1
+
+
+@kernel
+def move_hour(stage, n, m, alive, path_pos, path_last, path_clock, row, col, track,
+              faction, hostile, book_start, key, n_keys, cells, entry, serial,
+              tripwires, watcher, near_line, cols, check_trips, check_border,
+              check_zones, idx, clock):
+    """The move phase's common hour in one call: what :meth:`PathBook.advance`,
+    :meth:`PathBook.passed_at`, :func:`owner_of` and the model's numpy move give, mover by
+    mover. Integer work and copies only (the clock's one addition is the numpy path's, and its
+    ticks a product by a power of two, floored: exact), so the results are the numpy path's to
+    the bit.
+
+    Advancing (stages ``ADVANCE``, ``ADVANCE_ONLY``): each of the first ``n`` units' ``row,
+    col`` is copied to ``track[:, 0:2]``; the movers (alive, ``path_pos < path_last``) are
+    listed in ``idx[MOVER]``, in increasing order, each with ``FIRST`` (``book_start``),
+    ``OLD`` (``path_pos``), ``clock = path_clock + 1`` and ``NEW``, the index of the last mark
+    of its path whose key is at most ``(FIRST << KEY_SHIFT) + floor(clock x TICKS_PER_HOUR)``:
+    the ``searchsorted`` of :meth:`PathBook.advance`, begun at ``OLD`` (``key[:n_keys]`` is
+    sorted and the key at ``OLD`` is at most the target: a unit's clock never runs behind the
+    mark it is at, and the numpy path's cells passed, ``NEW - OLD`` of them, need as much). With
+    ``check_trips``, the movers that pass a cell (cells ``OLD + 1 .. NEW`` of the path) of the
+    ``tripwires`` layer whose ``watcher`` is alive and of a faction ``hostile`` to theirs (the
+    only ones that may stop them) are listed in ``TRIPPED``. If one is, or the stage is
+    ``ADVANCE_ONLY``, the call returns ``(m, tripped, 0, 0, 0)`` having written nothing else:
+    the caller may change ``NEW`` and ``clock``, then settle with stage ``SETTLE`` and ``m``.
+
+    Settling (at once, else stage ``SETTLE`` on the ``m`` movers in ``idx`` and ``clock``):
+    each mover's ``path_clock``, ``path_pos`` (int32) and ``row, col`` (``divmod`` of its cell
+    at ``NEW`` by ``cols``: the numpy path's tables, without their cache misses) are written;
+    ``START`` is its cell at ``OLD``; the units now at their path's last index are listed in
+    ``DONE``, with their order's ``serial`` in ``SERIAL``; with ``check_border`` /
+    ``check_zones``, the movers that pass a cell of ``near_line`` / enter a zone (``entry`` at
+    a passed cell's place in the book) are listed in ``BORDER`` / ``ZONE``.
+    Returns ``(m, 0, done, border, zone)``, the lengths of the lists."""
+    settle = stage == SETTLE
+    trips = check_trips and not settle  # a settling stage is past the tripwires
+    if not settle:
+        m = 0
+        for i in range(n):
+            track[i, 0] = row[i]
+            track[i, 1] = col[i]
+            if alive[i] and path_pos[i] < path_last[i]:
+                idx[MOVER, m] = i
+                m += 1
+    tripped = border = zone = 0
+    for k in range(m):
+        u = idx[MOVER, k]
+        if settle:
+            s, old, new = idx[FIRST, k], idx[OLD, k], idx[NEW, k]
+        else:
+            s = book_start[u]
+            old = path_pos[u]
+            hours = path_clock[u] + 1.0
+            target = (s << KEY_SHIFT) + math.floor(hours * TICKS_PER_HOUR)
+            # searchsorted "right" (the first key above the target) from the mover's mark:
+            # steps of 1, 2, 4 ... marks ahead bracket it, then halving finds it (a few cache
+            # lines of the book; a search over all of it reads a line a step)
+            lo = s + old
+            step = 1
+            hi = lo + 1
+            while hi < n_keys and key[hi] <= target:
+                lo = hi
+                step <<= 1
+                hi = lo + step
+            hi = min(hi, n_keys)
+            lo += 1
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if key[mid] <= target:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            new = lo - s - 1
+            idx[FIRST, k], idx[OLD, k], idx[NEW, k] = s, old, new
+            clock[k] = hours
+        # the cells passed, read once for every check
+        trip = near = enter = False
+        for j in range(s + old + 1, s + new + 1):
+            cell = cells[j]
+            if trips and tripwires[cell]:
+                w = watcher[cell]
+                trip |= alive[w] and hostile[faction[u], faction[w]]
+            near |= check_border and near_line[cell]
+            enter |= check_zones and entry[j]
+        if trip:
+            idx[TRIPPED, tripped] = k
+            tripped += 1
+        if near:
+            idx[BORDER, border] = k
+            border += 1
+        if enter:
+            idx[ZONE, zone] = k
+            zone += 1
+    if tripped or stage == ADVANCE_ONLY:
+        return m, tripped, 0, 0, 0
+    done = 0
+    for k in range(m):
+        u, s, old, new = idx[MOVER, k], idx[FIRST, k], idx[OLD, k], idx[NEW, k]
+        path_clock[u] = clock[k]
+        path_pos[u] = new
+        idx[START, k] = cells[s + old]
+        end = cells[s + new]
+        r = end // cols
+        row[u] = r
+        col[u] = end - r * cols
+        if path_pos[u] >= path_last[u]:
+            idx[DONE, done], idx[SERIAL, done] = u, serial[u]
+            done += 1
+    return m, 0, done, border, zone
+
+
+@kernel
+def ride_along(follower, leader, alive, row, col, posture):
+    """Each follower whose leader and itself are alive takes its leader's ``row``, ``col`` and
+    ``posture``, all read before any is written (as a numpy gather, then scatter)."""
+    taken = np.empty((len(follower), 3), dtype=row.dtype)
+    for k in range(len(follower)):
+        a, b = follower[k], leader[k]
+        if alive[a] and alive[b]:
+            taken[k, 0], taken[k, 1], taken[k, 2] = row[b], col[b], posture[b]
+    for k in range(len(follower)):
+        a, b = follower[k], leader[k]
+        if alive[a] and alive[b]:
+            row[a], col[a], posture[a] = taken[k, 0], taken[k, 1], taken[k, 2]
+
+
 class Tripwires(dict):
     """Road cells watched by an ambush or a fake checkpoint -> the unit watching (a ``dict``, as
     the tactics use it), with a boolean layer over the grid's flat cells kept in step, so the
-    cells every mover passed in an hour are checked in one lookup instead of a set search."""
+    cells every mover passed in an hour are checked in one lookup instead of a set search; and
+    the watching unit's index by cell (-1: none), so the compiled move phase
+    (:func:`move_hour`) passes over the cells watched by a friend or a dead unit, which stop
+    nobody."""
 
     def __init__(self, cells: int):
         super().__init__()
         self.layer = np.zeros(cells, dtype=bool)
+        self.watcher = np.full(cells, -1, dtype=np.int32)
 
     def __setitem__(self, cell: int, unit) -> None:
         super().__setitem__(cell, unit)
         self.layer[cell] = True
+        self.watcher[cell] = unit.idx
 
     def __delitem__(self, cell: int) -> None:
         super().__delitem__(cell)
         self.layer[cell] = False
+        self.watcher[cell] = -1
 
     def pop(self, cell: int, *default):
         if cell in self:
             self.layer[cell] = False
+            self.watcher[cell] = -1
         return super().pop(cell, *default)
 
     def clear(self) -> None:
         super().clear()
         self.layer[:] = False
+        self.watcher[:] = -1
 
     def _read_only(self, *args, **kwargs):
-        raise TypeError("Tripwires: set or delete cells one at a time, the layer follows them")
+        raise TypeError("Tripwires: set or delete cells one at a time, the layers follow them")
 
     update = setdefault = popitem = __ior__ = _read_only
