@@ -95,7 +95,7 @@ class Orders:
             cells = np.asarray(cells, dtype=np.int64)
         f = self.force
         i = unit.idx
-        cell = self._cell(i)
+        cell = f.row.item(i) * self._cols + f.col.item(i)  # _cell(i), inlined: every order
         if len(cells) == 0 or cells.item(0) != cell:
             cells = np.concatenate(([cell], cells))
             timed = self._timed(unit, cells)

@@ -26,6 +26,10 @@ if TYPE_CHECKING:
         alerted: list[int]
 
 
+#: The force table's column of each supply (days left): asked at most insurgent decisions.
+_SUPPLY_COLUMNS = {name: f"{name}_days" for name in ("water", "fuel", "ammo")}
+
+
 class Unit(mesa.Agent):
     """A unit: an insurgent cell, a strongpoint, a patrol, a convoy, a QRF, a post or a guard.
 
@@ -109,7 +113,7 @@ class Unit(mesa.Agent):
 
     def supply(self, name: str) -> float:
         """Days of ``water``, ``fuel`` or ``ammo`` left."""
-        return getattr(self._force, f"{name}_days").item(self.idx)
+        return getattr(self._force, _SUPPLY_COLUMNS[name]).item(self.idx)
 
     @property
     def is_moving(self) -> bool:

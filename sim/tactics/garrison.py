@@ -43,6 +43,8 @@ SWEEP_NIGHT_RANGE_FACTOR = 2
 #: A zone guard re-decides this many hours after setting out for its next patrol point (sooner
 #: if it arrives): about half a day's leg, so it keeps moving round the zone.
 ZONE_GUARD_LEG_HOURS = 12
+#: The light a patrol's ``schedule`` keeps it to (None: any).
+SCHEDULE_LIGHT = {"always": None, "day": LightLevel.DAY, "night": LightLevel.NIGHT}
 
 
 class Hold(Behaviour):
@@ -92,6 +94,7 @@ class Patrol(Behaviour):
         super().__init__(model, unit, params, unit_spec)
         waypoints = list(getattr(params, "route", None) or unit_spec.route or [])
         self.schedule = self.param("schedule")
+        self._light = SCHEDULE_LIGHT[self.schedule]
         self.period = float(self.param("period_hours"))
         self._period_hours = max(1, int(self.period))  # whole hours from one start to the next
         self.waypoints = waypoints
@@ -110,11 +113,7 @@ class Patrol(Behaviour):
         return self._cells
 
     def allowed_now(self) -> bool:
-        if self.schedule == "day":
-            return self.is_day
-        if self.schedule == "night":
-            return self.is_night
-        return True
+        return self._light is None or self.model.light == self._light
 
     def sleep_on_round(self) -> None:
         """Sleep until the patrol arrives, or until its schedule ends while it is out."""
@@ -127,10 +126,9 @@ class Patrol(Behaviour):
 
     def schedule_end_hour(self) -> int:
         """The first hour from now outside the patrol's schedule (far off for "always")."""
-        if self.schedule == "always":
+        if self._light is None:
             return self.hour + YEAR_HOURS
-        wanted = LightLevel.DAY if self.schedule == "day" else LightLevel.NIGHT
-        return self.model.calendar.end_of(self.hour, wanted)
+        return self.model.calendar.end_of(self.hour, self._light)
 
     def investigate(self) -> bool:
         """Drive at a fresh contact the patrol itself made near its route."""
@@ -193,8 +191,9 @@ class Patrol(Behaviour):
         one is due and the schedule allows, else wait for that."""
         m = self.model
         hour = m.hour
+        light = self._light
         m.force.search_factor[u.idx] = PATROL_SEARCH_FACTOR
-        if hour >= self.next_start and self.allowed_now():
+        if hour >= self.next_start and (light is None or m.light == light):  # allowed_now
             # back and out again at once: the new round replaces the path, posture and clock a
             # halt would have set, so the patrol is not halted first
             u.follow(self.cells(), Posture.MOVING)
@@ -202,15 +201,17 @@ class Patrol(Behaviour):
             self.resume_at = 0
             self.next_start = hour + self._period_hours
             # sleep_on_round for a round just begun (its clock at 0, so arrival_hour is the
-            # round's hours on from now), written out: the commonest decision of a year
+            # round's hours on from now, and schedule_end_hour), written out: the commonest
+            # decision of a year
             arrival = hour + max(1, int(u.path_hours.item(-1)) + 1)
-            u.sleep_until(min(arrival, self.schedule_end_hour()))
+            end = hour + YEAR_HOURS if light is None else m.calendar.end_of(hour, light)
+            u.sleep_until(min(arrival, end))
             return
         if back:
             u.stay(Posture.RESTING)
         if hour >= self.next_start:  # due, but outside the schedule: wait for it
-            day = self.schedule == "day"
-            u.sleep_until(self.next_day_hour() if day else self.next_night_hour())
+            u.sleep_until(self.next_day_hour() if light == LightLevel.DAY
+                          else self.next_night_hour())
         else:
             u.sleep_until(self.next_start)
 
@@ -231,7 +232,8 @@ class Escort(Behaviour):
         waypoints = list(getattr(params, "route", None) or unit_spec.route or [])
         self.waypoints = waypoints
         self.period = float(self.param("depart_every_hours"))
-        self.next_start = int(model.rng.integers(0, max(1, int(self.period))))
+        self._period_hours = max(1, int(self.period))  # whole hours from one start to the next
+        self.next_start = int(model.rng.integers(0, self._period_hours))
         self._out: np.ndarray | None = None
         self.escort = None
         strength = NO_TACTIC_ESCORT_STRENGTH if params is None else int(params.escort_strength)
@@ -247,22 +249,26 @@ class Escort(Behaviour):
             self._out = route_cells(self.model, u, self.waypoints)
             self._back = self._out[::-1].copy()
             self._out.flags.writeable = self._back.flags.writeable = False  # timed once each
+        m = self.model
+        hour = m.hour
+        day = m.light == LightLevel.DAY
         back = self.state == "out"
         if back:
             # arrived at the far end: drive back next time
             self._out, self._back = self._back, self._out
             self.set_state("waiting")
-            self.model.log("convoy_arrived", u.cell, u.faction, unit=u.name)
-        if self.hour >= self.next_start and self.is_day:
+            m.log("convoy_arrived", u.cell, u.faction, unit=u.name)
+        if hour >= self.next_start and day:
             # out again at once: the new run replaces what a halt would set (not halted first)
             u.follow(self._out, Posture.MOVING)
             self.set_state("out")
-            self.next_start = self.hour + max(1, int(self.period))
-            self.until_arrival()
+            self.next_start = hour + self._period_hours
+            # until_arrival for a run just begun (its clock at 0), written out as the patrol's
+            u.sleep_until(hour + max(1, int(u.path_hours.item(-1)) + 1))
             return
         if back:
             u.stay(Posture.RESTING)
-        u.sleep_until(max(self.next_start, self.hour + 1) if self.is_day else self.next_day_hour())
+        u.sleep_until(max(self.next_start, hour + 1) if day else self.next_day_hour())
 
 
 class Pursue(Behaviour):
