@@ -327,15 +327,16 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
             for i in self.alerted:  # a handful: scalar stores beat converting the list
                 due[i] = True
             self.alerted = []
-        alive, wake = f.alive, f.wake_hour
+        items = self.orders.items  # one unit's values at a time, at half numpy's cost
+        alive, wake = items.alive, items.wake_hour
         for i in due.nonzero()[0].tolist():
             unit = units[i]
             b = unit.behaviour
             alerts = unit.alerts  # the unit's own list, appended to by alert() (never replaced)
             if b is None:
                 wake[i] = NEVER_HOUR  # nothing to decide (an escort rides along)
-            elif alive.item(i) and (
-                wake.item(i) <= hour
+            elif alive[i] and (
+                wake[i] <= hour
                 or (alerts and b.woken_by(alerts))
                 or (light_changed and b.wakes_on_light)
             ):

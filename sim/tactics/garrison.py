@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from math import trunc
+
 import numpy as np
 
 from sim.rules.state import NEVER_HOUR, Posture
@@ -101,6 +103,7 @@ class Patrol(Behaviour):
         self._cells: np.ndarray | None = None
         self.next_start = int(model.rng.integers(0, self._period_hours))
         self.resume_at = 0  # index along the route to take up after an investigation
+        self._searching = False  # its search factor set (at its first decision)
 
     def cells(self) -> np.ndarray:
         if self._cells is None:
@@ -121,7 +124,8 @@ class Patrol(Behaviour):
         # timer and the schedule's end comes to the same hour
         wake = self.arrival_hour()
         if self.state == "out":
-            wake = min(wake, self.schedule_end_hour())
+            end = self.schedule_end_hour()
+            wake = wake if wake < end else end
         self.unit.sleep_until(wake)
 
     def schedule_end_hour(self) -> int:
@@ -192,7 +196,9 @@ class Patrol(Behaviour):
         m = self.model
         hour = m.hour
         light = self._light
-        m.force.search_factor[u.idx] = PATROL_SEARCH_FACTOR
+        if not self._searching:  # the factor is the patrol's from its first decision on
+            m.force.search_factor[u.idx] = PATROL_SEARCH_FACTOR
+            self._searching = True
         if hour >= self.next_start and (light is None or m.light == light):  # allowed_now
             # back and out again at once: the new round replaces the path, posture and clock a
             # halt would have set, so the patrol is not halted first
@@ -201,11 +207,12 @@ class Patrol(Behaviour):
             self.resume_at = 0
             self.next_start = hour + self._period_hours
             # sleep_on_round for a round just begun (its clock at 0, so arrival_hour is the
-            # round's hours on from now, and schedule_end_hour), written out: the commonest
-            # decision of a year
-            arrival = hour + max(1, int(u.path_hours.item(-1)) + 1)
+            # round's hours on from now, and schedule_end_hour), written out without calls to
+            # int, min and max (each costs more than the arithmetic): the commonest decision
+            ahead = trunc(u.path_hours.item(-1)) + 1
+            arrival = hour + (ahead if ahead > 1 else 1)
             end = hour + YEAR_HOURS if light is None else m.calendar.end_of(hour, light)
-            u.sleep_until(min(arrival, end))
+            u.sleep_until(arrival if arrival < end else end)
             return
         if back:
             u.stay(Posture.RESTING)
@@ -264,11 +271,13 @@ class Escort(Behaviour):
             self.set_state("out")
             self.next_start = hour + self._period_hours
             # until_arrival for a run just begun (its clock at 0), written out as the patrol's
-            u.sleep_until(hour + max(1, int(u.path_hours.item(-1)) + 1))
+            ahead = trunc(u.path_hours.item(-1)) + 1
+            u.sleep_until(hour + (ahead if ahead > 1 else 1))
             return
         if back:
             u.stay(Posture.RESTING)
-        u.sleep_until(max(self.next_start, hour + 1) if day else self.next_day_hour())
+        # (sleep_until wakes it at the next hour at the soonest, as a departure due now needs)
+        u.sleep_until(self.next_start if day else self.next_day_hour())
 
 
 class Pursue(Behaviour):
@@ -535,6 +544,7 @@ class ZoneGuard(Behaviour):
         t = model.terrain
         z = t.zone_index(params.zone) if params is not None else int(t.zone.ravel()[unit.cell])
         self.cells = model.sites.zone_patrol_points(z, unit.cell)
+        self._points = self.cells.tolist()  # drawn from at every leg: a list's item costs less
 
     def decide(self) -> None:
         u = self.unit
@@ -542,7 +552,7 @@ class ZoneGuard(Behaviour):
         if u.is_moving:
             self.until_arrival()
             return
-        target = int(self.cells[m.rng.integers(len(self.cells))])
+        target = self._points[m.rng.integers(len(self._points))]
         if not u.go_to(target, Posture.MOVING, often=True):
             u.halt(Posture.RESTING)
         u.sleep_until(m.hour + ZONE_GUARD_LEG_HOURS)

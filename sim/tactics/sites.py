@@ -37,9 +37,10 @@ def nearest(cells: np.ndarray, cell: int, cols: int, k: int = 1) -> np.ndarray:
 
 
 def nearest_in(cells: np.ndarray, rows: np.ndarray, columns: np.ndarray, cell: int, cols: int,
-               k: int = 1) -> np.ndarray:
+               k: int = 1, compiled: bool | None = None) -> np.ndarray:
     """:func:`nearest`, given the cells' ``rows, columns = np.divmod(cells, cols)`` (kept with
-    a set that is searched again and again).
+    a set that is searched again and again); ``compiled``: whether the compiled scan may be
+    used (None: ``_nearest_scan.compiled``, asked now).
 
     The squared distances ``d2`` rank the cells: the ``k`` nearest are ``np.argpartition(d2,
     k)[:k]`` in stable order of ``d2`` (all of them, in stable order, for ``k >= len(cells)``),
@@ -51,7 +52,9 @@ def nearest_in(cells: np.ndarray, rows: np.ndarray, columns: np.ndarray, cell: i
     if len(cells) == 0:
         return cells
     r, c = divmod(int(cell), cols)
-    if 0 < k < len(cells) and rows.dtype == np.int64 and _nearest_scan.compiled:
+    if compiled is None:
+        compiled = _nearest_scan.compiled
+    if 0 < k < len(cells) and rows.dtype == np.int64 and compiled:
         d2 = np.empty(len(cells), dtype=np.int64)
         first = np.empty(k + 1, dtype=np.int64)
         if _nearest_scan(rows, columns, r, c, d2, first):
@@ -124,12 +127,13 @@ class NearestCells:
         self.cols = cols
         self.bucket = bucket
         self.rows, self.columns = np.divmod(cells, cols)  # as `nearest` computes them
+        self.compiled = _nearest_scan.compiled  # asked once: the environment costs a look-up
         self._buckets: tuple | None = None
 
     def scan(self, cell: int, k: int = 1) -> np.ndarray:
         """The `k` cells nearest (straight line) to `cell`, nearest first (`nearest`), by a
         scan of the whole set."""
-        return nearest_in(self.cells, self.rows, self.columns, cell, self.cols, k)
+        return nearest_in(self.cells, self.rows, self.columns, cell, self.cols, k, self.compiled)
 
     def _index(self) -> tuple:
         """``(order, rows, columns, tops, lefts, starts, counts)``: the cells sorted by bucket
@@ -197,7 +201,7 @@ class Sites:
         kept = self._nearest.get(id(cells))
         if kept is None or kept.cells is not cells:
             kept = self._nearest[id(cells)] = NearestCells(cells, self.terrain.cols)
-        large = NEAREST_SCAN_MAX_CELLS if _nearest_scan.compiled else NEAREST_INDEX_MIN_CELLS
+        large = NEAREST_SCAN_MAX_CELLS if kept.compiled else NEAREST_INDEX_MIN_CELLS
         return kept.query(cell, k) if len(cells) > large else kept.scan(cell, k)
 
     def hides(self, areas: Sequence[str]) -> np.ndarray:
