@@ -52,12 +52,6 @@ class Orders:
         self._hpc_cache: dict[tuple, np.ndarray] = {}
         self._timed_paths: dict[tuple, tuple] = {}
 
-    def _cell(self, i: int) -> int:
-        """Unit ``i``'s flat cell (``unit.cell`` without the property chain: read at every
-        order)."""
-        f = self.items
-        return f.row[i] * self._cols + f.col[i]
-
     def hours_along(self, unit: Unit, cells: np.ndarray) -> np.ndarray:
         """Cumulative hours to reach each cell of a path at the unit's speeds."""
         f = self.items
@@ -96,7 +90,7 @@ class Orders:
         """Follow ``cells`` (flat indices, starting at the unit's cell) with ``posture``."""
         f = self.items
         i = unit.idx
-        cell = f.row[i] * self._cols + f.col[i]  # _cell(i), inlined: every order
+        cell = f.row[i] * self._cols + f.col[i]  # the unit's flat cell
         # a read-only path is a cached route (a patrol's round, a route to a base): its timing
         # is kept by (path, speeds) with its first cell, so a unit repeating its round from its
         # start costs a look-up (only read-only int64 arrays are kept, each with its array: a
@@ -133,7 +127,7 @@ class Orders:
         """Stop ``unit`` where it stands (no route to compute)."""
         f = self.items
         i = unit.idx
-        cell = self._cell(i)
+        cell = f.row[i] * self._cols + f.col[i]  # the unit's flat cell
         path = unit.path
         if len(path) != 1 or path.item(0) != cell:  # else already halted here
             self.set_path(unit, np.array([cell], dtype=np.int64), _ZERO_HOURS)
@@ -179,8 +173,9 @@ class Orders:
         i = unit.idx
         mob = MOBILITIES[f.mobility[i]]
         barred = self.barred_zones[f.faction[i]]
-        source = self._cell(i)
-        target = int(target)
+        source = f.row[i] * self._cols + f.col[i]  # the unit's flat cell
+        if type(target) is not int:  # (int() costs more than the check)
+            target = int(target)
         cells = self.router.local_path(source, target, mob, barred, cache=often)
         if len(cells) == 0:
             return False
