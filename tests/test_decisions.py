@@ -142,3 +142,39 @@ def test_following_a_kept_route_gives_what_timing_it_afresh_gives():
         assert model.paths.cells[start:start + length].tolist() == want_cells.tolist()
         assert (f.path_pos[i], f.path_last[i], f.path_clock[i], f.posture[i]) == (
             0, len(want_cells) - 1, 0.0, posture)
+
+
+def test_compiled_path_timing_gives_the_numpy_hours_to_the_bit(monkeypatch):
+    """`Orders.hours_along` by the compiled kernel and by numpy: the same bytes, on random
+    paths of side, diagonal and standing steps over random layers (with impassable, NaN and
+    tiny costs), and on the bundled map's routes at the units' speeds."""
+    from sim.engine.orders import _STEP_LENGTH, _cumulative_hours
+    from sim.rules import compiled
+
+    rng = np.random.default_rng(13)
+    for _ in range(300):
+        cols = int(rng.integers(2, 60))
+        size = cols * int(rng.integers(2, 60))
+        hpc = rng.exponential(rng.choice([1e-6, 0.1, 3.0]), size)
+        hpc[rng.random(size) < 0.02] = np.inf
+        hpc[rng.random(size) < 0.01] = np.nan
+        steps = rng.choice([0, 1, -1, cols, -cols, cols + 1, cols - 1, -cols - 1, 1 - cols],
+                           int(rng.integers(2, 400)))
+        cells = np.clip(int(rng.integers(size)) + np.cumsum(steps), 0, size - 1).astype(np.int64)
+        numpy_path = np.empty(len(cells))
+        numpy_path[0] = 0.0
+        hop = np.abs(np.diff(cells))
+        diag = (hop > 1) & (hop != cols)
+        np.cumsum(hpc[cells[1:]] * _STEP_LENGTH[diag.view(np.int8)], out=numpy_path[1:])
+        got, as_python = np.empty(len(cells)), np.empty(len(cells))
+        _cumulative_hours(cells, hpc, cols, _STEP_LENGTH, got)
+        _cumulative_hours.py(cells, hpc, cols, _STEP_LENGTH, as_python)
+        assert got.tobytes() == numpy_path.tobytes() == as_python.tobytes()
+    hours = {}
+    for kernels in ("numba", "numpy"):
+        monkeypatch.setenv(compiled.ENV_KERNELS, kernels)
+        model = DesertModel(OUTPOST, rng=3)
+        hours[kernels] = [model.orders.hours_along(u, model.router.local_path(
+            u.cell, int(model.units[-1 - k].cell), "foot", frozenset())).tobytes()
+            for k, u in enumerate(model.units[:6])]
+    assert hours["numba"] == hours["numpy"]

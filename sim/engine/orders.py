@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sim.engine.units import ForceItems
+from sim.rules.compiled import kernel
 from sim.rules.state import Posture
 from sim.scenario.defaults import FOOT_OFFROAD_SPEED_KMH, FOOT_SPEED_KMH
 from sim.scenario.vocab import MOBILITIES
@@ -51,6 +52,8 @@ class Orders:
         self._cols = terrain.cols  # the grid's width, read at every order (a property chain)
         self._hpc_cache: dict[tuple, np.ndarray] = {}
         self._timed_paths: dict[tuple, tuple] = {}
+        # whether paths are timed by the compiled kernel: asked once (an environment look-up)
+        self._compiled = _cumulative_hours.compiled
 
     def hours_along(self, unit: Unit, cells: np.ndarray) -> np.ndarray:
         """Cumulative hours to reach each cell of a path at the unit's speeds."""
@@ -67,9 +70,12 @@ class Orders:
         if len(cells) < 2:
             return np.zeros(len(cells))
         cells = np.asarray(cells)
+        out = np.empty(len(cells))
+        if self._compiled:
+            _cumulative_hours(cells, hpc, self._cols, _STEP_LENGTH, out)
+            return out
         hop = np.abs(cells[1:] - cells[:-1])  # np.diff's own sum, without its Python wrapper
         diag = (hop > 1) & (hop != self._cols)  # a diagonal step (not a side one, no stay)
-        out = np.empty(len(cells))
         out[0] = 0.0
         np.cumsum(hpc[cells[1:]] * _STEP_LENGTH[diag.view(np.int8)], out=out[1:])
         return out
@@ -181,3 +187,20 @@ class Orders:
             return False
         self.follow(unit, cells, posture)
         return True
+
+
+@kernel
+def _cumulative_hours(cells, hpc, cols, step_length, out):
+    """``out[k]``: hours to reach ``cells[k]`` of a path from ``cells[0]`` (``out[0] = 0``):
+    the running sum, in path order, of ``hpc[cells[k]] * step_length[d]`` (``d = 1`` for a
+    diagonal step, whose flat hop is neither 1 nor ``cols``; 0 for a side step or a stay) --
+    ``Orders.hours_along``'s products and ``np.cumsum`` (a sequential sum), operation for
+    operation, so the hours are the numpy path's to the bit."""
+    out[0] = 0.0
+    total = 0.0
+    for k in range(1, len(cells)):
+        hop = abs(cells[k] - cells[k - 1])
+        step = step_length[1] if hop > 1 and hop != cols else step_length[0]
+        x = hpc[cells[k]] * step
+        total = x if k == 1 else total + x
+        out[k] = total
