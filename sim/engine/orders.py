@@ -44,7 +44,6 @@ class Orders:
     def __init__(self, terrain: Terrain, force: ForceTable, paths: PathBook, router: Router,
                  barred_zones: list[frozenset[int]]):
         self.terrain = terrain
-        self.force = force
         self.items = ForceItems(force)
         self.paths = paths
         self.router = router
