@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sim.engine.model import DesertModel
-from sim.engine.units import ForceItems
+from sim.engine.orders import ForceItems
 from sim.rules.force import ForceTable
 from sim.rules.state import NEVER_HOUR, Posture
 

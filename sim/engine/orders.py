@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sim.engine.units import ForceItems
 from sim.rules.compiled import kernel
 from sim.rules.state import Posture
 from sim.scenario.defaults import FOOT_OFFROAD_SPEED_KMH, FOOT_SPEED_KMH
@@ -35,6 +34,22 @@ _ZERO_HOURS = np.zeros(1)
 TIMED_PATH_CACHE_SIZE = 2048
 _STEP_LENGTH = np.array([1.0, np.sqrt(2.0)])  # cells per step: side, diagonal
 _INT64 = np.dtype(np.int64)
+
+
+class ForceItems:
+    """One unit's numbers at a time: for each column of a :class:`ForceTable`, a memoryview of
+    it under the same name (``items.row[i]`` is ``force.row.item(i)``, the same Python number;
+    assigning to it writes the column, as ``force.row[i] = v`` does for an int, float or bool
+    ``v`` of the column's kind).
+
+    Why: a decision reads and writes single units' values a few dozen times, and a memoryview
+    item costs about half of numpy's scalar indexing or ``ndarray.item`` (no index to parse, no
+    method arguments, no array scalar). The columns are allocated once, at the table's
+    capacity, so the views stay valid for the run."""
+
+    def __init__(self, force: ForceTable):
+        for name in (*force.FLOAT_COLUMNS, *force.INT_COLUMNS, *force.BOOL_COLUMNS):
+            setattr(self, name, memoryview(getattr(force, name)))
 
 
 class Orders:

@@ -17,7 +17,6 @@ from sim.rules.state import NEVER_HOUR, Operation, Posture
 
 if TYPE_CHECKING:
     from sim.engine.orders import Orders
-    from sim.rules.force import ForceTable
     from sim.tactics.base import Behaviour, TacticState
 
     class UnitHost(TacticState, Protocol):
@@ -29,22 +28,6 @@ if TYPE_CHECKING:
 
 #: The force table's column of each supply (days left): asked at most insurgent decisions.
 _SUPPLY_COLUMNS = {name: f"{name}_days" for name in ("water", "fuel", "ammo")}
-
-
-class ForceItems:
-    """One unit's numbers at a time: for each column of a :class:`ForceTable`, a memoryview of
-    it under the same name (``items.row[i]`` is ``force.row.item(i)``, the same Python number;
-    assigning to it writes the column, as ``force.row[i] = v`` does for an int, float or bool
-    ``v`` of the column's kind).
-
-    Why: a decision reads and writes single units' values a few dozen times, and a memoryview
-    item costs about half of numpy's scalar indexing or ``ndarray.item`` (no index to parse, no
-    method arguments, no array scalar). The columns are allocated once, at the table's
-    capacity, so the views stay valid for the run."""
-
-    def __init__(self, force: ForceTable):
-        for name in (*force.FLOAT_COLUMNS, *force.INT_COLUMNS, *force.BOOL_COLUMNS):
-            setattr(self, name, memoryview(getattr(force, name)))
 
 
 class Unit(mesa.Agent):
