@@ -178,3 +178,23 @@ def test_compiled_path_timing_gives_the_numpy_hours_to_the_bit(monkeypatch):
             u.cell, int(model.units[-1 - k].cell), "foot", frozenset())).tobytes()
             for k, u in enumerate(model.units[:6])]
     assert hours["numba"] == hours["numpy"]
+
+
+def test_a_dead_unit_decides_nothing_until_replaced():
+    """A destroyed unit awaiting replacement is not asked to decide, whether its timer is due
+    or the light changes (its timer is set to never when the hour's scan meets it); replaced,
+    it decides again from that hour."""
+    model = DesertModel(OUTPOST, rng=3)
+    unit = next(u for u in model.units if u.behaviour is not None)
+    asked = []
+    unit.behaviour.decide = lambda: asked.append(model.hour)
+    model.hour = 30
+    unit.wake_hour = 30
+    model.force.alive[unit.idx] = False
+    for hour in range(30, 60):  # a day and more: the light changes, the timer stays due
+        model.hour = hour
+        model._decide()
+    assert asked == [] and unit.wake_hour == NEVER_HOUR
+    model._replace(unit)
+    model._decide()
+    assert asked == [model.hour]
