@@ -34,3 +34,74 @@ def test_nearest_cells_answers_as_nearest(bucket):
                 assert got.dtype == want.dtype
                 answered += 1
     assert answered > 1000
+
+
+def _random_sets(seed: int, trials: int):
+    """``(cells, rows, cols, rng)``: random int64 sets of cells on random grids, a third of them
+    clustered (as refuges and hides are: ties at equal distances abound)."""
+    rng = np.random.default_rng(seed)
+    for trial in range(trials):
+        rows, cols = (int(v) for v in rng.integers(1, 90, 2))
+        n = int(rng.integers(0, rows * cols + 1))
+        if trial % 3 == 0:
+            r0, c0 = int(rng.integers(rows)), int(rng.integers(cols))
+            rr = np.clip(r0 + rng.integers(-6, 7, n), 0, rows - 1)
+            cc = np.clip(c0 + rng.integers(-6, 7, n), 0, cols - 1)
+            cells = np.unique(rr * cols + cc)
+        else:
+            cells = np.sort(rng.choice(rows * cols, size=n, replace=False))
+        yield cells.astype(np.int64), rows, cols, rng
+
+
+@pytest.mark.parametrize("kernels", ["numba", "numpy"])
+def test_the_scan_and_the_kept_sets_answer_as_nearest(monkeypatch, kernels):
+    """`nearest_in` (the compiled scan, or numpy), `NearestCells.scan` and `Sites.nearest`
+    give `nearest`'s numpy answer, ties included."""
+    from sim.rules import compiled
+    from sim.tactics.sites import Sites
+
+    class Grid:  # what Sites.nearest reads of a terrain
+        def __init__(self, cols):
+            self.cols = cols
+
+    compared = 0
+    for cells, rows, cols, rng in _random_sets(7, 90):
+        monkeypatch.setenv(compiled.ENV_KERNELS, "numpy")
+        queries = [int(rng.integers(rows * cols)) for _ in range(8)]
+        ks = (0, 1, 2, 3, 4, len(cells), len(cells) + 1)
+        want = [[nearest(cells, q, cols, k) for k in ks] for q in queries]
+        monkeypatch.setenv(compiled.ENV_KERNELS, kernels)
+        kept, sites = NearestCells(cells, cols), Sites(Grid(cols))
+        for q, answers in zip(queries, want, strict=True):
+            for k, expected in zip(ks, answers, strict=True):
+                for got in (nearest(cells, q, cols, k), kept.scan(q, k),
+                            sites.nearest(cells, q, k)):
+                    np.testing.assert_array_equal(got, expected)
+                    assert got.dtype == expected.dtype
+                    compared += 1
+    assert compared > 5000
+
+
+def test_the_compiled_scan_gives_its_python_functions_distances_and_ranks():
+    """`_nearest_scan` compiled by Numba and run as Python: the same squared distances (to the
+    bit, and numpy's), the same nearest positions and the same verdict on ties, which both
+    kinds of sets (tied and not) reach."""
+    from sim.tactics.sites import _nearest_scan
+
+    verdicts = set()
+    for cells, grid_rows, cols, rng in _random_sets(11, 60):
+        if len(cells) < 2:
+            continue
+        rows, columns = np.divmod(cells, cols)
+        r, c = int(rng.integers(grid_rows)), int(rng.integers(cols))
+        k = int(rng.integers(1, len(cells)))
+        out = [(np.empty(len(cells), np.int64), np.empty(min(k, 5) + 1, np.int64))
+               for _ in range(2)]
+        unique = [fn(rows, columns, r, c, d2, first)
+                  for fn, (d2, first) in zip((_nearest_scan, _nearest_scan.py), out, strict=True)]
+        assert unique[0] == unique[1]
+        assert out[0][0].tobytes() == out[1][0].tobytes()
+        assert out[0][0].tobytes() == ((rows - r) ** 2 + (columns - c) ** 2).tobytes()
+        assert out[0][1].tobytes() == out[1][1].tobytes()
+        verdicts.add(bool(unique[0]))
+    assert verdicts == {True, False}

@@ -346,22 +346,26 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         units = self.units
         light_changed = self.calendar.changed_at(hour)
         self._wake_on_news()
-        due = f.alive[:n] & (f.wake_hour[:n] <= hour)
+        # (no alive column: the loop meets a dead unit's timer once and sets it to never)
+        due = f.wake_hour[:n] <= hour
         if light_changed:
             due |= self._behaviour_flags()[0][:n]
         if self.alerted:
             for i in self.alerted:  # a handful: scalar stores beat converting the list
                 due[i] = True
             self.alerted = []
-        alive, wake = f.alive, f.wake_hour
+        items = self.orders.items  # one unit's values at a time, at half numpy's cost
+        alive, wake = items.alive, items.wake_hour
         for i in due.nonzero()[0].tolist():
             unit = units[i]
             b = unit.behaviour
             alerts = unit.alerts  # the unit's own list, appended to by alert() (never replaced)
-            if b is None:
-                wake[i] = NEVER_HOUR  # nothing to decide (an escort rides along)
-            elif alive.item(i) and (
-                wake.item(i) <= hour
+            if b is None or not alive[i]:
+                # nothing to decide: an escort rides along; a dead unit waits to be replaced
+                # (which sets its timer again)
+                wake[i] = NEVER_HOUR
+            elif (
+                wake[i] <= hour
                 or (alerts and b.woken_by(alerts))
                 or (light_changed and b.wakes_on_light)
             ):

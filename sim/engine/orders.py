@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sim.rules.compiled import kernel
 from sim.rules.state import Posture
 from sim.scenario.defaults import FOOT_OFFROAD_SPEED_KMH, FOOT_SPEED_KMH
 from sim.scenario.vocab import MOBILITIES
@@ -35,32 +36,45 @@ _STEP_LENGTH = np.array([1.0, np.sqrt(2.0)])  # cells per step: side, diagonal
 _INT64 = np.dtype(np.int64)
 
 
+class ForceItems:
+    """One unit's numbers at a time: for each column of a :class:`ForceTable`, a memoryview of
+    it under the same name (``items.row[i]`` is ``force.row.item(i)``, the same Python number;
+    assigning to it writes the column, as ``force.row[i] = v`` does for an int, float or bool
+    ``v`` of the column's kind).
+
+    Why: a decision reads and writes single units' values a few dozen times, and a memoryview
+    item costs about half of numpy's scalar indexing or ``ndarray.item`` (no index to parse, no
+    method arguments, no array scalar). The columns are allocated once, at the table's
+    capacity, so the views stay valid for the run."""
+
+    def __init__(self, force: ForceTable):
+        for name in (*force.FLOAT_COLUMNS, *force.INT_COLUMNS, *force.BOOL_COLUMNS):
+            setattr(self, name, memoryview(getattr(force, name)))
+
+
 class Orders:
-    """The orders a run's units can be given; owns the path timing caches."""
+    """The orders a run's units can be given; owns the path timing caches and the force
+    table's :class:`ForceItems` (``items``), which the run's units share."""
 
     def __init__(self, terrain: Terrain, force: ForceTable, paths: PathBook, router: Router,
                  barred_zones: list[frozenset[int]]):
         self.terrain = terrain
-        self.force = force
+        self.items = ForceItems(force)
         self.paths = paths
         self.router = router
         self.barred_zones = barred_zones  # the run's live list (scenario events change it)
         self._cols = terrain.cols  # the grid's width, read at every order (a property chain)
         self._hpc_cache: dict[tuple, np.ndarray] = {}
         self._timed_paths: dict[tuple, tuple] = {}
-
-    def _cell(self, i: int) -> int:
-        """Unit ``i``'s flat cell (``unit.cell`` without the property chain: read at every
-        order)."""
-        f = self.force
-        return f.row.item(i) * self._cols + f.col.item(i)
+        # whether paths are timed by the compiled kernel: asked once (an environment look-up)
+        self._compiled = _cumulative_hours.compiled
 
     def hours_along(self, unit: Unit, cells: np.ndarray) -> np.ndarray:
         """Cumulative hours to reach each cell of a path at the unit's speeds."""
-        f = self.force
+        f = self.items
         i = unit.idx
-        key = (f.mobility.item(i), f.speed_kmh.item(i), f.offroad_speed_kmh.item(i))
-        if f.vehicles.item(i) > 0 and f.fuel_days.item(i) <= 0:
+        key = (f.mobility[i], f.speed_kmh[i], f.offroad_speed_kmh[i])
+        if f.vehicles[i] > 0 and f.fuel_days[i] <= 0:
             # out of fuel: the crew leaves the vehicles and walks
             key = (MOBILITIES.index("foot"), FOOT_SPEED_KMH, FOOT_OFFROAD_SPEED_KMH)
         hpc = self._hpc_cache.get(key)
@@ -70,9 +84,12 @@ class Orders:
         if len(cells) < 2:
             return np.zeros(len(cells))
         cells = np.asarray(cells)
+        out = np.empty(len(cells))
+        if self._compiled:
+            _cumulative_hours(cells, hpc, self._cols, _STEP_LENGTH, out)
+            return out
         hop = np.abs(cells[1:] - cells[:-1])  # np.diff's own sum, without its Python wrapper
         diag = (hop > 1) & (hop != self._cols)  # a diagonal step (not a side one, no stay)
-        out = np.empty(len(cells))
         out[0] = 0.0
         np.cumsum(hpc[cells[1:]] * _STEP_LENGTH[diag.view(np.int8)], out=out[1:])
         return out
@@ -91,50 +108,52 @@ class Orders:
 
     def follow(self, unit: Unit, cells: np.ndarray, posture: Posture) -> None:
         """Follow ``cells`` (flat indices, starting at the unit's cell) with ``posture``."""
-        if type(cells) is not np.ndarray or cells.dtype is not _INT64:
-            cells = np.asarray(cells, dtype=np.int64)
-        f = self.force
+        f = self.items
         i = unit.idx
-        cell = self._cell(i)
-        if len(cells) == 0 or cells.item(0) != cell:
-            cells = np.concatenate(([cell], cells))
-            timed = self._timed(unit, cells)
-        elif cells.flags.writeable:
-            timed = self._timed(unit, cells)
-        else:
-            # a read-only path is a cached route (a patrol's round, a route to a base): its
-            # timing is kept by (path, speeds), so a unit repeating its round costs nothing
-            key = (id(cells), f.mobility.item(i), f.speed_kmh.item(i),
-                   f.offroad_speed_kmh.item(i), f.fuel_days.item(i) <= 0)  # fmt: skip
-            hit = self._timed_paths.get(key)
-            if hit is None or hit[0] is not cells:
-                if len(self._timed_paths) >= TIMED_PATH_CACHE_SIZE:
-                    self._timed_paths.clear()
-                hit = (cells, self._timed(unit, cells))
-                self._timed_paths[key] = hit
-            # set_path(..., shared=True), written out: the commonest order of all (a round)
-            cells, hours = hit[1]
-            unit.path, unit.path_hours = cells, hours
-            self.paths.write(i, cells, hours, True)
-            f.path_pos[i] = 0
-            f.path_last[i] = len(cells) - 1
-            f.path_clock[i] = 0.0
-            f.posture[i] = int(posture)
-            return
-        self.set_path(unit, *timed)
-        f.posture[i] = int(posture)
+        cell = f.row[i] * self._cols + f.col[i]  # the unit's flat cell
+        # a read-only path is a cached route (a patrol's round, a route to a base): its timing
+        # is kept by (path, speeds) with its first cell, so a unit repeating its round from its
+        # start costs a look-up (only read-only int64 arrays are kept, each with its array: a
+        # kept id is that array's)
+        key = (id(cells), f.mobility[i], f.speed_kmh[i], f.offroad_speed_kmh[i],
+               f.fuel_days[i] <= 0)
+        hit = self._timed_paths.get(key)
+        if hit is None or hit[0] is not cells or hit[1] != cell:
+            if type(cells) is not np.ndarray or cells.dtype is not _INT64:
+                cells = np.asarray(cells, dtype=np.int64)
+                key = (id(cells), *key[1:])  # a new array: none kept is it
+            if len(cells) == 0 or cells.item(0) != cell:
+                cells = np.concatenate(([cell], cells))
+                self.set_path(unit, *self._timed(unit, cells))
+                f.posture[i] = posture
+                return
+            if cells.flags.writeable:
+                self.set_path(unit, *self._timed(unit, cells))
+                f.posture[i] = posture
+                return
+            if len(self._timed_paths) >= TIMED_PATH_CACHE_SIZE:
+                self._timed_paths.clear()
+            hit = self._timed_paths[key] = (cells, cell, self._timed(unit, cells))
+        # set_path(..., shared=True), written out: the commonest order of all (a round)
+        cells, hours = hit[2]
+        unit.path, unit.path_hours = cells, hours
+        self.paths.write(i, cells, hours, True)
+        f.path_pos[i] = 0
+        f.path_last[i] = len(cells) - 1
+        f.path_clock[i] = 0.0
+        f.posture[i] = posture
 
     def halt(self, unit: Unit, posture: Posture) -> None:
         """Stop ``unit`` where it stands (no route to compute)."""
-        f = self.force
+        f = self.items
         i = unit.idx
-        cell = self._cell(i)
+        cell = f.row[i] * self._cols + f.col[i]  # the unit's flat cell
         path = unit.path
         if len(path) != 1 or path.item(0) != cell:  # else already halted here
             self.set_path(unit, np.array([cell], dtype=np.int64), _ZERO_HOURS)
         else:
             f.path_clock[i] = 0.0
-        f.posture[i] = int(posture)
+        f.posture[i] = posture
 
     def stay(self, unit: Unit, posture: Posture) -> None:
         """:meth:`halt` for a unit that has arrived at the end of its path (a patrol back from
@@ -148,10 +167,10 @@ class Orders:
         path = unit.path
         last = len(path) - 1
         i = unit.idx
-        f = self.force
-        if (last > 0 and f.path_pos.item(i) == last
-                and path.item(last) == self._cell(i)):
-            f.posture[i] = int(posture)
+        f = self.items
+        if (last > 0 and f.path_pos[i] == last
+                and path.item(last) == f.row[i] * self._cols + f.col[i]):  # at its end
+            f.posture[i] = posture
         else:
             self.halt(unit, posture)
 
@@ -162,7 +181,7 @@ class Orders:
         i = unit.idx
         unit.path, unit.path_hours = cells, hours
         self.paths.write(i, cells, hours, shared)
-        f = self.force
+        f = self.items
         f.path_pos[i] = 0
         f.path_last[i] = len(cells) - 1
         f.path_clock[i] = 0.0
@@ -170,14 +189,32 @@ class Orders:
     def move(self, unit: Unit, target: int, posture: Posture, *, often: bool = False) -> bool:
         """Route to ``target`` over the cost field of the unit's mobility, avoiding barred zones;
         False if there is no route."""
-        f = self.force
+        f = self.items
         i = unit.idx
-        mob = MOBILITIES[f.mobility.item(i)]
-        barred = self.barred_zones[f.faction.item(i)]
-        source = self._cell(i)
-        target = int(target)
+        mob = MOBILITIES[f.mobility[i]]
+        barred = self.barred_zones[f.faction[i]]
+        source = f.row[i] * self._cols + f.col[i]  # the unit's flat cell
+        if type(target) is not int:  # (int() costs more than the check)
+            target = int(target)
         cells = self.router.local_path(source, target, mob, barred, cache=often)
         if len(cells) == 0:
             return False
         self.follow(unit, cells, posture)
         return True
+
+
+@kernel
+def _cumulative_hours(cells, hpc, cols, step_length, out):
+    """``out[k]``: hours to reach ``cells[k]`` of a path from ``cells[0]`` (``out[0] = 0``):
+    the running sum, in path order, of ``hpc[cells[k]] * step_length[d]`` (``d = 1`` for a
+    diagonal step, whose flat hop is neither 1 nor ``cols``; 0 for a side step or a stay) --
+    ``Orders.hours_along``'s products and ``np.cumsum`` (a sequential sum), operation for
+    operation, so the hours are the numpy path's to the bit."""
+    out[0] = 0.0
+    total = 0.0
+    for k in range(1, len(cells)):
+        hop = abs(cells[k] - cells[k - 1])
+        step = step_length[1] if hop > 1 and hop != cols else step_length[0]
+        x = hpc[cells[k]] * step
+        total = x if k == 1 else total + x
+        out[k] = total

@@ -26,6 +26,10 @@ if TYPE_CHECKING:
         alerted: list[int]
 
 
+#: The force table's column of each supply (days left): asked at most insurgent decisions.
+_SUPPLY_COLUMNS = {name: f"{name}_days" for name in ("water", "fuel", "ammo")}
+
+
 class Unit(mesa.Agent):
     """A unit: an insurgent cell, a strongpoint, a patrol, a convoy, a QRF, a post or a guard.
 
@@ -36,9 +40,9 @@ class Unit(mesa.Agent):
 
     def __init__(self, model: UnitHost, idx: int, name: str, faction: str, kind: str):
         super().__init__(model)
-        # the force table, the grid's width and the orders never change during a run: kept
-        # here, so the handle's properties and orders (at every decision) skip lookups
-        self._force = model.force
+        # the force table (its items), the grid's width and the orders never change during a
+        # run: kept here, so the handle's properties and orders (at every decision) skip lookups
+        self._items = model.orders.items
         self._cols = model.terrain.cols
         self._orders = model.orders
         self.idx = idx
@@ -61,11 +65,11 @@ class Unit(mesa.Agent):
     def wake_hour(self) -> int:
         """The next hour the tactic wants to decide (a column, so the model finds the units
         due this hour in one numpy call)."""
-        return self._force.wake_hour.item(self.idx)
+        return self._items.wake_hour[self.idx]
 
     @wake_hour.setter
     def wake_hour(self, hour: int) -> None:
-        self._force.wake_hour[self.idx] = min(int(hour), NEVER_HOUR)
+        self._items.wake_hour[self.idx] = min(int(hour), NEVER_HOUR)
 
     @property
     def attack_target(self) -> int | None:
@@ -82,42 +86,41 @@ class Unit(mesa.Agent):
     @property
     def cell(self) -> int:
         """Flat index of the unit's cell."""
-        # ``ndarray.item`` hands back a Python number, without a numpy scalar in between
-        f = self._force
-        return f.row.item(self.idx) * self._cols + f.col.item(self.idx)
+        f = self._items
+        return f.row[self.idx] * self._cols + f.col[self.idx]
 
     @property
     def rc(self) -> tuple[int, int]:
-        f = self._force
-        return f.row.item(self.idx), f.col.item(self.idx)
+        f = self._items
+        return f.row[self.idx], f.col[self.idx]
 
     @property
     def strength(self) -> float:
-        return self._force.strength.item(self.idx)
+        return self._items.strength[self.idx]
 
     @property
     def alive(self) -> bool:
-        return self._force.alive.item(self.idx)
+        return self._items.alive[self.idx]
 
     @property
     def posture(self) -> Posture:
-        return Posture(self._force.posture.item(self.idx))
+        return Posture(self._items.posture[self.idx])
 
     @posture.setter
     def posture(self, value: Posture) -> None:
-        self._force.posture[self.idx] = int(value)
+        self._items.posture[self.idx] = int(value)
 
     def supply(self, name: str) -> float:
         """Days of ``water``, ``fuel`` or ``ammo`` left."""
-        return getattr(self._force, f"{name}_days").item(self.idx)
+        return getattr(self._items, _SUPPLY_COLUMNS[name])[self.idx]
 
     @property
     def is_moving(self) -> bool:
-        return self._force.path_pos.item(self.idx) < len(self.path) - 1
+        return self._items.path_pos[self.idx] < len(self.path) - 1
 
     @property
     def path_pos(self) -> int:
-        return self._force.path_pos.item(self.idx)
+        return self._items.path_pos[self.idx]
 
     @property
     def destination(self) -> int:
@@ -164,15 +167,21 @@ class Unit(mesa.Agent):
 
     def sleep_until(self, hour: int) -> None:
         """Ask to decide again at ``hour`` (absolute model hour), unless woken by an alert."""
-        # the wake_hour setter inlined: max(hour, next hour), capped at NEVER_HOUR
-        hour = int(hour)
+        # the wake_hour setter inlined: max(hour, next hour), capped at NEVER_HOUR, written
+        # without calls to int, min and max (each costs more than the rest): the commonest order
+        if type(hour) is not int:
+            hour = int(hour)
         soonest = self.model.hour + 1
-        self._force.wake_hour[self.idx] = min(hour if hour > soonest else soonest, NEVER_HOUR)
+        if hour < soonest:
+            hour = soonest
+        elif hour > NEVER_HOUR:
+            hour = NEVER_HOUR
+        self._items.wake_hour[self.idx] = hour
 
     def remove(self) -> None:
         """Take the unit out of the model (destroyed)."""
-        self._force.alive[self.idx] = False
-        self._force.strength[self.idx] = 0.0
+        self._items.alive[self.idx] = False
+        self._items.strength[self.idx] = 0.0
         super().remove()
 
     def __repr__(self) -> str:

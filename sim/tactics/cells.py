@@ -17,6 +17,7 @@ from scipy.ndimage import binary_dilation
 
 from sim.rules.state import Posture
 from sim.tactics.base import Behaviour
+from sim.world.clock import LightLevel
 
 #: A pursuer closer than this (km) makes a cell run for refuge.
 PURSUIT_ALERT_KM = 25.0
@@ -95,7 +96,7 @@ class CellBehaviour(Behaviour):
         is one: a set lookup, not a search of every hide.)"""
         t = self.model.terrain
         cell = self.unit.cell
-        return bool(t.cave.ravel()[cell]) or (len(self.hides) and cell in self._hide_set())
+        return bool(t.cave.item(cell)) or (len(self.hides) and cell in self._hide_set())
 
     def _hide_set(self) -> frozenset[int]:
         """The hides as a set, made again if ``hides`` is replaced."""
@@ -177,9 +178,8 @@ class CellBehaviour(Behaviour):
         """Urgent reactions common to all cells; True if one took over this decision."""
         u = self.unit
         m = self.model
-        t = m.terrain
         if self.state == "fleeing":
-            if t.zone.ravel()[u.cell] in self.refuge_zones:
+            if m.terrain.zone.ravel()[u.cell] in self.refuge_zones:
                 self.in_refuge = True
                 m.log("refuge_reached", u.cell, u.faction, unit=u.name)
                 self.on_refuge()
@@ -200,7 +200,8 @@ class CellBehaviour(Behaviour):
                 u.halt(Posture.HIDDEN)
                 u.sleep_until(self.next_dusk_hour())
             return True
-        if self.alerted("detected", "engaged") and self.pursuers():
+        alerts = u.alerts
+        if alerts and ("detected" in alerts or "engaged" in alerts) and self.pursuers():
             if getattr(self.params, "split_when_pursued", False) and self.split_off():
                 return True
             if self.seek_refuge():
@@ -282,20 +283,23 @@ class CellBehaviour(Behaviour):
             return
         if u.is_moving:
             return
-        if self.state == "withdraw" and not u.is_moving:
+        if self.state == "withdraw":
             self.set_state("hidden")
         if not self.at_hide():
             self.go_to_ground()
             return
         u.halt(Posture.HIDDEN)
         self.set_state("hidden")
-        if self.is_night and self.model.rng.random() < RELOCATE_CHANCE:
+        m = self.model
+        light = m.light
+        if light == LightLevel.NIGHT and m.rng.random() < RELOCATE_CHANCE:
             # relocating between caves at night keeps the garrison guessing
             others = self.nearest_hides(u.cell, RELOCATE_HIDES + 1)[1:]
             if len(others):
-                u.go_to(int(others[self.model.rng.integers(len(others))]), Posture.MOVING)
+                u.go_to(int(others[m.rng.integers(len(others))]), Posture.MOVING)
                 return
-        u.sleep_until(self.next_dusk_hour() if self.is_day else self.hour + HIDE_RECHECK_HOURS)
+        u.sleep_until(self.next_dusk_hour() if light == LightLevel.DAY
+                      else m.hour + HIDE_RECHECK_HOURS)
 
 
 class RefugeBehaviour(CellBehaviour):

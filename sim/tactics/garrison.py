@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from math import trunc
+
 import numpy as np
 
 from sim.rules.state import NEVER_HOUR, Posture
@@ -43,6 +45,8 @@ SWEEP_NIGHT_RANGE_FACTOR = 2
 #: A zone guard re-decides this many hours after setting out for its next patrol point (sooner
 #: if it arrives): about half a day's leg, so it keeps moving round the zone.
 ZONE_GUARD_LEG_HOURS = 12
+#: The light a patrol's ``schedule`` keeps it to (None: any).
+SCHEDULE_LIGHT = {"always": None, "day": LightLevel.DAY, "night": LightLevel.NIGHT}
 
 
 class Hold(Behaviour):
@@ -92,12 +96,14 @@ class Patrol(Behaviour):
         super().__init__(model, unit, params, unit_spec)
         waypoints = list(getattr(params, "route", None) or unit_spec.route or [])
         self.schedule = self.param("schedule")
+        self._light = SCHEDULE_LIGHT[self.schedule]
         self.period = float(self.param("period_hours"))
         self._period_hours = max(1, int(self.period))  # whole hours from one start to the next
         self.waypoints = waypoints
         self._cells: np.ndarray | None = None
         self.next_start = int(model.rng.integers(0, self._period_hours))
         self.resume_at = 0  # index along the route to take up after an investigation
+        self._searching = False  # its search factor set (at its first decision)
 
     def cells(self) -> np.ndarray:
         if self._cells is None:
@@ -110,11 +116,7 @@ class Patrol(Behaviour):
         return self._cells
 
     def allowed_now(self) -> bool:
-        if self.schedule == "day":
-            return self.is_day
-        if self.schedule == "night":
-            return self.is_night
-        return True
+        return self._light is None or self.model.light == self._light
 
     def sleep_on_round(self) -> None:
         """Sleep until the patrol arrives, or until its schedule ends while it is out."""
@@ -122,15 +124,15 @@ class Patrol(Behaviour):
         # timer and the schedule's end comes to the same hour
         wake = self.arrival_hour()
         if self.state == "out":
-            wake = min(wake, self.schedule_end_hour())
+            end = self.schedule_end_hour()
+            wake = wake if wake < end else end
         self.unit.sleep_until(wake)
 
     def schedule_end_hour(self) -> int:
         """The first hour from now outside the patrol's schedule (far off for "always")."""
-        if self.schedule == "always":
+        if self._light is None:
             return self.hour + YEAR_HOURS
-        wanted = LightLevel.DAY if self.schedule == "day" else LightLevel.NIGHT
-        return self.model.calendar.end_of(self.hour, wanted)
+        return self.model.calendar.end_of(self.hour, self._light)
 
     def investigate(self) -> bool:
         """Drive at a fresh contact the patrol itself made near its route."""
@@ -193,8 +195,11 @@ class Patrol(Behaviour):
         one is due and the schedule allows, else wait for that."""
         m = self.model
         hour = m.hour
-        m.force.search_factor[u.idx] = PATROL_SEARCH_FACTOR
-        if hour >= self.next_start and self.allowed_now():
+        light = self._light
+        if not self._searching:  # the factor is the patrol's from its first decision on
+            m.force.search_factor[u.idx] = PATROL_SEARCH_FACTOR
+            self._searching = True
+        if hour >= self.next_start and (light is None or m.light == light):  # allowed_now
             # back and out again at once: the new round replaces the path, posture and clock a
             # halt would have set, so the patrol is not halted first
             u.follow(self.cells(), Posture.MOVING)
@@ -202,15 +207,18 @@ class Patrol(Behaviour):
             self.resume_at = 0
             self.next_start = hour + self._period_hours
             # sleep_on_round for a round just begun (its clock at 0, so arrival_hour is the
-            # round's hours on from now), written out: the commonest decision of a year
-            arrival = hour + max(1, int(u.path_hours.item(-1)) + 1)
-            u.sleep_until(min(arrival, self.schedule_end_hour()))
+            # round's hours on from now, and schedule_end_hour), written out without calls to
+            # int, min and max (each costs more than the arithmetic): the commonest decision
+            ahead = trunc(u.path_hours.item(-1)) + 1
+            arrival = hour + (ahead if ahead > 1 else 1)
+            end = hour + YEAR_HOURS if light is None else m.calendar.end_of(hour, light)
+            u.sleep_until(arrival if arrival < end else end)
             return
         if back:
             u.stay(Posture.RESTING)
         if hour >= self.next_start:  # due, but outside the schedule: wait for it
-            day = self.schedule == "day"
-            u.sleep_until(self.next_day_hour() if day else self.next_night_hour())
+            u.sleep_until(self.next_day_hour() if light == LightLevel.DAY
+                          else self.next_night_hour())
         else:
             u.sleep_until(self.next_start)
 
@@ -231,7 +239,8 @@ class Escort(Behaviour):
         waypoints = list(getattr(params, "route", None) or unit_spec.route or [])
         self.waypoints = waypoints
         self.period = float(self.param("depart_every_hours"))
-        self.next_start = int(model.rng.integers(0, max(1, int(self.period))))
+        self._period_hours = max(1, int(self.period))  # whole hours from one start to the next
+        self.next_start = int(model.rng.integers(0, self._period_hours))
         self._out: np.ndarray | None = None
         self.escort = None
         strength = NO_TACTIC_ESCORT_STRENGTH if params is None else int(params.escort_strength)
@@ -247,22 +256,28 @@ class Escort(Behaviour):
             self._out = route_cells(self.model, u, self.waypoints)
             self._back = self._out[::-1].copy()
             self._out.flags.writeable = self._back.flags.writeable = False  # timed once each
+        m = self.model
+        hour = m.hour
+        day = m.light == LightLevel.DAY
         back = self.state == "out"
         if back:
             # arrived at the far end: drive back next time
             self._out, self._back = self._back, self._out
             self.set_state("waiting")
-            self.model.log("convoy_arrived", u.cell, u.faction, unit=u.name)
-        if self.hour >= self.next_start and self.is_day:
+            m.log("convoy_arrived", u.cell, u.faction, unit=u.name)
+        if hour >= self.next_start and day:
             # out again at once: the new run replaces what a halt would set (not halted first)
             u.follow(self._out, Posture.MOVING)
             self.set_state("out")
-            self.next_start = self.hour + max(1, int(self.period))
-            self.until_arrival()
+            self.next_start = hour + self._period_hours
+            # until_arrival for a run just begun (its clock at 0), written out as the patrol's
+            ahead = trunc(u.path_hours.item(-1)) + 1
+            u.sleep_until(hour + (ahead if ahead > 1 else 1))
             return
         if back:
             u.stay(Posture.RESTING)
-        u.sleep_until(max(self.next_start, self.hour + 1) if self.is_day else self.next_day_hour())
+        # (sleep_until wakes it at the next hour at the soonest, as a departure due now needs)
+        u.sleep_until(self.next_start if day else self.next_day_hour())
 
 
 class Pursue(Behaviour):
@@ -529,6 +544,7 @@ class ZoneGuard(Behaviour):
         t = model.terrain
         z = t.zone_index(params.zone) if params is not None else int(t.zone.ravel()[unit.cell])
         self.cells = model.sites.zone_patrol_points(z, unit.cell)
+        self._points = self.cells.tolist()  # drawn from at every leg: a list's item costs less
 
     def decide(self) -> None:
         u = self.unit
@@ -536,7 +552,7 @@ class ZoneGuard(Behaviour):
         if u.is_moving:
             self.until_arrival()
             return
-        target = int(self.cells[m.rng.integers(len(self.cells))])
+        target = self._points[m.rng.integers(len(self._points))]
         if not u.go_to(target, Posture.MOVING, often=True):
             u.halt(Posture.RESTING)
         u.sleep_until(m.hour + ZONE_GUARD_LEG_HOURS)

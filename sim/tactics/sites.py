@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.ndimage import binary_dilation, binary_erosion
 
+from sim.rules.compiled import kernel
+
 if TYPE_CHECKING:
     from sim.world.raster import Terrain
 
@@ -26,80 +28,156 @@ ZONE_POINTS_SEED = 1000
 
 
 def nearest(cells: np.ndarray, cell: int, cols: int, k: int = 1) -> np.ndarray:
-    """The ``k`` cells of ``cells`` nearest (straight line) to ``cell``, nearest first (ties in
-    the order of ``cells``): the tactics' rule, by a scan of the whole set."""
+    """The ``k`` cells of ``cells`` nearest (straight line) to ``cell``, nearest first: the
+    tactics' rule, by a scan of the whole set (:func:`nearest_in`)."""
+    if len(cells) == 0:
+        return cells
+    rows, columns = np.divmod(cells, cols)
+    return nearest_in(cells, rows, columns, cell, cols, k)
+
+
+def nearest_in(cells: np.ndarray, rows: np.ndarray, columns: np.ndarray, cell: int, cols: int,
+               k: int = 1, compiled: bool | None = None) -> np.ndarray:
+    """:func:`nearest`, given the cells' ``rows, columns = np.divmod(cells, cols)`` (kept with
+    a set that is searched again and again); ``compiled``: whether the compiled scan may be
+    used (None: ``_nearest_scan.compiled``, asked now).
+
+    The squared distances ``d2`` rank the cells: the ``k`` nearest are ``np.argpartition(d2,
+    k)[:k]`` in stable order of ``d2`` (all of them, in stable order, for ``k >= len(cells)``),
+    so where ties reach the ``k`` nearest, their choice and order are ``np.argpartition``'s.
+    Where the ``k + 1`` nearest are at distinct distances that answer is the only one, and the
+    compiled scan (:func:`_nearest_scan`, for int64 rows and columns) finds it without
+    ``np.argpartition``; otherwise ``np.argpartition`` ranks the scan's ``d2``, the very array
+    the numpy path computes."""
     if len(cells) == 0:
         return cells
     r, c = divmod(int(cell), cols)
-    rr, cc = np.divmod(cells, cols)
-    d2 = (rr - r) ** 2 + (cc - c) ** 2
+    if compiled is None:
+        compiled = _nearest_scan.compiled
+    if 0 < k < len(cells) and rows.dtype == np.int64 and compiled:
+        d2 = np.empty(len(cells), dtype=np.int64)
+        first = np.empty(k + 1, dtype=np.int64)
+        if _nearest_scan(rows, columns, r, c, d2, first):
+            return cells[first[:k]]
+    else:
+        d2 = (rows - r) ** 2 + (columns - c) ** 2
     if k >= len(cells):
         return cells[np.argsort(d2, kind="stable")]
     part = np.argpartition(d2, k)[:k]
     return cells[part[np.argsort(d2[part], kind="stable")]]
 
 
-#: Sets of at most this many cells are searched whole (`nearest`): an index costs more there.
+@kernel
+def _nearest_scan(rows, columns, r, c, d2, first):
+    """``d2 = (rows - r)^2 + (columns - c)^2`` (int64, as :func:`nearest_in`'s numpy path), and
+    in ``first`` the positions of the ``len(first)`` smallest ``d2``, nearest first (kept by
+    insertion into a sorted buffer; of equals, the earlier position first). True if their
+    distances are all distinct: then the first ``len(first) - 1`` of them are the nearest, in
+    order, however ties further on are broken."""
+    size = len(first)
+    held = 0
+    for j in range(len(rows)):
+        dr = rows[j] - r
+        dc = columns[j] - c
+        d = dr * dr + dc * dc
+        d2[j] = d
+        if held == size and d >= d2[first[size - 1]]:
+            continue  # no nearer than the farthest kept
+        at = held if held < size else size - 1
+        while at > 0 and d2[first[at - 1]] > d:
+            first[at] = first[at - 1]
+            at -= 1
+        first[at] = j
+        if held < size:
+            held += 1
+    for a in range(1, held):  # noqa: SIM110  (a loop: Numba compiles no generator in all())
+        if d2[first[a - 1]] == d2[first[a]]:
+            return False
+    return True
+
+
+#: Sets of at most this many cells are searched whole (`nearest_in`) by the numpy path: an
+#: index costs more there.
 NEAREST_INDEX_MIN_CELLS = 4096
+#: ... and by the compiled scan (`_nearest_scan`, a few nanoseconds a cell), which costs less
+#: than an index query (some tens of microseconds of numpy calls) up to about this many cells.
+NEAREST_SCAN_MAX_CELLS = 1 << 15
 #: Side, in cells, of the square buckets a `NearestCells` index sorts its cells into.
 NEAREST_BUCKET_CELLS = 16
 
 
 class NearestCells:
-    """`nearest(cells, cell, cols, k)` answered from an index of the cells by square buckets
-    (`NEAREST_BUCKET_CELLS` a side): of the buckets, only those that may hold one of the
-    `k + 1` nearest cells are searched. A bucket holding `k + 1` cells has them all within
-    its farthest corner's distance `U`; every cell within `U` lies in a bucket whose nearest
-    point is within `U`, so those buckets hold the `k + 1` nearest cells (and any tied with
-    the last).
+    """What is kept of a set of cells searched again and again: its rows and columns, for
+    `scan` (`nearest_in`), and an index by square buckets (`NEAREST_BUCKET_CELLS` a side),
+    built at the first `query`.
 
-    The answer is `nearest`'s exactly: where the `k` nearest are one set, in one order of
+    `query` searches, of the buckets, only those that may hold one of the `k + 1` nearest
+    cells. A bucket holding `k + 1` cells has them all within its farthest corner's distance
+    `U`; every cell within `U` lies in a bucket whose nearest point is within `U`, so those
+    buckets hold the `k + 1` nearest cells (and any tied with the last).
+
+    Both answer as `nearest` exactly: where the `k` nearest are one set, in one order of
     distance (no two at the same distance, none left out tied with the farthest), that is the
     set and order `nearest` returns; otherwise (ties, whose order `nearest` leaves to
-    `np.argpartition`) the query is handed to `nearest` itself.
+    `np.argpartition`) `query` hands the question to `scan`.
     """
 
     def __init__(self, cells: np.ndarray, cols: int, bucket: int = NEAREST_BUCKET_CELLS):
         self.cells = cells
         self.cols = cols
-        rr, cc = np.divmod(cells.astype(np.int64), cols)
-        n_cols = cols // bucket + 1
-        key = (rr // bucket) * n_cols + cc // bucket
-        order = np.argsort(key, kind="stable")
-        self.order = order
-        self.rr, self.cc = rr[order], cc[order]
-        keys, starts, counts = np.unique(key[order], return_index=True, return_counts=True)
-        # the non-empty buckets: their first row and column, and their cells in `order`
-        self.top = (keys // n_cols) * bucket
-        self.left = (keys % n_cols) * bucket
-        self.last = bucket - 1
-        self.starts, self.counts = starts, counts
+        self.bucket = bucket
+        self.rows, self.columns = np.divmod(cells, cols)  # as `nearest` computes them
+        self.compiled = _nearest_scan.compiled  # asked once: the environment costs a look-up
+        self._buckets: tuple | None = None
+
+    def scan(self, cell: int, k: int = 1) -> np.ndarray:
+        """The `k` cells nearest (straight line) to `cell`, nearest first (`nearest`), by a
+        scan of the whole set."""
+        return nearest_in(self.cells, self.rows, self.columns, cell, self.cols, k, self.compiled)
+
+    def _index(self) -> tuple:
+        """``(order, rows, columns, tops, lefts, starts, counts)``: the cells sorted by bucket
+        (their positions in the set, rows and columns), and per non-empty bucket its first row
+        and column and its cells' span in that order."""
+        if self._buckets is None:
+            bucket = self.bucket
+            rr, cc = np.divmod(self.cells.astype(np.int64), self.cols)
+            n_cols = self.cols // bucket + 1
+            key = (rr // bucket) * n_cols + cc // bucket
+            order = np.argsort(key, kind="stable")
+            keys, starts, counts = np.unique(key[order], return_index=True, return_counts=True)
+            self._buckets = (order, rr[order], cc[order], (keys // n_cols) * bucket,
+                             (keys % n_cols) * bucket, starts, counts)
+        return self._buckets
 
     def query(self, cell: int, k: int = 1) -> np.ndarray:
-        """The `k` cells nearest (straight line) to `cell`, nearest first (`nearest`)."""
+        """The `k` cells nearest (straight line) to `cell`, nearest first (`nearest`), from the
+        buckets."""
         n = len(self.cells)
         if n == 0 or k >= n or k <= 0:
-            return nearest(self.cells, cell, self.cols, k)
+            return self.scan(cell, k)
+        order, rows, columns, top, left, starts, counts = self._index()
+        last = self.bucket - 1
         r, c = divmod(int(cell), self.cols)
-        up, down = self.top - r, r - (self.top + self.last)
-        lt, rt = self.left - c, c - (self.left + self.last)
+        up, down = top - r, r - (top + last)
+        lt, rt = left - c, c - (left + last)
         near = np.maximum(np.maximum(up, down), 0) ** 2 + np.maximum(np.maximum(lt, rt), 0) ** 2
         far = (np.maximum(np.abs(up), np.abs(down)) ** 2
                + np.maximum(np.abs(lt), np.abs(rt)) ** 2)
-        full = self.counts > k
+        full = counts > k
         if not full.any():
-            return nearest(self.cells, cell, self.cols, k)
+            return self.scan(cell, k)
         within = far[full].min()
         buckets = np.flatnonzero(near <= within)
-        pick = np.concatenate([np.arange(self.starts[b], self.starts[b] + self.counts[b])
+        pick = np.concatenate([np.arange(starts[b], starts[b] + counts[b])
                                for b in buckets.tolist()])
-        d2 = (self.rr[pick] - r) ** 2 + (self.cc[pick] - c) ** 2
+        d2 = (rows[pick] - r) ** 2 + (columns[pick] - c) ** 2
         first = np.argpartition(d2, k)[:k + 1] if len(pick) > k + 1 else np.arange(len(pick))
         first = first[np.argsort(d2[first], kind="stable")]
         ranked = d2[first]
         if (np.diff(ranked) == 0).any():
-            return nearest(self.cells, cell, self.cols, k)     # ties: `nearest`'s own order
-        return self.cells[self.order[pick[first[:k]]]]
+            return self.scan(cell, k)     # ties: `nearest`'s own order
+        return self.cells[order[pick[first[:k]]]]
 
 
 class Sites:
@@ -112,19 +190,19 @@ class Sites:
         self._edges: dict[frozenset[int], np.ndarray] = {}
         self._zone_points: dict[int, np.ndarray] = {}
         self._water: np.ndarray | None = None
-        # nearest-cell indexes by the id of the (kept, read-only) set they index
+        # what is kept of the sets searched for the nearest cells, by the id of the set
         self._nearest: dict[int, NearestCells] = {}
 
     def nearest(self, cells: np.ndarray, cell: int, k: int = 1) -> np.ndarray:
-        """`nearest(cells, cell, cols, k)`, from an index of `cells` kept for the next query
-        (`NearestCells`) where the set is large. For sets that stay the same between queries
-        (hides, refuges, water)."""
-        if len(cells) <= NEAREST_INDEX_MIN_CELLS:
-            return nearest(cells, cell, self.terrain.cols, k)
-        index = self._nearest.get(id(cells))
-        if index is None or index.cells is not cells:
-            index = self._nearest[id(cells)] = NearestCells(cells, self.terrain.cols)
-        return index.query(cell, k)
+        """`nearest(cells, cell, cols, k)` for a set that stays the same between queries (hides,
+        refuges, water), from what is kept of it for the next query (`NearestCells`): a scan
+        with its rows and columns at hand, or where the set is large (see
+        `NEAREST_SCAN_MAX_CELLS`) its index."""
+        kept = self._nearest.get(id(cells))
+        if kept is None or kept.cells is not cells:
+            kept = self._nearest[id(cells)] = NearestCells(cells, self.terrain.cols)
+        large = NEAREST_SCAN_MAX_CELLS if kept.compiled else NEAREST_INDEX_MIN_CELLS
+        return kept.query(cell, k) if len(cells) > large else kept.scan(cell, k)
 
     def hides(self, areas: Sequence[str]) -> np.ndarray:
         """Cave cells in the named areas (all caves if none are named); where there are none,
