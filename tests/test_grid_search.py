@@ -176,3 +176,16 @@ def test_searches_and_corridor_searches_are_the_same_both_ways(kernels, monkeypa
             assert (route_a is None) == (route_b is None)
             if route_a is not None:
                 np.testing.assert_array_equal(route_a, route_b)
+
+
+def test_a_search_refuses_cells_its_kernels_would_read_out_of_bounds():
+    h = random_hours(np.random.default_rng(1), 6, 8, 1)
+    with pytest.raises(ValueError, match="does not fit"):
+        Settling(h, CELL_KM, Box(0, 7, 0, 8), (0, 0))
+    with pytest.raises(ValueError, match="does not fit"):
+        Settling(h, CELL_KM, Box(0, 6, 0, 8), (0, 0), allowed=np.ones(47, bool))
+    with pytest.raises(ValueError, match="outside"):
+        Settling(h, CELL_KM, Box(1, 6, 0, 8), (0, 0))
+    run = Settling(h, CELL_KM, Box(1, 6, 2, 8), (3, 3))
+    with pytest.raises(ValueError, match="outside"):
+        run.route((3, 1), 8)

@@ -366,9 +366,13 @@ class Settling:
     def __init__(self, h: np.ndarray, cell_km: float, box: Box, target_rc: tuple[int, int], *,
                  limit_h: float = math.inf, allowed: np.ndarray | None = None):
         n = box.size
+        if not (0 <= box.top < box.bottom <= h.shape[0] and 0 <= box.left < box.right <= h.shape[1]
+                and (allowed is None or allowed.shape == (n,))):
+            # the kernels do not check their indices: a stray one would read or write anywhere
+            raise ValueError(f"{box} does not fit the {h.shape} layer or its allowed cells")
         self.h = h
         self.box = box
-        self.target = box.local(*target_rc)
+        self.target = self._local(target_rc)
         self.limit_h = min(limit_h, NO_LIMIT_H)
         self.allowed = _EVERY_CELL if allowed is None else allowed
         self._at = _kernel_box(box, cell_km)
@@ -394,7 +398,7 @@ class Settling:
 
     def hours(self, source_rc: tuple[int, int]) -> float:
         """The start's distance (inf if the search cannot reach it)."""
-        source = self.box.local(*source_rc)
+        source = self._local(source_rc)
         with self._lock:
             self._settle(source)
             settled = self.slot[source] == gridsearch.SETTLED
@@ -404,12 +408,18 @@ class Settling:
         """Flat cells (of a grid `cols` wide) from `source_rc` (in the box) to the target,
         empty if it cannot reach it, or None where a tie decided a hop on the route
         (`gridsearch.route`)."""
-        source = self.box.local(*source_rc)
+        source = self._local(source_rc)
         with self._lock:
             self._settle(source)
             tied, cells = gridsearch.route(self.h, *self._at, self.dist, self.hop, source,
                                            self.target, cols)
         return None if tied else cells
+
+    def _local(self, rc: tuple[int, int]) -> int:
+        b = self.box
+        if not (b.top <= rc[0] < b.bottom and b.left <= rc[1] < b.right):
+            raise ValueError(f"cell {rc} outside {b}")
+        return b.local(*rc)
 
     def _settle(self, source: int) -> None:
         gridsearch.settle(self.h, *self._at, self.allowed, source, self.limit_h, self.dist,
