@@ -1,13 +1,15 @@
 """Dijkstra over a box of the grid, compiled (`sim.rules.compiled`): the router's searches run
 straight on the hours-per-km layer, without building a graph or paying scipy's fixed cost per
-call (a few hundred microseconds, many times what a search of a few thousand cells takes).
+call (about a hundred microseconds: more than most route searches, over a few hundred cells,
+take compiled; a cell settled costs about a tenth of a microsecond either way).
 
 `settle` is a search of the grid graph `sim.world.routes.window_graph` builds for the box (the
 same edges with the same float64 weights: `(h[y] + h[x]) * half_steps[k]`, then `d[x] + w`),
 run with a binary heap. Dijkstra's distances do not depend on the order the heap breaks ties in
 (each is the least sum over the cells scanned before it), so they are scipy's to the bit; a next
-hop is the first scanned neighbour attaining its cell's distance, which is scipy's too except
-where two such neighbours share a distance (a tie: `sim.world.routes.tied_on_route`). `route`
+hop is the first scanned neighbour attaining its cell's distance, the attaining one nearest the
+target, which is scipy's too unless two such neighbours share that distance (a tie:
+`sim.world.routes.tied_on_route`). `route`
 reads a route with that check, so a caller takes what it returns as the reference search's
 route and runs scipy's search where it reports a tie.
 
