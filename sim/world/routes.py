@@ -1151,7 +1151,9 @@ class Router:
         Both answers are found by searches bounded in distance (`scipy...dijkstra(limit=...)`)
         over a box just large enough for that distance, growing the bound until the start is
         reached; the result is the unbounded search's route to the cell (`tied_on_route`: where
-        a tie could make them differ, the unbounded search is run instead).
+        a tie could make them differ, the unbounded search is run instead). With compiled
+        kernels, windows and kept searches are searched without a bound, stopping once the
+        start is settled (`Settling`), with the same check.
         """
         if type(barred_zones) is frozenset:
             # the everyday query asked again (a model's units re-ordered along known routes,
