@@ -284,8 +284,10 @@ def test_router_routes_are_the_unbounded_searches_routes_on_random_maps(grid, ke
             src, dst = t.rc(s), t.rc(g)
             # cache=True: the whole grid's route
             want = reference_route(h, t.cell_km, whole, src, dst)
-            np.testing.assert_array_equal(router.local_path(s, g, mobility, barred, cache=True),
-                                          want)
+            got = router.local_path(s, g, mobility, barred, cache=True)
+            np.testing.assert_array_equal(got, want)
+            # numpy's own int64 dtype: the engine compares dtypes by identity
+            assert got.dtype is np.dtype(np.int64)
             # the others: the route of the first window (doubled while empty) that has one
             pad = max(8, int(0.5 * max(abs(src[0] - dst[0]), abs(src[1] - dst[1]))))
             while True:
@@ -297,7 +299,9 @@ def test_router_routes_are_the_unbounded_searches_routes_on_random_maps(grid, ke
                 if len(want) or box == whole:
                     break
                 pad *= 2
-            np.testing.assert_array_equal(router.local_path(s, g, mobility, barred), want)
+            got = router.local_path(s, g, mobility, barred)
+            np.testing.assert_array_equal(got, want)
+            assert got.dtype is np.dtype(np.int64)
 
 
 def test_route_cache_default_is_sized_in_bytes():
