@@ -14,6 +14,7 @@ import pytest
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
+from sim.rules import compiled
 from sim.scenario.map import MapSpec
 from sim.world import cache as T
 from sim.world import routes
@@ -252,13 +253,17 @@ def random_ascii(rng: np.random.Generator, rows: int, cols: int) -> list[str]:
     return ["".join(r) for r in chars]
 
 
+@pytest.mark.parametrize("kernels", ["numba", "numpy"])
 @pytest.mark.parametrize("grid", ["small", "fine", "tube", "kept"])
-def test_router_routes_are_the_unbounded_searches_routes_on_random_maps(grid, monkeypatch):
+def test_router_routes_are_the_unbounded_searches_routes_on_random_maps(grid, kernels,
+                                                                         monkeypatch):
+    monkeypatch.setenv(compiled.ENV_KERNELS, kernels)
     if grid in ("fine", "tube"):
         # as on a 0.25 km theatre: no whole-grid graph kept, every window searched bounded
         monkeypatch.setattr(routes, "GRAPH_CACHE_BYTES", 0)
     if grid != "small":
         monkeypatch.setattr(routes, "UNBOUNDED_CELLS", 0)
+        monkeypatch.setattr(routes, "SETTLED_CELLS", 0)
     # "tube": every corridor search starts from a coarse sketch's route (`tube_hours`);
     # "kept": as on the 1 km theatre, the kept whole-grid searches start from one as well
     monkeypatch.setattr(routes, "TUBE_CELLS", 0 if grid in ("tube", "kept") else 2**62)
@@ -279,8 +284,10 @@ def test_router_routes_are_the_unbounded_searches_routes_on_random_maps(grid, mo
             src, dst = t.rc(s), t.rc(g)
             # cache=True: the whole grid's route
             want = reference_route(h, t.cell_km, whole, src, dst)
-            np.testing.assert_array_equal(router.local_path(s, g, mobility, barred, cache=True),
-                                          want)
+            got = router.local_path(s, g, mobility, barred, cache=True)
+            np.testing.assert_array_equal(got, want)
+            # numpy's own int64 dtype: the engine compares dtypes by identity
+            assert got.dtype is np.dtype(np.int64)
             # the others: the route of the first window (doubled while empty) that has one
             pad = max(8, int(0.5 * max(abs(src[0] - dst[0]), abs(src[1] - dst[1]))))
             while True:
@@ -292,7 +299,9 @@ def test_router_routes_are_the_unbounded_searches_routes_on_random_maps(grid, mo
                 if len(want) or box == whole:
                     break
                 pad *= 2
-            np.testing.assert_array_equal(router.local_path(s, g, mobility, barred), want)
+            got = router.local_path(s, g, mobility, barred)
+            np.testing.assert_array_equal(got, want)
+            assert got.dtype is np.dtype(np.int64)
 
 
 def test_route_cache_default_is_sized_in_bytes():

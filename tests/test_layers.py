@@ -13,8 +13,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "sim"
 
 #: The layers from the bottom up; a module may import its own layer and those below it.
 LAYERS = (
-    # the foundation: user-facing errors and the projection maths (pure functions of numbers)
-    ("sim.errors", "sim.world.geo"),
+    # the foundation: user-facing errors, the projection maths (pure functions of numbers)
+    # and the switch for compiled kernels, which any layer's loops may use
+    ("sim.errors", "sim.world.geo", "sim.rules.compiled"),
     ("sim.scenario",),
     ("sim.world",),
     ("sim.rules",),

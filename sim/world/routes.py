@@ -6,6 +6,9 @@ Both come from one `scipy.sparse.csgraph.dijkstra` run from the target over the 
 graph (symmetric, so the predecessors point toward the target). Routes are read from such
 searches, most of them bounded: stopped at a cost and run on the box of cells that cost can
 reach, with a check that the route is the unbounded search's (`search`, `tied_on_route`).
+Where compiled kernels are on (`sim.rules.compiled`), searches other than the reference ones
+run compiled (`Settling`, `sim.world.gridsearch`): the same distances to the bit, stopped once
+the start is settled, their routes checked for ties the same way.
 
 Edge weights are hours for the mobility's reference unit (`TerrainConfig.reference_speed_kmh`):
 the step length (cell_km, or cell_km * sqrt(2) diagonally) times the mean of the two cells' hours
@@ -34,6 +37,7 @@ from scipy.sparse.csgraph import dijkstra
 
 from sim.errors import NoRouteError
 from sim.scenario.vocab import MOBILITIES
+from sim.world import gridsearch
 from sim.world.geometry import line_cells
 from sim.world.raster import Terrain, hours_per_cell, read_only
 
@@ -83,6 +87,12 @@ KEPT_TUBE_FACTOR = 1.5
 #: (a box, a line, a tie check) outweighs what it saves there (the 1 km theatre's windows
 #: hold about 2,000 cells).
 UNBOUNDED_CELLS = 1 << 13
+
+#: As `UNBOUNDED_CELLS`, for the compiled search (`Settling`): it stops once the start is
+#: settled and costs little more than the cells it settles (about a tenth of a microsecond
+#: each), so a bound pays only over larger boxes (the 1 km theatre's longest trips, and the
+#: finer theatres' longer ones).
+SETTLED_CELLS = 1 << 15
 
 #: A corridor search over a reference box of more cells than this first finds a route's
 #: hours along a coarse sketch (`tube_hours`) to start from.
@@ -317,20 +327,122 @@ def search(h: np.ndarray, cell_km: float, box: Box, target_rc: tuple[int, int],
     `reference` is the box whose unlimited search the answer stands for (default `box`): a
     limited search on a smaller box gives the same distances and, away from ties, the same
     next hops as that one, because every cell within `limit_h` of the target lies in `box`
-    (see `reach_box`) and a cell beyond the limit never enters the search. `graph` may pass the
-    box's prebuilt `grid_graph`.
+    (see `reach_box`) and a cell beyond the limit never enters the search.
+
+    The reference search itself (no limit over `reference`) is scipy's. Any other is the
+    compiled search where kernels are on (`gridsearch.settle`: the same distances to the bit,
+    and next hops that differ only where a tie decided them, which `trace_route` checks such a
+    search's routes for anyway). `graph` may pass the box's prebuilt `grid_graph` (for scipy).
     """
     reference = box if reference is None else reference
-    if graph is None:
-        graph = window_graph(h[box.top:box.bottom, box.left:box.right], cell_km)
     t = box.local(*target_rc)
-    dist, pred = dijkstra(graph, directed=True, indices=t, return_predecessors=True,
-                          limit=min(limit_h, NO_LIMIT_H))
-    hop = np.where(pred < 0, -1, pred).astype(np.int32)
-    hop[t] = t
     exact = math.isinf(limit_h) and box == reference
+    if exact or not gridsearch.settle.compiled:
+        if graph is None:
+            graph = window_graph(h[box.top:box.bottom, box.left:box.right], cell_km)
+        dist, pred = dijkstra(graph, directed=True, indices=t, return_predecessors=True,
+                              limit=min(limit_h, NO_LIMIT_H))
+        hop = np.where(pred < 0, -1, pred).astype(np.int32)
+        hop[t] = t
+    else:
+        # not the reference search itself: its routes are checked for ties, so the compiled
+        # search serves (the same distances; a hop only a tie decided may differ)
+        run = Settling(h, cell_km, box, target_rc, limit_h=limit_h)
+        run.run_to_end()
+        dist, hop = run.dist, run.hop
     exhausted = exact or not _cut_off(h, box, reference, dist)
     return Search(box, t, float(limit_h), dist, hop, exact, exhausted)
+
+
+class Settling:
+    """A compiled search from one target over a box (`gridsearch.settle`), stopped at
+    `limit_h` hours and on the box's cells `allowed` (flat local, bool; None: all), run only
+    as far as the starts asked for so far need and resumed for a farther one: a search to keep
+    for a target many starts route to. Its distances are the same search's by scipy to the bit
+    (`window_graph`, or `corridor_graph` of the allowed cells), and so are its routes, or None
+    where a tie decided a hop (then only scipy's search settles it). Kernels must be on
+    (`gridsearch.settle.compiled`). Safe to share between threads."""
+
+    def __init__(self, h: np.ndarray, cell_km: float, box: Box, target_rc: tuple[int, int], *,
+                 limit_h: float = math.inf, allowed: np.ndarray | None = None):
+        n = box.size
+        if not (0 <= box.top < box.bottom <= h.shape[0] and 0 <= box.left < box.right <= h.shape[1]
+                and (allowed is None or allowed.shape == (n,))):
+            # the kernels do not check their indices: a stray one would read or write anywhere
+            raise ValueError(f"{box} does not fit the {h.shape} layer or its allowed cells")
+        self.h = h
+        self.box = box
+        self.target = self._local(target_rc)
+        self.limit_h = min(limit_h, NO_LIMIT_H)
+        self.allowed = _EVERY_CELL if allowed is None else allowed
+        self._at = _kernel_box(box, cell_km)
+        self.dist = np.full(n, np.inf)
+        self.hop = np.full(n, -1, np.int32)
+        self.slot = np.full(n, gridsearch.UNSEEN, np.int32)
+        self.heap = np.empty(n, np.int32)
+        self.queued = np.ones(1, np.int64)
+        self.dist[self.target] = 0.0
+        self.hop[self.target] = self.target
+        self.slot[self.target] = 0
+        self.heap[0] = self.target
+        self._lock = threading.Lock()
+
+    @property
+    def nbytes(self) -> int:
+        return self.dist.nbytes + self.hop.nbytes + self.slot.nbytes + self.heap.nbytes
+
+    def run_to_end(self) -> None:
+        """Settle every cell within the limit (the others stay unreached)."""
+        with self._lock:
+            self._settle(-1)
+
+    def hours(self, source_rc: tuple[int, int]) -> float:
+        """The start's distance (inf if the search cannot reach it)."""
+        source = self._local(source_rc)
+        with self._lock:
+            self._settle(source)
+            settled = self.slot[source] == gridsearch.SETTLED
+            return float(self.dist[source]) if settled else math.inf
+
+    def route(self, source_rc: tuple[int, int], cols: int) -> np.ndarray | None:
+        """Flat cells (of a grid `cols` wide) from `source_rc` (in the box) to the target,
+        empty if it cannot reach it, or None where a tie decided a hop on the route
+        (`gridsearch.route`)."""
+        source = self._local(source_rc)
+        with self._lock:
+            self._settle(source)
+            tied, cells = gridsearch.route(self.h, *self._at, self.dist, self.hop, source,
+                                           self.target, cols)
+        # numba's arrays carry an int64 dtype equal to numpy's but not numpy's own object,
+        # which callers may test by identity (`Orders.follow` keeps a route's timing only for
+        # one that passes as is): a view gives it numpy's
+        return None if tied else cells.view(np.int64)
+
+    def _local(self, rc: tuple[int, int]) -> int:
+        b = self.box
+        if not (b.top <= rc[0] < b.bottom and b.left <= rc[1] < b.right):
+            raise ValueError(f"cell {rc} outside {b}")
+        return b.local(*rc)
+
+    def _settle(self, source: int) -> None:
+        gridsearch.settle(self.h, *self._at, self.allowed, source, self.limit_h, self.dist,
+                          self.hop, self.slot, self.heap, self.queued)
+
+
+#: `Settling.allowed` where every cell is.
+_EVERY_CELL = np.zeros(0, bool)
+
+
+def _kernel_box(box: Box, cell_km: float) -> tuple:
+    """The box and the grid graph's steps as `gridsearch`'s kernels take them: `top, left,
+    rows, cols, d_row, d_col, half_steps` (`window_graph`'s weights per offset)."""
+    return (box.top, box.left, box.bottom - box.top, box.width, _D_ROW, _D_COL,
+            _HALF_STEPS_KM * cell_km)
+
+
+#: `_OFFSETS` as `gridsearch`'s kernels take them.
+_D_ROW = np.array([dr for dr, _ in _OFFSETS], np.int64)
+_D_COL = np.array([dc for _, dc in _OFFSETS], np.int64)
 
 
 def _cut_off(h: np.ndarray, box: Box, reference: Box, dist: np.ndarray) -> bool:
@@ -566,6 +678,14 @@ def corridor_search(h: np.ndarray, cell_km: float, reference: Box, source_rc: tu
     k = int(np.searchsorted(cells, t))
     if k == len(cells) or cells[k] != t:
         cells = np.insert(cells, k, t)
+    if gridsearch.settle.compiled:
+        # the same search, compiled: the same distances, hops differing only where a tie
+        # decided them (which `trace_route` checks for)
+        allowed = np.zeros(box.size, bool)
+        allowed[cells] = True
+        run = Settling(h, cell_km, box, target_rc, limit_h=limit_h, allowed=allowed)
+        run.run_to_end()
+        return Search(box, t, float(limit_h), run.dist, run.hop, exact=False, exhausted=False)
     graph = corridor_graph(h[box.top:box.bottom, box.left:box.right], cells, cell_km)
     # the search runs on the corridor's cells alone (numbered in row-major order, as in the
     # box), then its answer is spread back over the box
@@ -654,17 +774,24 @@ def tube_hours(h: np.ndarray, coarse: np.ndarray, cell_km: float, reference: Box
                 reference.left // k, -(-reference.right // k))
     win = Box(min(sr, tr) // k - pad, max(sr, tr) // k + pad + 1,
               min(sc, tc) // k - pad, max(sc, tc) // k + pad + 1).within(ref_c)
-    g = window_graph(coarse[win.top:win.bottom, win.left:win.right], k * cell_km)
     tl = win.local(tr // k, tc // k)
     # no farther than the straight line between the two blocks (a coarse route, so the
     # source's block is within it), with `LINE_SLACK`
     line_h = line_hours(coarse, k * cell_km, (sr // k, sc // k), (tr // k, tc // k))
     limit_h = min(line_h * (1.0 + LINE_SLACK), NO_LIMIT_H)
-    _, pred = dijkstra(g, directed=True, indices=tl, return_predecessors=True,
-                       limit=limit_h)
-    hop = np.where(pred < 0, -1, pred)
-    hop[tl] = tl
-    blocks = _trace(hop, win.local(sr // k, sc // k), tl)
+    blocks = None
+    if gridsearch.settle.compiled:     # scipy's route, unless a tie decided a hop on it
+        blocks = Settling(coarse, k * cell_km, win, (tr // k, tc // k), limit_h=limit_h).route(
+            (sr // k, sc // k), win.width)
+        if blocks is not None:         # as flat cells of the window, as below
+            blocks -= win.top * win.width + win.left
+    if blocks is None:
+        g = window_graph(coarse[win.top:win.bottom, win.left:win.right], k * cell_km)
+        _, pred = dijkstra(g, directed=True, indices=tl, return_predecessors=True,
+                           limit=limit_h)
+        hop = np.where(pred < 0, -1, pred)
+        hop[tl] = tl
+        blocks = _trace(hop, win.local(sr // k, sc // k), tl)
     if len(blocks) == 0:
         return math.inf
     # the tube: the route's blocks and those around them, as fine cells inside the reference
@@ -684,6 +811,8 @@ def tube_hours(h: np.ndarray, coarse: np.ndarray, cell_km: float, reference: Box
     inner = box.within(reference)
     fine = fine[inner.top - box.top:inner.bottom - box.top,
                 inner.left - box.left:inner.right - box.left]
+    if gridsearch.settle.compiled:     # the same distance, by a search stopped there
+        return Settling(h, cell_km, inner, target_rc, allowed=fine.ravel()).hours(source_rc)
     cells = np.flatnonzero(fine)
     t = inner.local(*target_rc)
     sub = h[inner.top:inner.bottom, inner.left:inner.right]
@@ -794,8 +923,10 @@ class Router:
 
     Searches are kept in one least-recently-used cache of at most `field_cache_bytes` bytes
     (`FIELD_CACHE_BYTES`): whole-grid fields (`field`: a float32 cost and an int32 next hop, 8
-    bytes per cell, about 1.4 MB on a 1 km theatre) and the bounded searches routes to often
-    visited targets use (12 bytes per cell of their box).
+    bytes per cell, about 1.4 MB on a 1 km theatre) and the searches routes to often visited
+    targets use: bounded ones (12 bytes per cell of their box) or, with compiled kernels,
+    whole-grid ones resumed as far as each start needs (`Settling`, 20 bytes per cell, 3.6 MB
+    on a 1 km theatre).
     """
 
     def __init__(self, terrain: Terrain, *, field_cache_bytes: int = FIELD_CACHE_BYTES) -> None:
@@ -934,9 +1065,11 @@ class Router:
                     self._graphs[key] = g
         return g
 
-    def _graph_bytes(self) -> int:
-        """About how many bytes a whole-grid graph takes (8 edges of 12 bytes per cell)."""
-        return 8 * 12 * self.terrain.grid.size
+    def _keeps_whole_searches(self) -> bool:
+        """Whether routes to often visited targets keep a whole-grid search per target: where
+        the whole-grid graph is kept (at most `GRAPH_CACHE_BYTES`, 8 edges of 12 bytes per
+        cell), the grid is small enough for a few dozen such searches to fit the cache."""
+        return 8 * 12 * self.terrain.grid.size <= GRAPH_CACHE_BYTES
 
     def _flat_target(self, target_cell: Any) -> int:
         grid = self.terrain.grid
@@ -1021,7 +1154,9 @@ class Router:
         Both answers are found by searches bounded in distance (`scipy...dijkstra(limit=...)`)
         over a box just large enough for that distance, growing the bound until the start is
         reached; the result is the unbounded search's route to the cell (`tied_on_route`: where
-        a tie could make them differ, the unbounded search is run instead).
+        a tie could make them differ, the unbounded search is run instead). With compiled
+        kernels, windows and kept searches are searched without a bound, stopping once the
+        start is settled (`Settling`), with the same check.
         """
         if type(barred_zones) is frozenset:
             # the everyday query asked again (a model's units re-ordered along known routes,
@@ -1077,13 +1212,32 @@ class Router:
 
     def _field_route(self, source: int, target: int, mobility: str,
                      barred: frozenset[int]) -> np.ndarray:
-        """The route the whole grid's field gives, from a bounded search kept per target."""
+        """The route the whole grid's field gives, from a search kept per target: with
+        compiled kernels on a grid whose searches are kept (`_keeps_whole_searches`), a
+        compiled one run as far as the starts so far need (`Settling`), else a bounded one
+        (`_bounded_route`)."""
         whole = self._cached(("field", target, mobility, barred))
         if whole is not None:       # the whole field itself is at hand
             return _trace(whole[1][1], source, target)
         grid = self.terrain.grid
-        return self._bounded_route(source, target, mobility, barred,
-                                   Box(0, grid.rows, 0, grid.cols), cached=True)
+        whole = Box(0, grid.rows, 0, grid.cols)
+        if not (gridsearch.settle.compiled and self._keeps_whole_searches()):
+            return self._bounded_route(source, target, mobility, barred, whole, cached=True)
+        # the compiled search kept per target, resumed as far as each start needs
+        key = ("settling", target, mobility, barred)
+        if (hit := self._cached(key)) is not None:
+            settling: Settling = hit[1]
+        else:
+            t = self.terrain
+            settling = Settling(self.hours_per_km(mobility, barred), t.cell_km, whole,
+                                t.rc(target))
+            self._keep(key, settling, settling.nbytes)
+            with self._lock:
+                self.dijkstra_runs += 1
+        route = settling.route(self.terrain.rc(source), grid.cols)
+        if route is None:       # a tie decided a hop on the way: the reference search's
+            return self._reference_route(source, target, mobility, barred, whole)
+        return route
 
     def _bounded_route(self, source: int, target: int, mobility: str, barred: frozenset[int],
                        reference: Box, *, cached: bool) -> np.ndarray:
@@ -1094,20 +1248,30 @@ class Router:
         limit allows (`_corridor_route`). The first limit is the cost of the straight line
         between the two cells (a route, so the start is within it) or `REACH_FACTOR` times the
         least the trip can cost, whichever is lower; it doubles (up to the line's cost) while
-        the start is out of reach."""
+        the start is out of reach.
+
+        With compiled kernels, a box of up to `SETTLED_CELLS` cells is searched whole by the
+        compiled search stopped at the start (`Settling.route`), and `cached=True` searches
+        go to `_field_route`'s kept compiled searches instead."""
         t = self.terrain
         h = self.hours_per_km(mobility, barred)
         src, dst = t.rc(source), t.rc(target)
-        if reference.size <= UNBOUNDED_CELLS:
-            # a small window: one unlimited search costs less than working out a bound
-            s = search(h, t.cell_km, reference, dst)
+        compiled = gridsearch.settle.compiled
+        if reference.size <= (SETTLED_CELLS if compiled else UNBOUNDED_CELLS):
+            # a small window: one unlimited search costs less than working out a bound (the
+            # compiled one stops at the start; on a tie, scipy's settles the route)
             with self._lock:
                 self.dijkstra_runs += 1
+            if compiled:
+                route = Settling(h, t.cell_km, reference, dst).route(src, t.cols)
+                if route is not None:
+                    return route
+            s = search(h, t.cell_km, reference, dst)
             return trace_route(s, h, t.cell_km, src, t.cols)
         # the line's cost, summed in another order than the search's, plus rounding slack
         line_h = line_hours(h, t.cell_km, src, dst) * (1.0 + LINE_SLACK)
         whole = Box(0, t.rows, 0, t.cols)
-        if not (reference == whole and self._graph_bytes() <= GRAPH_CACHE_BYTES):
+        if not (reference == whole and self._keeps_whole_searches()):
             return self._corridor_route(source, target, mobility, barred, reference, line_h)
         min_h = self.min_hours_per_km(mobility, barred)
         key = ("bounded", target, mobility, barred)
