@@ -14,7 +14,7 @@ import pytest
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
-from sim.rules import compiled
+from sim import compiled
 from sim.scenario.map import MapSpec
 from sim.world import cache as T
 from sim.world import routes

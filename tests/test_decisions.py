@@ -148,8 +148,8 @@ def test_compiled_path_timing_gives_the_numpy_hours_to_the_bit(monkeypatch):
     """`Orders.hours_along` by the compiled kernel and by numpy: the same bytes, on random
     paths of side, diagonal and standing steps over random layers (with impassable, NaN and
     tiny costs), and on the bundled map's routes at the units' speeds."""
+    from sim import compiled
     from sim.engine.orders import _STEP_LENGTH, _cumulative_hours
-    from sim.rules import compiled
 
     rng = np.random.default_rng(13)
     for _ in range(300):

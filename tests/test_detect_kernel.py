@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from test_detection import _force_hours  # the same small force, hour after hour
 
+from sim import compiled
 from sim.engine.run import run_scenario
-from sim.rules import compiled, detection
+from sim.rules import detection
 from sim.rules.detection import PairFinder, draw_exposed_pairs
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"

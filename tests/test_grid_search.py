@@ -15,7 +15,7 @@ import pytest
 from scipy.sparse.csgraph import dijkstra
 from test_bounded_routes import random_hours  # the same random layers
 
-from sim.rules import compiled
+from sim import compiled
 from sim.world import gridsearch
 from sim.world.routes import (
     _OFFSETS,

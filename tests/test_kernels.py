@@ -1,10 +1,10 @@
-"""The switch between compiled kernels and their numpy reference (sim.rules.compiled)."""
+"""The switch between compiled kernels and their numpy reference (sim.compiled)."""
 
 import numpy as np
 import pytest
 
+from sim import compiled
 from sim.errors import UserError
-from sim.rules import compiled
 
 
 def test_kernels_are_on_by_default_and_numpy_turns_them_off(monkeypatch):

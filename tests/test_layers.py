@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "sim"
 LAYERS = (
     # the foundation: user-facing errors, the projection maths (pure functions of numbers)
     # and the switch for compiled kernels, which any layer's loops may use
-    ("sim.errors", "sim.world.geo", "sim.rules.compiled"),
+    ("sim.errors", "sim.world.geo", "sim.compiled"),
     ("sim.scenario",),
     ("sim.world",),
     ("sim.rules",),

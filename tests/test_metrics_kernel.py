@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from test_mines import build, scenario
 
+from sim import compiled
 from sim.engine import metrics as metrics_module
 from sim.engine.metrics import Metrics
-from sim.rules import compiled
 from sim.rules.force import ForceTable
 
 #: Sensor ranges drawn (km, on the 12 x 6 km map's 250 m cells): none, a cell (exactly: the

@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sim import compiled
 from sim.engine.model import DesertModel
 from sim.engine.run import run_scenario
 from sim.experiments.single import write_run
-from sim.rules import compiled
 from sim.rules.state import Posture
 from sim.scenario.loading import parse_scenario
 from sim.scenario.vocab import MOBILITIES
@@ -228,7 +228,7 @@ def test_badia_run_bad_input_is_one_line(args, needle):
 def test_bundled_scenarios_reproduce_their_golden_outputs(name, kernels, monkeypatch):
     """Every bundled scenario, seed 11, 10 days: the event log and the daily table hash to the
     stored values, with the compiled kernels and with their numpy reference
-    (`sim.rules.compiled`). A change that alters behaviour on purpose rewrites
+    (`sim.compiled`). A change that alters behaviour on purpose rewrites
     tests/golden/hashes.json (`python tests/golden_outputs.py --write`) in a commit of its own
     and says why."""
     monkeypatch.setenv(compiled.ENV_KERNELS, kernels)

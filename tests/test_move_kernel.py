@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sim import compiled
 from sim.engine.model import DesertModel
 from sim.engine.movement import (
     ADVANCE,
@@ -28,7 +29,6 @@ from sim.engine.movement import (
     owner_of,
     ride_along,
 )
-from sim.rules import compiled
 from sim.scenario.loading import SCENARIO_DIR
 
 ROWS, COLS = 120, 150

@@ -57,7 +57,7 @@ def _random_sets(seed: int, trials: int):
 def test_the_scan_and_the_kept_sets_answer_as_nearest(monkeypatch, kernels):
     """`nearest_in` (the compiled scan, or numpy), `NearestCells.scan` and `Sites.nearest`
     give `nearest`'s numpy answer, ties included."""
-    from sim.rules import compiled
+    from sim import compiled
     from sim.tactics.sites import Sites
 
     class Grid:  # what Sites.nearest reads of a terrain

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from sim.rules import compiled
+from sim import compiled
 from sim.rules.force import ForceTable
 from sim.rules.supplies import SupplyConfig, SupplyPoints, supply_hour
 

@@ -36,8 +36,8 @@ import pandas as pd
 from scipy.ndimage import distance_transform_edt
 from scipy.spatial import cKDTree
 
+from sim.compiled import kernel
 from sim.engine.movement import owner_of
-from sim.rules.compiled import kernel
 from sim.scenario.vocab import ATTACK_TYPES, CAMPAIGN_ATTACK_TYPES
 from sim.world.clock import LightLevel
 

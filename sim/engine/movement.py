@@ -14,7 +14,7 @@ dropped when the buffer is compacted.
 
 The hour's move is numpy over all movers (:meth:`PathBook.advance`, :meth:`PathBook.passed_at`,
 the reference) or one compiled call (:func:`move_hour`, the same search and cells passed mover
-by mover, see :mod:`sim.rules.compiled`).
+by mover, see :mod:`sim.compiled`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from sim.rules.compiled import kernel
+from sim.compiled import kernel
 from sim.world.raster import read_only
 
 #: Resolution of path marks and clocks in the sort key (ticks per hour: 1/65536 h is 55 ms).

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sim.rules.compiled import kernel
+from sim.compiled import kernel
 from sim.rules.state import Posture
 from sim.scenario.defaults import FOOT_OFFROAD_SPEED_KMH, FOOT_SPEED_KMH
 from sim.scenario.vocab import MOBILITIES

@@ -49,7 +49,7 @@ pair matrix from hour to hour and recomputes only the units that moved; :func:`d
 the chord (most candidates are vehicles passing at a distance, never in range: their draw
 cannot detect); :func:`pair_probability` gives the rate of the few pairs ever in range.
 tests/test_detection.py checks them against the dense rule, pair for pair and draw for draw.
-The finder and the chords have compiled kernels (:mod:`sim.rules.compiled`), checked against
+The finder and the chords have compiled kernels (:mod:`sim.compiled`), checked against
 this numpy reference to the bit by tests/test_detect_kernel.py.
 
 Coordinates are planar km (any frame, e.g. ``x = col * cell_km, y = row * cell_km``).
@@ -65,7 +65,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.spatial import cKDTree
 
-from sim.rules.compiled import kernel
+from sim.compiled import kernel
 from sim.world.clock import LightLevel
 
 __all__ = [
@@ -752,7 +752,7 @@ class PairFinder:
     exactly :func:`block_pairs`' lists. A larger block goes through :func:`block_pairs` at each
     call.
 
-    With compiled kernels (:mod:`sim.rules.compiled`) an hour is one call finding the changed
+    With compiled kernels (:mod:`sim.compiled`) an hour is one call finding the changed
     units (:func:`_changed_tracks`) and one per kept block updating, thresholding and splitting
     its matrix (:func:`_kept_pairs`), instead of a dozen numpy calls and a Python loop: the same
     matrices, entry for entry, and the same pairs (tests/test_detect_kernel.py).

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sim.rules.compiled import kernel
+from sim.compiled import kernel
 
 if TYPE_CHECKING:
     from sim.rules.force import ForceTable

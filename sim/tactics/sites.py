@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.ndimage import binary_dilation, binary_erosion
 
-from sim.rules.compiled import kernel
+from sim.compiled import kernel
 
 if TYPE_CHECKING:
     from sim.world.raster import Terrain

@@ -1,4 +1,4 @@
-"""Dijkstra over a box of the grid, compiled (`sim.rules.compiled`): the router's searches run
+"""Dijkstra over a box of the grid, compiled (`sim.compiled`): the router's searches run
 straight on the hours-per-km layer, without building a graph or paying scipy's fixed cost per
 call (about a hundred microseconds: more than most route searches, over a few hundred cells,
 take compiled; a cell settled costs about a tenth of a microsecond either way).
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.rules.compiled import kernel
+from sim.compiled import kernel
 
 #: Children per node of `settle`'s heap: 4 halves the levels a pop sifts through, each
 #: comparing 4 neighbouring keys (a third faster than a binary heap on a theatre's searches).

@@ -6,7 +6,7 @@ Both come from one `scipy.sparse.csgraph.dijkstra` run from the target over the 
 graph (symmetric, so the predecessors point toward the target). Routes are read from such
 searches, most of them bounded: stopped at a cost and run on the box of cells that cost can
 reach, with a check that the route is the unbounded search's (`search`, `tied_on_route`).
-Where compiled kernels are on (`sim.rules.compiled`), searches other than the reference ones
+Where compiled kernels are on (`sim.compiled`), searches other than the reference ones
 run compiled (`Settling`, `sim.world.gridsearch`): the same distances to the bit, stopped once
 the start is settled, their routes checked for ties the same way.
 
