@@ -4,8 +4,10 @@ A theatre holds a few hundred units, so each numpy call on its columns costs its
 (about a microsecond) far more than its arithmetic; a phase of the hour written as a dozen such
 calls is dominated by them. Where a measured hot phase is that, its loop is also written as a
 plain Python function over the same arrays and compiled with Numba (``njit``), which runs the
-whole phase in one call. The numpy version stays the reference: the kernels must give the same
-results to the bit (tests run both on random inputs and the bundled scenarios both ways).
+whole phase in one call. The same holds for the router's searches of a few thousand cells,
+where scipy's fixed cost per call is many times the search itself (`sim.world.gridsearch`).
+The numpy (or scipy) version stays the reference: the kernels must give the same results to
+the bit (tests run both on random inputs and the bundled scenarios both ways).
 
 Use::
 
