@@ -90,13 +90,23 @@ class SupplyPoints:
         key = (force.alive[p].tobytes() + cells[p].tobytes(), cave_refill.tobytes(),
                id(terrain))  # fmt: skip
         if key != self._codes_key:
-            land = terrain.water_available.ravel().astype(np.uint8) * np.uint8(WATER)
-            caves = land | terrain.cave.ravel().astype(np.uint8) * np.uint8(CAVE)
+            caves = self.land(terrain)
+            land = caves & np.uint8(WATER)
             codes = np.where(np.asarray(cave_refill, dtype=bool)[:, None], caves, land)
             live = p[force.alive[p]]
             codes[force.faction[live], cells[live]] |= np.uint8(POINT)
             self._codes_key, self._codes = key, codes.ravel()
         return self._codes
+
+    def land(self, terrain: Terrain) -> np.ndarray:
+        """Each cell's ``WATER`` and ``CAVE`` bits (flat; read-only), kept for the last
+        terrain asked about."""
+        if self._land_of is not terrain:
+            land = terrain.water_available.ravel().astype(np.uint8) * np.uint8(WATER)
+            land |= terrain.cave.ravel().astype(np.uint8) * np.uint8(CAVE)
+            land.flags.writeable = False
+            self._land_of, self._land = terrain, land
+        return self._land
 
 
 def resupply(
@@ -140,16 +150,10 @@ def supply_hour(force: ForceTable, n: int, moving: np.ndarray, cfg: SupplyConfig
         consume(force, n, moving, cfg)
         resupply(force, n, terrain, cave_refill, points)
         return
-    if points._land_of is not terrain:
-        # each cell's WATER and CAVE bits; a unit's code keeps CAVE only if its faction
-        # refills at caves
-        land = terrain.water_available.ravel().astype(np.uint8) * np.uint8(WATER)
-        land |= terrain.cave.ravel().astype(np.uint8) * np.uint8(CAVE)
-        points._land_of, points._land = terrain, land
     f = force
     _supply_kernel(moving, f.water_days, f.fuel_days, f.ammo_days, f.water_cap, f.fuel_cap,
                    f.ammo_cap, f.vehicles, f.row, f.col, f.faction, f.alive, points.points,
-                   points._land, cave_refill, terrain.cols,
+                   points.land(terrain), cave_refill, terrain.cols,
                    cfg.water_days_per_hour_moving, cfg.water_days_per_hour_resting,
                    1.0 / cfg.driving_hours_per_fuel_day)  # fmt: skip
 
