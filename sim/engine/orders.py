@@ -119,7 +119,9 @@ class Orders:
                f.fuel_days[i] <= 0)
         hit = self._timed_paths.get(key)
         if hit is None or hit[0] is not cells or hit[1] != cell:
-            if type(cells) is not np.ndarray or cells.dtype is not _INT64:
+            # by equality, not identity: a compiled kernel's int64 arrays carry an equal dtype
+            # that is not numpy's own object, and a new view each time would never be kept
+            if type(cells) is not np.ndarray or cells.dtype != _INT64:
                 cells = np.asarray(cells, dtype=np.int64)
                 key = (id(cells), *key[1:])  # a new array: none kept is it
             if len(cells) == 0 or cells.item(0) != cell:

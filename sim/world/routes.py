@@ -413,9 +413,8 @@ class Settling:
             self._settle(source)
             tied, cells = gridsearch.route(self.h, *self._at, self.dist, self.hop, source,
                                            self.target, cols)
-        # numba's arrays carry an int64 dtype equal to numpy's but not numpy's own object,
-        # which callers may test by identity (`Orders.follow` keeps a route's timing only for
-        # one that passes as is): a view gives it numpy's
+        # numba's arrays carry an int64 dtype equal to numpy's but not numpy's own object: a
+        # view gives a route numpy's, as scipy's routes have (a caller may test by identity)
         return None if tied else cells.view(np.int64)
 
     def _local(self, rc: tuple[int, int]) -> int:
