@@ -508,11 +508,17 @@ def _cluster_slots(client: Any) -> Callable[[], int]:
 @contextlib.contextmanager
 def _quiet_dask_logs() -> Iterator[None]:
     """Dask's client logs a traceback when it loses the scheduler; the batch says it in one
-    line instead (`_Pool.broken`), so its loggers are silenced while the batch runs."""
+    line instead (`_Pool.broken`), so the loggers that can print it are silenced while the
+    client lives: distributed's own, and tornado's and asyncio's, which report a gather that
+    failed in the client's event loop ("Exception in callback ...") from the loop's thread at
+    a moment of their own choosing."""
     import logging
 
-    names = ["distributed", *(n for n in list(logging.root.manager.loggerDict)
-                              if n.startswith("distributed."))]
+    import distributed  # noqa: F401  (its import sets its loggers' levels: quiet them after)
+
+    names = ["distributed", "tornado", "asyncio",
+             *(n for n in list(logging.root.manager.loggerDict)
+               if n.startswith(("distributed.", "tornado.")))]
     old = {n: logging.getLogger(n).level for n in names}
     for n in names:
         logging.getLogger(n).setLevel(logging.CRITICAL + 1)
@@ -528,38 +534,44 @@ def _local_broken(exc: BaseException) -> str:
             f"of memory?)")
 
 
+def _dask_pool(scheduler: str) -> Iterator[_Pool]:
+    """The pool of a Dask cluster at `scheduler` (one item; closed when the caller resumes)."""
+    from distributed import Client
+
+    try:
+        client = Client(scheduler, timeout="20s")
+    except (OSError, TimeoutError) as exc:
+        raise BatchError(f"--scheduler {scheduler}: cannot reach the Dask scheduler "
+                         f"({_one_line(exc)})") from None
+
+    def lost(exc: BaseException) -> str:
+        if getattr(client, "status", "") == "running":   # connected: the cluster said no
+            return (f"the Dask cluster {scheduler} cancelled a run ({_one_line(exc)}); "
+                    f"the finished runs' parts are kept")
+        return (f"lost the Dask scheduler {scheduler} (it stopped answering); the "
+                f"finished runs' parts are kept")
+
+    try:
+        slots = _cluster_slots(client)
+        executor = client.get_executor(pure=False)
+        try:
+            yield _Pool(executor, slots, f"Dask cluster {scheduler} ({slots()} worker threads "
+                        f"now; runs in flight follow its size)", lost)
+        finally:
+            executor.shutdown(wait=False)
+    finally:
+        with contextlib.suppress(Exception):
+            client.close(timeout=5)
+
+
 @contextlib.contextmanager
 def _executor_for(workers: int | None, scheduler: str | None) -> Iterator[_Pool]:
     """The pool to run on, shut down on exit."""
     if scheduler:
-        from distributed import Client
-
-        try:
-            client = Client(scheduler, timeout="20s")
-        except (OSError, TimeoutError) as exc:
-            raise BatchError(f"--scheduler {scheduler}: cannot reach the Dask scheduler "
-                             f"({_one_line(exc)})") from None
-
-        def lost(exc: BaseException) -> str:
-            if getattr(client, "status", "") == "running":   # connected: the cluster said no
-                return (f"the Dask cluster {scheduler} cancelled a run ({_one_line(exc)}); "
-                        f"the finished runs' parts are kept")
-            return (f"lost the Dask scheduler {scheduler} (it stopped answering); the "
-                    f"finished runs' parts are kept")
-
-        try:
-            slots = _cluster_slots(client)
-            executor = client.get_executor(pure=False)
-            try:
-                with _quiet_dask_logs():
-                    yield _Pool(executor, slots,
-                                f"Dask cluster {scheduler} ({slots()} worker threads now; "
-                                f"runs in flight follow its size)", lost)
-            finally:
-                executor.shutdown(wait=False)
-        finally:
-            with _quiet_dask_logs(), contextlib.suppress(Exception):
-                client.close(timeout=5)
+        # one quiet span for the client's whole life: a lost scheduler's errors surface in the
+        # client's loop thread until the client is closed, not only while runs are awaited
+        with _quiet_dask_logs():
+            yield from _dask_pool(scheduler)
         return
     n = workers or default_workers()
     executor = local_executor(n)
