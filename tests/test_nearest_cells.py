@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from sim.tactics.sites import NearestCells, nearest
+from sim.world.geometry import k_smallest
 
 
 @pytest.mark.parametrize("bucket", [1, 3, 16])
@@ -105,3 +106,32 @@ def test_the_compiled_scan_gives_its_python_functions_distances_and_ranks():
         assert out[0][1].tobytes() == out[1][1].tobytes()
         verdicts.add(bool(unique[0]))
     assert verdicts == {True, False}
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_k_smallest_breaks_ties_by_index_whatever_the_sort(seed):
+    """k_smallest (the rule that ranks nearest cells) is the first k of a stable sort: equal
+    values in index order, NaN last; so it never depends on how numpy's partition or its
+    vector sorts fall on this machine (tests/test_model.py runs the scenarios both ways)."""
+    rng = np.random.default_rng(seed)
+    for _ in range(300):
+        n = int(rng.integers(0, 400))
+        values = rng.integers(0, rng.integers(1, 30), n)  # ties abound, as squared distances
+        if seed % 2:
+            values = values.astype(float)
+            values[rng.random(n) < 0.1] = np.nan
+        for k in (0, 1, 5, n // 2, n - 1, n, n + 3):
+            got = k_smallest(values, k)
+            want = np.argsort(values, kind="stable")[: max(k, 0)]
+            assert got.dtype == np.intp
+            np.testing.assert_array_equal(got, want)
+
+
+def test_nearest_takes_the_earlier_of_tied_cells():
+    """Four cells at the same distance: the k nearest are the first k as listed."""
+    cols = 10
+    centre = 5 * cols + 5
+    ring = np.array([4 * cols + 5, 5 * cols + 4, 5 * cols + 6, 6 * cols + 5])
+    for order in (ring, ring[::-1], ring[[2, 0, 3, 1]]):
+        cells = np.concatenate(([0], order))  # a far cell first
+        np.testing.assert_array_equal(nearest(cells, centre, cols, 2), order[:2])

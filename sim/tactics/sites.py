@@ -14,6 +14,7 @@ import numpy as np
 from scipy.ndimage import binary_dilation, binary_erosion
 
 from sim.compiled import kernel
+from sim.world.geometry import k_smallest
 
 if TYPE_CHECKING:
     from sim.world.raster import Terrain
@@ -42,13 +43,12 @@ def nearest_in(cells: np.ndarray, rows: np.ndarray, columns: np.ndarray, cell: i
     a set that is searched again and again); ``compiled``: whether the compiled scan may be
     used (None: ``_nearest_scan.compiled``, asked now).
 
-    The squared distances ``d2`` rank the cells: the ``k`` nearest are ``np.argpartition(d2,
-    k)[:k]`` in stable order of ``d2`` (all of them, in stable order, for ``k >= len(cells)``),
-    so where ties reach the ``k`` nearest, their choice and order are ``np.argpartition``'s.
-    Where the ``k + 1`` nearest are at distinct distances that answer is the only one, and the
-    compiled scan (:func:`_nearest_scan`, for int64 rows and columns) finds it without
-    ``np.argpartition``; otherwise ``np.argpartition`` ranks the scan's ``d2``, the very array
-    the numpy path computes."""
+    The squared distances ``d2`` rank the cells, and where ties reach the ``k`` nearest the
+    cell earlier in ``cells`` comes first (:func:`~sim.world.geometry.k_smallest`: the same
+    choice on every machine). Where the ``k + 1`` nearest are at distinct distances that
+    answer is the only one, and the compiled scan (:func:`_nearest_scan`, for int64 rows and
+    columns) finds it in one pass; otherwise the scan's ``d2``, the very array the numpy path
+    computes, is ranked as above."""
     if len(cells) == 0:
         return cells
     r, c = divmod(int(cell), cols)
@@ -61,10 +61,7 @@ def nearest_in(cells: np.ndarray, rows: np.ndarray, columns: np.ndarray, cell: i
             return cells[first[:k]]
     else:
         d2 = (rows - r) ** 2 + (columns - c) ** 2
-    if k >= len(cells):
-        return cells[np.argsort(d2, kind="stable")]
-    part = np.argpartition(d2, k)[:k]
-    return cells[part[np.argsort(d2[part], kind="stable")]]
+    return cells[k_smallest(d2, k)]
 
 
 @kernel

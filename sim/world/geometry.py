@@ -15,6 +15,28 @@ import numpy as np
 from sim.world.geo import Grid
 
 
+def k_smallest(values: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` smallest of ``values`` (1-d), smallest first, ties in index order
+    (NaN last): one answer on every machine.
+
+    ``np.argpartition`` and numpy's default (quicksort) argsort break ties as their algorithm
+    falls: numpy 2 sorts with the CPU's AVX2 or AVX-512 instructions where it finds them, so a
+    rule ranked by either (the nearest hides of a cell on an integer grid tie often) would give
+    another run on another machine. The ``k``-th smallest value, which
+    ``np.partition`` finds whatever its algorithm, bounds the candidates; a stable sort of
+    those few ranks them."""
+    n = len(values)
+    if k <= 0:
+        return np.empty(0, dtype=np.intp)
+    if k >= n:
+        return np.argsort(values, kind="stable")
+    kth = np.partition(values, k - 1)[k - 1]
+    if kth != kth:  # NaN: fewer than k numbers
+        return np.argsort(values, kind="stable")[:k]
+    within = np.flatnonzero(values <= kth)
+    return within[np.argsort(values[within], kind="stable")[:k]]
+
+
 def grid_uv(grid: Grid, lat: Any, lon: Any) -> tuple[np.ndarray, np.ndarray]:
     """Continuous (u=col, v=row) coordinates: cell (r, c) covers [c, c+1) x [r, r+1)."""
     x, y = grid.xy_km(lat, lon)

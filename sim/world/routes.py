@@ -38,7 +38,7 @@ from scipy.sparse.csgraph import dijkstra
 from sim.errors import NoRouteError
 from sim.scenario.vocab import MOBILITIES
 from sim.world import gridsearch
-from sim.world.geometry import line_cells
+from sim.world.geometry import k_smallest, line_cells
 from sim.world.raster import Terrain, hours_per_cell, read_only
 
 #: How many recent (from, to, mobility, barred) routes a router keeps.
@@ -838,7 +838,7 @@ def _upper_hours(s: Search, h: np.ndarray, cell_km: float, source_rc: tuple[int,
     rr, cc = np.divmod(reached, b.width)
     near = _octile_array(rr + (b.top - source_rc[0]), cc + (b.left - source_rc[1]))
     if len(reached) > UPPER_CANDIDATES:
-        pick = np.argpartition(near, UPPER_CANDIDATES)[:UPPER_CANDIDATES]
+        pick = k_smallest(near, UPPER_CANDIDATES)  # ties as on any machine
     else:
         pick = np.arange(len(reached))
     best = math.inf
