@@ -211,3 +211,151 @@ def test_theatre_detects_the_same_both_ways(kernels):
     assert results[True] == results[False]
     assert any(e["type"] == "detection" for e in results[True][0])
 
+
+
+def _block_side(rng: np.random.Generator, n: int, km: float, moving: float, fast: float
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mid-hour positions, half-tracks and ranges of ``n`` units of one side of a block over
+    ``km`` x ``km``: a quarter stacked on a few spots, a share ``moving`` of movers (some of
+    them ``fast``: a vehicle's half-hour), ranges from 0 to 15 km with some NaN."""
+    mid = rng.uniform(0, km, (n, 2))
+    mid[: n // 4] = np.round(mid[: n // 4] / (km / 5)) * (km / 5)
+    half = np.where(rng.random(n) < moving, rng.uniform(0, 3, n), 0.0)
+    half[rng.random(n) < fast] = rng.uniform(10, 35)
+    half[half == 0.0] = rng.choice([0.0, -0.0], int((half == 0.0).sum()))
+    ranges = rng.choice([0.0, 1.5, 2.0, 5.0, 8.0, 15.0, np.nan], n,
+                        p=[0.1, 0.2, 0.2, 0.2, 0.2, 0.05, 0.05])
+    return mid, half, ranges
+
+
+def _dense(a, b):
+    return detection.block_pairs(*a, *b, dense_max=len(a[0]) * len(b[0]))
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_grid_pairs_are_exactly_the_dense_ones(seed, kernels):
+    """A large block's compiled bucket search (_grid_pairs) finds exactly the dense matrix's
+    pairs in its row-major order, both directions: random layouts from a town to the whole
+    theatre (a grid of a few cells to thousands), stacked units, still units and movers of every
+    speed, sides with no movers or no still units, ranges of 0 and NaN, and pairs placed
+    exactly at the edge of range, on a cell's edge or outside the other side's box."""
+    kernels(True)
+    rng = np.random.default_rng(seed)
+    na, nb = rng.integers(1, 600), rng.integers(1, 200)
+    km = [5.0, 60.0, 400.0, 2000.0][seed % 4]
+    moving_a, moving_b = [(0.3, 0.0), (0.0, 0.5), (1.0, 1.0), (0.0, 0.0)][(seed // 4) % 4]
+    a = _block_side(rng, na, km, moving_a, 0.05)
+    b = _block_side(rng, nb, km, moving_b, 0.05)
+    k = min(na, nb) // 3  # pairs at exactly the edge of a's range, in x then in y
+    edge = a[2][:k] + a[1][:k] + b[1][:k]
+    a[0][:k] = b[0][:k]
+    a[0][: k // 2, 0] += np.nan_to_num(edge[: k // 2])
+    a[0][k // 2: k, 1] -= np.nan_to_num(edge[k // 2:])
+    want = _dense(a, b)
+    ok, *got = detection._grid_pairs(*a, *b)
+    assert ok
+    for w, g in zip(want, got, strict=True):
+        assert g.dtype == w.dtype
+        np.testing.assert_array_equal(g, w)
+    assert sum(len(x) for x in want) > 0 or na * nb < 50
+
+
+def test_grid_pairs_with_one_side_out_of_reach_or_huge_reaches(kernels):
+    """Sides far apart give no pair without scanning; units that all share one spot, ranges of
+    0 over a huge area (the grid capped at a few cells per unit), and a reach wider than the
+    whole map (every pair) still give the dense matrix's pairs."""
+    kernels(True)
+    rng = np.random.default_rng(4)
+    cases = []
+    a = (rng.uniform(0, 10, (300, 2)), np.zeros(300), np.full(300, 5.0))
+    cases.append((a, (rng.uniform(500, 510, (90, 2)), np.zeros(90), np.full(90, 5.0))))
+    spot = (np.full((200, 2), 7.25), np.zeros(200), np.full(200, 0.0))
+    cases.append((spot, (np.full((100, 2), 7.25), np.zeros(100), np.full(100, 0.0))))
+    tiny = (rng.uniform(0, 1e5, (400, 2)), np.zeros(400), np.full(400, 1e-3))
+    cases.append((tiny, (rng.uniform(0, 1e5, (100, 2)), np.zeros(100), np.full(100, 0.0))))
+    wide = (rng.uniform(0, 50, (200, 2)), np.zeros(200), np.full(200, 1e6))
+    cases.append((wide, (rng.uniform(0, 50, (100, 2)), rng.uniform(0, 1, 100), np.zeros(100))))
+    for a, b in cases:
+        ok, *got = detection._grid_pairs(*a, *b)
+        assert ok
+        for w, g in zip(_dense(a, b), got, strict=True):
+            np.testing.assert_array_equal(g, w)
+    assert len(got[0]) == 200 * 100  # the last case: every pair
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e-12, -1e-12, 1e-9, -1e-9])
+def test_grid_pairs_at_the_edge_of_reach_on_cell_edges(offset, kernels):
+    """Pairs exactly at the largest range, the reach that sizes the grid's cells, with the
+    target on a cell's edge or a hair to either side of it (where the cells a reach covers
+    begin and end), in all four directions: the same pairs as the dense matrix."""
+    kernels(True)
+    reach = 5.0
+    lattice = np.arange(20) * reach
+    still_b = np.stack(np.meshgrid(lattice, lattice), axis=-1).reshape(-1, 2) + offset
+    # a unit off the lattice sets the grid's corner, so the cells' edges fall on the lattice
+    still_b = np.concatenate(([[-reach, -reach]], still_b))
+    step = np.array([[reach, 0.0], [-reach, 0.0], [0.0, reach], [0.0, -reach]])
+    mid_a = (still_b[:, None, :] + step).reshape(-1, 2)
+    a = (mid_a, np.zeros(len(mid_a)), np.full(len(mid_a), reach))
+    b = (still_b, np.zeros(len(still_b)), np.full(len(still_b), reach))
+    ok, *got = detection._grid_pairs(*a, *b)
+    assert ok
+    want = _dense(a, b)
+    for w, g in zip(want, got, strict=True):
+        np.testing.assert_array_equal(g, w)
+    assert len(want[0]) >= len(mid_a)  # each unit of a sees the one it was placed from
+
+
+@pytest.mark.parametrize("odd", ["inf range", "nan half"])
+def test_grid_pairs_leave_what_no_grid_bounds_to_the_trees(odd, kernels):
+    """A range of +inf, or a half-track that is not finite, is refused by the
+    bucket search (``ok`` false); block_pairs then takes the KD-tree path, as it does with the
+    kernels off: the same pairs either way."""
+    rng = np.random.default_rng(5)
+    a = _block_side(rng, 300, 60.0, 0.3, 0.0)
+    b = _block_side(rng, 100, 60.0, 0.3, 0.0)
+    if odd == "inf range":
+        a[2][7] = np.inf
+    else:
+        a[1][11] = np.nan
+    kernels(True)
+    assert not detection._grid_pairs(*a, *b)[0]
+    with np.errstate(invalid="ignore"):
+        got = detection.block_pairs(*a, *b, dense_max=0)
+        kernels(False)
+        want = detection.block_pairs(*a, *b, dense_max=0)
+    for w, g in zip(want, got, strict=True):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_crowded_theatre_detects_the_same_both_ways(kernels, monkeypatch):
+    """The theatre with three times its units (blocks too large to keep a matrix for: the
+    bucket search each hour) with the compiled kernels and with numpy (KD-trees): the same
+    events and daily table."""
+    from sim.scenario.loading import load_scenario
+
+    searches = []
+
+    class Counted:  # _grid_pairs, counting its calls
+        @property
+        def compiled(self) -> bool:
+            return kernel.compiled
+
+        def __call__(self, *args):
+            searches.append(len(args[0]) * len(args[3]))
+            return kernel(*args)
+
+    kernel = detection._grid_pairs
+    monkeypatch.setattr(detection, "_grid_pairs", Counted())
+
+    sc = load_scenario(SCENARIOS / "badia_theatre.yaml")
+    sc = sc.model_copy(update={"units": [u.model_copy(update={"count": 3 * u.count})
+                                         for u in sc.units]})
+    results = {}
+    for on in (False, True):
+        kernels(on)
+        res = run_scenario(sc, seed=2, days=3)
+        results[on] = (res.events, res.daily.to_csv(index=False, float_format="%.17g"))
+    assert results[True] == results[False]
+    assert sum(e["type"] == "detection" for e in results[True][0]) > 10
+    assert len(searches) >= 3 * 24 and min(searches) > detection.DENSE_BLOCK_PAIRS

@@ -10,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 from scipy.stats import norm
 
+from sim import compiled
 from sim.rules import detection
 from sim.rules.detection import (
     DetectionConfig,
@@ -302,12 +303,14 @@ def test_detect_among_matches_the_pair_law_both_ways_and_never_within_a_side():
         assert abs(counts[pair] / n - p) <= binomial_halfwidth(p, n, z), (pair, counts[pair], p)
 
 
+@pytest.mark.parametrize("kernels", ["numpy", "numba"])
 @pytest.mark.parametrize("seed", range(6))
-def test_indexed_block_pairs_are_exactly_the_dense_ones(seed):
-    """The KD-tree search a large block takes finds exactly the pairs of the dense distance
-    matrix, in the same order (the order of the random draws depends on it), on random
-    layouts: clusters of units in one cell, still units and movers of every speed, sensor
-    ranges from 0 up, and pairs right at the edge of range."""
+def test_indexed_block_pairs_are_exactly_the_dense_ones(seed, kernels, monkeypatch):
+    """The search a large block takes (KD-trees; with compiled kernels a bucket grid) finds
+    exactly the pairs of the dense distance matrix, in the same order (the order of the random
+    draws depends on it), on random layouts: clusters of units in one cell, still units and
+    movers of every speed, sensor ranges from 0 up, and pairs right at the edge of range."""
+    monkeypatch.setenv(compiled.ENV_KERNELS, kernels)
     rng = np.random.default_rng(seed)
     na, nb = rng.integers(1, 400, 2)
 
@@ -334,11 +337,15 @@ def test_indexed_block_pairs_are_exactly_the_dense_ones(seed):
         np.testing.assert_array_equal(d, i)
 
 
+@pytest.mark.parametrize("kernels", ["numpy", "numba"])
 @pytest.mark.parametrize("moving_a", ["none", "all", "half"])
 @pytest.mark.parametrize("moving_b", ["none", "all", "half"])
-def test_indexed_block_pairs_with_sides_all_still_or_all_moving(moving_a, moving_b):
-    """The KD-tree search splits each side into still units and movers: a side with none of
-    one or the other, or a single unit, still gives the dense matrix's pairs."""
+def test_indexed_block_pairs_with_sides_all_still_or_all_moving(moving_a, moving_b, kernels,
+                                                                 monkeypatch):
+    """The KD-tree search (and the compiled bucket grid) splits each side into still units and
+    movers: a side with none of one or the other, or a single unit, still gives the dense
+    matrix's pairs."""
+    monkeypatch.setenv(compiled.ENV_KERNELS, kernels)
     rng = np.random.default_rng(3)
 
     def side(n, moving):

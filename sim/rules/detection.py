@@ -643,7 +643,9 @@ def block_pairs(
     that matrix. A large one finds a superset of the pairs with
     KD-trees (:func:`_candidates`), in time about linear in the units and the pairs found, and
     applies the same ``slack`` test, the same floating-point operations in the same order, to
-    those pairs only: exactly the pairs of the dense matrix.
+    those pairs only: exactly the pairs of the dense matrix. With compiled kernels
+    (:mod:`sim.compiled`) a large block is one call of :func:`_grid_pairs` (buckets instead of
+    trees, the same test on the pairs it finds), which gives the same lists.
     """
     na, nb = len(mid_a), len(mid_b)
     if na * nb <= (DENSE_BLOCK_PAIRS if dense_max is None else dense_max):
@@ -651,6 +653,11 @@ def block_pairs(
         ia, ib = np.nonzero(slack <= range_a[:, None])
         ja, jb = np.nonzero(slack <= range_b)
         return ia, ib, ja, jb
+    if _grid_pairs.compiled:  # one call, linear in the units and the pairs near them
+        found = _grid_pairs(*(np.ascontiguousarray(x, dtype=float) for x in (
+            mid_a, half_a, range_a, mid_b, half_b, range_b)))  # fmt: skip
+        if found[0]:
+            return found[1:]
     p, q = _candidates(mid_a, half_a, range_a, mid_b, half_b, range_b)
     order = np.argsort(p.astype(np.int64) * nb + q, kind="stable")
     p, q = p[order], q[order]
@@ -733,6 +740,186 @@ def _candidates(mid_a, half_a, range_a, mid_b, half_b, range_b) -> tuple[np.ndar
         empty = np.empty(0, dtype=np.intp)
         return empty, empty
     return np.concatenate(ps).astype(np.intp), np.concatenate(qs).astype(np.intp)
+
+
+#: The grid of :func:`_grid_pairs` has at most this many cells per bucketed unit (plus
+#: :data:`_GRID_MIN_CELLS`): enough that a sensor's reach spans few cells where units are
+#: dense, few enough that building and clearing the grid stays linear in the units.
+_GRID_CELLS_PER_UNIT = 4
+_GRID_MIN_CELLS = 16
+
+
+@kernel
+def _grid_pairs(mid_a, half_a, range_a, mid_b, half_b, range_b):
+    """The compiled path of a large block of :func:`block_pairs`: ``(ok, ia, ib, ja, jb)``, the
+    same four lists, or ``ok`` false (and nothing computed) where a coordinate or half-track is
+    not finite or a range is ``+inf``: no grid bounds those, and the KD-tree path takes them.
+
+    A pair can pass either direction's test ``s = |m_a - m_b| - h_a - h_b <= R`` only if
+    ``|m_a - m_b| <= max(R_a, R_b) + h_a + h_b``. The units are split as in
+    :func:`_candidates`, into still ones (``h = 0``) and movers, and each pair is looked for
+    exactly once:
+
+    1. every unit of a against b's still units, bucketed in a uniform grid: unit ``p`` reads
+       the cells within ``max(R_p, R*) + h_p`` of its mid-hour position (``R*``: the largest
+       range among the bucketed units);
+    2. b's movers against a's still units, bucketed the same way;
+    3. b's movers against a's movers, all pairs (few: most units sit still most hours).
+
+    Each pair read gets the dense matrix's test, the same floating-point operations in the same
+    order (``hypot(dx, dy) - h_a - h_b``; Numba's ``hypot`` is numpy's to the bit), so the
+    pairs kept are exactly the dense matrix's; sorting their keys ``a * nb + b`` gives its
+    row-major order. A cell's reach is widened by a relative ``1e-9`` (as :func:`_grow` does),
+    far beyond the rounding of the test, so no pair the test keeps lies outside the cells read.
+    The grid's cells are at least the largest bucketed range wide and number at most
+    :data:`_GRID_CELLS_PER_UNIT` per bucketed unit: time and memory linear in the units plus
+    the pairs near each other."""
+    na, nb = mid_a.shape[0], mid_b.shape[0]
+    ia = np.empty(0, dtype=np.intp)
+    for i in range(na):
+        if (not (np.isfinite(mid_a[i, 0]) and np.isfinite(mid_a[i, 1])
+                 and np.isfinite(half_a[i])) or range_a[i] == np.inf):
+            return False, ia, ia, ia, ia
+    for j in range(nb):
+        if (not (np.isfinite(mid_b[j, 0]) and np.isfinite(mid_b[j, 1])
+                 and np.isfinite(half_b[j])) or range_b[j] == np.inf):
+            return False, ia, ia, ia, ia
+    keys = np.empty(256, dtype=np.int64)  # (a * nb + b) * 4 + (1 if a sees b) + (2 if b sees a)
+    n = 0
+    for side in range(2):
+        # side 0: b's still units bucketed, every unit of a looking; side 1: a's still units
+        # bucketed, b's movers looking
+        if side == 0:
+            g_mid, g_half, g_range, q_mid, q_half, q_range = (
+                mid_b, half_b, range_b, mid_a, half_a, range_a)
+        else:
+            g_mid, g_half, g_range, q_mid, q_half, q_range = (
+                mid_a, half_a, range_a, mid_b, half_b, range_b)
+        ng = 0
+        g_reach = -np.inf
+        x0 = y0 = np.inf
+        x1 = y1 = -np.inf
+        for j in range(g_mid.shape[0]):
+            if g_half[j] <= 0.0:
+                ng += 1
+                if g_range[j] > g_reach:  # false for NaN: ignored, as np.fmax does
+                    g_reach = g_range[j]
+                x0, x1 = min(x0, g_mid[j, 0]), max(x1, g_mid[j, 0])
+                y0, y1 = min(y0, g_mid[j, 1]), max(y1, g_mid[j, 1])
+        n_queries = 0
+        q_reach = -np.inf
+        for p in range(q_mid.shape[0]):
+            if side == 0 or q_half[p] > 0.0:
+                n_queries += 1
+                if q_range[p] > q_reach:
+                    q_reach = q_range[p]
+        if ng == 0 or n_queries == 0:
+            continue
+        # cells at least a sensor's reach wide, and not more of them than the units justify
+        cell = max(g_reach, q_reach)
+        span = max(x1 - x0, y1 - y0)
+        if not cell > 0.0:
+            cell = max(span, 1.0)
+        max_cells = _GRID_CELLS_PER_UNIT * ng + _GRID_MIN_CELLS
+        # (a cell's index is int() of a non-negative quotient: its floor, the same rounding for
+        # the units bucketed and the squares read)
+        while ((x1 - x0) / cell + 1.0) * ((y1 - y0) / cell + 1.0) > max_cells:
+            cell *= 2.0
+        gx = int((x1 - x0) / cell) + 1
+        gy = int((y1 - y0) / cell) + 1
+        # bucket the still units by a counting sort: start[c]..start[c + 1] in `members`
+        start = np.zeros(gx * gy + 1, dtype=np.intp)
+        home = np.empty(g_mid.shape[0], dtype=np.intp)
+        for j in range(g_mid.shape[0]):
+            if g_half[j] <= 0.0:
+                cx = min(int((g_mid[j, 0] - x0) / cell), gx - 1)
+                cy = min(int((g_mid[j, 1] - y0) / cell), gy - 1)
+                home[j] = cx + gx * cy
+                start[home[j] + 1] += 1
+        for c in range(gx * gy):
+            start[c + 1] += start[c]
+        fill = start[:-1].copy()
+        members = np.empty(ng, dtype=np.intp)
+        for j in range(g_mid.shape[0]):
+            if g_half[j] <= 0.0:
+                members[fill[home[j]]] = j
+                fill[home[j]] += 1
+        for p in range(q_mid.shape[0]):
+            if side == 1 and not q_half[p] > 0.0:
+                continue
+            reach = max(q_range[p], g_reach) if q_range[p] == q_range[p] else g_reach
+            reach += q_half[p]
+            if not reach >= 0.0:  # no pair: a NaN or -inf reach, or a negative one
+                continue
+            reach = reach * (1.0 + 1e-9) + 1e-9
+            # the cells the reach's square overlaps: none if it misses the bucketed units' box;
+            # else clipped to the grid in floats first (a far reach cannot overflow an
+            # integer), the last cell holding every unit beyond it (as they were bucketed)
+            qx, qy = q_mid[p, 0], q_mid[p, 1]
+            if qx + reach < x0 or qx - reach > x1 or qy + reach < y0 or qy - reach > y1:
+                continue
+            cx0 = int(min(max((qx - reach - x0) / cell, 0.0), gx - 1.0))
+            cx1 = int(min(max((qx + reach - x0) / cell, 0.0), gx - 1.0))
+            cy0 = int(min(max((qy - reach - y0) / cell, 0.0), gy - 1.0))
+            cy1 = int(min(max((qy + reach - y0) / cell, 0.0), gy - 1.0))
+            for cy in range(cy0, cy1 + 1):
+                for cx in range(cx0, cx1 + 1):
+                    c = cx + gx * cy
+                    for m in range(start[c], start[c + 1]):
+                        j = members[m]
+                        a, b = (p, j) if side == 0 else (j, p)
+                        s = (math.hypot(mid_a[a, 0] - mid_b[b, 0], mid_a[a, 1] - mid_b[b, 1])
+                             - half_a[a] - half_b[b])
+                        flags = (1 if s <= range_a[a] else 0) + (2 if s <= range_b[b] else 0)
+                        if flags:
+                            if n == len(keys):
+                                grown = np.empty(2 * n, dtype=np.int64)
+                                grown[:n] = keys
+                                keys = grown
+                            keys[n] = (a * nb + b) * 4 + flags
+                            n += 1
+    # 3. movers against movers: every pair, a cheap bound on one coordinate first
+    reach_all = -np.inf
+    for i in range(na):
+        reach_all = max(reach_all, range_a[i]) if range_a[i] == range_a[i] else reach_all
+    for j in range(nb):
+        reach_all = max(reach_all, range_b[j]) if range_b[j] == range_b[j] else reach_all
+    reach_all = reach_all * (1.0 + 1e-9) + 1e-9
+    for b in range(nb):
+        if not half_b[b] > 0.0:
+            continue
+        for a in range(na):
+            if not half_a[a] > 0.0:
+                continue
+            if abs(mid_a[a, 0] - mid_b[b, 0]) - half_a[a] - half_b[b] > reach_all:
+                continue
+            s = (math.hypot(mid_a[a, 0] - mid_b[b, 0], mid_a[a, 1] - mid_b[b, 1])
+                 - half_a[a] - half_b[b])
+            flags = (1 if s <= range_a[a] else 0) + (2 if s <= range_b[b] else 0)
+            if flags:
+                if n == len(keys):
+                    grown = np.empty(2 * n, dtype=np.int64)
+                    grown[:n] = keys
+                    keys = grown
+                keys[n] = (a * nb + b) * 4 + flags
+                n += 1
+    keys = np.sort(keys[:n])
+    n_ab = n_ba = 0
+    for k in range(n):
+        n_ab += keys[k] & 1
+        n_ba += (keys[k] >> 1) & 1
+    ia, ib = np.empty(n_ab, dtype=np.intp), np.empty(n_ab, dtype=np.intp)
+    ja, jb = np.empty(n_ba, dtype=np.intp), np.empty(n_ba, dtype=np.intp)
+    u = v = 0
+    for k in range(n):
+        pair = keys[k] >> 2
+        if keys[k] & 1:
+            ia[u], ib[u] = pair // nb, pair % nb
+            u += 1
+        if keys[k] & 2:
+            ja[v], jb[v] = pair // nb, pair % nb
+            v += 1
+    return True, ia, ib, ja, jb
 
 
 class PairFinder:
