@@ -233,6 +233,39 @@ def route_cells(model: TacticState, unit: UnitView, waypoints, closed: bool = Fa
     return np.concatenate(legs).astype(np.int64, copy=False)
 
 
+#: The forms of a route through waypoints :func:`shared_route` gives.
+ROUTE_FORMS = ("out", "back", "round")
+
+
+def shared_route(model: TacticState, unit: UnitView, waypoints, form: str) -> np.ndarray:
+    """:func:`route_cells` from the unit's cell through ``waypoints``, read-only, as ``form``:
+    "out" (as it is), "back" (reversed) or "round" (out and back, the turning point once).
+
+    One array per form for every unit starting from the same cell through the same waypoints
+    with the same mobility and barred zones, kept by the router (``Router.kept``). Why: a
+    scenario's patrols and convoys come in groups driving one route from one base; one array
+    spares the routing of the waypoints for all but the first, and lets the group share one
+    timing of it per speed, one copy in the path book and one finding of its border crossings
+    (each kept by the array)."""
+    if form not in ROUTE_FORMS:
+        raise ValueError(f"route form {form!r}: use one of {', '.join(ROUTE_FORMS)}")
+    f = model.force
+    mob = int(f.mobility[unit.idx])
+    barred = model.barred_zones[f.faction[unit.idx]]
+    stops = tuple(wp if isinstance(wp, str) else tuple(float(v) for v in wp) for wp in waypoints)
+    key = ("route_cells", unit.cell, stops, mob, barred)
+
+    def out() -> np.ndarray:
+        return route_cells(model, unit, waypoints)
+
+    if form == "out":
+        return model.router.kept(key, out)
+    there = model.router.kept(key, out)
+    if form == "back":
+        return model.router.kept((*key, form), lambda: there[::-1].copy())
+    return model.router.kept((*key, form), lambda: np.concatenate([there, there[::-1][1:]]))
+
+
 def column_strength(model: TacticState, prey: UnitView) -> tuple[UnitView, float]:
     """The column a vehicle belongs to (its convoy if it is an escort) and the fighters in it,
     escorts included: what an ambush or a checkpoint weighs before it opens fire."""

@@ -8,7 +8,7 @@ import numpy as np
 
 from sim.rules.state import NEVER_HOUR, Posture
 from sim.scenario.vocab import MOBILITIES
-from sim.tactics.base import HOURS_PER_DAY, YEAR_HOURS, Behaviour, nearest, route_cells
+from sim.tactics.base import HOURS_PER_DAY, YEAR_HOURS, Behaviour, nearest, shared_route
 from sim.world.clock import LightLevel
 
 #: Garrison units do not change their plans because an insurgent saw them.
@@ -84,7 +84,7 @@ class Patrol(Behaviour):
 
     Uses: ``model.rng``, ``model.calendar``, ``model.known_enemies``,
     ``model.knowledge.seen_by``, ``model.distance_km``, ``model.force.search_factor``,
-    ``route_cells``; ``unit.follow``, ``unit.go_to``, ``unit.stay``, ``unit.attack``,
+    ``shared_route``; ``unit.follow``, ``unit.go_to``, ``unit.stay``, ``unit.attack``,
     ``unit.path_pos``, ``unit.sleep_until``.
     """
 
@@ -109,10 +109,9 @@ class Patrol(Behaviour):
         if self._cells is None:
             if not self.waypoints:
                 self._cells = np.array([self.unit.cell])
-            else:
-                out = route_cells(self.model, self.unit, self.waypoints)
-                self._cells = np.concatenate([out, out[::-1][1:]])  # there and back
-            self._cells.flags.writeable = False  # the same round every time: timed once
+                self._cells.flags.writeable = False  # the same round every time: timed once
+            else:  # there and back, the array of every patrol of its group (timed once)
+                self._cells = shared_route(self.model, self.unit, self.waypoints, "round")
         return self._cells
 
     def allowed_now(self) -> bool:
@@ -228,7 +227,7 @@ class Escort(Behaviour):
     escort of ``escort_strength`` fighters riding with it (an attached unit that fights back).
 
     Uses: ``model.rng``, ``model.calendar``, ``model.spawn_attached``, ``model.log``,
-    ``route_cells``; ``unit.follow``, ``unit.stay``, ``unit.sleep_until``.
+    ``shared_route``; ``unit.follow``, ``unit.stay``, ``unit.sleep_until``.
     """
 
     kind = "escort"
@@ -252,10 +251,9 @@ class Escort(Behaviour):
         if u.is_moving:
             self.until_arrival()
             return
-        if self._out is None:
-            self._out = route_cells(self.model, u, self.waypoints)
-            self._back = self._out[::-1].copy()
-            self._out.flags.writeable = self._back.flags.writeable = False  # timed once each
+        if self._out is None:  # the runs of every convoy of its group (each timed once)
+            self._out = shared_route(self.model, u, self.waypoints, "out")
+            self._back = shared_route(self.model, u, self.waypoints, "back")
         m = self.model
         hour = m.hour
         day = m.light == LightLevel.DAY
