@@ -758,20 +758,20 @@ def _grid_pairs(mid_a, half_a, range_a, mid_b, half_b, range_b):
     A pair can pass either direction's test ``s = |m_a - m_b| - h_a - h_b <= R`` only if
     ``|m_a - m_b| <= max(R_a, R_b) + h_a + h_b``. The units are split as in
     :func:`_candidates`, into still ones (``h = 0``) and movers, and each pair is looked for
-    exactly once:
+    exactly once, the units of one group bucketed in a uniform grid and those of the other
+    reading the cells within ``max(R_q, R*) + h_q + h*`` of their mid-hour position (``R*``,
+    ``h*``: the largest range and half-track among the bucketed units):
 
-    1. every unit of a against b's still units, bucketed in a uniform grid: unit ``p`` reads
-       the cells within ``max(R_p, R*) + h_p`` of its mid-hour position (``R*``: the largest
-       range among the bucketed units);
-    2. b's movers against a's still units, bucketed the same way;
-    3. b's movers against a's movers, all pairs (few: most units sit still most hours).
+    1. b's still units bucketed, every unit of a reading;
+    2. a's still units bucketed, b's movers reading;
+    3. a's movers bucketed, b's movers reading (few: most units sit still most hours).
 
     Each pair read gets the dense matrix's test, the same floating-point operations in the same
     order (``hypot(dx, dy) - h_a - h_b``; Numba's ``hypot`` is numpy's to the bit), so the
     pairs kept are exactly the dense matrix's; sorting their keys ``a * nb + b`` gives its
-    row-major order. A cell's reach is widened by a relative ``1e-9`` (as :func:`_grow` does),
-    far beyond the rounding of the test, so no pair the test keeps lies outside the cells read.
-    The grid's cells are at least the largest bucketed range wide and number at most
+    row-major order. A reach is widened by a relative ``1e-9`` (as :func:`_grow` does), far
+    beyond the rounding of the test, so no pair the test keeps lies outside the cells read.
+    The grid's cells are at least the largest range wide and number at most
     :data:`_GRID_CELLS_PER_UNIT` per bucketed unit: time and memory linear in the units plus
     the pairs near each other."""
     na, nb = mid_a.shape[0], mid_b.shape[0]
@@ -786,52 +786,51 @@ def _grid_pairs(mid_a, half_a, range_a, mid_b, half_b, range_b):
             return False, ia, ia, ia, ia
     keys = np.empty(256, dtype=np.int64)  # (a * nb + b) * 4 + (1 if a sees b) + (2 if b sees a)
     n = 0
-    for side in range(2):
-        # side 0: b's still units bucketed, every unit of a looking; side 1: a's still units
-        # bucketed, b's movers looking
-        if side == 0:
+    for part in range(3):
+        if part == 0:
             g_mid, g_half, g_range, q_mid, q_half, q_range = (
                 mid_b, half_b, range_b, mid_a, half_a, range_a)
         else:
             g_mid, g_half, g_range, q_mid, q_half, q_range = (
                 mid_a, half_a, range_a, mid_b, half_b, range_b)
+        still = part < 2  # the bucketed units: still ones (parts 1, 2) or movers (part 3)
         ng = 0
-        g_reach = -np.inf
+        g_reach = g_far = -np.inf
         x0 = y0 = np.inf
         x1 = y1 = -np.inf
         for j in range(g_mid.shape[0]):
-            if g_half[j] <= 0.0:
+            if (g_half[j] <= 0.0) == still:
                 ng += 1
                 if g_range[j] > g_reach:  # false for NaN: ignored, as np.fmax does
                     g_reach = g_range[j]
+                g_far = max(g_far, g_half[j])
                 x0, x1 = min(x0, g_mid[j, 0]), max(x1, g_mid[j, 0])
                 y0, y1 = min(y0, g_mid[j, 1]), max(y1, g_mid[j, 1])
         n_queries = 0
         q_reach = -np.inf
         for p in range(q_mid.shape[0]):
-            if side == 0 or q_half[p] > 0.0:
+            if part == 0 or q_half[p] > 0.0:
                 n_queries += 1
                 if q_range[p] > q_reach:
                     q_reach = q_range[p]
         if ng == 0 or n_queries == 0:
             continue
         # cells at least a sensor's reach wide, and not more of them than the units justify
-        cell = max(g_reach, q_reach)
-        span = max(x1 - x0, y1 - y0)
-        if not cell > 0.0:
-            cell = max(span, 1.0)
-        max_cells = _GRID_CELLS_PER_UNIT * ng + _GRID_MIN_CELLS
         # (a cell's index is int() of a non-negative quotient: its floor, the same rounding for
         # the units bucketed and the squares read)
+        cell = max(g_reach, q_reach)
+        if not cell > 0.0:
+            cell = max(x1 - x0, y1 - y0, 1.0)
+        max_cells = _GRID_CELLS_PER_UNIT * ng + _GRID_MIN_CELLS
         while ((x1 - x0) / cell + 1.0) * ((y1 - y0) / cell + 1.0) > max_cells:
             cell *= 2.0
         gx = int((x1 - x0) / cell) + 1
         gy = int((y1 - y0) / cell) + 1
-        # bucket the still units by a counting sort: start[c]..start[c + 1] in `members`
+        # bucket the units by a counting sort: start[c]..start[c + 1] in `members`
         start = np.zeros(gx * gy + 1, dtype=np.intp)
         home = np.empty(g_mid.shape[0], dtype=np.intp)
         for j in range(g_mid.shape[0]):
-            if g_half[j] <= 0.0:
+            if (g_half[j] <= 0.0) == still:
                 cx = min(int((g_mid[j, 0] - x0) / cell), gx - 1)
                 cy = min(int((g_mid[j, 1] - y0) / cell), gy - 1)
                 home[j] = cx + gx * cy
@@ -841,14 +840,14 @@ def _grid_pairs(mid_a, half_a, range_a, mid_b, half_b, range_b):
         fill = start[:-1].copy()
         members = np.empty(ng, dtype=np.intp)
         for j in range(g_mid.shape[0]):
-            if g_half[j] <= 0.0:
+            if (g_half[j] <= 0.0) == still:
                 members[fill[home[j]]] = j
                 fill[home[j]] += 1
         for p in range(q_mid.shape[0]):
-            if side == 1 and not q_half[p] > 0.0:
+            if part > 0 and not q_half[p] > 0.0:
                 continue
             reach = max(q_range[p], g_reach) if q_range[p] == q_range[p] else g_reach
-            reach += q_half[p]
+            reach += q_half[p] + g_far
             if not reach >= 0.0:  # no pair: a NaN or -inf reach, or a negative one
                 continue
             reach = reach * (1.0 + 1e-9) + 1e-9
@@ -867,7 +866,7 @@ def _grid_pairs(mid_a, half_a, range_a, mid_b, half_b, range_b):
                     c = cx + gx * cy
                     for m in range(start[c], start[c + 1]):
                         j = members[m]
-                        a, b = (p, j) if side == 0 else (j, p)
+                        a, b = (p, j) if part == 0 else (j, p)
                         s = (math.hypot(mid_a[a, 0] - mid_b[b, 0], mid_a[a, 1] - mid_b[b, 1])
                              - half_a[a] - half_b[b])
                         flags = (1 if s <= range_a[a] else 0) + (2 if s <= range_b[b] else 0)
@@ -878,31 +877,6 @@ def _grid_pairs(mid_a, half_a, range_a, mid_b, half_b, range_b):
                                 keys = grown
                             keys[n] = (a * nb + b) * 4 + flags
                             n += 1
-    # 3. movers against movers: every pair, a cheap bound on one coordinate first
-    reach_all = -np.inf
-    for i in range(na):
-        reach_all = max(reach_all, range_a[i]) if range_a[i] == range_a[i] else reach_all
-    for j in range(nb):
-        reach_all = max(reach_all, range_b[j]) if range_b[j] == range_b[j] else reach_all
-    reach_all = reach_all * (1.0 + 1e-9) + 1e-9
-    for b in range(nb):
-        if not half_b[b] > 0.0:
-            continue
-        for a in range(na):
-            if not half_a[a] > 0.0:
-                continue
-            if abs(mid_a[a, 0] - mid_b[b, 0]) - half_a[a] - half_b[b] > reach_all:
-                continue
-            s = (math.hypot(mid_a[a, 0] - mid_b[b, 0], mid_a[a, 1] - mid_b[b, 1])
-                 - half_a[a] - half_b[b])
-            flags = (1 if s <= range_a[a] else 0) + (2 if s <= range_b[b] else 0)
-            if flags:
-                if n == len(keys):
-                    grown = np.empty(2 * n, dtype=np.int64)
-                    grown[:n] = keys
-                    keys = grown
-                keys[n] = (a * nb + b) * 4 + flags
-                n += 1
     keys = np.sort(keys[:n])
     n_ab = n_ba = 0
     for k in range(n):
