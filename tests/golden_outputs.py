@@ -36,6 +36,13 @@ def hashes_of(path: Path) -> dict[str, object]:
     }
 
 
+def vector_extensions() -> list[str]:
+    """The CPU's vector extensions numpy dispatches to above its baseline (AVX2, AVX-512...)."""
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+
+    return [f for f in __cpu_dispatch__ if __cpu_features__.get(f)]
+
+
 def main(argv: list[str]) -> int:
     current = {p.stem: hashes_of(p) for p in scenario_paths()}
     print(json.dumps(current, indent=1))

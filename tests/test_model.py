@@ -237,13 +237,6 @@ def test_bundled_scenarios_reproduce_their_golden_outputs(name, kernels, monkeyp
     assert golden_outputs.hashes_of(golden_outputs.ROOT / "scenarios" / f"{name}.yaml") == stored
 
 
-def _vector_extensions() -> list[str]:
-    """The CPU's vector extensions numpy dispatches to above its baseline (AVX2, AVX-512...)."""
-    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
-
-    return [f for f in __cpu_dispatch__ if __cpu_features__.get(f)]
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["badia_theatre", "badia_2020_calibrated"])
 def test_outputs_do_not_depend_on_the_cpus_vector_instructions(name):
@@ -253,23 +246,23 @@ def test_outputs_do_not_depend_on_the_cpus_vector_instructions(name):
     vector extensions and with all of them turned off (``NPY_DISABLE_CPU_FEATURES``, in a
     process of its own): the same hashes. So a batch gives the same outputs whichever machine
     of a Dask cluster runs a replicate."""
-    found = _vector_extensions()
+    found = golden_outputs.vector_extensions()
     if not found:
         pytest.skip("this CPU has no vector extension above numpy's baseline to turn off")
+    # the hashes and the extensions the run had, as one JSON line
     code = ("import json, sys; sys.path.insert(0, 'tests'); import golden_outputs as g; "
-            f"print(json.dumps(g.hashes_of(g.ROOT / 'scenarios' / '{name}.yaml')))")
+            f"print(json.dumps([g.hashes_of(g.ROOT / 'scenarios' / '{name}.yaml'), "
+            "g.vector_extensions()]))")
     runs = {}
     for off in ([], found):
         env = {**os.environ, "PYTHONPATH": str(golden_outputs.ROOT),
                "NPY_DISABLE_CPU_FEATURES": " ".join(off)}
-        proc = subprocess.run([sys.executable, "-c", code + "; import numpy._core._multiarray_umath"
-                               " as u; print([f for f in u.__cpu_dispatch__ if u.__cpu_features__"
-                               ".get(f)])"], cwd=golden_outputs.ROOT, env=env, capture_output=True,
-                              text=True, timeout=600)  # fmt: skip
+        proc = subprocess.run([sys.executable, "-c", code], cwd=golden_outputs.ROOT, env=env,
+                              capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr
-        hashes, features = proc.stdout.strip().splitlines()
-        assert features == repr([] if off else found)  # each run had what it was meant to
-        runs[bool(off)] = json.loads(hashes)
+        hashes, features = json.loads(proc.stdout)
+        assert features == ([] if off else found)  # each run had what it was meant to
+        runs[bool(off)] = hashes
     assert runs[True] == runs[False]
 
 

@@ -44,9 +44,6 @@ from sim.world.raster import Terrain, hours_per_cell, read_only
 #: How many recent (from, to, mobility, barred) routes a router keeps.
 PATH_CACHE_SIZE = 4096
 
-#: How many routes through waypoints (patrol rounds, convoy runs) a router keeps (`Router.kept`).
-KEPT_ROUTES = 1024
-
 #: How many cells' nearest road nodes a router keeps (the oldest out first).
 NEAREST_NODE_CACHE_SIZE = 4096
 
@@ -947,8 +944,6 @@ class Router:
         self._nearest_nodes: dict[tuple[int, int], str] = {}
         # road routes by (from, to) node: convoys and traffic drive the same few legs
         self._road_routes: dict[tuple[str, str], Route] = {}
-        # routes through waypoints by the caller's key (`kept`)
-        self._kept: dict[tuple, np.ndarray] = {}
         self._lock = threading.Lock()
         self.dijkstra_runs = 0          # how many searches ran (not served from cache)
         g = terrain.road_graph
@@ -957,18 +952,16 @@ class Router:
                             .reshape(-1, 2))
 
     def kept(self, key: tuple, make: Callable[[], np.ndarray]) -> np.ndarray:
-        """The array ``make()`` returns, made read-only and kept under ``key``: made once per
-        key, then the same array for every caller (in every run on the terrain). The key must
+        """The array ``make()`` returns, made read-only and kept under ``key`` in the router's
+        cache (with its fields and searches, least recently used out first, by bytes): the
+        same array for every caller (in every run on the terrain) while it is kept. The key must
         hold everything ``make`` depends on besides the terrain (the start, the waypoints, the
         mobility, the barred zones): the router's answers depend on nothing else."""
-        with self._lock:
-            known = self._kept.get(key)
-        if known is None:
-            known = read_only(make())
-            with self._lock:
-                if len(self._kept) >= KEPT_ROUTES:
-                    self._kept.clear()
-                self._kept[key] = known
+        key = ("kept", *key)
+        if (hit := self._cached(key)) is not None:
+            return hit[1]
+        known = read_only(make())
+        self._keep(key, known, known.nbytes)
         return known
 
     # ------------------------------------------------------------------ road network
