@@ -45,10 +45,8 @@ def nearest_in(cells: np.ndarray, rows: np.ndarray, columns: np.ndarray, cell: i
 
     The squared distances ``d2`` rank the cells, and where ties reach the ``k`` nearest the
     cell earlier in ``cells`` comes first (:func:`~sim.world.geometry.k_smallest`: the same
-    choice on every machine). Where the ``k + 1`` nearest are at distinct distances that
-    answer is the only one, and the compiled scan (:func:`_nearest_scan`, for int64 rows and
-    columns) finds it in one pass; otherwise the scan's ``d2``, the very array the numpy path
-    computes, is ranked as above."""
+    choice on every machine). The compiled scan (:func:`_nearest_scan`, for int64 rows and
+    columns) keeps the ``k`` nearest by that very rule in one pass, ties included."""
     if len(cells) == 0:
         return cells
     r, c = divmod(int(cell), cols)
@@ -56,21 +54,21 @@ def nearest_in(cells: np.ndarray, rows: np.ndarray, columns: np.ndarray, cell: i
         compiled = _nearest_scan.compiled
     if 0 < k < len(cells) and rows.dtype == np.int64 and compiled:
         d2 = np.empty(len(cells), dtype=np.int64)
-        first = np.empty(k + 1, dtype=np.int64)
-        if _nearest_scan(rows, columns, r, c, d2, first):
-            return cells[first[:k]]
-    else:
-        d2 = (rows - r) ** 2 + (columns - c) ** 2
+        first = np.empty(k, dtype=np.int64)
+        _nearest_scan(rows, columns, r, c, d2, first)
+        return cells[first]
+    d2 = (rows - r) ** 2 + (columns - c) ** 2
     return cells[k_smallest(d2, k)]
 
 
 @kernel
 def _nearest_scan(rows, columns, r, c, d2, first):
     """``d2 = (rows - r)^2 + (columns - c)^2`` (int64, as :func:`nearest_in`'s numpy path), and
-    in ``first`` the positions of the ``len(first)`` smallest ``d2``, nearest first (kept by
-    insertion into a sorted buffer; of equals, the earlier position first). True if their
-    distances are all distinct: then the first ``len(first) - 1`` of them are the nearest, in
-    order, however ties further on are broken."""
+    in ``first`` the positions of the ``len(first)`` smallest ``d2``, nearest first, of equals
+    the earlier position first: ``k_smallest(d2, len(first))``, kept by insertion into a
+    sorted buffer. A position comes after every one held, so it goes behind those at its
+    distance and, the buffer full, is dropped if none is farther: the buffer holds the first
+    positions in (distance, position) order, ties at its end included."""
     size = len(first)
     held = 0
     for j in range(len(rows)):
@@ -87,10 +85,6 @@ def _nearest_scan(rows, columns, r, c, d2, first):
         first[at] = j
         if held < size:
             held += 1
-    for a in range(1, held):  # noqa: SIM110  (a loop: Numba compiles no generator in all())
-        if d2[first[a - 1]] == d2[first[a]]:
-            return False
-    return True
 
 
 #: Sets of at most this many cells are searched whole (`nearest_in`) by the numpy path: an
@@ -115,8 +109,8 @@ class NearestCells:
 
     Both answer as `nearest` exactly: where the `k` nearest are one set, in one order of
     distance (no two at the same distance, none left out tied with the farthest), that is the
-    set and order `nearest` returns; otherwise (ties, whose order `nearest` leaves to
-    `np.argpartition`) `query` hands the question to `scan`.
+    set and order `nearest` returns; otherwise (ties, which `nearest` breaks by position in
+    the set, `k_smallest`) `query` hands the question to `scan`.
     """
 
     def __init__(self, cells: np.ndarray, cols: int, bucket: int = NEAREST_BUCKET_CELLS):
