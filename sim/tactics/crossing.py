@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from sim.rules.state import NEVER_HOUR, Posture
-from sim.scenario.vocab import MOBILITIES
+from sim.scenario.vocab import KINDS, MOBILITIES
 from sim.tactics.base import first_night_hour, last_trip_for, nearest, rest_hours
 from sim.tactics.cells import CellBehaviour
 
 #: A border crossing looks for a gap at most this much longer (km) than the direct route.
 GAP_DETOUR_KM = 15.0
+#: The force table's code of a border post (the posts a gap is chosen to keep clear of).
+BORDER_POST = KINDS.index("border_post")
 #: Darkness needed to set out (hours to first light): enough to cross the line unseen.
 MIN_DARK_HOURS = 5
 
@@ -27,8 +29,8 @@ class BorderCrossing(CellBehaviour):
     interception.
 
     Uses: what :class:`CellBehaviour` uses, and ``model.cell_of_place``, ``model.terrain``
-    (border lines, crossing points), ``model.units`` (hostile border posts), ``model.force``
-    (supplies, strength), ``model.router.local_path``; ``unit.go_to``, ``unit.follow``,
+    (border lines, crossing points), ``model.force`` (hostile border posts by kind, supplies,
+    strength), ``model.router.local_path``; ``unit.go_to``, ``unit.follow``,
     ``unit.path``.
     """
 
@@ -111,15 +113,17 @@ class BorderCrossing(CellBehaviour):
             if len(points):
                 return int(nearest(points, a, t.cols, 1)[0])
         f = m.force
+        n = f.n
         fi = m.faction_index[self.unit.faction]
-        posts = [x.idx for x in m.units if x.kind == "border_post" and x.alive
-                 and m.hostile[fi, f.faction[x.idx]]]  # fmt: skip
+        # the living hostile posts, in unit order (columns, not a walk over every unit)
+        posts = ((f.kind[:n] == BORDER_POST) & f.alive[:n]
+                 & m.hostile[fi, f.faction[:n]]).nonzero()[0]  # fmt: skip
         (ra, ca), (rb, cb) = divmod(a, t.cols), divmod(b, t.cols)
         rr, cc = np.divmod(line, t.cols)
         detour = np.hypot(rr - ra, cc - ca) + np.hypot(rr - rb, cc - cb)
         direct = np.hypot(ra - rb, ca - cb)
         near_route = line[detour <= direct + GAP_DETOUR_KM / t.grid.cell_km]
-        if len(near_route) == 0 or not posts:
+        if len(near_route) == 0 or len(posts) == 0:
             return int(line[np.argmin(detour)]) if len(line) else b
         rr, cc = np.divmod(near_route, t.cols)
         pr, pc = f.row[posts].astype(float), f.col[posts].astype(float)
