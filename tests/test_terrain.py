@@ -614,3 +614,20 @@ def test_config_is_part_of_the_cache_key():
     b = build_terrain(m, "x", config=slow_flat)
     assert a.spec_hash != b.spec_hash
     assert b.move_cost["foot"][0, 0] == 3.0 and a.move_cost["foot"][0, 0] == 1.0
+
+
+@pytest.mark.parametrize("shape", [(1025, 1025), (2049, 513), (1, 1 << 21)])
+def test_texture_smoothing_split_between_threads_is_scipys_filter_to_the_bit(monkeypatch, shape):
+    """`smooth_noise` cuts each pass of the Gaussian filter between two threads on a large map
+    (a 0.25 km theatre): the texture, hence the ground layer and every run, must be what
+    `scipy.ndimage.gaussian_filter` gives, on any number of CPUs."""
+    from scipy.ndimage import gaussian_filter
+
+    from sim.world import build
+
+    monkeypatch.setattr(build, "_cpus", lambda: 2)  # the split, also on a one-CPU machine
+    noise = np.random.default_rng(shape[0]).standard_normal(shape)
+    assert noise.size >= build.SPLIT_SMOOTHING_MIN_CELLS
+    for sigma in (0.5, 3.7, 12.0):
+        want = gaussian_filter(noise, sigma, mode="reflect")
+        assert build.smooth_noise(noise, sigma).tobytes() == want.tobytes()

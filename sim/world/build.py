@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import networkx as nx
@@ -46,6 +48,45 @@ def compile_terrain(
     """The terrain of `spec` with its derived layers (writable, uncached); `source` names the
     scenario file in errors, `spec_hash` is stored on the terrain."""
     return _Builder(spec, source, config, spec_hash).build()
+
+
+#: Maps of at least this many cells have their texture smoothed on two threads
+#: (`smooth_noise`); below it a thread costs more than it saves.
+SPLIT_SMOOTHING_MIN_CELLS = 1 << 20
+
+
+def _cpus() -> int:
+    """CPUs this process may run on (its affinity where the platform tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity call (macOS, Windows)
+        return os.cpu_count() or 1
+
+
+def smooth_noise(noise: np.ndarray, sigma: float) -> np.ndarray:
+    """``scipy.ndimage.gaussian_filter(noise, sigma, mode="reflect")`` of a 2-d array, to the
+    bit, with each pass cut between two threads on a large map.
+
+    The filter is separable: a 1-d correlation down the columns, then one along the rows of
+    that result, each line on its own (scipy's ``gaussian_filter`` runs exactly these two
+    ``gaussian_filter1d`` passes). Cutting a pass's lines into two blocks, columns for the
+    first and rows for the second, computes every line as the whole pass does, and scipy's
+    filter releases the GIL, so two blocks run at once. On a 0.25 km theatre (2.9 million
+    cells) the two textures' filters were most of a cold terrain build."""
+    from scipy.ndimage import gaussian_filter, gaussian_filter1d  # heavy: maps with a texture
+
+    if noise.ndim != 2 or noise.size < SPLIT_SMOOTHING_MIN_CELLS or _cpus() < 2:
+        return gaussian_filter(noise, sigma, mode="reflect")
+    rows, cols = noise.shape
+    out = np.empty_like(noise)
+    down = [(np.s_[:, :cols // 2]), (np.s_[:, cols // 2:])]
+    across = [(np.s_[:rows // 2, :]), (np.s_[rows // 2:, :])]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(lambda b: gaussian_filter1d(noise[b], sigma, 0, output=out[b],
+                                                  mode="reflect"), down))
+        list(pool.map(lambda b: gaussian_filter1d(out[b], sigma, 1, output=out[b],
+                                                  mode="reflect"), across))
+    return out
 
 
 def _stable_int(*parts: Any) -> int:
@@ -234,8 +275,6 @@ class _Builder:
                 self.zone[m] = zone_index[cs.zone]
 
     def apply_texture(self) -> None:
-        from scipy.ndimage import gaussian_filter  # heavy import, only maps with a texture
-
         tex = self.spec.texture
         sigma = max(tex.scale_km / (2.0 * self.grid.cell_km), 0.5)
         for k, (fraction, ground) in enumerate(
@@ -243,7 +282,7 @@ class _Builder:
             if fraction <= 0:
                 continue
             rng = np.random.default_rng([tex.seed, _stable_int("texture", k) % 2**32])
-            noise = gaussian_filter(rng.standard_normal(self.grid.shape), sigma, mode="reflect")
+            noise = smooth_noise(rng.standard_normal(self.grid.shape), sigma)
             free = self.ground == Ground.FLAT
             if not free.any():
                 continue
