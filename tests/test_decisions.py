@@ -198,3 +198,92 @@ def test_a_dead_unit_decides_nothing_until_replaced():
     model._replace(unit)
     model._decide()
     assert asked == [model.hour]
+
+
+def _ready_qrf(max_range_km: float = 5.0):
+    """A tanf_refuge model and its QRF, at readiness at its base after its first decision
+    (decisions are called by hand below, so no sighting but the test's reaches it)."""
+    model = DesertModel(REPO / "scenarios" / "tanf_refuge.yaml", rng=3,
+                        overrides=[f"units[kind=qrf].tactic.max_range_km={max_range_km}"])
+    qrf = next(u for u in model.units if u.kind == "qrf")
+    qrf.behaviour.decide()
+    assert qrf.behaviour.state == "ready" and qrf.cell == qrf.behaviour.base
+    return model, qrf
+
+
+def _sighted(model, qrf, target, cell: int) -> None:
+    """A unit of the QRF's faction (not the QRF) sights ``target`` at ``cell`` this hour."""
+    fi = model.faction_index[qrf.faction]
+    post = next(u for u in model.units if u.faction == qrf.faction and u is not qrf)
+    model.knowledge.record(model.hour, np.array([fi]), np.array([post.idx]),
+                           np.array([target.idx]), np.array([cell]))
+
+
+def _decide_at(model, unit, hour: int) -> str:
+    model.hour = hour
+    unit.behaviour.decide()
+    return unit.behaviour.state
+
+
+def test_a_ready_qrf_that_found_nothing_near_chases_the_next_sighting_near_its_base():
+    """A QRF at readiness that found no enemy near its base does not look again while its
+    faction's knowledge and hostility stay the same (nothing near can appear then); a new
+    sighting near the base starts the chase in the hour it reaches the faction."""
+    model, qrf = _ready_qrf()
+    base_r, base_c = divmod(qrf.behaviour.base, model.terrain.cols)
+    far = base_r * model.terrain.cols + (base_c + 20 if base_c + 20 < model.terrain.cols
+                                         else base_c - 20)  # 20 km off, the range is 5
+    raiders = [u for u in model.units if u.faction == "insurgents"]
+    delay = int(model.knowledge.delay[model.faction_index[qrf.faction]])
+    _sighted(model, qrf, raiders[0], far)
+    for hour in range(delay, delay + 3):  # the far sighting is news: looked at, not chased
+        assert _decide_at(model, qrf, hour) == "ready"
+    hour = delay + 3
+    model.hour = hour
+    _sighted(model, qrf, raiders[1], qrf.behaviour.base)
+    assert _decide_at(model, qrf, hour + delay - 1) == "ready"  # not yet reached the faction
+    assert _decide_at(model, qrf, hour + delay) == "pursuing"
+    assert qrf.behaviour.quarry == raiders[1].idx
+
+
+def test_a_ready_qrf_that_found_nothing_near_chases_a_unit_near_it_that_turns_hostile():
+    """A unit sighted near the base but not hostile is not chased; made hostile (a scenario
+    event: no new sighting) it is, at the QRF's next decision while the sighting is fresh."""
+    model, qrf = _ready_qrf()
+    fi = model.faction_index[qrf.faction]
+    other = next(u for u in model.units if u.faction == "coalition")
+    fo = model.faction_index[other.faction]
+    assert model.hostile[fi, fo]
+    model.hostile[fi, fo] = model.hostile[fo, fi] = False
+    delay = int(model.knowledge.delay[fi])
+    _sighted(model, qrf, other, qrf.behaviour.base)
+    assert _decide_at(model, qrf, delay) == "ready"
+    assert _decide_at(model, qrf, delay + 1) == "ready"
+    model.hostile[fi, fo] = model.hostile[fo, fi] = True
+    assert _decide_at(model, qrf, delay + 2) == "pursuing"
+    assert qrf.behaviour.quarry == other.idx
+
+
+def test_known_enemies_kept_per_faction_answers_as_the_plain_filter():
+    """`known_enemies` filters the faction's shared answer once per hour and keeps it: at every
+    hour of a busy run, after deaths and after changes of hostility within the hour, each unit
+    gets what filtering the knowledge's answer for it gives (and read-only arrays)."""
+    model = DesertModel(REPO / "scenarios" / "tanf_refuge.yaml", rng=5)
+    asked = flips = 0
+    for _ in range(24 * 6):
+        for again in (False, True):  # twice: the second answers come from what was kept
+            if again and asked and model.hour % 5 == 0:  # a scenario event's change of
+                # hostility, within the hour and with no new sighting: every pair flipped
+                model.hostile[:] = ~model.hostile & ~np.eye(len(model.hostile), dtype=bool)
+                flips += 1
+            for u in model.units:
+                fi = model.faction_index[u.faction]
+                idx, cells, ages = model.knowledge.known_to(fi, model.hour, u.idx, 6)
+                keep = model.force.alive[idx] & model.hostile[fi, model.force.faction[idx]]
+                got = model.known_enemies(u, max_age_hours=6)
+                for a, b in zip(got, (idx[keep], cells[keep], ages[keep]), strict=True):
+                    np.testing.assert_array_equal(a, b)
+                    assert not a.flags.writeable
+                asked += len(got[0]) > 0
+        model.step()
+    assert asked > 100 and flips > 5

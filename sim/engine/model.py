@@ -205,6 +205,9 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         self._move_clock = np.zeros(max(capacity, 1))
         self._kernels: bool | None = None
         self._latlon: dict[int, tuple[float, float]] = {}
+        # known_enemies' answers by (faction, age): (the knowledge's answer it filtered, the
+        # hostility it filtered by, its own answer)
+        self._enemies: dict[tuple[int, int], tuple[tuple, bytes, tuple]] = {}
         self.knowledge = Knowledge(
             nf,
             max(capacity, 1),
@@ -274,12 +277,27 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         return [x for x in self._attached if x.attached_to is leader and x.alive]
 
     def known_enemies(self, unit: Unit, max_age_hours: int | None = None):
-        """(unit indices, cells, ages in hours) of enemies the unit's faction knows of."""
+        """(unit indices, cells, ages in hours) of enemies the unit's faction knows of (read-only
+        arrays)."""
         age = self.config.knowledge_max_age_hours if max_age_hours is None else max_age_hours
         fi = self.faction_index[unit.faction]
-        idx, cells, ages = self.knowledge.known_to(fi, self.hour, unit.idx, age)
+        found = self.knowledge.known_to(fi, self.hour, unit.idx, age)
+        # units of a faction asking in one hour mostly get one shared answer of the knowledge
+        # (the same object while nothing is recorded or forgotten): it is filtered once. The
+        # living units in it cannot change while it is shared (a death is forgotten, which
+        # makes a new answer; a unit brought back was forgotten when it died), its hostility
+        # can (a scenario event), so that is compared.
+        hostile = self.hostile[fi].tobytes()
+        hit = self._enemies.get((fi, age))
+        if hit is not None and hit[0] is found and hit[1] == hostile:
+            return hit[2]
+        idx, cells, ages = found
         keep = self.force.alive[idx] & self.hostile[fi, self.force.faction[idx]]
-        return idx[keep], cells[keep], ages[keep]
+        out = idx[keep], cells[keep], ages[keep]
+        for a in out:  # shared by the faction's askers: read-only, as the knowledge's own
+            a.flags.writeable = False
+        self._enemies[(fi, age)] = (found, hostile, out)  # (an answer of the unit's own too:
+        return out  # held here, it is never the object a later call gets, so never a hit)
 
     def log(self, event_type: str, cell: int, faction: str = "", **data) -> dict:
         """Append an event to the run's event log and return it."""

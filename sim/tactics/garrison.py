@@ -303,6 +303,9 @@ class Pursue(Behaviour):
         self.quarry: int | None = None
         self.search_until = -1
         self.muster_until = -1
+        # (knowledge version, hostility) when the force at readiness last found no enemy
+        # near its base (see decide)
+        self._none_near: tuple[int, bytes] | None = None
 
     def decide(self) -> None:
         u = self.unit
@@ -323,7 +326,15 @@ class Pursue(Behaviour):
             u.sleep_until(self.muster_until)  # more news does not make it mount up faster
             return
         max_age = PURSUIT_MAX_AGE_HOURS + (muster if self.state == "mustering" else 0)
-        idx, cells, ages = m.known_enemies(u, max_age_hours=max_age)
+        # At readiness (so every sighting made has reached the faction: latest <= hour, above)
+        # the enemies known near the base can only grow by a new sighting or a change of
+        # hostility; sightings only age out and dead units are forgotten, each a new knowledge
+        # version. Nothing near then and neither since: nothing near now, unlooked at.
+        idle = (m.knowledge.version, m.hostile[fi].tobytes()) if self.state == "ready" else None
+        if idle is not None and idle == self._none_near:
+            idx = ()
+        else:
+            idx, cells, ages = m.known_enemies(u, max_age_hours=max_age)
         if self.quarry is not None and not m.force.alive[self.quarry]:
             self.quarry = None
         if len(idx):
@@ -341,6 +352,7 @@ class Pursue(Behaviour):
             elif self.state == "pursuing" and self.quarry is not None:
                 self.break_off("range")
                 return
+        self._none_near = idle  # (None unless at readiness)
         if self.state == "pursuing":
             if u.is_moving:
                 u.sleep_until(m.hour + 1)
