@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from sim.engine.model import DesertModel
 from sim.scenario.loading import parse_scenario
@@ -413,15 +414,19 @@ def _cordon_reference(state, sweepers, prev_rc) -> None:
                           unit=state.units[i].name)
 
 
-def test_cordon_sightings_equal_every_units_inside_tests():
+@pytest.mark.parametrize("kernels", ["numba", "numpy"])
+def test_cordon_sightings_equal_every_units_inside_tests(monkeypatch, kernels):
     """The units seen leaving a cordoned square, found among the sweeper's living enemies
-    only, are those the tests over every unit find: the same records and log lines in the
-    same order, for random forces, hostilities, squares and moves (some units dead, squares
-    at the map's edge or empty)."""
+    only (by the compiled pass, or numpy), are those the tests over every unit find: the same
+    records and log lines in the same order, for random forces, hostilities, squares and moves
+    (some units dead, squares at the map's edge or empty)."""
     from types import SimpleNamespace
 
+    from sim import compiled
     from sim.rules.cordon import cordon_sightings
     from sim.rules.force import ForceTable
+
+    monkeypatch.setenv(compiled.ENV_KERNELS, kernels)
 
     rng = np.random.default_rng(17)
     seen = 0

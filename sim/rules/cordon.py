@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sim.compiled import kernel
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
@@ -30,19 +32,26 @@ def cordon_sightings(state: RunState, sweepers: Iterable[UnitView], prev_rc: np.
     ``sweepers``: the units whose cordon is up, each with ``behaviour.square_mask_cells()``
     giving the square ``(row0, col0, height, width)``; ``prev_rc``: ``(n, 2)`` positions at the
     start of the hour. Uses ``state.force``, ``hostile``, ``terrain``, ``knowledge``, ``hour``,
-    ``units`` and ``log``."""
+    ``units`` and ``log``. With compiled kernels (:mod:`sim.compiled`) each square's leavers
+    are found in one call (:func:`_leavers`); else in numpy, the reference."""
     f = state.force
     n = f.n
+    compiled = _leavers.compiled
     for sweeper in sweepers:
         square = sweeper.behaviour.square_mask_cells()
         fi = f.faction[sweeper.idx]
-        # only the living enemies (a few: the sweeper's foes) can be seen leaving; those
-        # inside at the start of the hour and outside now leave, in increasing order
-        enemy = (f.alive[:n] & state.hostile[fi, f.faction[:n]]).nonzero()[0]
-        was_in = enemy[_inside(prev_rc[enemy, 0], prev_rc[enemy, 1], square)]
-        if not len(was_in):
-            continue
-        leaving = was_in[~_inside(f.row[was_in], f.col[was_in], square)]
+        if compiled:
+            out = np.empty(n, dtype=np.int64)
+            leaving = out[:_leavers(n, f.alive, f.faction, state.hostile[fi], prev_rc, f.row,
+                                    f.col, *square, out)]  # fmt: skip
+        else:
+            # only the living enemies (a few: the sweeper's foes) can be seen leaving; those
+            # inside at the start of the hour and outside now leave, in increasing order
+            enemy = (f.alive[:n] & state.hostile[fi, f.faction[:n]]).nonzero()[0]
+            was_in = enemy[_inside(prev_rc[enemy, 0], prev_rc[enemy, 1], square)]
+            if not len(was_in):
+                continue
+            leaving = was_in[~_inside(f.row[was_in], f.col[was_in], square)]
         if len(leaving):
             cells = f.cells(leaving, state.terrain.cols)
             observers = np.full(len(leaving), sweeper.idx)
@@ -51,3 +60,25 @@ def cordon_sightings(state: RunState, sweepers: Iterable[UnitView], prev_rc: np.
             for k, i in enumerate(leaving.tolist()):
                 state.log("cordon_sighting", int(cells[k]), sweeper.faction,
                           unit=state.units[i].name)  # fmt: skip
+
+
+@kernel
+def _leavers(n, alive, faction, hostile, prev_rc, row, col, r0, c0, h, w, out):
+    """The units of the first ``n`` that are alive, of a faction ``hostile`` marks, inside the
+    square ``[r0, r0 + h) x [c0, c0 + w)`` at ``prev_rc`` and outside it now (``row, col``):
+    their indices in increasing order in ``out``; returns how many. One pass over the
+    force instead of a dozen numpy calls on its columns (a cordon is up most hours of a
+    sweep)."""
+    k = 0
+    for i in range(n):
+        if not alive[i] or not hostile[faction[i]]:
+            continue
+        pr = prev_rc[i, 0]
+        pc = prev_rc[i, 1]
+        if r0 <= pr < r0 + h and c0 <= pc < c0 + w:
+            r = row[i]
+            c = col[i]
+            if not (r0 <= r < r0 + h and c0 <= c < c0 + w):
+                out[k] = i
+                k += 1
+    return k
