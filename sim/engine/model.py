@@ -330,7 +330,7 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         self._move()
         self._moving = _MOVING_LUT[self.force.posture[: self.force.n]]
         if self._sweepers and (cordons := self._cordons()):  # most hours: no cordon is up
-            cordon_sightings(self, cordons, self._prev_rc)
+            cordon_sightings(self, cordons, self._prev_rc, self._kernels)
         detections = self._detect()
         self._engage(detections)
         self._supply()
@@ -675,7 +675,8 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         oi, ti = self._pair_finder().pairs(track_km, ranges)
         if len(oi) == 0:
             return Detections(oi, ti)
-        exposed, hours, draws = detection.draw_exposed_pairs(self.rng, track_km, oi, ti, ranges)
+        exposed, hours, draws = detection.draw_exposed_pairs(self.rng, track_km, oi, ti, ranges,
+                                                             self._kernels)
         if len(exposed) == 0:  # no pair was ever in range this hour
             return _NO_DETECTIONS
         observer, target = oi[exposed], ti[exposed]

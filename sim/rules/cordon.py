@@ -26,17 +26,20 @@ def _inside(rows: np.ndarray, cols: np.ndarray, square: tuple[int, int, int, int
     return (rows >= r0) & (rows < r0 + h) & (cols >= c0) & (cols < c0 + w)
 
 
-def cordon_sightings(state: RunState, sweepers: Iterable[UnitView], prev_rc: np.ndarray) -> None:
+def cordon_sightings(state: RunState, sweepers: Iterable[UnitView], prev_rc: np.ndarray,
+                     compiled: bool | None = None) -> None:
     """Record and log every hostile unit leaving a cordoned square this hour.
 
     ``sweepers``: the units whose cordon is up, each with ``behaviour.square_mask_cells()``
     giving the square ``(row0, col0, height, width)``; ``prev_rc``: ``(n, 2)`` positions at the
     start of the hour. Uses ``state.force``, ``hostile``, ``terrain``, ``knowledge``, ``hour``,
     ``units`` and ``log``. With compiled kernels (:mod:`sim.compiled`) each square's leavers
-    are found in one call (:func:`_leavers`); else in numpy, the reference."""
+    are found in one call (:func:`_leavers`); else in numpy, the reference. ``compiled``:
+    whether the kernels run (None: ``_leavers.compiled``, asked now; a run asks once)."""
     f = state.force
     n = f.n
-    compiled = _leavers.compiled
+    if compiled is None:
+        compiled = _leavers.compiled
     for sweeper in sweepers:
         square = sweeper.behaviour.square_mask_cells()
         fi = f.faction[sweeper.idx]

@@ -579,13 +579,14 @@ def draw_exposed(rng: np.random.Generator, rel_km: np.ndarray, range_km: np.ndar
 
 
 def draw_exposed_pairs(rng: np.random.Generator, track_km: np.ndarray, observer: np.ndarray,
-                       target: np.ndarray, range_km: np.ndarray
+                       target: np.ndarray, range_km: np.ndarray, compiled: bool | None = None
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`draw_exposed` of the pairs ``(observer[k], target[k])`` of units with ``(n, 4)``
     tracks ``track_km`` (start then end of the hour) and ranges ``range_km`` (per unit): the
     same pairs, hours and draws, with compiled kernels in one call for all the pairs
-    (:func:`_pair_chords`) instead of gathering their relative tracks first."""
-    if not _pair_chords.compiled:
+    (:func:`_pair_chords`) instead of gathering their relative tracks first. ``compiled``:
+    whether the kernels run (None: ``_pair_chords.compiled``, asked now; a run asks once)."""
+    if not (_pair_chords.compiled if compiled is None else compiled):
         return draw_exposed(rng, track_km[target] - track_km[observer], range_km[observer])
     idx = np.empty(len(observer), dtype=np.intp)
     hours = np.empty(len(observer))
