@@ -110,3 +110,31 @@ def test_a_grown_table_finds_the_keys_kept_without_looking_them_up(monkeypatch):
     metrics._within = lambda *_: pytest.fail("a key kept was looked up again")
     assert metrics.coverage(state, False) == first
     assert len(metrics._table) > size
+
+
+def test_coverage_is_the_same_whatever_other_runs_on_the_terrain_have_stored(monkeypatch):
+    """The points seen from a (cell, range) are kept on the terrain for every model on it (a
+    batch worker's runs): a run's coverage, day by day, is the same on a terrain whose store
+    is empty, filled by another seed's run, or cut short by its bound."""
+    from sim.engine.model import DesertModel
+
+    theatre = "scenarios/badia_theatre.yaml"
+    columns = ["coverage_road_day", "coverage_road_night", "coverage_area_day",
+               "coverage_area_night"]
+
+    def coverage(seed: int) -> tuple[bytes, dict]:
+        model = DesertModel(theatre, rng=seed, overrides=["days=4"])
+        model.run_for_hours(model.spec.hours)
+        daily = model.result().daily
+        assert set(columns) <= set(daily.columns)
+        return daily[columns].to_numpy().tobytes(), model.metrics._shared_points
+
+    store = DesertModel(theatre, rng=1).metrics._shared_points
+    store.clear()
+    alone, _ = coverage(1)
+    assert len(store) > 50
+    coverage(2)  # another seed's units fill the store further
+    assert coverage(1)[0] == alone
+    monkeypatch.setattr(metrics_module, "POINTS_KEPT", 40)  # cleared again and again
+    store.clear()
+    assert coverage(1)[0] == alone

@@ -40,6 +40,7 @@ from sim.compiled import kernel
 from sim.engine.movement import owner_of
 from sim.scenario.vocab import ATTACK_TYPES, CAMPAIGN_ATTACK_TYPES
 from sim.world.clock import LightLevel
+from sim.world.raster import read_only
 
 if TYPE_CHECKING:
     from sim.rules.state import Detections
@@ -116,6 +117,11 @@ class Metrics:
         self._n_road = len(road)
         pts = np.vstack([area, road]) * self.cell_km if len(road) else area * self.cell_km
         self._tree = cKDTree(pts)
+        # the points seen from a (cell, range bits), shared by the models on the terrain (a
+        # batch worker's runs, whose posts and bases are the same): they depend only on the
+        # terrain's sample points, which depend only on the terrain
+        self._shared_points: dict[tuple[int, int], np.ndarray] = t.derived(
+            "coverage_points_seen", lambda _: {})
         self._static_cover: dict[tuple, np.ndarray] = {}
         self._points_seen: dict[complex, np.ndarray] = {}  # (cell, range) -> points seen
         # the compiled coverage (_covered_counts): whether it runs (asked at the first sample,
@@ -343,10 +349,20 @@ class Metrics:
 
     def _store(self, slots: np.ndarray) -> None:
         """Store the points seen from the keys just added at ``slots`` of the compiled
-        coverage's table (see :meth:`_covered_counts`), after those stored before."""
+        coverage's table (see :meth:`_covered_counts`), after those stored before; each found
+        once on the terrain (:meth:`_within`, then kept for its other models)."""
         keys = self._table[slots]
-        hits = self._within(keys[:, 0], keys[:, 1].view(np.float64))
-        points = [np.asarray(h, dtype=np.int64) for h in hits]
+        shared = self._shared_points
+        pairs = list(zip(keys[:, 0].tolist(), keys[:, 1].tolist(), strict=True))
+        points = [shared.get(k) for k in pairs]
+        missing = [i for i, p in enumerate(points) if p is None]
+        if missing:
+            if len(shared) + len(missing) > POINTS_KEPT:
+                shared.clear()  # (bounded as a model's own store is)
+            new = keys[missing]
+            hits = self._within(new[:, 0], new[:, 1].view(np.float64))
+            for i, h in zip(missing, hits, strict=True):
+                points[i] = shared[pairs[i]] = read_only(np.asarray(h, dtype=np.int64))
         sizes = np.array([len(p) for p in points], dtype=np.int64)
         ends = np.cumsum(sizes) + self._flat_used
         if ends[-1] > len(self._flat):  # room for the new points: at least double the store
