@@ -483,3 +483,17 @@ def test_mean_of_a_list_equals_numpys_bit_for_bit():
         want = float(np.mean(values))
         got = _mean(values)
         assert np.array(got).tobytes() == np.array(want).tobytes(), (values, got, want)
+
+
+def test_roads_keep_the_latest_closure_as_the_scan_finds_it():
+    """``RoadState.any_closed_until`` (which tells the metrics a quiet hour without a scan)
+    is ``closed_until.max()`` after any closures, in any order, on or off the roads."""
+    model = DesertModel("scenarios/highway_interdiction.yaml", rng=1)
+    roads = model.roads
+    assert len(roads.segments) and roads.any_closed_until == roads.closed_until.max() == -1
+    rng = np.random.default_rng(3)
+    road_cells = np.flatnonzero(model.terrain.road.ravel() > 0)
+    for _ in range(200):
+        cell = int(rng.choice(road_cells)) if rng.random() < 0.8 else 0
+        roads.close(cell, int(rng.integers(0, 500)))
+        assert roads.any_closed_until == max(int(roads.closed_until.max()), -1)

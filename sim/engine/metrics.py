@@ -241,7 +241,7 @@ class Metrics:
         roads = self.roads
         if len(roads.segments):
             # one reduction tells a quiet hour (most: nothing closed) from one with closures
-            if roads.closed_until.max() > hour:
+            if roads.any_closed_until > hour:
                 closed = roads.closed(hour)
                 d["road_closed_hours"] += int(closed.sum())
                 for i in np.flatnonzero(closed).tolist():

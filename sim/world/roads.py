@@ -50,6 +50,9 @@ class RoadState:
         self.road_names = sorted({s.road for s in self.segments})
         self.segment_km = np.array([s.length_km for s in self.segments], dtype=float)
         self.closed_until = np.full(len(self.segments), -1, dtype=np.int64)
+        #: The latest hour any segment is closed until (``closed_until.max()``, or -1), kept
+        #: by :meth:`close`: most hours nothing is closed, and this tells so without a scan.
+        self.any_closed_until = -1
         # int32: half the bytes of a per-cell layer every run allocates (11.5 MB at 0.25 km)
         self._segment_of_cell = np.full(terrain.rows * terrain.cols, -1, dtype=np.int32)
         for i, s in enumerate(self.segments):
@@ -65,6 +68,7 @@ class RoadState:
         seg = self.segment_of(cell)
         if seg >= 0:
             self.closed_until[seg] = max(self.closed_until[seg], until_hour)
+            self.any_closed_until = max(self.any_closed_until, int(until_hour))
         return seg
 
     def closed(self, hour: int) -> np.ndarray:
