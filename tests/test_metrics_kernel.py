@@ -127,9 +127,9 @@ def test_coverage_is_the_same_whatever_other_runs_on_the_terrain_have_stored(mon
         model.run_for_hours(model.spec.hours)
         daily = model.result().daily
         assert set(columns) <= set(daily.columns)
-        return daily[columns].to_numpy().tobytes(), model.metrics._shared_points
+        return daily[columns].to_numpy().tobytes(), model.metrics._points_seen
 
-    store = DesertModel(theatre, rng=1).metrics._shared_points
+    store = DesertModel(theatre, rng=1).metrics._points_seen
     store.clear()
     alone, _ = coverage(1)
     assert len(store) > 50

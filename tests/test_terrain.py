@@ -617,7 +617,7 @@ def test_config_is_part_of_the_cache_key():
 
 
 @pytest.mark.parametrize("shape", [(1025, 1025), (2049, 513), (1, 1 << 21)])
-def test_texture_smoothing_split_between_threads_is_scipys_filter_to_the_bit(monkeypatch, shape):
+def test_texture_smoothing_split_between_threads_is_scipys_filter_to_the_bit(shape):
     """`smooth_noise` cuts each pass of the Gaussian filter between two threads on a large map
     (a 0.25 km theatre): the texture, hence the ground layer and every run, must be what
     `scipy.ndimage.gaussian_filter` gives, on any number of CPUs."""
@@ -625,7 +625,6 @@ def test_texture_smoothing_split_between_threads_is_scipys_filter_to_the_bit(mon
 
     from sim.world import build
 
-    monkeypatch.setattr(build, "_cpus", lambda: 2)  # the split, also on a one-CPU machine
     noise = np.random.default_rng(shape[0]).standard_normal(shape)
     assert noise.size >= build.SPLIT_SMOOTHING_MIN_CELLS
     for sigma in (0.5, 3.7, 12.0):

@@ -117,13 +117,12 @@ class Metrics:
         self._n_road = len(road)
         pts = np.vstack([area, road]) * self.cell_km if len(road) else area * self.cell_km
         self._tree = cKDTree(pts)
-        # the points seen from a (cell, range bits), shared by the models on the terrain (a
-        # batch worker's runs, whose posts and bases are the same): they depend only on the
-        # terrain's sample points, which depend only on the terrain
-        self._shared_points: dict[tuple[int, int], np.ndarray] = t.derived(
-            "coverage_points_seen", lambda _: {})
         self._static_cover: dict[tuple, np.ndarray] = {}
-        self._points_seen: dict[complex, np.ndarray] = {}  # (cell, range) -> points seen
+        # (cell, range) -> the points seen from there (`_points_of`), for both counts: shared
+        # by the models on the terrain (a batch worker's runs, whose posts and bases are the
+        # same), as the points depend only on the terrain's sample points
+        self._points_seen: dict[complex, np.ndarray] = t.derived("coverage_points_seen",
+                                                                 lambda _: {})
         # the compiled coverage (_covered_counts): whether it runs (asked at the first sample,
         # so a model that is never stepped never imports Numba) and its own store of the
         # points seen and of the posts' union per light, made then
@@ -303,8 +302,8 @@ class Metrics:
         same posts' union kept per light, with its own store of the points seen from a
         (cell, range): a table of (cell, range bits) keys, each with its span of the points in
         ``_flat``. The kernel adds the keys it does not find to the table and reports them;
-        their points are looked up (:meth:`_within`, as :meth:`_look_up` does) and stored, and
-        the count made again."""
+        their points are looked up (:meth:`_points_of`) and stored, and the count made
+        again."""
         n = f.n
         if self._table_used + n > len(self._table) // 2:  # room for every unit's key
             self._make_room(n, len(f.alive))
@@ -349,20 +348,10 @@ class Metrics:
 
     def _store(self, slots: np.ndarray) -> None:
         """Store the points seen from the keys just added at ``slots`` of the compiled
-        coverage's table (see :meth:`_covered_counts`), after those stored before; each found
-        once on the terrain (:meth:`_within`, then kept for its other models)."""
+        coverage's table (see :meth:`_covered_counts`), after those stored before."""
         keys = self._table[slots]
-        shared = self._shared_points
-        pairs = list(zip(keys[:, 0].tolist(), keys[:, 1].tolist(), strict=True))
-        points = [shared.get(k) for k in pairs]
-        missing = [i for i, p in enumerate(points) if p is None]
-        if missing:
-            if len(shared) + len(missing) > POINTS_KEPT:
-                shared.clear()  # (bounded as a model's own store is)
-            new = keys[missing]
-            hits = self._within(new[:, 0], new[:, 1].view(np.float64))
-            for i, h in zip(missing, hits, strict=True):
-                points[i] = shared[pairs[i]] = read_only(np.asarray(h, dtype=np.int64))
+        points = self._points_of([complex(cell, r) for cell, r in zip(
+            keys[:, 0].tolist(), keys[:, 1].view(np.float64).tolist(), strict=True)])
         sizes = np.array([len(p) for p in points], dtype=np.int64)
         ends = np.cumsum(sizes) + self._flat_used
         if ends[-1] > len(self._flat):  # room for the new points: at least double the store
@@ -393,27 +382,28 @@ class Metrics:
         keys = set((cells + 1j * ranges)[which].tolist())
         if not keys:
             return covered
-        known = self._points_seen
         try:  # most samples: every key seen before (one pass, in C)
-            seen = list(map(known.__getitem__, keys))
+            seen = list(map(self._points_seen.__getitem__, keys))
         except KeyError:
-            self._look_up(keys)
-            seen = list(map(known.__getitem__, keys))
+            seen = self._points_of(list(keys))
         covered[np.concatenate(seen)] = True
         return covered
 
-    def _look_up(self, keys: set[complex]) -> None:
-        """Keep the points seen from each (cell, range) of ``keys`` not kept yet
-        (:meth:`_covered`; one tree query for all of them)."""
+    def _points_of(self, keys: list[complex]) -> list[np.ndarray]:
+        """The points seen from each (cell, range) of ``keys`` (``cell + 1j * range``), from
+        those kept, the others found in one tree query (:meth:`_within`) and kept (read-only:
+        every model on the terrain shares them; at most ``POINTS_KEPT``, then afresh)."""
         known = self._points_seen
-        missing = [k for k in keys if k not in known]
-        if len(known) + len(missing) > POINTS_KEPT:
-            known.clear()
-            missing = list(keys)
-        hits = self._within(np.array([int(k.real) for k in missing], dtype=np.int64),
-                            np.array([k.imag for k in missing]))  # fmt: skip
-        for key, h in zip(missing, hits, strict=True):
-            known[key] = np.asarray(h, dtype=np.int64)
+        points = [known.get(k) for k in keys]
+        missing = [i for i, p in enumerate(points) if p is None]
+        if missing:
+            if len(known) + len(missing) > POINTS_KEPT:
+                known.clear()
+            hits = self._within(np.array([int(keys[i].real) for i in missing], dtype=np.int64),
+                                np.array([keys[i].imag for i in missing]))  # fmt: skip
+            for i, h in zip(missing, hits, strict=True):
+                points[i] = known[keys[i]] = read_only(np.asarray(h, dtype=np.int64))
+        return points
 
     def _within(self, cells: np.ndarray, radius: np.ndarray) -> list[list[int]]:
         """The sample points within ``radius`` km of each flat cell of ``cells`` (one tree

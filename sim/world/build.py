@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
-import os
 from typing import Any
 
 import networkx as nx
@@ -54,14 +53,6 @@ def compile_terrain(
 SPLIT_SMOOTHING_MIN_CELLS = 1 << 20
 
 
-def _cpus() -> int:
-    """CPUs this process may run on (its affinity where the platform tells it)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # no affinity call (macOS, Windows)
-        return os.cpu_count() or 1
-
-
 def smooth_noise(noise: np.ndarray, sigma: float) -> np.ndarray:
     """``scipy.ndimage.gaussian_filter(noise, sigma, mode="reflect")`` of a 2-d array, to the
     bit, with each pass cut between two threads on a large map.
@@ -70,18 +61,19 @@ def smooth_noise(noise: np.ndarray, sigma: float) -> np.ndarray:
     that result, each line on its own (scipy's ``gaussian_filter`` runs exactly these two
     ``gaussian_filter1d`` passes). Cutting a pass's lines into two blocks, columns for the
     first and rows for the second, computes every line as the whole pass does, and scipy's
-    filter releases the GIL, so two blocks run at once. On a 0.25 km theatre (2.9 million
-    cells) the two textures' filters were most of a cold terrain build."""
+    filter releases the GIL, so two blocks run at once (on one CPU, in turn: the same bits). On
+    a 0.25 km theatre (2.9 million cells) the two textures' filters were most of a cold
+    terrain build."""
     from scipy.ndimage import gaussian_filter, gaussian_filter1d  # heavy: maps with a texture
 
-    if noise.ndim != 2 or noise.size < SPLIT_SMOOTHING_MIN_CELLS or _cpus() < 2:
+    if noise.ndim != 2 or noise.size < SPLIT_SMOOTHING_MIN_CELLS:
         return gaussian_filter(noise, sigma, mode="reflect")
     from concurrent.futures import ThreadPoolExecutor  # (12 ms of imports: large maps only)
 
     rows, cols = noise.shape
     out = np.empty_like(noise)
-    down = [(np.s_[:, :cols // 2]), (np.s_[:, cols // 2:])]
-    across = [(np.s_[:rows // 2, :]), (np.s_[rows // 2:, :])]
+    down = [np.s_[:, :cols // 2], np.s_[:, cols // 2:]]
+    across = [np.s_[:rows // 2], np.s_[rows // 2:]]
     with ThreadPoolExecutor(max_workers=2) as pool:
         list(pool.map(lambda b: gaussian_filter1d(noise[b], sigma, 0, output=out[b],
                                                   mode="reflect"), down))
