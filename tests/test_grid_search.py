@@ -25,6 +25,7 @@ from sim.world.routes import (
     Settling,
     corridor_graph,
     corridor_search,
+    route_toward,
     search,
     tied_on_route,
     trace_route,
@@ -120,6 +121,74 @@ def test_routes_stopped_at_the_start_and_resumed_are_the_reference_routes():
                     unreachable += len(got) == 0
                 assert run.hours(s) == exact.dist[box.local(*s)]
     assert answered > 10 * max(undecided, 1) and undecided > 0 and unreachable > 20
+
+
+def test_routes_searched_toward_the_start_are_the_reference_routes(monkeypatch):
+    """The A* search toward one start (`route_toward`) answers as the search from the target
+    stopped at the start does: the reference route (scipy's search over the box), empty where
+    none, None exactly where a tie decided a hop on it. On boxes inside a larger layer, with
+    the terrain's few speeds, uniform ground, walls, and hours of every value (no ties); then
+    with its margin check failing everywhere (the plain search answers)."""
+    rng = np.random.default_rng(41)
+    answered = undecided = unreachable = 0
+    for trial in range(160):
+        rows, cols = (int(v) for v in rng.integers(1, 40, 2))
+        kind = trial % 4
+        h = (rng.uniform(1 / 60, 4 / 30, (rows, cols)).astype(np.float32) if kind == 3
+             else random_hours(rng, rows, cols, kind))
+        layer = random_hours(rng, rows + 4, cols + 6, 1)
+        layer[3:3 + rows, 1:1 + cols] = h
+        box = Box(3, 3 + rows, 1, 1 + cols)
+        t = (3 + int(rng.integers(rows)), 1 + int(rng.integers(cols)))
+        exact = search(layer, CELL_KM, box, t)
+        for _ in range(6):
+            s = (3 + int(rng.integers(rows)), 1 + int(rng.integers(cols)))
+            want = trace_route(exact, layer, CELL_KM, s, cols + 6)
+            got = route_toward(layer, CELL_KM, box, t, s, cols + 6)
+            plain = Settling(layer, CELL_KM, box, t).route(s, cols + 6)
+            assert (got is None) == (plain is None)
+            if got is None:     # (the reference route itself, as local cells of the box)
+                rr, cc = np.divmod(want, cols + 6)
+                assert tied_on_route(exact, layer, CELL_KM, box.local(rr, cc))
+                undecided += 1
+            else:
+                assert got.dtype is np.dtype(np.int64)
+                np.testing.assert_array_equal(got, want)
+                answered += 1
+                unreachable += len(got) == 0
+    assert answered > 800 and undecided > 10 and unreachable > 20, (answered, undecided,
+                                                                     unreachable)
+    # the margin check refuses every answer: the plain search's stand
+    monkeypatch.setattr(gridsearch, "TOWARD_MAX_STEPS", 0.0)
+    h = rng.uniform(1 / 60, 4 / 30, (30, 30)).astype(np.float32)
+    box = Box(0, 30, 0, 30)
+    for _ in range(20):
+        t, s = ((int(v) for v in rng.integers(30, size=2)) for _ in range(2))
+        t, s = tuple(t), tuple(s)
+        want = Settling(h, CELL_KM, box, t).route(s, 30)
+        np.testing.assert_array_equal(route_toward(h, CELL_KM, box, t, s, 30), want)
+
+
+def test_a_search_toward_the_start_settles_fewer_cells_than_one_from_the_target():
+    """What the A* search is for: on open ground with a road, a route to a start settles a
+    fraction of the cells the search stopped at the start does (the same route)."""
+    h = np.full((60, 60), np.float32(1 / 30))
+    h[30, :] = np.float32(1 / 60)  # a road across
+    box = Box(0, 60, 0, 60)
+    t, s = (30, 2), (30, 57)
+    n = box.size
+    dist, hop = np.empty(n), np.empty(n, np.int32)
+    slot, heap = np.empty(n, np.int32), np.empty(n, np.int32)
+    from sim.world.routes import _kernel_box
+
+    assert gridsearch.settle_toward(h, *_kernel_box(box, CELL_KM), box.local(*t),
+                                    box.local(*s), float(h.min()) * CELL_KM * (1 - 1e-6),
+                                    dist, hop, slot, heap)
+    toward = int((slot == gridsearch.SETTLED).sum())
+    plain = Settling(h, CELL_KM, box, t)
+    np.testing.assert_array_equal(route_toward(h, CELL_KM, box, t, s, 60), plain.route(s, 60))
+    settled = int((plain.slot == gridsearch.SETTLED).sum())
+    assert toward < 0.1 * settled, (toward, settled)
 
 
 def test_a_search_on_allowed_cells_is_scipys_on_their_corridor_graph():

@@ -178,3 +178,134 @@ def route(h, top, left, rows, cols, d_row, d_col, half_steps, dist, hop, source,
                 return True, np.zeros(0, np.int64)
             x = hop[x]
     return False, cells
+
+
+#: `settle_toward`'s heuristic is the octile distance to the start at `per_step` hours a step,
+#: `per_step` a side step's least hours shrunk by this fraction: each step then weighs more
+#: than the heuristic drops along it by that fraction of its hours, a margin far above the
+#: rounding of the sums (see `settle_toward`).
+TOWARD_SLACK = 1e-6
+
+#: `settle_toward`'s answer holds if the start's distance is at most this many `per_step`s
+#: (so `TOWARD_SLACK` of a step exceeds the rounding of any sum up to it 20 times over:
+#: `1e-6 * per_step > 20 * 4 * 2**-53 * 1e7 * per_step`); farther, a caller runs `settle`.
+TOWARD_MAX_STEPS = 1e7
+
+_DIAGONAL_EXTRA = np.sqrt(2.0) - 1.0
+
+
+@kernel
+def settle_toward(h, top, left, rows, cols, d_row, d_col, half_steps, target, source, per_step,
+                  dist, hop, slot, heap):
+    """A* over the box of the layer `h` from `target` toward `source` (local cells): the state
+    arrays `settle` keeps (of the box's size; this fills them), settled in the order of
+    `dist[y] + per_step * octile(y, source)` (the octile distance in cells: `max(dr, dc) +
+    (sqrt 2 - 1) min(dr, dc)`) until the source is. Returns whether it is (else it cannot
+    reach the target).
+
+    Why its answer is `settle`'s. `per_step` is at most a side step's least hours (the least
+    `h` in the box times the cell's km) less `TOWARD_SLACK` of it, so the heuristic is
+    consistent with a margin: along a step of `w` hours it drops by at most `(1 - e) w`
+    (a diagonal step changes the octile distance by at most sqrt 2 and weighs at least sqrt 2
+    side steps' least). Let `d` be `settle`'s distances, the least sums over the neighbours
+    (`d[y] = min over x of fl(d[x] + w(x, y))`, unique as every weight is positive). A cell
+    is popped with its `d`: else take its chain of cells attaining `d` back to the target
+    and the first on it not popped, `q`; the one before it was popped with its `d`, so `q`
+    is queued with `d[q]`, and its key is below the cell's by `e` times the chain's hours
+    from `q` on, less the rounding of the sums along it (at most `4 * 2**-53` times the
+    largest key per step, so below the margin while the distance is within
+    `TOWARD_MAX_STEPS` steps): `q` would have been popped first. So every cell popped, the
+    source and its route (each hop a popped cell) among them, holds `settle`'s distance, and
+    every neighbour attaining it was popped before it (its key is lower by `e w`). `settle`
+    scans cells by distance, so its hop is the first attaining neighbour scanned, the one
+    nearest the target; this search scans by key, so an equal offer from a nearer neighbour
+    replaces the hop: the same hop unless two attaining neighbours share the least distance,
+    the tie `route` reports. `route`'s check sees the same attaining neighbours as after
+    `settle` (a neighbour not popped holds at least its `d`, so attains nothing it does not
+    attain there).
+    """
+    n = rows * cols
+    for i in range(n):
+        dist[i] = np.inf
+        hop[i] = -1
+        slot[i] = UNSEEN
+    src_r = source // cols
+    src_c = source - src_r * cols
+    keys = np.empty(n)
+    dist[target] = 0.0
+    hop[target] = target
+    slot[target] = 0
+    heap[0] = target
+    r = target // cols
+    dr, dc = abs(r - src_r), abs(target - r * cols - src_c)
+    keys[0] = per_step * (max(dr, dc) + _DIAGONAL_EXTRA * min(dr, dc))
+    size = 1
+    while size > 0:
+        x = heap[0]
+        dx = dist[x]
+        size -= 1
+        if size > 0:
+            last = heap[size]
+            k_last = keys[size]
+            i = 0
+            while True:
+                first = _ARITY * i + 1
+                if first >= size:
+                    break
+                child = first
+                k_child = keys[first]
+                for j in range(first + 1, min(first + _ARITY, size)):
+                    if keys[j] < k_child:
+                        child = j
+                        k_child = keys[j]
+                if k_child >= k_last:
+                    break
+                heap[i] = heap[child]
+                keys[i] = k_child
+                slot[heap[i]] = i
+                i = child
+            heap[i] = last
+            keys[i] = k_last
+            slot[last] = i
+        slot[x] = SETTLED
+        if x == source:
+            return True
+        r = x // cols
+        c = x - r * cols
+        hx = np.float64(h[top + r, left + c])
+        for k in range(8):
+            yr = r + d_row[k]
+            yc = c + d_col[k]
+            if yr < 0 or yr >= rows or yc < 0 or yc >= cols:
+                continue
+            y = yr * cols + yc
+            if slot[y] == SETTLED:
+                continue
+            w = (np.float64(h[top + yr, left + yc]) + hx) * half_steps[k]
+            dy = dx + w
+            if dy < dist[y]:
+                dist[y] = dy
+                hop[y] = x
+                dr, dc = abs(yr - src_r), abs(yc - src_c)
+                ky = dy + per_step * (max(dr, dc) + _DIAGONAL_EXTRA * min(dr, dc))
+                if slot[y] == UNSEEN:
+                    i = size
+                    size += 1
+                else:
+                    i = slot[y]
+                while i > 0:
+                    parent = (i - 1) // _ARITY
+                    if keys[parent] <= ky:
+                        break
+                    heap[i] = heap[parent]
+                    keys[i] = keys[parent]
+                    slot[heap[i]] = i
+                    i = parent
+                heap[i] = y
+                keys[i] = ky
+                slot[y] = i
+            elif dy == dist[y] and hop[y] >= 0 and dx < dist[hop[y]]:
+                # an equal offer from a nearer cell: Dijkstra scans cells by distance, so its
+                # hop is the attaining neighbour nearest the target; this one is scanned by key
+                hop[y] = x
+    return False

@@ -88,7 +88,7 @@ KEPT_TUBE_FACTOR = 1.5
 #: hold about 2,000 cells).
 UNBOUNDED_CELLS = 1 << 13
 
-#: As `UNBOUNDED_CELLS`, for the compiled search (`Settling`): it stops once the start is
+#: As `UNBOUNDED_CELLS`, for the compiled search (`route_toward`): it stops once the start is
 #: settled and costs little more than the cells it settles (about a tenth of a microsecond
 #: each), so a bound pays only over larger boxes (the 1 km theatre's longest trips, and the
 #: finer theatres' longer ones).
@@ -366,13 +366,10 @@ class Settling:
     def __init__(self, h: np.ndarray, cell_km: float, box: Box, target_rc: tuple[int, int], *,
                  limit_h: float = math.inf, allowed: np.ndarray | None = None):
         n = box.size
-        if not (0 <= box.top < box.bottom <= h.shape[0] and 0 <= box.left < box.right <= h.shape[1]
-                and (allowed is None or allowed.shape == (n,))):
-            # the kernels do not check their indices: a stray one would read or write anywhere
-            raise ValueError(f"{box} does not fit the {h.shape} layer or its allowed cells")
+        _check_fits(h, box, allowed)
         self.h = h
         self.box = box
-        self.target = self._local(target_rc)
+        self.target = _local_in(box, target_rc)
         self.limit_h = min(limit_h, NO_LIMIT_H)
         self.allowed = _EVERY_CELL if allowed is None else allowed
         self._at = _kernel_box(box, cell_km)
@@ -398,7 +395,7 @@ class Settling:
 
     def hours(self, source_rc: tuple[int, int]) -> float:
         """The start's distance (inf if the search cannot reach it)."""
-        source = self._local(source_rc)
+        source = _local_in(self.box, source_rc)
         with self._lock:
             self._settle(source)
             settled = self.slot[source] == gridsearch.SETTLED
@@ -408,7 +405,7 @@ class Settling:
         """Flat cells (of a grid `cols` wide) from `source_rc` (in the box) to the target,
         empty if it cannot reach it, or None where a tie decided a hop on the route
         (`gridsearch.route`)."""
-        source = self._local(source_rc)
+        source = _local_in(self.box, source_rc)
         with self._lock:
             self._settle(source)
             tied, cells = gridsearch.route(self.h, *self._at, self.dist, self.hop, source,
@@ -417,15 +414,50 @@ class Settling:
         # view gives a route numpy's, as scipy's routes have (a caller may test by identity)
         return None if tied else cells.view(np.int64)
 
-    def _local(self, rc: tuple[int, int]) -> int:
-        b = self.box
-        if not (b.top <= rc[0] < b.bottom and b.left <= rc[1] < b.right):
-            raise ValueError(f"cell {rc} outside {b}")
-        return b.local(*rc)
-
     def _settle(self, source: int) -> None:
         gridsearch.settle(self.h, *self._at, self.allowed, source, self.limit_h, self.dist,
                           self.hop, self.slot, self.heap, self.queued)
+
+
+def route_toward(h: np.ndarray, cell_km: float, box: Box, target_rc: tuple[int, int],
+                 source_rc: tuple[int, int], cols: int) -> np.ndarray | None:
+    """`Settling(h, cell_km, box, target_rc).route(source_rc, cols)`, the same answer (the
+    reference search's route, empty if none, None where a tie decided a hop on it) from an A*
+    search toward the start (`gridsearch.settle_toward`): a search asked for one start
+    settles the cells whose distance plus the straight line to the start at the box's
+    fastest rate is below the start's distance, not all cells nearer than the start (about
+    two fifths as many on a theatre's everyday routes). Kernels must be on."""
+    least = float(h[box.top:box.bottom, box.left:box.right].min())
+    if not 0.0 < least < math.inf:  # no passable cell (or a free one): the plain search
+        return Settling(h, cell_km, box, target_rc).route(source_rc, cols)
+    _check_fits(h, box, None)
+    source, target = _local_in(box, source_rc), _local_in(box, target_rc)
+    per_step = least * cell_km * (1.0 - gridsearch.TOWARD_SLACK)
+    n = box.size
+    dist, hop = np.empty(n), np.empty(n, np.int32)
+    slot, heap = np.empty(n, np.int32), np.empty(n, np.int32)
+    at = _kernel_box(box, cell_km)
+    if (gridsearch.settle_toward(h, *at, target, source, per_step, dist, hop, slot, heap)
+            and dist[source] > gridsearch.TOWARD_MAX_STEPS * per_step):
+        # too far, in steps at the fastest rate, for the margin to cover the rounding
+        return Settling(h, cell_km, box, target_rc).route(source_rc, cols)
+    tied, cells = gridsearch.route(h, *at, dist, hop, source, target, cols)
+    return None if tied else cells.view(np.int64)  # (numpy's int64 object: see Settling.route)
+
+
+def _check_fits(h: np.ndarray, box: Box, allowed: np.ndarray | None) -> None:
+    """Refuse a box (or allowed cells) the grid searches' kernels would read outside of."""
+    if not (0 <= box.top < box.bottom <= h.shape[0] and 0 <= box.left < box.right <= h.shape[1]
+            and (allowed is None or allowed.shape == (box.size,))):
+        # the kernels do not check their indices: a stray one would read or write anywhere
+        raise ValueError(f"{box} does not fit the {h.shape} layer or its allowed cells")
+
+
+def _local_in(box: Box, rc: tuple[int, int]) -> int:
+    """The local index of cell `rc` in `box` (refused outside it)."""
+    if not (box.top <= rc[0] < box.bottom and box.left <= rc[1] < box.right):
+        raise ValueError(f"cell {rc} outside {box}")
+    return box.local(*rc)
 
 
 #: `Settling.allowed` where every cell is.
@@ -1262,8 +1294,8 @@ class Router:
         least the trip can cost, whichever is lower; it doubles (up to the line's cost) while
         the start is out of reach.
 
-        With compiled kernels, a box of up to `SETTLED_CELLS` cells is searched whole by the
-        compiled search stopped at the start (`Settling.route`), and `cached=True` searches
+        With compiled kernels, a box of up to `SETTLED_CELLS` cells is searched by the
+        compiled search toward the start, stopped there (`route_toward`), and `cached=True` searches
         go to `_field_route`'s kept compiled searches instead."""
         t = self.terrain
         h = self.hours_per_km(mobility, barred)
@@ -1275,7 +1307,7 @@ class Router:
             with self._lock:
                 self.dijkstra_runs += 1
             if compiled:
-                route = Settling(h, t.cell_km, reference, dst).route(src, t.cols)
+                route = route_toward(h, t.cell_km, reference, dst, src, t.cols)
                 if route is not None:
                     return route
             s = search(h, t.cell_km, reference, dst)
