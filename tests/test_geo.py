@@ -48,6 +48,26 @@ def test_haversine_one_degree_of_meridian_is_r_times_pi_over_180():
     assert haversine_km(0.0, 0.0, 0.0, 90.0) == pytest.approx(EARTH_RADIUS_KM * math.pi / 2)
 
 
+@pytest.mark.parametrize("cell_km", [1.0, 0.25, 0.3])
+def test_one_cells_latlon_is_latlon_of_bit_for_bit(theatre, cell_km):
+    """The event log's scalar path gives what latlon_of gives, for a cell alone and among all
+    of a row (the log's coordinates must not depend on which path computed them)."""
+    g = Grid.from_box(BOX["south"], BOX["west"], BOX["north"], BOX["east"], cell_km)
+    rng = np.random.default_rng(3)
+    cells = [(0, 0), (g.rows - 1, g.cols - 1), (g.rows // 2, g.cols // 2)]
+    cells += [(int(r), int(c)) for r, c in zip(rng.integers(g.rows, size=400),
+                                               rng.integers(g.cols, size=400), strict=True)]
+    for r, c in cells:
+        want = g.latlon_of(r, c)
+        got = g.cell_latlon(r, c)
+        assert type(got[0]) is float and got == want
+        lat, lon = g.latlon_of(np.full(g.cols, r), np.arange(g.cols))
+        assert (lat[c], lon[c]) == got
+    for r, c in ((-1, 0), (0, g.cols), (g.rows, 0)):
+        with pytest.raises(OutsideGridError):
+            g.cell_latlon(r, c)
+
+
 @pytest.mark.parametrize("a,b,km", REF["reference_distances_km"])
 def test_haversine_reproduces_published_reference_distances(a, b, km):
     (lat1, lon1), (lat2, lon2) = PLACES[a], PLACES[b]

@@ -163,6 +163,26 @@ def test_every_engagement_is_logged_with_time_place_sides_and_losses():
     assert total == sum(sum(e["losses"].values()) for e in engagements)
 
 
+def test_events_carry_their_cells_latlon_whatever_the_shared_store_holds(monkeypatch):
+    """Every event's (lat, lon) is its cell's centre (`Grid.latlon_of`, rounded to 5 decimals),
+    from the store every model on the terrain shares, also when the store is started afresh
+    every few cells."""
+    import sim.engine.model as model_module
+
+    first = DesertModel(OUTPOST, rng=2)
+    assert DesertModel(OUTPOST, rng=3)._latlon is first._latlon  # one store per terrain
+    res = run_scenario(OUTPOST, seed=2, days=10)
+    g = first.terrain.grid
+    assert len({(e["row"], e["col"]) for e in res.events}) > 5
+    for e in res.events:
+        lat, lon = g.latlon_of(e["row"], e["col"])
+        assert (e["lat"], e["lon"]) == (round(lat, 5), round(lon, 5))
+    monkeypatch.setattr(model_module, "LATLON_KEPT", 3)
+    first._latlon.clear()
+    assert run_scenario(OUTPOST, seed=2, days=10).events == res.events
+    assert len(first._latlon) <= 3
+
+
 def test_units_move_no_faster_than_their_speed():
     model = DesertModel(OUTPOST, rng=4)
     f = model.force

@@ -102,6 +102,8 @@ POST_KINDS = frozenset({"strongpoint", "border_post"})
 _MOVING_LUT = np.isin(np.arange(len(Posture)), MOVING_POSTURES)  # posture -> on the move
 #: Moves along shared routes whose border crossings are kept (see ``DesertModel._crossings``).
 CROSSINGS_KEPT = 4096
+#: Cells whose (lat, lon) the event log keeps per terrain (then it starts afresh): about 6 MB.
+LATLON_KEPT = 1 << 16
 #: An hour without detections (read-only empty arrays: nothing can change them).
 _NO_DETECTIONS = Detections(read_only(np.empty(0, dtype=np.intp)),
                             read_only(np.empty(0, dtype=np.intp)))
@@ -204,7 +206,10 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         self._move_idx = np.zeros((MOVE_ROWS, max(capacity, 1)), dtype=np.int64)
         self._move_clock = np.zeros(max(capacity, 1))
         self._kernels: bool | None = None
-        self._latlon: dict[int, tuple[float, float]] = {}
+        # each event's cell's (lat, lon), rounded: shared by every model on the terrain (a
+        # batch's runs log at the same bases, posts and towns)
+        self._latlon: dict[int, tuple[float, float]] = self.terrain.derived("event_latlon",
+                                                                            _no_cells)
         # known_enemies' answers by (faction, age): (the knowledge's answer it filtered, the
         # hostility it filtered by, its own answer)
         self._enemies: dict[tuple[int, int], tuple[tuple, bytes, tuple]] = {}
@@ -305,8 +310,10 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         r, c = divmod(cell, self.terrain.cols)
         latlon = self._latlon.get(cell)
         if latlon is None:
-            lat, lon = self.terrain.grid.latlon_of(r, c)
-            latlon = self._latlon[cell] = (round(float(lat), 5), round(float(lon), 5))
+            if len(self._latlon) >= LATLON_KEPT:  # (a year's theatre run logs at ~5,000)
+                self._latlon.clear()
+            lat, lon = self.terrain.grid.cell_latlon(r, c)
+            latlon = self._latlon[cell] = (round(lat, 5), round(lon, 5))
         event = {
             "hour": self.hour,
             "day": self.hour // 24 + 1,
@@ -888,6 +895,11 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
             events=list(self.events),
             scenario=self.spec,
         )
+
+
+def _no_cells(terrain) -> dict[int, tuple[float, float]]:
+    """A terrain's store of event cells' (lat, lon) (:meth:`DesertModel.log`), empty."""
+    return {}
 
 
 def row_col_of_cell(terrain) -> tuple[np.ndarray, np.ndarray]:
