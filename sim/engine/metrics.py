@@ -399,17 +399,20 @@ class Metrics:
         if missing:
             if len(known) + len(missing) > POINTS_KEPT:
                 known.clear()
-            hits = self._within(np.array([int(keys[i].real) for i in missing], dtype=np.int64),
-                                np.array([keys[i].imag for i in missing]))  # fmt: skip
+            hits = self._within([int(keys[i].real) for i in missing],
+                                [keys[i].imag for i in missing])
             for i, h in zip(missing, hits, strict=True):
                 points[i] = known[keys[i]] = read_only(np.asarray(h, dtype=np.int64))
         return points
 
-    def _within(self, cells: np.ndarray, radius: np.ndarray) -> list[list[int]]:
+    def _within(self, cells: list[int], radius: list[float]) -> list[list[int]]:
         """The sample points within ``radius`` km of each flat cell of ``cells`` (one tree
-        query for all of them; each is found alone, so the batch does not matter)."""
-        rc = np.column_stack(np.divmod(cells, self._cols)).astype(float)
-        return self._tree.query_ball_point(rc * self.cell_km, radius, return_sorted=False)
+        query for all of them; each is found alone, so the batch does not matter). The
+        cells' (row, col) km are Python floats (a handful of keys: numpy's cost per call
+        would be most of it), the same doubles as ``(row, col) * cell_km`` in numpy."""
+        km, cols = self.cell_km, self._cols
+        at = [(float(c // cols) * km, float(c % cols) * km) for c in cells]
+        return self._tree.query_ball_point(at, radius, return_sorted=False)
 
     def close_day(self, model: TacticState) -> None:
         """Write the finished day's row."""
