@@ -163,6 +163,52 @@ def test_every_engagement_is_logged_with_time_place_sides_and_losses():
     assert total == sum(sum(e["losses"].values()) for e in engagements)
 
 
+def test_the_hour_counts_mesas_time_and_steps_as_mesas_own_step_does():
+    """The model steps itself, not through Mesa's event list: Mesa's ``time`` and ``steps``
+    still count as a Mesa model's do, ``run_for`` and ``run_until`` step whole hours, and the
+    event list refuses events it would never run."""
+    import mesa
+
+    class Plain(mesa.Model):
+        def step(self):
+            pass
+
+    plain, model = Plain(rng=1), DesertModel(OUTPOST, rng=1)
+    for _ in range(5):
+        plain.step()
+        model.step()
+    assert (model.time, model.steps, model.hour) == (plain.time, plain.steps, 5)
+    plain.run_for(3)
+    model.run_for(3)
+    assert (model.time, model.steps, model.hour) == (plain.time, plain.steps, 8)
+    model.run_until(10.5)
+    model.run_for_hours(2)
+    assert (model.time, model.steps, model.hour) == (12, 12, 12)
+    stepped = run_scenario(OUTPOST, seed=1, days=2)
+    assert model.events == [e for e in stepped.events if e["hour"] < 12] and model.events
+    with pytest.raises(NotImplementedError, match="agenda"):
+        model.schedule_event(print, after=1)
+
+
+def test_a_mesa_without_its_step_schedule_steps_the_model_its_own_way(monkeypatch):
+    """Where Mesa has no step schedule to stop (another version), Mesa's step stays and the
+    model's does not count Mesa's time and steps a second time."""
+    import mesa
+
+    init = mesa.Model.__init__
+
+    def without_schedule(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        del self._default_schedule
+
+    monkeypatch.setattr(mesa.Model, "__init__", without_schedule)
+    model = DesertModel(OUTPOST, rng=1)
+    assert "step" in vars(model)  # Mesa's wrapper kept
+    for _ in range(3):
+        model.step()
+    assert (model.time, model.steps, model.hour) == (3, 3, 3)
+
+
 def test_events_carry_their_cells_latlon_whatever_the_shared_store_holds(monkeypatch):
     """Every event's (lat, lon) is its cell's centre (`Grid.latlon_of`, rounded to 5 decimals),
     from the store every model on the terrain shares, also when the store is started afresh
