@@ -209,6 +209,36 @@ def test_a_mesa_without_its_step_schedule_steps_the_model_its_own_way(monkeypatc
     assert (model.time, model.steps, model.hour) == (3, 3, 3)
 
 
+def test_distances_kept_by_offset_are_numpys_for_every_sign_and_cell(monkeypatch):
+    """`distance_km` between two cells, kept by the sizes of their row and column offsets,
+    is numpy's hypot of the signed offsets times the cell's km, whichever cell comes first,
+    also when the store starts afresh; and the array form gives the same numbers."""
+    import sim.engine.model as model_module
+
+    model = DesertModel(OUTPOST, rng=1)
+    rows, cols, km = model.terrain.rows, model.terrain.cols, model.terrain.grid.cell_km
+    rng = np.random.default_rng(4)
+    a = rng.integers(rows * cols, size=3000)
+    b = np.where(rng.random(3000) < 0.5, rng.integers(rows * cols, size=3000),
+                 np.clip(a + rng.integers(-3, 4, 3000) * cols + rng.integers(-3, 4, 3000),
+                         0, rows * cols - 1))
+    monkeypatch.setattr(model_module, "OFFSETS_KEPT", 500)
+    for x, y in zip(a.tolist(), b.tolist(), strict=True):
+        (rx, cx), (ry, cy) = divmod(x, cols), divmod(y, cols)
+        want = float(np.hypot(rx - ry, cx - cy) * km)
+        assert model.distance_km(x, y) == want == model.distance_km(y, x)
+        assert model.distance_km(x, np.array([y]))[0] == want
+    assert 0 < len(model._offset_km) <= 500
+    for k in range(40):  # arrays of every length, across the cell-by-cell path's limit
+        x, ys = int(a[k]), b[k : k + k % 13]
+        got = model.distance_km(x, ys)
+        ry, cy = np.divmod(ys, cols)
+        rx, cx = divmod(x, cols)
+        assert got.dtype == np.float64 and got.shape == ys.shape
+        assert got.tobytes() == (np.hypot(rx - ry, cx - cy) * km).tobytes()
+        assert model.distance_km(x, ys.tolist()).tobytes() == got.tobytes()
+
+
 def test_events_carry_their_cells_latlon_whatever_the_shared_store_holds(monkeypatch):
     """Every event's (lat, lon) is its cell's centre (`Grid.latlon_of`, rounded to 5 decimals),
     from the store every model on the terrain shares, also when the store is started afresh

@@ -102,6 +102,10 @@ POST_KINDS = frozenset({"strongpoint", "border_post"})
 _MOVING_LUT = np.isin(np.arange(len(Posture)), MOVING_POSTURES)  # posture -> on the move
 #: Moves along shared routes whose border crossings are kept (see ``DesertModel._crossings``).
 CROSSINGS_KEPT = 4096
+#: Cell offsets whose distance `distance_km` keeps (then it starts afresh).
+OFFSETS_KEPT = 1 << 16
+#: `distance_km` to at most this many cells goes cell by cell through the kept distances.
+FEW_DISTANCES = 8
 #: Cells whose (lat, lon) the event log keeps per terrain (then it starts afresh): about 6 MB.
 LATLON_KEPT = 1 << 16
 #: An hour without detections (read-only empty arrays: nothing can change them).
@@ -221,6 +225,7 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         # batch's runs log at the same bases, posts and towns)
         self._latlon: dict[int, tuple[float, float]] = self.terrain.derived("event_latlon",
                                                                             _no_cells)
+        self._offset_km: dict[tuple[int, int], float] = {}  # distance_km's, by offset
         # known_enemies' answers by (faction, age): (the knowledge's answer it filtered, the
         # hostility it filtered by, its own answer)
         self._enemies: dict[tuple[int, int], tuple[tuple, bytes, tuple]] = {}
@@ -281,12 +286,30 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
     def distance_km(self, a: int, b):
         """Straight-line distance between flat cell ``a`` and flat cell(s) ``b`` on the grid
         (``b`` an array: an array, so a tactic weighing many sightings makes one call)."""
-        ra, ca = divmod(int(a), self.terrain.cols)
+        cols = self.terrain.cols
+        ra, ca = divmod(int(a), cols)
         if np.ndim(b):
-            rb, cb = np.divmod(np.asarray(b, dtype=np.int64), self.terrain.cols)
+            b = np.asarray(b, dtype=np.int64)
+            if b.ndim == 1 and len(b) <= FEW_DISTANCES:  # (most: a sighting or a few)
+                return np.array([self._offset_distance(ra, ca, *divmod(x, cols))
+                                 for x in b.tolist()], dtype=float)
+            rb, cb = np.divmod(b, cols)
             return np.hypot(ra - rb, ca - cb) * self.terrain.grid.cell_km
-        rb, cb = divmod(int(b), self.terrain.cols)
-        return float(np.hypot(ra - rb, ca - cb) * self.terrain.grid.cell_km)
+        return self._offset_distance(ra, ca, *divmod(int(b), cols))
+
+    def _offset_distance(self, ra: int, ca: int, rb: int, cb: int) -> float:
+        """`distance_km` of two cells by row and column, numpy's `hypot` of their offsets
+        times the cell's km, kept by the offsets' sizes (hypot's value, whatever their signs):
+        tactics ask for a few hundred distinct offsets, a thousand times a month, and numpy
+        costs 5 us a call on scalars and arrays of a few."""
+        key = (abs(ra - rb), abs(ca - cb))
+        km = self._offset_km.get(key)
+        if km is None:
+            if len(self._offset_km) >= OFFSETS_KEPT:
+                self._offset_km.clear()
+            km = self._offset_km[key] = float(np.hypot(ra - rb, ca - cb)
+                                              * self.terrain.grid.cell_km)
+        return km
 
     def escorts_of(self, leader: Unit) -> list[Unit]:
         """The living units riding with ``leader`` (a convoy's escort)."""
