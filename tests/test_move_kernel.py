@@ -283,3 +283,36 @@ def test_a_run_is_the_same_with_kernels_and_with_numpy(monkeypatch, scenario, ho
     events, state = _run(monkeypatch, scenario, hours, "numba")
     assert any(e["type"] == rare for e in events)
     assert (events, state) == _run(monkeypatch, scenario, hours, "numpy")
+
+
+@pytest.mark.parametrize("zones", [True, False])
+def test_paths_appended_by_the_kernel_are_the_numpy_paths_to_the_bit(zones):
+    """A path book written with the compiled append (`movement._append`) holds the same cells,
+    hours, keys and zone entries as one written by the numpy path, through compactions and
+    growth, shared rounds, halts and hours on and a hair beside tick boundaries."""
+    rng = np.random.default_rng(12 if zones else 13)
+    zone = rng.integers(-1, 3, ROWS * COLS).astype(np.int8) if zones else None
+    books = [PathBook(UNITS, initial_cells=64, zone=zone) for _ in range(2)]
+    books[0]._compiled_flag, books[1]._compiled_flag = True, False
+    tick = 1.0 / (1 << 16)
+    rounds = [_path(rng, int(rng.integers(2, 90))) for _ in range(4)]
+    for r in rounds:
+        for x in r:
+            x.flags.writeable = False  # a shared timed route is read-only
+    for _ in range(400):
+        cells, hours = _path(rng, int(rng.integers(1, 120)))
+        if rng.random() < 0.3:  # marks on a tick, and the doubles on either side of it
+            k = rng.integers(1, 1 << 22, size=len(hours)) * tick
+            hours = np.maximum.accumulate(np.nextafter(k, rng.choice([-1.0, 0.0, 2.0], len(k))))
+            hours[0] = 0.0
+        shared = rng.random() < 0.3
+        if shared:
+            cells, hours = rounds[int(rng.integers(len(rounds)))]
+        unit = int(rng.integers(UNITS))
+        for book in books:
+            book.write(unit, cells, hours, shared)
+    a, b = books
+    assert a.n == b.n and len(a.cells) == len(b.cells) > 64
+    for name in ("cells", "hours", "key", "entry", "start", "length", "key_start"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    assert a.entry[: a.n].any() == zones

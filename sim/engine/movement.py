@@ -68,6 +68,15 @@ class PathBook:
         self._arange = read_only(np.arange(1024, dtype=np.int64))  # see _iota
         # shared timed routes whose one copy is in the buffer: id(hours) -> (hours, start)
         self._shared: dict[int, tuple[np.ndarray, int]] = {}
+        # whether a path is appended by the compiled kernel (`_append`): asked at the first
+        # write (asking imports Numba, which building a model must not)
+        self._compiled_flag: bool | None = None
+
+    @property
+    def _compiled(self) -> bool:
+        if self._compiled_flag is None:
+            self._compiled_flag = _append.compiled
+        return self._compiled_flag
 
     def write(self, unit: int, cells: np.ndarray, hours: np.ndarray, shared: bool = False) -> None:
         """Give ``unit`` a new path (``hours[0] == 0`` at its current cell).
@@ -93,6 +102,11 @@ class PathBook:
             self.key[s] = (s << KEY_SHIFT) + int(hours[0] * TICKS_PER_HOUR // 1)
             # entry[s] is False: the buffer beyond n is never written before (a compaction
             # makes new zeroed arrays), and a path's first cell enters nothing
+        elif self._compiled and type(hours) is np.ndarray and hours.dtype == _F64:
+            # one call instead of a dozen numpy calls (a few µs each); float64 hours only,
+            # whose products the kernel rounds as numpy does
+            _append(cells, hours, s, self.cells, self.hours, self.key, self.entry,
+                    _NO_ZONES if self.zone is None else self.zone)
         else:
             self.cells[s : s + k] = cells
             self.hours[s : s + k] = hours
@@ -183,6 +197,32 @@ class PathBook:
         if k > len(self._arange):
             self._arange = read_only(np.arange(max(k, 2 * len(self._arange)), dtype=np.int64))
         return self._arange[:k]
+
+
+_F64 = np.dtype(np.float64)
+#: `_append`'s zone layer for a map without zones.
+_NO_ZONES = np.zeros(0, dtype=np.int64)
+
+
+@kernel
+def _append(cells, hours, s, buf_cells, buf_hours, buf_key, buf_entry, zone):
+    """`PathBook.write`'s numpy path for a path of two cells or more, written at `s`: the
+    cells and hours, each mark's key `floor(hours * TICKS_PER_HOUR) + (s << KEY_SHIFT)`
+    (`_ticks`: the product, floored, then made an integer) and, where `zone` is the flat
+    zone layer (empty: no zones), `zone_entries`' flags."""
+    base = s << KEY_SHIFT
+    for j in range(len(cells)):
+        buf_cells[s + j] = cells[j]
+        h = hours[j]
+        buf_hours[s + j] = h
+        buf_key[s + j] = np.int64(np.floor(h * TICKS_PER_HOUR)) + base
+    if len(zone):
+        prev = zone[cells[0]]
+        buf_entry[s] = False
+        for j in range(1, len(cells)):
+            z = zone[cells[j]]
+            buf_entry[s + j] = z != prev and z >= 0
+            prev = z
 
 
 def zone_entries(zone: np.ndarray, cells: np.ndarray) -> np.ndarray:
