@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from itertools import accumulate
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -349,19 +350,20 @@ class Metrics:
     def _store(self, slots: np.ndarray) -> None:
         """Store the points seen from the keys just added at ``slots`` of the compiled
         coverage's table (see :meth:`_covered_counts`), after those stored before."""
+        # a few keys at a time: Python lists, not a numpy call per step (each costs more)
         keys = self._table[slots]
         points = self._points_of([complex(cell, r) for cell, r in zip(
             keys[:, 0].tolist(), keys[:, 1].view(np.float64).tolist(), strict=True)])
-        sizes = np.array([len(p) for p in points], dtype=np.int64)
-        ends = np.cumsum(sizes) + self._flat_used
-        if ends[-1] > len(self._flat):  # room for the new points: at least double the store
-            flat = np.zeros(max(2 * len(self._flat), int(ends[-1])), dtype=np.int64)
+        bounds = list(accumulate([len(p) for p in points], initial=self._flat_used))
+        end = bounds[-1]
+        if end > len(self._flat):  # room for the new points: at least double the store
+            flat = np.zeros(max(2 * len(self._flat), end), dtype=np.int64)
             flat[: self._flat_used] = self._flat[: self._flat_used]
             self._flat = flat
-        self._flat[self._flat_used : ends[-1]] = np.concatenate(points)
-        self._table[slots, 2] = ends - sizes
-        self._table[slots, 3] = ends
-        self._flat_used = int(ends[-1])
+        self._flat[self._flat_used : end] = np.concatenate(points)
+        self._table[slots, 2] = bounds[:-1]
+        self._table[slots, 3] = bounds[1:]
+        self._flat_used = end
         self._table_used += len(slots)
 
     def _covered(self, f, which: np.ndarray, ranges: np.ndarray,
