@@ -187,6 +187,31 @@ def test_ascii_concealment(ascii_terrain):
     assert ascii_terrain.concealment.max() <= 0.9
 
 
+def test_hours_per_cell_compiled_is_numpys_float32_bit_for_bit(monkeypatch):
+    """The one-pass kernel gives numpy's float32 hours in every cell: random costs (with
+    impassable and NaN cells), road classes, cell sizes and speeds (zero ones too)."""
+    from sim import compiled
+
+    rng = np.random.default_rng(8)
+    for trial in range(12):
+        shape = (int(rng.integers(1, 200)), int(rng.integers(1, 300)))
+        cost = rng.uniform(0.1, 10.0, shape).astype(np.float32)
+        cost[rng.random(shape) < 0.05] = np.inf
+        cost[rng.random(shape) < 0.01] = np.nan
+        t = SimpleNamespace(road=rng.integers(0, 4, shape).astype(np.uint8),
+                            move_cost={"foot": cost},
+                            cell_km=float(rng.choice([0.1, 0.25, 0.3, 1.0])))
+        speeds = (float(rng.uniform(1, 90)), float(rng.uniform(1, 90)))
+        if trial % 4 == 0:
+            speeds = (speeds[0], 0.0) if trial % 8 else (0.0, speeds[1])
+        monkeypatch.setenv(compiled.ENV_KERNELS, "numpy")
+        want = hours_per_cell(t, "foot", *speeds)
+        monkeypatch.setenv(compiled.ENV_KERNELS, "numba")
+        got = hours_per_cell(t, "foot", *speeds)
+        assert got.dtype == want.dtype == np.float32 and got.shape == shape
+        assert got.tobytes() == want.tobytes()
+
+
 def test_hours_per_cell_uses_road_speed_on_roads_only(ascii_terrain):
     t = ascii_terrain
     h = hours_per_cell(t, "offroad", 60.0, 30.0)

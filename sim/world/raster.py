@@ -43,6 +43,7 @@ import networkx as nx
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from sim.compiled import kernel
 from sim.scenario.vocab import MOBILITIES
 from sim.world.geo import Grid
 
@@ -366,11 +367,36 @@ def hours_per_cell(
     """
     if mobility not in terrain.move_cost:
         raise ValueError(f"unknown mobility {mobility!r}; expected one of {MOBILITIES}")
+    cost = terrain.move_cost[mobility]
+    road = terrain.road
+    if (_hours_per_cell.compiled and cost.dtype == np.float32 and cost.shape == road.shape
+            and cost.flags.c_contiguous and road.flags.c_contiguous):
+        # one pass over the layers instead of seven numpy passes (a 0.25 km theatre's 2.9
+        # million cells: about 25 ms a speed class, against 4)
+        out = np.empty(cost.shape, np.float32)
+        _hours_per_cell(road.reshape(-1), cost.reshape(-1), np.float32(terrain.cell_km),
+                        np.float32(v_road_kmh), np.float32(v_off_kmh), out.reshape(-1))
+        return out
     speed = np.where(terrain.road > 0, np.float32(v_road_kmh), np.float32(v_off_kmh))
     with np.errstate(divide="ignore", invalid="ignore"):
         h = np.float32(terrain.cell_km) * terrain.move_cost[mobility] / speed
     h = np.where((speed > 0) & np.isfinite(h), h, np.inf)
     return h.astype(np.float32)
+
+
+@kernel
+def _hours_per_cell(road, cost, cell_km, v_road, v_off, out):
+    """`hours_per_cell`'s numpy path cell by cell, in float32 (each product and quotient
+    rounded to float32 as numpy's float32 arithmetic is: a double holds the exact product, and
+    rounding a double's quotient to float32 is the float32 quotient, 53 >= 2 * 24 + 2 bits)."""
+    for i in range(len(out)):
+        speed = v_road if road[i] > 0 else v_off
+        h = np.float32(np.inf)
+        if speed > 0:  # (a zero speed: impassable, and no division by it)
+            q = np.float32(np.float32(cell_km * cost[i]) / speed)
+            if np.isfinite(q):
+                h = q
+        out[i] = h
 
 
 def shared_hours_per_cell(
