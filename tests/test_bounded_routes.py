@@ -224,6 +224,48 @@ def test_cost_bound_never_exceeds_a_routes_hours_and_gives_the_corridor():
     assert checked > 500 and sharper > 100
 
 
+def test_the_compiled_corridor_keeps_the_numpy_corridors_cells(monkeypatch):
+    """The corridor's cells are the same with the compiled sums as with numpy's, in boxes of
+    larger layers with roads (several levels), also with whole limits (which cells in line
+    with the ends and whole reaches sum to exactly: the test's boundary)."""
+    rng = np.random.default_rng(43)
+    kept = 0
+    for trial in range(60):
+        rows, cols = (int(v) for v in rng.integers(6, 60, 2))
+        h = roads_hours(rng, rows, cols) if trial % 2 else random_hours(rng, rows, cols, 1)
+        if not np.isfinite(h).any():
+            continue
+        bound = CostBound.of(h)
+        if not bound.levels:
+            continue
+        top, left = int(rng.integers(rows // 2)), int(rng.integers(cols // 2))
+        box = Box(top, rows, left, cols)
+        s = (int(rng.integers(top, rows)), int(rng.integers(left, cols)))
+        t = (int(rng.integers(top, rows)), int(rng.integers(left, cols)))
+        within = float(rng.uniform(0.5, 2.5)) * bound.steps(s, t) + 1.0
+        if trial % 3 == 0:  # a whole limit: cells in line with the ends sum to it exactly
+            within = float(round(within))
+        monkeypatch.setenv(compiled.ENV_KERNELS, "numpy")
+        want = bound.corridor(box, s, t, within)
+        monkeypatch.setenv(compiled.ENV_KERNELS, "numba")
+        got = bound.corridor(box, s, t, within)
+        assert got.dtype == np.int64
+        np.testing.assert_array_equal(got, want)
+        kept += len(want)
+    assert kept > 5000
+    # the boundary itself: along a road of the fastest cells the bound is the octile distance
+    # alone (no level adds), so the road's cells between two of its cells sum to exactly
+    # their distance, and a limit of that keeps them (and no cell off the road)
+    h = random_hours(rng, 30, 40, 1)
+    h[12, :] = np.float32(1 / 60)
+    bound = CostBound.of(h)
+    box = Box(2, 30, 3, 40)
+    for kernels in ("numpy", "numba"):
+        monkeypatch.setenv(compiled.ENV_KERNELS, kernels)
+        got = bound.corridor(box, (12, 8), (12, 31), 23.0)
+        np.testing.assert_array_equal(got, [box.local(12, c) for c in range(8, 32)])
+
+
 def test_a_source_beyond_the_limit_is_not_answered_unless_the_search_ran_out():
     h = np.full((20, 20), np.float32(1.0))
     h[:, 10] = np.inf                                  # a wall: the east half is cut off
