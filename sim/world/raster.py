@@ -369,8 +369,9 @@ def hours_per_cell(
         raise ValueError(f"unknown mobility {mobility!r}; expected one of {MOBILITIES}")
     cost = terrain.move_cost[mobility]
     road = terrain.road
-    if (_hours_per_cell.compiled and cost.dtype == np.float32 and cost.shape == road.shape
-            and cost.flags.c_contiguous and road.flags.c_contiguous):
+    if (cost.size >= COMPILED_LAYER_CELLS and cost.dtype == np.float32
+            and cost.shape == road.shape and cost.flags.c_contiguous
+            and road.flags.c_contiguous and _hours_per_cell.compiled):
         # one pass over the layers instead of seven numpy passes (a 0.25 km theatre's 2.9
         # million cells: about 25 ms a speed class, against 4)
         out = np.empty(cost.shape, np.float32)
@@ -382,6 +383,12 @@ def hours_per_cell(
         h = np.float32(terrain.cell_km) * terrain.move_cost[mobility] / speed
     h = np.where((speed > 0) & np.isfinite(h), h, np.inf)
     return h.astype(np.float32)
+
+
+#: `hours_per_cell` takes its compiled pass on layers of this many cells or more: on smaller
+#: ones numpy's passes take a few ms, less than importing Numba where nothing else needs it
+#: (`benchmarks/terrain.py`'s first cost field).
+COMPILED_LAYER_CELLS = 1 << 20
 
 
 @kernel
