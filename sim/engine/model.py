@@ -224,8 +224,10 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
         # each event's cell's (lat, lon), rounded: shared by every model on the terrain (a
         # batch's runs log at the same bases, posts and towns)
         self._latlon: dict[int, tuple[float, float]] = self.terrain.derived("event_latlon",
-                                                                            _no_cells)
-        self._offset_km: dict[tuple[int, int], float] = {}  # distance_km's, by offset
+                                                                            lambda _: {})
+        # distance_km's, by offset: the terrain's cell size alone sets them, so shared too
+        self._offset_km: dict[tuple[int, int], float] = self.terrain.derived("offset_km",
+                                                                             lambda _: {})
         # known_enemies' answers by (faction, age): (the knowledge's answer it filtered, the
         # hostility it filtered by, its own answer)
         self._enemies: dict[tuple[int, int], tuple[tuple, bytes, tuple]] = {}
@@ -936,11 +938,19 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
             self.step()
 
     def schedule_event(self, *args, **kwargs):
+        """Mesa's, where Mesa keeps stepping the model; else refused: the event would never
+        run (the model steps itself, see __init__)."""
+        if not self._own_clock:
+            return super().schedule_event(*args, **kwargs)
         raise NotImplementedError("DesertModel steps hour by hour without Mesa's event list: "
                                   "schedule on its agenda (model.agenda) or in a scenario's "
                                   "events")
 
-    schedule_recurring = schedule_event
+    def schedule_recurring(self, *args, **kwargs):
+        """As :meth:`schedule_event`."""
+        if not self._own_clock:
+            return super().schedule_recurring(*args, **kwargs)
+        return self.schedule_event(*args, **kwargs)
 
     def result(self) -> RunResult:
         """Daily metrics, summary and event log of what has been simulated so far."""
@@ -950,11 +960,6 @@ class DesertModel(Spawning, CampaignRules, mesa.Model):
             events=list(self.events),
             scenario=self.spec,
         )
-
-
-def _no_cells(terrain) -> dict[int, tuple[float, float]]:
-    """A terrain's store of event cells' (lat, lon) (:meth:`DesertModel.log`), empty."""
-    return {}
 
 
 def row_col_of_cell(terrain) -> tuple[np.ndarray, np.ndarray]:

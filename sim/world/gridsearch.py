@@ -224,6 +224,9 @@ def settle_toward(h, top, left, rows, cols, d_row, d_col, half_steps, target, so
     `settle` (a neighbour not popped holds at least its `d`, so attains nothing it does not
     attain there).
     """
+    # The heap's pop and sift-up are `settle`'s, written out again: as shared functions (a
+    # Numba call per pop and offer) the searches ran 7-8% slower on a 0.25 km theatre. A change
+    # to one heap is a change to both.
     n = rows * cols
     for i in range(n):
         dist[i] = np.inf

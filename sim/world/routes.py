@@ -428,11 +428,11 @@ def route_toward(h: np.ndarray, cell_km: float, box: Box, target_rc: tuple[int, 
     settles the cells whose distance plus the straight line to the start at the box's
     fastest rate is below the start's distance, not all cells nearer than the start (about
     two fifths as many on a theatre's everyday routes). Kernels must be on."""
+    _check_fits(h, box, None)
+    source, target = _local_in(box, source_rc), _local_in(box, target_rc)
     least = float(h[box.top:box.bottom, box.left:box.right].min())
     if not 0.0 < least < math.inf:  # no passable cell (or a free one): the plain search
         return Settling(h, cell_km, box, target_rc).route(source_rc, cols)
-    _check_fits(h, box, None)
-    source, target = _local_in(box, source_rc), _local_in(box, target_rc)
     per_step = least * cell_km * (1.0 - gridsearch.TOWARD_SLACK)
     n = box.size
     dist, hop = np.empty(n), np.empty(n, np.int32)
@@ -632,8 +632,9 @@ def _corridor_keep(cells, width, top, left, a_r, a_c, b_r, b_c, within, weights,
     kept = 0
     for k in range(len(cells)):
         cell = cells[k]
-        r = cell // width + top
-        c = cell - (cell // width) * width + left
+        row = cell // width
+        r = row + top
+        c = cell - row * width + left
         dr, dc = abs(r - a_r), abs(c - a_c)
         oa = np.float64(max(dr, dc)) + diag * min(dr, dc)
         dr, dc = abs(r - b_r), abs(c - b_c)
